@@ -1,0 +1,203 @@
+//! JSON reading shared by the JSON adapters: envelope checks, then typed access to fields that
+//! reports problems with their JSON pointer (RFC 6901).
+
+use serde_json::{Map, Value};
+use schemas::{CanonicalField, Normalizer, Problem};
+
+use crate::{DecodeError, NativeFormat, check_envelope, xml::truncate};
+
+/// Checks the envelope of a JSON message and parses it.
+pub(crate) fn decode_value(
+    format: &NativeFormat,
+    body: &[u8],
+    content_type: &str,
+) -> Result<Value, DecodeError> {
+    if let Some(charset) = check_envelope(format, body, content_type)?
+        && charset != "utf-8"
+        && charset != "utf8"
+    {
+        return Err(DecodeError::Encoding(format!(
+            "content type says charset={charset}; JSON is UTF-8 (RFC 8259)"
+        )));
+    }
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        return Err(DecodeError::Encoding(
+            "byte order mark before JSON (RFC 8259 forbids it)".into(),
+        ));
+    }
+    if std::str::from_utf8(body).is_err() {
+        return Err(DecodeError::Encoding("bytes are not valid UTF-8".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| DecodeError::Malformed {
+        path: format!("line {} column {}", e.line(), e.column()),
+        message: e.to_string(),
+    })
+}
+
+/// Appends a key to a JSON pointer, escaping `~` and `/`.
+pub(crate) fn pointer(base: &str, key: &str) -> String {
+    let mut out = String::with_capacity(base.len() + key.len() + 1);
+    out.push_str(base);
+    out.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A JSON object being read, with its pointer for error reports.
+pub(crate) struct Obj<'a> {
+    pub(crate) map: &'a Map<String, Value>,
+    pub(crate) pointer: String,
+}
+
+/// The text of a scalar: strings as they are, whole numbers in digits. Other numbers are refused
+/// because a float may already have lost the digits the sender meant.
+fn scalar_text(value: &Value) -> Result<std::borrow::Cow<'_, str>, Problem> {
+    match value {
+        Value::String(s) => Ok(s.as_str().into()),
+        Value::Number(n) if n.is_u64() => Ok(n.to_string().into()),
+        _ => Err(Problem::WrongType {
+            expected: "a string (or a whole number)",
+        }),
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => truncate(s),
+        other => truncate(&other.to_string()),
+    }
+}
+
+impl<'a> Obj<'a> {
+    /// The root of a document, which must be an object.
+    pub(crate) fn root(value: &'a Value, n: &mut Normalizer) -> Option<Self> {
+        Self::of(value, String::new(), n)
+    }
+
+    fn of(value: &'a Value, pointer: String, n: &mut Normalizer) -> Option<Self> {
+        match value {
+            Value::Object(map) => Some(Self { map, pointer }),
+            other => {
+                n.reject(
+                    CanonicalField::Document,
+                    if pointer.is_empty() { "/".into() } else { pointer },
+                    value_text(other),
+                    Problem::WrongType {
+                        expected: "an object",
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// A nested object; missing or of another type is recorded against `field`.
+    pub(crate) fn object(&self, key: &str, field: CanonicalField, n: &mut Normalizer) -> Option<Obj<'a>> {
+        match self.map.get(key) {
+            Some(value) => Self::of(value, pointer(&self.pointer, key), n),
+            None => {
+                n.reject(field, pointer(&self.pointer, key), "", Problem::Missing);
+                None
+            }
+        }
+    }
+
+    /// An array of objects; missing or of another type is recorded against `field`.
+    pub(crate) fn array(&self, key: &str, field: CanonicalField, n: &mut Normalizer) -> Option<Vec<Obj<'a>>> {
+        let at = pointer(&self.pointer, key);
+        match self.map.get(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| Self::of(item, format!("{at}/{i}"), n))
+                .collect(),
+            Some(other) => {
+                n.reject(field, at, value_text(other), Problem::WrongType { expected: "an array" });
+                None
+            }
+            None => {
+                n.reject(field, at, "", Problem::Missing);
+                None
+            }
+        }
+    }
+
+    /// Reads and parses a required scalar field.
+    pub(crate) fn take<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        let path = || pointer(&self.pointer, key);
+        match self.map.get(key) {
+            None | Some(Value::Null) => n.field(field, path, None, parse),
+            Some(value) => match scalar_text(value) {
+                Ok(text) => n.field(field, path, Some(&text), parse),
+                Err(problem) => {
+                    n.reject(field, path(), value_text(value), problem);
+                    None
+                }
+            },
+        }
+    }
+
+    /// Reads and parses an optional scalar field (absent or `null` is `Some(None)`).
+    pub(crate) fn take_opt<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(_) => self.take(n, field, key, parse).map(Some),
+        }
+    }
+
+    /// Rejects keys the format does not define.
+    pub(crate) fn check_keys(&self, known: &[&str], n: &mut Normalizer) {
+        for (key, value) in self.map {
+            if !known.contains(&key.as_str()) {
+                n.reject(
+                    CanonicalField::Document,
+                    pointer(&self.pointer, key),
+                    value_text(value),
+                    Problem::UnknownField,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_escape_per_rfc_6901() {
+        assert_eq!(pointer("/a", "b/c~d"), "/a/b~1c~0d");
+    }
+
+    #[test]
+    fn reports_wrong_types_missing_and_unknown_keys_with_pointers() {
+        let value: Value =
+            serde_json::from_str(r#"{"a": {"b": 1.5, "c": true}, "z": 1}"#).unwrap();
+        let mut n = Normalizer::new();
+        let root = Obj::root(&value, &mut n).unwrap();
+        let a = root.object("a", CanonicalField::Document, &mut n).unwrap();
+        assert!(a.take(&mut n, CanonicalField::Sequence, "b", |t| Ok(t.to_owned())).is_none());
+        assert!(a.take(&mut n, CanonicalField::CaseId, "missing", |t| Ok(t.to_owned())).is_none());
+        root.check_keys(&["a"], &mut n);
+        let paths: Vec<_> = n.errors().iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/a/b", "/a/missing", "/z"]);
+    }
+}

@@ -1,0 +1,181 @@
+//! Realistic canonical events, drawn from a seeded generator: what each bureau's system would
+//! send. Adapters encode them into sample messages; the demo, tests and benchmarks use those.
+
+use chrono::{Duration, NaiveDate, NaiveTime};
+use rust_decimal::Decimal;
+use schemas::{
+    Area, BureauCaseId, BureauId, Case, CaseStatus, CreditCode, District, Event, Item, MessageId,
+    Money, Organization, Project, ProjectCode, ShanghaiTime, Stage, WorkingDays,
+    model::Name,
+};
+
+const PROJECT_KINDS: [&str; 10] = [
+    "科創園一期工程",
+    "保障性租賃住房項目",
+    "污水處理廠提標改造工程",
+    "生態綠地建設項目",
+    "綜合交通樞紐配套工程",
+    "產業園標準廠房項目",
+    "地下空間開發工程",
+    "城市更新（舊區改造）項目",
+    "軌道交通站點綜合開發項目",
+    "學校新建工程",
+];
+
+const COMPANIES: [&str; 8] = [
+    "上海城投建設發展有限公司",
+    "上海臨港產業開發有限公司",
+    "上海浦江置業有限公司",
+    "上海申通地鐵資產管理有限公司",
+    "上海A&B科技發展有限公司",
+    "上海綠地城市建設有限公司",
+    "上海化學工業區投資實業有限公司",
+    "上海長江水務工程有限公司",
+];
+
+/// The letters and digits a credit code's organization part is written in.
+const CREDIT_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+fn pick<'a, T>(rng: &mut fastrand::Rng, items: &'a [T]) -> &'a T {
+    &items[rng.usize(..items.len())]
+}
+
+/// A prefix of the bureau's own message and case ids, as its system numbers them.
+fn id_prefix(bureau: BureauId) -> &'static str {
+    match bureau {
+        BureauId::Planning => "GH",
+        BureauId::Water => "SW",
+        BureauId::Transport => "JT",
+        BureauId::TrafficPolice => "JJ",
+        BureauId::CivilDefense => "RF",
+        BureauId::Greenery => "LH",
+    }
+}
+
+/// The statutory limit a bureau applies to an item, in working days (from the seed where it
+/// names one: water connection in 6 days, traffic-safety review in 1).
+fn time_limit(item: Item) -> u16 {
+    match item {
+        Item::RoadWorksTrafficSafety => 1,
+        Item::WaterSupplyConnection => 6,
+        Item::DrainagePermit | Item::TreeFelling | Item::GreenLandOccupation => 10,
+        Item::CivilDefenseDesignReview | Item::CivilDefenseCompletionFiling => 5,
+        _ => 15,
+    }
+}
+
+fn credit_code(rng: &mut fastrand::Rng, district: District) -> CreditCode {
+    let division = District::from_gb2260(district.code()).map_or("310000", District::code);
+    let mut first17 = format!("91{division}");
+    while first17.len() < 17 {
+        first17.push(char::from(*pick(rng, CREDIT_ALPHABET)));
+    }
+    CreditCode::with_check_character(&first17)
+        .unwrap_or_else(|problem| unreachable!("generated credit code invalid: {problem}"))
+}
+
+fn parsed<T>(result: Result<T, schemas::Problem>, what: &str) -> T {
+    result.unwrap_or_else(|problem| unreachable!("generated {what} invalid: {problem}"))
+}
+
+/// One realistic case event from `source`'s system.
+pub fn case_event(rng: &mut fastrand::Rng, source: BureauId) -> Event {
+    let items: Vec<Item> = Item::ALL.into_iter().filter(|i| i.bureau() == source).collect();
+    let item = *pick(rng, &items);
+    let district = *pick(rng, &District::ALL);
+    let division = District::from_gb2260(district.code()).map_or("310115", District::code);
+    let year = rng.u32(21..=26);
+    let code = format!(
+        "{year:02}{:02}-{division}-{}-0{}-{:06}",
+        rng.u32(1..=12),
+        pick(rng, &["01", "04", "05", "07", "12"]),
+        rng.u32(1..=2),
+        rng.u32(0..1_000_000)
+    );
+    let project = Project {
+        code: parsed(ProjectCode::parse(&code), "project code"),
+        name: parsed(
+            Name::parse(&format!(
+                "{}{}",
+                district.name_traditional(),
+                pick(rng, &PROJECT_KINDS)
+            )),
+            "project name",
+        ),
+    };
+    let applicant = Organization {
+        name: parsed(Name::parse(*pick(rng, &COMPANIES)), "company name"),
+        credit_code: credit_code(rng, district),
+    };
+    let day = NaiveDate::from_ymd_opt(2000 + year as i32, 1, 4)
+        .unwrap_or_default()
+        .checked_add_signed(Duration::days(rng.i64(0..330)))
+        .unwrap_or_default();
+    let time = NaiveTime::from_hms_opt(rng.u32(8..18), rng.u32(0..60), rng.u32(0..60))
+        .unwrap_or_default();
+    let submitted = day.and_time(time);
+    let occurred = submitted + Duration::minutes(rng.i64(0..30 * 24 * 60));
+    let status = *pick(rng, &CaseStatus::ALL);
+    let case = Case {
+        project,
+        item,
+        stage: *pick(rng, &Stage::ALL),
+        district,
+        applicant,
+        status,
+        submitted_at: parsed(ShanghaiTime::from_local(submitted), "submission time"),
+        time_limit_working_days: parsed(WorkingDays::new(time_limit(item)), "time limit"),
+        floor_area: rng.bool().then(|| {
+            parsed(
+                Area::from_canonical(Decimal::new(rng.i64(10_000..50_000_000), 2)),
+                "area",
+            )
+        }),
+        investment: rng.bool().then(|| {
+            parsed(
+                Money::from_canonical(Decimal::new(rng.i64(1_000_000..1_000_000_000_000), 2)),
+                "money",
+            )
+        }),
+    };
+    let prefix = id_prefix(source);
+    Event::for_case(
+        parsed(
+            MessageId::parse(&format!(
+                "{prefix}-{}-{:08x}",
+                occurred.format("%Y%m%d"),
+                rng.u32(..)
+            )),
+            "message id",
+        ),
+        source,
+        parsed(
+            BureauCaseId::parse(&format!("{prefix}{}{:06}", 2000 + year, rng.u32(0..1_000_000))),
+            "case id",
+        ),
+        rng.u64(1..=6),
+        parsed(ShanghaiTime::from_local(occurred), "event time"),
+        case,
+    )
+    .unwrap_or_else(|problem| unreachable!("generated event invalid: {problem}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_events_are_valid_canonical_json() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for bureau in BureauId::ALL {
+            for _ in 0..50 {
+                let event = case_event(&mut rng, bureau);
+                assert_eq!(event.source, bureau);
+                assert_eq!(event.case().item.bureau(), bureau);
+                let json = serde_json::to_string(&event).unwrap();
+                let back: Event = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, event);
+            }
+        }
+    }
+}

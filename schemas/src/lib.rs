@@ -1,0 +1,35 @@
+//! The canonical case model of the Shanghai construction-approval exchange, and the strict
+//! normalization that turns a bureau's native text into it.
+//!
+//! Every bureau adapter decodes its native format into the types of [`model`] (events about
+//! cases) and [`survey`] (multi-survey-in-one results), using the parsers of [`normalize`].
+//! Nothing here knows about TLS, HTTP, stores or any particular bureau's format: this crate is
+//! the one language the rest of the gateway speaks.
+//!
+//! Normalization is strict: a value that does not parse exactly is rejected with a
+//! [`normalize::NormalizeError`] naming the canonical field, the bureau's own field path and the
+//! offending text. Nothing is ever guessed, and money and areas are exact decimals, never `f64`.
+
+pub mod bureau;
+pub mod codes;
+pub mod district;
+pub mod model;
+pub mod normalize;
+pub mod quantity;
+pub mod schema_files;
+pub mod survey;
+pub mod text;
+pub mod time;
+
+pub use bureau::BureauId;
+pub use codes::{CreditCode, ProjectCode};
+pub use district::District;
+pub use model::{
+    Applicant, BureauCaseId, Case, CaseStatus, Event, EventKind, Item, MessageId, Organization,
+    Payload, Project,
+    Stage,
+};
+pub use normalize::{CanonicalField, NormalizeError, Normalizer, Problem};
+pub use quantity::{Area, Count, Length, Money, Percent, WorkingDays};
+pub use survey::{FigureName, FileRef, Sha256Hex, SurveyFigure, SurveyKind, SurveyResult};
+pub use time::{LocalFormat, ShanghaiDate, ShanghaiTime};
