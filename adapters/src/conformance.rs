@@ -58,7 +58,11 @@ fn decode_ok(adapter: &dyn Adapter, body: &[u8], what: &str) -> Vec<Event> {
         .unwrap_or_else(|e| panic!("{what} of {} does not decode: {e:#?}", adapter.bureau()));
     assert!(!events.is_empty(), "{what} decodes to no events");
     if !adapter.format().batch {
-        assert_eq!(events.len(), 1, "{what}: a single-case format gave several events");
+        assert_eq!(
+            events.len(),
+            1,
+            "{what}: a single-case format gave several events"
+        );
     }
     events
 }
@@ -80,7 +84,11 @@ fn check_round_trip(adapter: &dyn Adapter, event: &Event) {
 
 fn check_invalid_samples(adapter: &dyn Adapter, dir: &Path) {
     let invalid = read_samples(dir);
-    assert!(!invalid.is_empty(), "no invalid samples in {}", dir.display());
+    assert!(
+        !invalid.is_empty(),
+        "no invalid samples in {}",
+        dir.display()
+    );
     for (path, body) in invalid {
         let mut expect_path = path.clone().into_os_string();
         expect_path.push(".expect");
@@ -104,8 +112,10 @@ fn check_invalid_samples(adapter: &dyn Adapter, dir: &Path) {
             (Err(DecodeError::Invalid(errors)), None) => {
                 let want_path = want_path.unwrap_or_else(|| panic!("{name}: .expect has no path"));
                 assert!(
-                    errors.iter().any(|e| e.path == want_path
-                        && want_field.is_none_or(|f| e.field.as_str() == f)),
+                    errors
+                        .iter()
+                        .any(|e| e.path == want_path
+                            && want_field.is_none_or(|f| e.field.as_str() == f)),
                     "{name}: no error at {want_path} (field {want_field:?}); got {errors:#?}"
                 );
                 for error in &errors {
@@ -139,7 +149,11 @@ fn check_generated_samples(adapter: &dyn Adapter) {
         );
         let events = decode_ok(adapter, &sample.body, &format!("generated sample {seed}"));
         for event in &events {
-            assert_eq!(event.source, adapter.bureau(), "a sample from another bureau");
+            assert_eq!(
+                event.source,
+                adapter.bureau(),
+                "a sample from another bureau"
+            );
             check_round_trip(adapter, event);
         }
     }
@@ -153,13 +167,20 @@ fn check_hostile_inputs(adapter: &dyn Adapter, valid: &[u8]) {
     let mut big = valid.to_vec();
     big.resize(format.max_message_bytes + 1, b' ');
     assert!(
-        matches!(adapter.decode(&big, media_type), Err(DecodeError::TooLarge { .. })),
+        matches!(
+            adapter.decode(&big, media_type),
+            Err(DecodeError::TooLarge { .. })
+        ),
         "{}: oversized message not refused",
         adapter.bureau()
     );
 
     // Another format's content type.
-    let other = if media_type == "application/json" { "application/xml" } else { "application/json" };
+    let other = if media_type == "application/json" {
+        "application/xml"
+    } else {
+        "application/json"
+    };
     assert!(matches!(
         adapter.decode(valid, other),
         Err(DecodeError::UnsupportedContentType { .. })
@@ -168,7 +189,10 @@ fn check_hostile_inputs(adapter: &dyn Adapter, valid: &[u8]) {
     match format.syntax {
         Syntax::Xml { encoding } => {
             let text = encoding.decode_without_bom_handling(valid).0.into_owned();
-            let decl_end = text.find("?>").expect("XML samples start with a declaration") + 2;
+            let decl_end = text
+                .find("?>")
+                .expect("XML samples start with a declaration")
+                + 2;
             let (decl, rest) = text.split_at(decl_end);
 
             // DOCTYPE with entity declarations: the billion-laughs shape, and an external one.
@@ -188,13 +212,24 @@ fn check_hostile_inputs(adapter: &dyn Adapter, valid: &[u8]) {
             }
 
             // A declaration naming another encoding than the format's.
-            let wrong = if encoding == encoding_rs::UTF_8 { "GB18030" } else { "UTF-8" };
-            let relabelled = decl.replace(encoding.name(), wrong);
-            assert_ne!(relabelled, decl, "declaration does not name {}", encoding.name());
-            let relabelled = format!("{relabelled}{rest}");
+            let wrong = if encoding == encoding_rs::UTF_8 {
+                "GB18030"
+            } else {
+                "UTF-8"
+            };
+            // The declaration is ASCII, so lower-casing keeps byte offsets.
+            let name = encoding.name().to_ascii_lowercase();
+            let at = decl
+                .to_ascii_lowercase()
+                .find(&name)
+                .unwrap_or_else(|| panic!("declaration does not name {}", encoding.name()));
+            let relabelled = format!("{}{wrong}{}{rest}", &decl[..at], &decl[at + name.len()..]);
             let (bytes, _, _) = encoding.encode(&relabelled);
             assert!(
-                matches!(adapter.decode(&bytes, media_type), Err(DecodeError::Encoding(_))),
+                matches!(
+                    adapter.decode(&bytes, media_type),
+                    Err(DecodeError::Encoding(_))
+                ),
                 "{}: wrong declared encoding not refused",
                 adapter.bureau()
             );
@@ -208,7 +243,10 @@ fn check_hostile_inputs(adapter: &dyn Adapter, valid: &[u8]) {
             if !text.is_ascii() {
                 let (gbk, _, _) = encoding_rs::GBK.encode(&text);
                 assert!(
-                    matches!(adapter.decode(&gbk, media_type), Err(DecodeError::Encoding(_))),
+                    matches!(
+                        adapter.decode(&gbk, media_type),
+                        Err(DecodeError::Encoding(_))
+                    ),
                     "{}: GBK bytes accepted as JSON",
                     adapter.bureau()
                 );
@@ -249,7 +287,12 @@ fn check_mutations_never_panic(adapter: &dyn Adapter, valid: Vec<Vec<u8>>) {
             let _ = adapter.decode(&body, media_type);
             Ok(())
         })
-        .unwrap_or_else(|e| panic!("{}: decode panicked on mutated input: {e}", adapter.bureau()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: decode panicked on mutated input: {e}",
+                adapter.bureau()
+            )
+        });
     runner
         .run(&proptest::collection::vec(any::<u8>(), 0..512), |body| {
             let _ = adapter.decode(&body, media_type);

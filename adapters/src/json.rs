@@ -1,8 +1,8 @@
 //! JSON reading shared by the JSON adapters: envelope checks, then typed access to fields that
 //! reports problems with their JSON pointer (RFC 6901).
 
-use serde_json::{Map, Value};
 use schemas::{CanonicalField, Normalizer, Problem};
+use serde_json::{Map, Value};
 
 use crate::{DecodeError, NativeFormat, check_envelope, xml::truncate};
 
@@ -67,7 +67,8 @@ fn scalar_text(value: &Value) -> Result<std::borrow::Cow<'_, str>, Problem> {
     }
 }
 
-fn value_text(value: &Value) -> String {
+/// A value as text for error reports (strings unquoted), at most 200 characters.
+pub(crate) fn value_text(value: &Value) -> String {
     match value {
         Value::String(s) => truncate(s),
         other => truncate(&other.to_string()),
@@ -86,7 +87,11 @@ impl<'a> Obj<'a> {
             other => {
                 n.reject(
                     CanonicalField::Document,
-                    if pointer.is_empty() { "/".into() } else { pointer },
+                    if pointer.is_empty() {
+                        "/".into()
+                    } else {
+                        pointer
+                    },
                     value_text(other),
                     Problem::WrongType {
                         expected: "an object",
@@ -98,31 +103,16 @@ impl<'a> Obj<'a> {
     }
 
     /// A nested object; missing or of another type is recorded against `field`.
-    pub(crate) fn object(&self, key: &str, field: CanonicalField, n: &mut Normalizer) -> Option<Obj<'a>> {
+    pub(crate) fn object(
+        &self,
+        key: &str,
+        field: CanonicalField,
+        n: &mut Normalizer,
+    ) -> Option<Obj<'a>> {
         match self.map.get(key) {
             Some(value) => Self::of(value, pointer(&self.pointer, key), n),
             None => {
                 n.reject(field, pointer(&self.pointer, key), "", Problem::Missing);
-                None
-            }
-        }
-    }
-
-    /// An array of objects; missing or of another type is recorded against `field`.
-    pub(crate) fn array(&self, key: &str, field: CanonicalField, n: &mut Normalizer) -> Option<Vec<Obj<'a>>> {
-        let at = pointer(&self.pointer, key);
-        match self.map.get(key) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| Self::of(item, format!("{at}/{i}"), n))
-                .collect(),
-            Some(other) => {
-                n.reject(field, at, value_text(other), Problem::WrongType { expected: "an array" });
-                None
-            }
-            None => {
-                n.reject(field, at, "", Problem::Missing);
                 None
             }
         }
@@ -163,6 +153,68 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// Reads a required field the format types as a JSON string; any other JSON type is
+    /// refused (for formats that write every value as text).
+    pub(crate) fn string<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        self.typed(n, field, key, Value::is_string, "a JSON string", parse)
+    }
+
+    /// Reads an optional field the format types as a JSON string: absent is `Some(None)`,
+    /// `null` is refused (such formats omit a key that has no value).
+    pub(crate) fn string_opt<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        match self.map.get(key) {
+            None => Some(None),
+            Some(_) => self.string(n, field, key, parse).map(Some),
+        }
+    }
+
+    /// Reads a required field the format types as a JSON integer.
+    pub(crate) fn integer<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        // A fraction or a sign is refused by `take` itself.
+        self.typed(n, field, key, Value::is_number, "a JSON integer", parse)
+    }
+
+    fn typed<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        key: &str,
+        is_type: fn(&Value) -> bool,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        match self.map.get(key) {
+            Some(value) if !is_type(value) => {
+                n.reject(
+                    field,
+                    pointer(&self.pointer, key),
+                    value_text(value),
+                    Problem::WrongType { expected },
+                );
+                None
+            }
+            _ => self.take(n, field, key, parse),
+        }
+    }
+
     /// Rejects keys the format does not define.
     pub(crate) fn check_keys(&self, known: &[&str], n: &mut Normalizer) {
         for (key, value) in self.map {
@@ -189,13 +241,20 @@ mod tests {
 
     #[test]
     fn reports_wrong_types_missing_and_unknown_keys_with_pointers() {
-        let value: Value =
-            serde_json::from_str(r#"{"a": {"b": 1.5, "c": true}, "z": 1}"#).unwrap();
+        let value: Value = serde_json::from_str(r#"{"a": {"b": 1.5, "c": true}, "z": 1}"#).unwrap();
         let mut n = Normalizer::new();
         let root = Obj::root(&value, &mut n).unwrap();
         let a = root.object("a", CanonicalField::Document, &mut n).unwrap();
-        assert!(a.take(&mut n, CanonicalField::Sequence, "b", |t| Ok(t.to_owned())).is_none());
-        assert!(a.take(&mut n, CanonicalField::CaseId, "missing", |t| Ok(t.to_owned())).is_none());
+        assert!(
+            a.take(&mut n, CanonicalField::Sequence, "b", |t| Ok(t.to_owned()))
+                .is_none()
+        );
+        assert!(
+            a.take(&mut n, CanonicalField::CaseId, "missing", |t| Ok(
+                t.to_owned()
+            ))
+            .is_none()
+        );
         root.check_keys(&["a"], &mut n);
         let paths: Vec<_> = n.errors().iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/a/b", "/a/missing", "/z"]);

@@ -9,21 +9,34 @@
 
 use schemas::{BureauId, Event, NormalizeError};
 
+pub mod civil_defense;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod greenery;
 mod json;
 pub mod planning;
 pub mod sample;
+pub mod traffic_police;
+pub mod transport;
+mod vocabulary;
+pub mod water;
 mod xml;
 
 /// Every adapter, one per bureau. This is the one place an adapter is registered.
 pub static ALL: &[&dyn Adapter] = &[
     &planning::Planning,
+    &water::Water,
+    &transport::Transport,
+    &traffic_police::TrafficPolice,
+    &civil_defense::CivilDefense,
+    &greenery::Greenery,
 ];
 
 /// The adapter of a bureau (every bureau has one; `registry_is_complete` checks it).
 pub fn for_bureau(bureau: BureauId) -> Option<&'static dyn Adapter> {
-    ALL.iter().copied().find(|adapter| adapter.bureau() == bureau)
+    ALL.iter()
+        .copied()
+        .find(|adapter| adapter.bureau() == bureau)
 }
 
 /// How a bureau's native messages are written.
@@ -186,6 +199,7 @@ mod tests {
 
     #[test]
     fn registry_is_complete_and_in_bureau_order() {
+        assert_eq!(ALL.len(), BureauId::ALL.len());
         for (adapter, bureau) in ALL.iter().zip(BureauId::ALL) {
             assert_eq!(adapter.bureau(), bureau);
             assert_eq!(for_bureau(bureau).map(|a| a.bureau()), Some(bureau));
@@ -198,6 +212,9 @@ mod tests {
             parse_content_type("Application/XML; charset=\"GB18030\""),
             ("application/xml".into(), Some("gb18030".into()))
         );
-        assert_eq!(parse_content_type("application/json"), ("application/json".into(), None));
+        assert_eq!(
+            parse_content_type("application/json"),
+            ("application/json".into(), None)
+        );
     }
 }

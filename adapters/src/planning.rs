@@ -15,11 +15,12 @@ use encoding_rs::UTF_8;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::{
-    Area, BureauCaseId, BureauId, Case, CaseStatus, CanonicalField as F, CreditCode, District,
+    Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
     Event, Item, MessageId, Money, Normalizer, Organization, Problem, Project, ProjectCode,
     ShanghaiTime, Stage, WorkingDays,
 };
 
+use crate::vocabulary::{code_of, lookup};
 use crate::xml::{Element, XmlWriter, decode_document};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
@@ -61,33 +62,13 @@ const STAGES: [(Stage, &str); 4] = [
     (Stage::CompletionAcceptance, "4"),
 ];
 
-/// Looks a native code up in a table (both ways).
-fn lookup<T: Copy + PartialEq>(
-    table: &[(T, &'static str)],
-    text: &str,
-    vocabulary: &'static str,
-) -> Result<T, Problem> {
-    let text = text.trim();
-    table
-        .iter()
-        .find(|(_, code)| *code == text)
-        .map(|(value, _)| *value)
-        .ok_or(Problem::UnknownCode { vocabulary })
-}
-
-fn code_of<T: Copy + PartialEq>(table: &[(T, &'static str)], value: T) -> &'static str {
-    table
-        .iter()
-        .find(|(v, _)| *v == value)
-        .map(|(_, code)| *code)
-        .unwrap_or_else(|| unreachable!("every value has a code"))
-}
-
 /// Item codes: the canonical code in upper case, e.g. `CONSTRUCTION_PLANNING_PERMIT`.
 fn parse_item(text: &str) -> Result<Item, Problem> {
     let text = text.trim();
     if text.bytes().any(|b| b.is_ascii_lowercase()) {
-        return Err(Problem::UnknownCode { vocabulary: "item code (upper case)" });
+        return Err(Problem::UnknownCode {
+            vocabulary: "item code (upper case)",
+        });
     }
     Item::parse_code(&text.to_ascii_lowercase())
 }
@@ -100,7 +81,9 @@ impl Planning {
                 F::Document,
                 "/GhzyExchange/@version",
                 root.attribute("version").unwrap_or(""),
-                Problem::BadFormat { expected: "version 1.0" },
+                Problem::BadFormat {
+                    expected: "version 1.0",
+                },
             );
         }
         let header = root.child("Header");
@@ -109,77 +92,199 @@ impl Planning {
             n.reject(F::Document, "/GhzyExchange", "", Problem::Missing);
             return None;
         };
-        header.check_children("/GhzyExchange/Header", &["MessageId", "Sender", "SendTime"], &[], n);
+        header.check_children(
+            "/GhzyExchange/Header",
+            &["MessageId", "Sender", "SendTime"],
+            &[],
+            n,
+        );
         let h = |name: &str| format!("/GhzyExchange/Header/{name}");
-        let message_id = n.field(F::MessageId, || h("MessageId"), header.text_of("MessageId"), MessageId::parse);
-        let source = n.field(F::Source, || h("Sender"), header.text_of("Sender"), |t| {
-            lookup(&SENDERS, t, "department code")
-        });
-        let occurred_at = n.field(F::OccurredAt, || h("SendTime"), header.text_of("SendTime"), ShanghaiTime::parse_rfc3339);
+        let message_id = n.field(
+            F::MessageId,
+            || h("MessageId"),
+            header.text_of("MessageId"),
+            MessageId::parse,
+        );
+        let source = n.field(
+            F::Source,
+            || h("Sender"),
+            header.text_of("Sender"),
+            |t| lookup(&SENDERS, t, "department code"),
+        );
+        let occurred_at = n.field(
+            F::OccurredAt,
+            || h("SendTime"),
+            header.text_of("SendTime"),
+            ShanghaiTime::parse_rfc3339,
+        );
 
         const CASE_FIELDS: [&str; 12] = [
-            "CaseNo", "Sequence", "ItemCode", "StageCode", "StatusCode", "DistrictCode", "Project",
-            "Applicant", "SubmitTime", "TimeLimit", "FloorArea", "Investment",
+            "CaseNo",
+            "Sequence",
+            "ItemCode",
+            "StageCode",
+            "StatusCode",
+            "DistrictCode",
+            "Project",
+            "Applicant",
+            "SubmitTime",
+            "TimeLimit",
+            "FloorArea",
+            "Investment",
         ];
         case.check_children("/GhzyExchange/Case", &CASE_FIELDS, &[], n);
         let c = |name: &str| format!("/GhzyExchange/Case/{name}");
-        let case_id = n.field(F::CaseId, || c("CaseNo"), case.text_of("CaseNo"), BureauCaseId::parse);
-        let sequence = n.field(F::Sequence, || c("Sequence"), case.text_of("Sequence"), parse_sequence);
-        let item = n.field(F::Item, || c("ItemCode"), case.text_of("ItemCode"), parse_item);
-        let stage = n.field(F::Stage, || c("StageCode"), case.text_of("StageCode"), |t| {
-            lookup(&STAGES, t, "stage code (1-4)")
-        });
-        let status = n.field(F::Status, || c("StatusCode"), case.text_of("StatusCode"), |t| {
-            lookup(&STATUSES, t, "status code (01-06)")
-        });
-        let district = n.field(F::District, || c("DistrictCode"), case.text_of("DistrictCode"), District::parse_code);
+        let case_id = n.field(
+            F::CaseId,
+            || c("CaseNo"),
+            case.text_of("CaseNo"),
+            BureauCaseId::parse,
+        );
+        let sequence = n.field(
+            F::Sequence,
+            || c("Sequence"),
+            case.text_of("Sequence"),
+            parse_sequence,
+        );
+        let item = n.field(
+            F::Item,
+            || c("ItemCode"),
+            case.text_of("ItemCode"),
+            parse_item,
+        );
+        let stage = n.field(
+            F::Stage,
+            || c("StageCode"),
+            case.text_of("StageCode"),
+            |t| lookup(&STAGES, t, "stage code (1-4)"),
+        );
+        let status = n.field(
+            F::Status,
+            || c("StatusCode"),
+            case.text_of("StatusCode"),
+            |t| lookup(&STATUSES, t, "status code (01-06)"),
+        );
+        let district = n.field(
+            F::District,
+            || c("DistrictCode"),
+            case.text_of("DistrictCode"),
+            District::parse_code,
+        );
 
         let empty = Element::default();
         let project = case.child("Project").unwrap_or_else(|| {
             n.reject(F::ProjectCode, c("Project"), "", Problem::Missing);
             &empty
         });
-        project.check_children("/GhzyExchange/Case/Project", &["ProjectCode", "ProjectName"], &[], n);
-        let project_code = n.field(F::ProjectCode, || c("Project/ProjectCode"), project.text_of("ProjectCode"), ProjectCode::parse);
-        let project_name = n.field(F::ProjectName, || c("Project/ProjectName"), project.text_of("ProjectName"), Name::parse);
+        project.check_children(
+            "/GhzyExchange/Case/Project",
+            &["ProjectCode", "ProjectName"],
+            &[],
+            n,
+        );
+        let project_code = n.field(
+            F::ProjectCode,
+            || c("Project/ProjectCode"),
+            project.text_of("ProjectCode"),
+            ProjectCode::parse,
+        );
+        let project_name = n.field(
+            F::ProjectName,
+            || c("Project/ProjectName"),
+            project.text_of("ProjectName"),
+            Name::parse,
+        );
 
         let applicant = case.child("Applicant").unwrap_or_else(|| {
             n.reject(F::ApplicantName, c("Applicant"), "", Problem::Missing);
             &empty
         });
-        applicant.check_children("/GhzyExchange/Case/Applicant", &["Name", "CreditCode"], &[], n);
-        let applicant_name = n.field(F::ApplicantName, || c("Applicant/Name"), applicant.text_of("Name"), Name::parse);
-        let credit_code = n.field(F::ApplicantCreditCode, || c("Applicant/CreditCode"), applicant.text_of("CreditCode"), CreditCode::parse);
+        applicant.check_children(
+            "/GhzyExchange/Case/Applicant",
+            &["Name", "CreditCode"],
+            &[],
+            n,
+        );
+        let applicant_name = n.field(
+            F::ApplicantName,
+            || c("Applicant/Name"),
+            applicant.text_of("Name"),
+            Name::parse,
+        );
+        let credit_code = n.field(
+            F::ApplicantCreditCode,
+            || c("Applicant/CreditCode"),
+            applicant.text_of("CreditCode"),
+            CreditCode::parse,
+        );
 
-        let submitted_at = n.field(F::SubmittedAt, || c("SubmitTime"), case.text_of("SubmitTime"), ShanghaiTime::parse_rfc3339);
-        let time_limit = n.field(F::TimeLimit, || c("TimeLimit"), case.text_of("TimeLimit"), WorkingDays::parse);
+        let submitted_at = n.field(
+            F::SubmittedAt,
+            || c("SubmitTime"),
+            case.text_of("SubmitTime"),
+            ShanghaiTime::parse_rfc3339,
+        );
+        let time_limit = n.field(
+            F::TimeLimit,
+            || c("TimeLimit"),
+            case.text_of("TimeLimit"),
+            WorkingDays::parse,
+        );
         let floor_area = case.child("FloorArea").map(|e| {
             let unit = e.attribute("unit").unwrap_or("");
-            n.field(F::FloorArea, || c("FloorArea"), Some(&e.text), |t| Area::from_number_and_unit(t, unit))
+            n.field(
+                F::FloorArea,
+                || c("FloorArea"),
+                Some(&e.text),
+                |t| Area::from_number_and_unit(t, unit),
+            )
         });
         let investment = case.child("Investment").map(|e| {
             let unit = e.attribute("unit").unwrap_or("");
-            n.field(F::Investment, || c("Investment"), Some(&e.text), |t| Money::from_number_and_unit(t, unit))
+            n.field(
+                F::Investment,
+                || c("Investment"),
+                Some(&e.text),
+                |t| Money::from_number_and_unit(t, unit),
+            )
         });
         if !n.is_clean() {
             return None;
         }
         let case = Case {
-            project: Project { code: project_code?, name: project_name? },
+            project: Project {
+                code: project_code?,
+                name: project_name?,
+            },
             item: item?,
             stage: stage?,
             district: district?,
-            applicant: Organization { name: applicant_name?, credit_code: credit_code? },
+            applicant: Organization {
+                name: applicant_name?,
+                credit_code: credit_code?,
+            },
             status: status?,
             submitted_at: submitted_at?,
             time_limit_working_days: time_limit?,
             floor_area: floor_area.map(|a| a.ok_or(())).transpose().ok()?,
             investment: investment.map(|m| m.ok_or(())).transpose().ok()?,
         };
-        match Event::for_case(message_id?, source?, case_id?, sequence?, occurred_at?, case) {
+        match Event::for_case(
+            message_id?,
+            source?,
+            case_id?,
+            sequence?,
+            occurred_at?,
+            case,
+        ) {
             Ok(event) => Some(event),
             Err(problem) => {
-                n.reject(F::OccurredAt, h("SendTime"), header.text_of("SendTime").unwrap_or(""), problem);
+                n.reject(
+                    F::OccurredAt,
+                    h("SendTime"),
+                    header.text_of("SendTime").unwrap_or(""),
+                    problem,
+                );
                 None
             }
         }
@@ -205,7 +310,9 @@ impl Adapter for Planning {
         }
         let mut n = Normalizer::new();
         let event = Self::decode_case(&root, &mut n);
-        n.finish(|| event).map(|e| vec![e]).map_err(DecodeError::Invalid)
+        n.finish(|| event)
+            .map(|e| vec![e])
+            .map_err(DecodeError::Invalid)
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
@@ -235,10 +342,18 @@ impl Adapter for Planning {
         w.leaf("SubmitTime", &case.submitted_at.to_rfc3339());
         w.leaf("TimeLimit", &case.time_limit_working_days.get().to_string());
         if let Some(area) = case.floor_area {
-            w.leaf_with("FloorArea", &[("unit", "㎡")], &area.in_unit(AreaUnit::SquareMetre).to_string());
+            w.leaf_with(
+                "FloorArea",
+                &[("unit", "㎡")],
+                &area.in_unit(AreaUnit::SquareMetre).to_string(),
+            );
         }
         if let Some(money) = case.investment {
-            w.leaf_with("Investment", &[("unit", "萬元")], &money.in_unit(MoneyUnit::TenThousandYuan).to_string());
+            w.leaf_with(
+                "Investment",
+                &[("unit", "萬元")],
+                &money.in_unit(MoneyUnit::TenThousandYuan).to_string(),
+            );
         }
         w.close("Case");
         w.close(ROOT);

@@ -5,8 +5,7 @@ use chrono::{Duration, NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 use schemas::{
     Area, BureauCaseId, BureauId, Case, CaseStatus, CreditCode, District, Event, Item, MessageId,
-    Money, Organization, Project, ProjectCode, ShanghaiTime, Stage, WorkingDays,
-    model::Name,
+    Money, Organization, Project, ProjectCode, ShanghaiTime, Stage, WorkingDays, model::Name,
 };
 
 const PROJECT_KINDS: [&str; 10] = [
@@ -80,7 +79,10 @@ fn parsed<T>(result: Result<T, schemas::Problem>, what: &str) -> T {
 
 /// One realistic case event from `source`'s system.
 pub fn case_event(rng: &mut fastrand::Rng, source: BureauId) -> Event {
-    let items: Vec<Item> = Item::ALL.into_iter().filter(|i| i.bureau() == source).collect();
+    let items: Vec<Item> = Item::ALL
+        .into_iter()
+        .filter(|i| i.bureau() == source)
+        .collect();
     let item = *pick(rng, &items);
     let district = *pick(rng, &District::ALL);
     let division = District::from_gb2260(district.code()).map_or("310115", District::code);
@@ -103,16 +105,17 @@ pub fn case_event(rng: &mut fastrand::Rng, source: BureauId) -> Event {
             "project name",
         ),
     };
+    let company = *pick(rng, &COMPANIES);
     let applicant = Organization {
-        name: parsed(Name::parse(*pick(rng, &COMPANIES)), "company name"),
+        name: parsed(Name::parse(company), "company name"),
         credit_code: credit_code(rng, district),
     };
     let day = NaiveDate::from_ymd_opt(2000 + year as i32, 1, 4)
         .unwrap_or_default()
         .checked_add_signed(Duration::days(rng.i64(0..330)))
         .unwrap_or_default();
-    let time = NaiveTime::from_hms_opt(rng.u32(8..18), rng.u32(0..60), rng.u32(0..60))
-        .unwrap_or_default();
+    let time =
+        NaiveTime::from_hms_opt(rng.u32(8..18), rng.u32(0..60), rng.u32(0..60)).unwrap_or_default();
     let submitted = day.and_time(time);
     let occurred = submitted + Duration::minutes(rng.i64(0..30 * 24 * 60));
     let status = *pick(rng, &CaseStatus::ALL);
@@ -150,7 +153,11 @@ pub fn case_event(rng: &mut fastrand::Rng, source: BureauId) -> Event {
         ),
         source,
         parsed(
-            BureauCaseId::parse(&format!("{prefix}{}{:06}", 2000 + year, rng.u32(0..1_000_000))),
+            BureauCaseId::parse(&format!(
+                "{prefix}{}{:06}",
+                2000 + year,
+                rng.u32(0..1_000_000)
+            )),
             "case id",
         ),
         rng.u64(1..=6),

@@ -92,6 +92,22 @@ impl Element {
     }
 }
 
+impl Element {
+    /// Rejects attributes the format does not define.
+    pub(crate) fn check_attributes(&self, path: &str, allowed: &[&str], n: &mut Normalizer) {
+        for (name, value) in &self.attributes {
+            if !allowed.contains(&name.as_str()) {
+                n.reject(
+                    CanonicalField::Document,
+                    format!("{path}/@{name}"),
+                    truncate(value),
+                    Problem::UnknownField,
+                );
+            }
+        }
+    }
+}
+
 /// At most 200 characters of a value, for error reports.
 pub(crate) fn truncate(text: &str) -> String {
     text.chars().take(200).collect()
@@ -176,9 +192,7 @@ pub(crate) fn decode_document(
     };
     let text = required
         .decode_without_bom_handling_and_without_replacement(body)
-        .ok_or_else(|| {
-            DecodeError::Encoding(format!("bytes are not valid {}", required.name()))
-        })?;
+        .ok_or_else(|| DecodeError::Encoding(format!("bytes are not valid {}", required.name())))?;
     parse_tree(&text)
 }
 
@@ -240,7 +254,10 @@ fn parse_tree(text: &str) -> Result<Element, DecodeError> {
             Event::Start(start) => {
                 count += 1;
                 if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(malformed(&path_of(&stack), "document nests too deep or too wide"));
+                    return Err(malformed(
+                        &path_of(&stack),
+                        "document nests too deep or too wide",
+                    ));
                 }
                 let element = start_element(&start, &stack)?;
                 stack.push(element);
@@ -248,7 +265,10 @@ fn parse_tree(text: &str) -> Result<Element, DecodeError> {
             Event::Empty(start) => {
                 count += 1;
                 if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(malformed(&path_of(&stack), "document nests too deep or too wide"));
+                    return Err(malformed(
+                        &path_of(&stack),
+                        "document nests too deep or too wide",
+                    ));
                 }
                 let element = start_element(&start, &stack)?;
                 match stack.last_mut() {
@@ -308,7 +328,10 @@ fn parse_tree(text: &str) -> Result<Element, DecodeError> {
         }
     }
     if !stack.is_empty() {
-        return Err(malformed(&path_of(&stack), "document ends inside an element"));
+        return Err(malformed(
+            &path_of(&stack),
+            "document ends inside an element",
+        ));
     }
     root.ok_or_else(|| malformed("/", "no root element"))
 }
@@ -325,11 +348,9 @@ impl XmlWriter {
     pub(crate) fn new(encoding: &'static Encoding) -> Self {
         let mut writer = Writer::new_with_indent(Vec::with_capacity(2048), b' ', 2);
         // Writing to a Vec cannot fail.
-        let _ = writer.write_event(Event::Decl(BytesDecl::new(
-            "1.0",
-            Some(encoding.name()),
-            None,
-        )));
+        // encoding_rs names encodings in lower case; declarations use the IANA spelling.
+        let label = encoding.name().to_ascii_uppercase();
+        let _ = writer.write_event(Event::Decl(BytesDecl::new("1.0", Some(&label), None)));
         Self { writer, encoding }
     }
 
@@ -439,7 +460,9 @@ mod tests {
         };
         let (bytes, _, _) = GB18030.encode("<?xml version=\"1.0\" encoding=\"GBK\"?><a>浦東</a>");
         assert_eq!(
-            decode_document(&gb, &bytes, "application/xml").unwrap().text,
+            decode_document(&gb, &bytes, "application/xml")
+                .unwrap()
+                .text,
             "浦東"
         );
         // The same bytes declared UTF-8 are refused twice over: wrong label, invalid UTF-8.

@@ -72,7 +72,9 @@ impl fmt::Display for BureauId {
 
 /// The text is not a bureau id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bureau id {0:?} (expected one of planning, water, transport, traffic_police, civil_defense, greenery)")]
+#[error(
+    "unknown bureau id {0:?} (expected one of planning, water, transport, traffic_police, civil_defense, greenery)"
+)]
 pub struct UnknownBureau(pub String);
 
 impl FromStr for BureauId {

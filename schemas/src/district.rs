@@ -103,7 +103,10 @@ impl District {
 
     /// The district with this GB/T 2260 code (only the 16 real districts have one).
     pub fn from_gb2260(code: &str) -> Option<District> {
-        TABLE[..16].iter().find(|row| row.1 == code).map(|row| row.0)
+        TABLE[..16]
+            .iter()
+            .find(|row| row.1 == code)
+            .map(|row| row.0)
     }
 
     /// Parses a district from its code (`310115`, `3101LG`) only.
@@ -152,7 +155,10 @@ mod tests {
     #[test]
     fn parses_codes_and_names_in_both_scripts() {
         assert_eq!(District::parse_code("310115"), Ok(District::Pudong));
-        assert_eq!(District::parse_code("３１０１５１"), Ok(District::Chongming));
+        assert_eq!(
+            District::parse_code("３１０１５１"),
+            Ok(District::Chongming)
+        );
         assert_eq!(District::parse_code("3101lg"), Ok(District::Lingang));
         assert_eq!(District::parse_name("浦東新區"), Ok(District::Pudong));
         assert_eq!(District::parse_name("浦东新区"), Ok(District::Pudong));

@@ -26,8 +26,7 @@ pub use codes::{CreditCode, ProjectCode};
 pub use district::District;
 pub use model::{
     Applicant, BureauCaseId, Case, CaseStatus, Event, EventKind, Item, MessageId, Organization,
-    Payload, Project,
-    Stage,
+    Payload, Project, Stage,
 };
 pub use normalize::{CanonicalField, NormalizeError, Normalizer, Problem};
 pub use quantity::{Area, Count, Length, Money, Percent, WorkingDays};

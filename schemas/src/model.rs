@@ -94,7 +94,12 @@ impl Name {
     }
 }
 
-string_newtype_serde!(Name, "Name", "^[^\\u0000-\\u001f]{1,100}$", "A name, 1 to 100 characters.");
+string_newtype_serde!(
+    Name,
+    "Name",
+    "^[^\\u0000-\\u001f]{1,100}$",
+    "A name, 1 to 100 characters."
+);
 
 /// A construction project, identified by its national investment project code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -174,7 +179,8 @@ impl Item {
     /// The bureau that handles cases of this item.
     pub fn bureau(self) -> BureauId {
         match self {
-            Self::LandUsePlanningPermit | Self::ConstructionPlanningPermit
+            Self::LandUsePlanningPermit
+            | Self::ConstructionPlanningPermit
             | Self::PlanningVerification => BureauId::Planning,
             Self::WaterSupplyConnection | Self::DrainagePermit => BureauId::Water,
             Self::RoadExcavationPermit | Self::TrafficImpactReview => BureauId::Transport,
@@ -304,12 +310,15 @@ impl CaseStatus {
     /// Whether a case may move from `self` to `next`.
     pub fn can_become(self, next: CaseStatus) -> bool {
         use CaseStatus::*;
-        match (self, next) {
-            (Submitted, Accepted | Rejected | Withdrawn) => true,
-            (Accepted, SupplementRequested | Approved | Rejected | Withdrawn) => true,
-            (SupplementRequested, Accepted | Rejected | Withdrawn) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Submitted, Accepted | Rejected | Withdrawn)
+                | (
+                    Accepted,
+                    SupplementRequested | Approved | Rejected | Withdrawn
+                )
+                | (SupplementRequested, Accepted | Rejected | Withdrawn)
+        )
     }
 
     /// The event kind that reports a case entering this status.
@@ -486,7 +495,13 @@ mod tests {
         assert!(MessageId::parse("").is_err());
         assert!(MessageId::parse("a b").is_err());
         assert!(BureauCaseId::parse(&"x".repeat(41)).is_err());
-        assert_eq!(parse_sequence("0"), Err(Problem::OutOfRange { min: "1", max: "999999999999999999" }));
+        assert_eq!(
+            parse_sequence("0"),
+            Err(Problem::OutOfRange {
+                min: "1",
+                max: "999999999999999999"
+            })
+        );
         assert_eq!(parse_sequence("12"), Ok(12));
         assert!(parse_sequence("1.0").is_err());
     }

@@ -339,16 +339,20 @@ mod tests {
     #[test]
     fn optional_absent_is_fine() {
         let mut n = Normalizer::new();
-        let v: Option<Option<u8>> = n.optional(CanonicalField::FloorArea, String::new, None, |_| {
-            Err(Problem::Empty)
-        });
+        let v: Option<Option<u8>> =
+            n.optional(CanonicalField::FloorArea, String::new, None, |_| {
+                Err(Problem::Empty)
+            });
         assert_eq!(v, Some(None));
         assert!(n.is_clean());
     }
 
     #[test]
     fn field_names_serialize_as_their_dotted_names() {
-        for field in [CanonicalField::ApplicantCreditCode, CanonicalField::TimeLimit] {
+        for field in [
+            CanonicalField::ApplicantCreditCode,
+            CanonicalField::TimeLimit,
+        ] {
             let json = serde_json::to_value(field).unwrap();
             assert_eq!(json, field.as_str());
         }

@@ -348,15 +348,18 @@ fn parse_whole(input: &str, measure_words: &[&str]) -> Result<u64, Problem> {
 pub struct Count(pub u32);
 
 impl Count {
-    const MEASURE_WORDS: &'static [&'static str] = &["個", "个", "項", "项", "套", "件", "戶", "户"];
+    const MEASURE_WORDS: &'static [&'static str] =
+        &["個", "个", "項", "项", "套", "件", "戶", "户"];
 
     /// Parses a count: `55B個`, `13日個` and `近口項` are all rejected.
     pub fn parse(input: &str) -> Result<Self, Problem> {
         let value = parse_whole(input, Self::MEASURE_WORDS)?;
-        u32::try_from(value).map(Count).map_err(|_| Problem::OutOfRange {
-            min: "0",
-            max: "4294967295",
-        })
+        u32::try_from(value)
+            .map(Count)
+            .map_err(|_| Problem::OutOfRange {
+                min: "0",
+                max: "4294967295",
+            })
     }
 }
 
@@ -445,7 +448,10 @@ mod tests {
     #[test]
     fn areas_in_every_unit() {
         assert_eq!(Area::parse("1234.5㎡").unwrap().value(), dec("1234.5"));
-        assert_eq!(Area::parse("1234.50 平方米").unwrap().value(), dec("1234.5"));
+        assert_eq!(
+            Area::parse("1234.50 平方米").unwrap().value(),
+            dec("1234.5")
+        );
         assert_eq!(Area::parse("１２００m2").unwrap().value(), dec("1200"));
         assert_eq!(Area::parse("1.2公頃").unwrap().value(), dec("12000"));
         assert_eq!(Area::parse("0.000001公顷").unwrap().value(), dec("0.01"));
@@ -453,8 +459,14 @@ mod tests {
             Area::parse("0.0000001公頃"),
             Err(Problem::TooPrecise { max_decimals: 2 })
         );
-        assert!(matches!(Area::parse("12畝"), Err(Problem::UnknownUnit { .. })));
-        assert!(matches!(Area::parse("1200"), Err(Problem::UnknownUnit { .. })));
+        assert!(matches!(
+            Area::parse("12畝"),
+            Err(Problem::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            Area::parse("1200"),
+            Err(Problem::UnknownUnit { .. })
+        ));
         let area = Area::parse("1.2公頃").unwrap();
         assert_eq!(area.in_unit(AreaUnit::Hectare), dec("1.2"));
     }
@@ -464,7 +476,10 @@ mod tests {
         assert_eq!(Money::parse("3500萬元").unwrap().value(), dec("35000000"));
         assert_eq!(Money::parse("1.25億元").unwrap().value(), dec("125000000"));
         assert_eq!(Money::parse("99.99元").unwrap().value(), dec("99.99"));
-        assert_eq!(Money::parse("1.234567万元").unwrap().value(), dec("12345.67"));
+        assert_eq!(
+            Money::parse("1.234567万元").unwrap().value(),
+            dec("12345.67")
+        );
         assert_eq!(
             Money::parse("0.001元"),
             Err(Problem::TooPrecise { max_decimals: 2 })
@@ -481,14 +496,26 @@ mod tests {
             Err(Problem::UnknownUnit { .. } | Problem::BadFormat { .. })
         ));
         // "11,6%": a decimal comma; 11.6 or 116 cannot be told apart.
-        assert!(matches!(Percent::parse("11,6%"), Err(Problem::BadFormat { .. })));
+        assert!(matches!(
+            Percent::parse("11,6%"),
+            Err(Problem::BadFormat { .. })
+        ));
         assert_eq!(Percent::parse("11.6%").unwrap().value(), dec("11.6"));
         // "55B個": a letter inside a count.
-        assert!(matches!(Count::parse("55B個"), Err(Problem::BadFormat { .. })));
+        assert!(matches!(
+            Count::parse("55B個"),
+            Err(Problem::BadFormat { .. })
+        ));
         // "近口項": the count was lost entirely.
-        assert!(matches!(Count::parse("近口項"), Err(Problem::BadFormat { .. })));
+        assert!(matches!(
+            Count::parse("近口項"),
+            Err(Problem::BadFormat { .. })
+        ));
         // "13日個": a unit character where a digit belongs.
-        assert!(matches!(Count::parse("13日個"), Err(Problem::BadFormat { .. })));
+        assert!(matches!(
+            Count::parse("13日個"),
+            Err(Problem::BadFormat { .. })
+        ));
         // "13日": calendar days are not working days.
         assert!(matches!(
             WorkingDays::parse("13日"),
@@ -499,7 +526,10 @@ mod tests {
 
     #[test]
     fn percent_range_and_working_days() {
-        assert!(matches!(Percent::parse("100.5%"), Err(Problem::OutOfRange { .. })));
+        assert!(matches!(
+            Percent::parse("100.5%"),
+            Err(Problem::OutOfRange { .. })
+        ));
         assert_eq!(WorkingDays::parse("６個工作日").unwrap().get(), 6);
         assert_eq!(WorkingDays::parse("1").unwrap().get(), 1);
         assert!(WorkingDays::parse("0").is_err());
@@ -509,7 +539,9 @@ mod tests {
 
     #[test]
     fn plain_decimal_refuses_signs_separators_and_exponents() {
-        for bad in ["", ".", "1.", ".5", "-1", "+1", "1e3", "1,000", "1 000", "0x10", "1.2.3"] {
+        for bad in [
+            "", ".", "1.", ".5", "-1", "+1", "1e3", "1,000", "1 000", "0x10", "1.2.3",
+        ] {
             assert!(parse_plain_decimal(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -62,10 +62,13 @@ pub(crate) fn all_digits(text: &str) -> bool {
 /// stands for itself, e.g. `dddd-dd-dd`.
 pub(crate) fn has_shape(text: &str, shape: &str) -> bool {
     text.len() == shape.len()
-        && text
-            .bytes()
-            .zip(shape.bytes())
-            .all(|(t, s)| if s == b'd' { t.is_ascii_digit() } else { t == s })
+        && text.bytes().zip(shape.bytes()).all(|(t, s)| {
+            if s == b'd' {
+                t.is_ascii_digit()
+            } else {
+                t == s
+            }
+        })
 }
 
 #[cfg(test)]

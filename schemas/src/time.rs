@@ -274,15 +274,25 @@ mod tests {
             assert_eq!(t.to_rfc3339(), "2022-02-15T09:30:00+08:00");
             assert_eq!(t.format_local(format), text);
         }
-        assert!(ShanghaiTime::parse_local("2022-2-15 09:30:00", LocalFormat::DashedWithSpace).is_err());
+        assert!(
+            ShanghaiTime::parse_local("2022-2-15 09:30:00", LocalFormat::DashedWithSpace).is_err()
+        );
         assert!(ShanghaiTime::parse_local("20221315093000", LocalFormat::Compact).is_err());
         assert!(ShanghaiTime::parse_local("２０２２0215093000", LocalFormat::Compact).is_ok());
     }
 
     #[test]
     fn dates() {
-        assert_eq!(ShanghaiDate::parse_iso("2022-02-15").unwrap().to_string(), "2022-02-15");
-        assert_eq!(ShanghaiDate::parse_compact("20220215").unwrap().format_compact(), "20220215");
+        assert_eq!(
+            ShanghaiDate::parse_iso("2022-02-15").unwrap().to_string(),
+            "2022-02-15"
+        );
+        assert_eq!(
+            ShanghaiDate::parse_compact("20220215")
+                .unwrap()
+                .format_compact(),
+            "20220215"
+        );
         assert!(ShanghaiDate::parse_iso("2022-02-29").is_err());
     }
 }

@@ -1,0 +1,188 @@
+//! Every bureau schema file and the canonical event schema, checked by independent validators
+//! against real messages: the committed samples, what each adapter encodes, and generated
+//! traffic. This keeps the published schema files from drifting from what the adapters read and
+//! write.
+//!
+//! The validators are external programs: `xmllint` (Debian `libxml2-utils`) and Python's
+//! `jsonschema`. On a developer machine without them the test says it skipped and why; under CI
+//! (`CI` set) a missing validator fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use adapters::{Adapter, Syntax};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A fresh scratch folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("exchange-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// Whether a validator is available; without it the check is skipped loudly, except in CI.
+fn available(program: &str, probe: &[&str], install: &str) -> bool {
+    let ok = Command::new(program)
+        .args(probe)
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is required in CI ({install})"
+        );
+        eprintln!("SKIPPED: schema validation with {program}: not installed ({install})");
+    }
+    ok
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().expect("validator runs");
+    assert!(
+        output.status.success(),
+        "validator rejected files:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Writes every message the adapter reads or writes into `dir`: its valid samples, the encoding
+/// of every event they carry, and 30 generated messages.
+fn messages_of(adapter: &dyn Adapter, dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let samples = repo()
+        .join("schemas/bureaus")
+        .join(adapter.bureau().as_str())
+        .join("valid");
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for entry in std::fs::read_dir(&samples).expect("valid samples") {
+        let body = std::fs::read(entry.expect("entry").path()).expect("sample");
+        for event in adapter
+            .decode(&body, adapter.format().media_type)
+            .expect("valid sample decodes")
+        {
+            bodies.push(adapter.encode(&event).expect("encodes").body);
+        }
+        bodies.push(body);
+    }
+    let mut rng = fastrand::Rng::with_seed(2022);
+    for _ in 0..30 {
+        bodies.push(adapter.sample(&mut rng).body);
+    }
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let path = dir.join(format!("{}-{i:03}.{extension}", adapter.bureau()));
+            std::fs::write(&path, body).expect("write message");
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn bureau_messages_validate_against_their_xsd() {
+    if !available("xmllint", &["--version"], "apt-get install libxml2-utils") {
+        return;
+    }
+    let dir = scratch("xsd");
+    let mut checked = 0;
+    for adapter in adapters::ALL {
+        if !matches!(adapter.format().syntax, Syntax::Xml { .. }) {
+            continue;
+        }
+        let schema = repo()
+            .join("schemas/bureaus")
+            .join(adapter.bureau().as_str())
+            .join("message.xsd");
+        let files = messages_of(*adapter, &dir, "xml");
+        run(Command::new("xmllint")
+            .args(["--noout", "--schema"])
+            .arg(&schema)
+            .args(&files));
+        checked += 1;
+    }
+    assert!(checked >= 1, "no XML adapter checked");
+}
+
+#[test]
+fn bureau_messages_validate_against_their_json_schema() {
+    if !available(
+        "python3",
+        &["-c", "import jsonschema"],
+        "pip install jsonschema",
+    ) {
+        return;
+    }
+    let dir = scratch("json-schema");
+    for adapter in adapters::ALL {
+        if adapter.format().syntax != Syntax::Json {
+            continue;
+        }
+        let schema = repo()
+            .join("schemas/bureaus")
+            .join(adapter.bureau().as_str())
+            .join("message.schema.json");
+        let files = messages_of(*adapter, &dir, "json");
+        run(Command::new("python3")
+            .arg(repo().join("tests/validate_json.py"))
+            .arg(&schema)
+            .args(&files));
+    }
+}
+
+#[test]
+fn canonical_events_validate_against_the_canonical_schema() {
+    if !available(
+        "python3",
+        &["-c", "import jsonschema"],
+        "pip install jsonschema",
+    ) {
+        return;
+    }
+    let dir = scratch("canonical");
+    let mut rng = fastrand::Rng::with_seed(9);
+    let mut files = Vec::new();
+    for adapter in adapters::ALL {
+        for i in 0..10 {
+            let sample = adapter.sample(&mut rng);
+            let events = adapter
+                .decode(&sample.body, &sample.content_type)
+                .expect("sample decodes");
+            let path = dir.join(format!("{}-{i}.json", adapter.bureau()));
+            std::fs::write(&path, serde_json::to_vec_pretty(&events[0]).expect("json"))
+                .expect("write");
+            files.push(path);
+        }
+    }
+    run(Command::new("python3")
+        .arg(repo().join("tests/validate_json.py"))
+        .arg(repo().join("schemas/canonical/event.schema.json"))
+        .args(&files));
+}
+
+/// The validators are not vacuous: they reject a message that breaks the schema.
+#[test]
+fn validators_reject_a_message_that_breaks_the_schema() {
+    if !available("xmllint", &["--version"], "apt-get install libxml2-utils") {
+        return;
+    }
+    let dir = scratch("negative");
+    let adapter = adapters::for_bureau(schemas::BureauId::Planning).expect("planning adapter");
+    let mut rng = fastrand::Rng::with_seed(1);
+    let body = String::from_utf8(adapter.sample(&mut rng).body).expect("UTF-8");
+    let broken = body.replacen("<StageCode>", "<StageCode>9", 1);
+    let path = dir.join("broken.xml");
+    std::fs::write(&path, broken).expect("write");
+    let status = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(repo().join("schemas/bureaus/planning/message.xsd"))
+        .arg(&path)
+        .output()
+        .expect("xmllint runs")
+        .status;
+    assert!(!status.success(), "xmllint accepted a stage code 9x");
+}
