@@ -35,7 +35,7 @@ use schemas::{
 };
 
 use crate::vocabulary::{code_of, lookup};
-use crate::xml::{Element, XmlWriter, decode_document, truncate};
+use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
 const ROOT: &str = "CivilDefenseBatch";
@@ -484,7 +484,8 @@ impl Adapter for CivilDefense {
     }
 
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
-        let root = decode_document(&FORMAT, body, content_type)?;
+        let text = decode_text(&FORMAT, body, content_type)?;
+        let root = xml::parse(&text)?;
         if root.name != ROOT {
             return Err(DecodeError::Malformed {
                 path: format!("/{}", root.name),

@@ -4,7 +4,7 @@
 //! Every adapter implements [`Adapter`] and is registered once, in [`ALL`]. The gateway knows
 //! adapters only through that trait; adapters know only the canonical model, never the store,
 //! the queues or the network. Every adapter passes the same conformance kit
-//! ([`conformance::check`]), which reads its valid and invalid sample messages from
+//! (`conformance::check`), which reads its valid and invalid sample messages from
 //! `schemas/bureaus/<id>/`. `adapters/README.md` is the recipe for adding one.
 
 use schemas::{BureauId, Event, NormalizeError};

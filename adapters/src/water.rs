@@ -30,7 +30,7 @@ use schemas::{
 };
 
 use crate::vocabulary::{code_of, lookup};
-use crate::xml::{Element, XmlWriter, decode_document, truncate};
+use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
 const ROOT: &str = "水務辦件報文";
@@ -130,7 +130,7 @@ fn leaf<'a>(parent: &'a Element, name: &str, path: &str, n: &mut Normalizer) -> 
             Problem::UnknownField,
         );
     }
-    Some(element.text.as_str())
+    Some(element.text.as_ref())
 }
 
 impl Water {
@@ -286,7 +286,8 @@ impl Adapter for Water {
     }
 
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
-        let root = decode_document(&FORMAT, body, content_type)?;
+        let text = decode_text(&FORMAT, body, content_type)?;
+        let root = xml::parse(&text)?;
         if root.name != ROOT {
             return Err(DecodeError::Malformed {
                 path: format!("/{}", root.name),

@@ -21,31 +21,32 @@ const MAX_DEPTH: usize = 12;
 /// Most elements in one document: a 16 MiB batch of ~40-element cases stays far below it.
 const MAX_ELEMENTS: usize = 1_000_000;
 
-/// One element: its name, attributes, child elements and trimmed text content.
+/// One element: its name, attributes, child elements and trimmed text content. Text borrows
+/// from the decoded document unless references had to be resolved in it.
 #[derive(Debug, Default)]
-pub(crate) struct Element {
+pub(crate) struct Element<'a> {
     pub(crate) name: String,
     pub(crate) attributes: Vec<(String, String)>,
-    pub(crate) children: Vec<Element>,
-    pub(crate) text: String,
+    pub(crate) children: Vec<Element<'a>>,
+    pub(crate) text: Cow<'a, str>,
 }
 
-impl Element {
+impl<'a> Element<'a> {
     /// The first child element with this name.
-    pub(crate) fn child(&self, name: &str) -> Option<&Element> {
+    pub(crate) fn child(&self, name: &str) -> Option<&Element<'a>> {
         self.children.iter().find(|c| c.name == name)
     }
 
     /// The text of the first child element with this name.
     pub(crate) fn text_of(&self, name: &str) -> Option<&str> {
-        self.child(name).map(|c| c.text.as_str())
+        self.child(name).map(|c| c.text.as_ref())
     }
 
     /// The child elements with this name.
-    pub(crate) fn children_named<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a Element> + 'a {
+    pub(crate) fn children_named<'s>(
+        &'s self,
+        name: &'s str,
+    ) -> impl Iterator<Item = &'s Element<'a>> + 's {
         self.children.iter().filter(move |c| c.name == name)
     }
 
@@ -92,7 +93,7 @@ impl Element {
     }
 }
 
-impl Element {
+impl Element<'_> {
     /// Rejects attributes the format does not define.
     pub(crate) fn check_attributes(&self, path: &str, allowed: &[&str], n: &mut Normalizer) {
         for (name, value) in &self.attributes {
@@ -156,12 +157,13 @@ fn malformed(path: &str, message: &str) -> DecodeError {
     }
 }
 
-/// Checks the envelope and encoding of an XML message and parses it into its root element.
-pub(crate) fn decode_document(
+/// Checks the envelope and encoding of an XML message and decodes it to text (borrowed when
+/// the message is already UTF-8). Parse the text with [`parse`].
+pub(crate) fn decode_text<'b>(
     format: &NativeFormat,
-    body: &[u8],
+    body: &'b [u8],
     content_type: &str,
-) -> Result<Element, DecodeError> {
+) -> Result<Cow<'b, str>, DecodeError> {
     let charset = check_envelope(format, body, content_type)?;
     let Syntax::Xml { encoding: required } = format.syntax else {
         unreachable!("decode_document is only called by XML adapters");
@@ -190,13 +192,12 @@ pub(crate) fn decode_document(
     } else {
         body
     };
-    let text = required
+    required
         .decode_without_bom_handling_and_without_replacement(body)
-        .ok_or_else(|| DecodeError::Encoding(format!("bytes are not valid {}", required.name())))?;
-    parse_tree(&text)
+        .ok_or_else(|| DecodeError::Encoding(format!("bytes are not valid {}", required.name())))
 }
 
-fn path_of(stack: &[Element]) -> String {
+fn path_of(stack: &[Element<'_>]) -> String {
     let mut path = String::new();
     for element in stack {
         path.push('/');
@@ -208,7 +209,10 @@ fn path_of(stack: &[Element]) -> String {
     path
 }
 
-fn start_element(start: &BytesStart<'_>, stack: &[Element]) -> Result<Element, DecodeError> {
+fn start_element<'a>(
+    start: &BytesStart<'_>,
+    stack: &[Element<'_>],
+) -> Result<Element<'a>, DecodeError> {
     let name = start.local_name().as_ref().to_owned();
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
@@ -229,7 +233,7 @@ fn start_element(start: &BytesStart<'_>, stack: &[Element]) -> Result<Element, D
 }
 
 /// Parses a decoded document into its root element.
-fn parse_tree(text: &str) -> Result<Element, DecodeError> {
+pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -280,10 +284,11 @@ fn parse_tree(text: &str) -> Result<Element, DecodeError> {
                 let Some(mut element) = stack.pop() else {
                     return Err(malformed("/", "unexpected end tag"));
                 };
-                let trimmed = element.text.trim();
-                if trimmed.len() != element.text.len() {
-                    element.text = trimmed.to_owned();
-                }
+                element.text = match element.text {
+                    Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+                    Cow::Owned(text) if text.trim().len() == text.len() => Cow::Owned(text),
+                    Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+                };
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None => root = Some(element),
@@ -292,13 +297,14 @@ fn parse_tree(text: &str) -> Result<Element, DecodeError> {
             Event::Text(text) => {
                 let content = text.xml10_content();
                 match stack.last_mut() {
-                    Some(current) => current.text.push_str(&content),
+                    Some(current) if current.text.is_empty() => current.text = content,
+                    Some(current) => current.text.to_mut().push_str(&content),
                     None if content.trim().is_empty() => {}
                     None => return Err(malformed("/", "text outside the root element")),
                 }
             }
             Event::CData(cdata) => match stack.last_mut() {
-                Some(current) => current.text.push_str(&cdata.xml10_content()),
+                Some(current) => current.text.to_mut().push_str(&cdata.xml10_content()),
                 None => return Err(malformed("/", "CDATA outside the root element")),
             },
             Event::GeneralRef(reference) => {
@@ -320,7 +326,7 @@ fn parse_tree(text: &str) -> Result<Element, DecodeError> {
                     Err(e) => return Err(malformed(&path_of(&stack), &e.to_string())),
                 };
                 match stack.last_mut() {
-                    Some(current) => current.text.push(resolved),
+                    Some(current) => current.text.to_mut().push(resolved),
                     None => return Err(malformed("/", "reference outside the root element")),
                 }
             }
@@ -411,6 +417,16 @@ impl XmlWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode_document(
+        format: &NativeFormat,
+        body: &[u8],
+        content_type: &str,
+    ) -> Result<Element<'static>, DecodeError> {
+        let text = decode_text(format, body, content_type)?.into_owned();
+        // Leaked for the test's convenience: the tree borrows its text.
+        parse(Box::leak(text.into_boxed_str()))
+    }
 
     const UTF8_XML: NativeFormat = NativeFormat {
         media_type: "application/xml",
