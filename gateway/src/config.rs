@@ -1,0 +1,448 @@
+//! The gateway's configuration: `config.default.toml`, the operator's file laid over it, then
+//! `GATEWAY_*` environment variables. Validated at load: every error names the key and the
+//! problem.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemas::{BureauId, District, EventKind, Item, Stage};
+use serde::Deserialize;
+
+/// The documented defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
+
+/// A configuration problem: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    /// The dotted key, e.g. `routes[2].to`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn error(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's name (`urn:gateway:<node>`).
+    pub node: String,
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Store location, `sqlite:PATH`.
+    pub store: String,
+    /// Certificates.
+    pub tls: TlsConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// Delivery workers.
+    pub delivery: DeliveryConfig,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Circuit breaker.
+    pub circuit: CircuitConfig,
+    /// The bureaus, by id.
+    pub bureaus: BTreeMap<BureauId, BureauConfig>,
+    /// Routing rules.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// Certificate files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The exchange CA (PEM).
+    pub ca: PathBuf,
+    /// This node's certificate (PEM).
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    pub key: PathBuf,
+    /// `/readyz` fails when the certificate expires within this many days.
+    pub min_validity_days: u32,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Request timeout.
+    pub request_timeout_seconds: u64,
+    /// Longest feed long-poll.
+    pub feed_max_wait_seconds: u64,
+    /// Most items per feed fetch.
+    pub feed_max_items: usize,
+}
+
+/// Delivery workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Deliveries in flight to one subscriber at once.
+    pub per_subscriber_concurrency: usize,
+    /// Lease length.
+    pub lease_seconds: u64,
+    /// Timeout of one push.
+    pub request_timeout_seconds: u64,
+    /// Idle polling interval.
+    pub poll_interval_ms: u64,
+}
+
+/// Retry policy: exponential backoff with full jitter, then dead letters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// First backoff ceiling.
+    pub initial_delay_ms: u64,
+    /// Largest backoff ceiling.
+    pub max_delay_seconds: u64,
+    /// Failed attempts before dead-lettering.
+    pub max_attempts: u32,
+    /// Age after which a failing delivery is dead-lettered.
+    pub max_age_hours: u64,
+}
+
+/// Circuit breaker settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitConfig {
+    /// Consecutive failures that open the circuit.
+    pub failure_threshold: u32,
+    /// How long it stays open before probing.
+    pub open_seconds: u64,
+}
+
+/// How a bureau receives deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// The gateway POSTs each event to the bureau's endpoint.
+    Push,
+    /// The bureau long-polls `GET /v1/feed` and acknowledges.
+    Pull,
+}
+
+/// One bureau.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BureauConfig {
+    /// Push or pull.
+    pub delivery: DeliveryMode,
+    /// The HTTPS endpoint for push delivery.
+    pub endpoint: Option<String>,
+}
+
+/// One routing rule: events matching every list it sets go to `to`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// A short unique name.
+    pub name: String,
+    /// Why the receivers need these events (one line, shown by `routes explain`).
+    pub reason: String,
+    /// Source bureaus (empty: any).
+    #[serde(default)]
+    pub from: Vec<BureauId>,
+    /// Event kinds (empty: any).
+    #[serde(default)]
+    pub kinds: Vec<EventKind>,
+    /// Items (empty: any).
+    #[serde(default)]
+    pub items: Vec<Item>,
+    /// Stages (empty: any).
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// Districts (empty: any).
+    #[serde(default)]
+    pub districts: Vec<District>,
+    /// Receiving bureaus.
+    pub to: Vec<BureauId>,
+}
+
+impl RetryPolicy {
+    /// The first backoff ceiling.
+    pub fn initial_delay(&self) -> Duration {
+        Duration::from_millis(self.initial_delay_ms)
+    }
+
+    /// The largest backoff ceiling.
+    pub fn max_delay(&self) -> Duration {
+        Duration::from_secs(self.max_delay_seconds)
+    }
+
+    /// The age after which a failing delivery is dead-lettered.
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.max_age_hours * 3600)
+    }
+}
+
+/// Lays `over` onto `base`: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => {
+                merge(base_table, over_table);
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The defaults alone.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_layers(&[], &[])
+    }
+
+    /// Loads the defaults, the operator's file and the environment, and validates the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| error(path.display().to_string(), format!("cannot read: {e}")))?;
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GATEWAY_"))
+            .collect();
+        Self::from_layers(&[&text], &env)
+    }
+
+    /// Lays TOML texts over the defaults in order, then `GATEWAY_LISTEN`, `GATEWAY_STORE`,
+    /// `GATEWAY_NODE` from `env`, and validates.
+    pub fn from_layers(texts: &[&str], env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| error("config.default.toml", format!("{e}")))?;
+        for text in texts {
+            let layer: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                error(
+                    "config",
+                    e.message().to_owned() + &span_hint(text, e.span()),
+                )
+            })?;
+            // An operator's routes replace the default routes as a whole.
+            merge(&mut table, layer);
+        }
+        for (key, value) in env {
+            let name = match key.as_str() {
+                "GATEWAY_LISTEN" => "listen",
+                "GATEWAY_STORE" => "store",
+                "GATEWAY_NODE" => "node",
+                _ => continue,
+            };
+            table.insert(name.to_owned(), toml::Value::String(value.clone()));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| error("config", e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Semantic checks the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if Identity::from_node(&self.node).is_none() {
+            return Err(error(
+                "node",
+                "must be 1-64 characters of letters, digits, - _ .",
+            ));
+        }
+        self.store_path()?;
+        let positive = [
+            ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
+            (
+                "limits.request_timeout_seconds",
+                self.limits.request_timeout_seconds,
+            ),
+            ("limits.feed_max_items", self.limits.feed_max_items as u64),
+            ("delivery.concurrency", self.delivery.concurrency as u64),
+            (
+                "delivery.per_subscriber_concurrency",
+                self.delivery.per_subscriber_concurrency as u64,
+            ),
+            ("delivery.lease_seconds", self.delivery.lease_seconds),
+            (
+                "delivery.request_timeout_seconds",
+                self.delivery.request_timeout_seconds,
+            ),
+            ("delivery.poll_interval_ms", self.delivery.poll_interval_ms),
+            ("retry.initial_delay_ms", self.retry.initial_delay_ms),
+            ("retry.max_delay_seconds", self.retry.max_delay_seconds),
+            ("retry.max_attempts", u64::from(self.retry.max_attempts)),
+            ("retry.max_age_hours", self.retry.max_age_hours),
+            (
+                "circuit.failure_threshold",
+                u64::from(self.circuit.failure_threshold),
+            ),
+            ("circuit.open_seconds", self.circuit.open_seconds),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(error(key, "must be greater than 0"));
+            }
+        }
+        if self.delivery.request_timeout_seconds >= self.delivery.lease_seconds {
+            return Err(error(
+                "delivery.lease_seconds",
+                "must be longer than delivery.request_timeout_seconds, or a slow push could be sent twice at once",
+            ));
+        }
+        for (bureau, config) in &self.bureaus {
+            let key = format!("bureaus.{bureau}.endpoint");
+            match (config.delivery, &config.endpoint) {
+                (DeliveryMode::Push, None) => {
+                    return Err(error(key, "push delivery needs an https:// endpoint"));
+                }
+                (DeliveryMode::Push, Some(url)) => {
+                    let parsed: hyper::Uri = url
+                        .parse()
+                        .map_err(|e| error(key.clone(), format!("not a URL: {e}")))?;
+                    if parsed.scheme_str() != Some("https") || parsed.host().is_none() {
+                        return Err(error(key, "must be an https:// URL with a host"));
+                    }
+                }
+                (DeliveryMode::Pull, Some(_)) => {
+                    return Err(error(key, "a pull bureau has no endpoint"));
+                }
+                (DeliveryMode::Pull, None) => {}
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = |field: &str| format!("routes[{i}].{field}");
+            if route.name.trim().is_empty() || !names.insert(route.name.as_str()) {
+                return Err(error(key("name"), "must be non-empty and unique"));
+            }
+            if route.reason.trim().is_empty() {
+                return Err(error(
+                    key("reason"),
+                    "say why the receivers need these events",
+                ));
+            }
+            if route.to.is_empty() {
+                return Err(error(key("to"), "names no receiving bureau"));
+            }
+            for bureau in route.from.iter().chain(&route.to) {
+                if !self.bureaus.contains_key(bureau) {
+                    return Err(error(
+                        key(if route.to.contains(bureau) {
+                            "to"
+                        } else {
+                            "from"
+                        }),
+                        format!("bureau {bureau} is not configured under [bureaus]"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQLite file of `store = "sqlite:PATH"`.
+    pub fn store_path(&self) -> Result<PathBuf, ConfigError> {
+        match self.store.strip_prefix("sqlite:") {
+            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+            _ => Err(error("store", "expected sqlite:PATH")),
+        }
+    }
+
+    /// The bureaus that receive by push.
+    pub fn push_subscribers(&self) -> Vec<BureauId> {
+        self.bureaus
+            .iter()
+            .filter(|(_, c)| c.delivery == DeliveryMode::Push)
+            .map(|(b, _)| *b)
+            .collect()
+    }
+}
+
+use crate::identity::Identity;
+
+impl Identity {
+    /// A gateway identity from a node name, if the name is valid.
+    pub fn from_node(node: &str) -> Option<Self> {
+        Self::from_uri(&format!("urn:gateway:{node}"))
+    }
+}
+
+/// A hint pointing at the line of a TOML syntax error.
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|span| {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        format!(" (line {line})")
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_route_among_all_six_bureaus() {
+        let config = Config::defaults().unwrap();
+        assert_eq!(config.bureaus.len(), 6);
+        assert!(config.routes.len() >= 8);
+        let receivers: std::collections::BTreeSet<_> =
+            config.routes.iter().flat_map(|r| r.to.clone()).collect();
+        assert_eq!(receivers.len(), 6, "every bureau receives something");
+        assert_eq!(config.push_subscribers().len(), 5);
+    }
+
+    #[test]
+    fn layers_merge_and_env_overrides() {
+        let config = Config::from_layers(
+            &["[retry]\nmax_attempts = 3\n"],
+            &[("GATEWAY_LISTEN".into(), "127.0.0.1:9443".into())],
+        )
+        .unwrap();
+        assert_eq!(config.retry.max_attempts, 3);
+        assert_eq!(config.retry.initial_delay_ms, 1_000);
+        assert_eq!(config.listen.port(), 9443);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[retry]\nmax_attempts = 0\n", "retry.max_attempts"),
+            (
+                "[bureaus.water]\ndelivery = \"push\"\nendpoint = \"http://x\"\n",
+                "bureaus.water.endpoint",
+            ),
+            (
+                "[bureaus.civil_defense]\ndelivery = \"pull\"\nendpoint = \"https://x\"\n",
+                "bureaus.civil_defense.endpoint",
+            ),
+            ("store = \"mysql://x\"\n", "store"),
+            (
+                "[[routes]]\nname = \"a\"\nreason = \"r\"\nto = []\n",
+                "routes[0].to",
+            ),
+            ("[delivery]\nlease_seconds = 5\n", "delivery.lease_seconds"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_layers(&[text], &[]).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err}");
+        }
+        let err = Config::from_layers(&["[retry]\nmax_attempt = 3\n"], &[]).unwrap_err();
+        assert!(err.problem.contains("max_attempt"), "{err}");
+        let err = Config::from_layers(
+            &["[[routes]]\nname = \"a\"\nreason = \"r\"\nto = [\"housing\"]\n"],
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.problem.contains("housing"), "{err}");
+    }
+}

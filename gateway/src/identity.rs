@@ -1,0 +1,75 @@
+//! Who is on the other end of a connection: the identity named in a client certificate issued by
+//! the exchange CA. Identity is never taken from a message.
+
+use std::fmt;
+
+use schemas::BureauId;
+
+/// A party the exchange knows, as named by the SAN URI of its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// A bureau's system: `urn:bureau:<id>`.
+    Bureau(BureauId),
+    /// A person or tool operating the exchange: `urn:operator:<name>`.
+    Operator(String),
+    /// A gateway node (its client identity when pushing deliveries): `urn:gateway:<node>`.
+    Gateway(String),
+}
+
+impl Identity {
+    /// The SAN URI that names this identity in a certificate.
+    pub fn uri(&self) -> String {
+        match self {
+            Self::Bureau(bureau) => format!("urn:bureau:{bureau}"),
+            Self::Operator(name) => format!("urn:operator:{name}"),
+            Self::Gateway(node) => format!("urn:gateway:{node}"),
+        }
+    }
+
+    /// Parses a SAN URI; `None` for anything that is not one of ours.
+    pub fn from_uri(uri: &str) -> Option<Self> {
+        let name_ok = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if let Some(id) = uri.strip_prefix("urn:bureau:") {
+            return id.parse().ok().map(Self::Bureau);
+        }
+        if let Some(name) = uri.strip_prefix("urn:operator:") {
+            return name_ok(name).then(|| Self::Operator(name.to_owned()));
+        }
+        if let Some(node) = uri.strip_prefix("urn:gateway:") {
+            return name_ok(node).then(|| Self::Gateway(node.to_owned()));
+        }
+        None
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.uri())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_round_trip_and_strangers_are_refused() {
+        for identity in [
+            Identity::Bureau(BureauId::TrafficPolice),
+            Identity::Operator("alice".into()),
+            Identity::Gateway("node-1".into()),
+        ] {
+            assert_eq!(Identity::from_uri(&identity.uri()), Some(identity));
+        }
+        assert_eq!(Identity::from_uri("urn:bureau:housing"), None);
+        assert_eq!(Identity::from_uri("urn:operator:"), None);
+        assert_eq!(Identity::from_uri("urn:operator:a b"), None);
+        assert_eq!(Identity::from_uri("https://example.com"), None);
+    }
+}
