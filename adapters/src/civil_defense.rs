@@ -416,7 +416,7 @@ impl CivilDefense {
     }
 
     /// Writes one batch. Its id is the first event's message id.
-    fn encode_batch(batch_id: &str, events: &[Event]) -> Encoded {
+    fn write_batch(batch_id: &str, events: &[Event]) -> Encoded {
         let mut w = XmlWriter::new(UTF_8);
         let count = events.len().to_string();
         w.open(ROOT, &[("batchId", batch_id), ("count", &count)]);
@@ -498,10 +498,15 @@ impl Adapter for CivilDefense {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        Ok(Self::encode_batch(
+        Ok(Self::write_batch(
             event.message_id.as_str(),
             std::slice::from_ref(event),
         ))
+    }
+
+    /// The office's own batch document: a pull feed of civil defense reads natively.
+    fn encode_batch(&self, batch_id: &str, events: &[Event]) -> Result<Encoded, EncodeError> {
+        Ok(Self::write_batch(batch_id, events))
     }
 
     /// A batch of 2 to 6 of the office's own case events.
@@ -518,7 +523,7 @@ impl Adapter for CivilDefense {
         events.sort_by_key(|e| e.occurred_at);
         let day = events[0].occurred_at.naive_local().format("%Y%m%d");
         let batch_id = format!("RF-B-{day}-{:02}", rng.u32(1..=99));
-        Self::encode_batch(&batch_id, &events)
+        Self::write_batch(&batch_id, &events)
     }
 }
 
@@ -566,7 +571,7 @@ mod tests {
         let events: Vec<Event> = (0..sizes)
             .map(|_| crate::sample::case_event(&mut rng, BureauId::CivilDefense))
             .collect();
-        let body = CivilDefense::encode_batch("B-1", &events).body;
+        let body = CivilDefense::write_batch("B-1", &events).body;
         (events, String::from_utf8(body).expect("UTF-8"))
     }
 

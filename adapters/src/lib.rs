@@ -145,6 +145,17 @@ pub trait Adapter: Send + Sync {
     /// Encodes one canonical event as a native message, for delivery to this bureau.
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError>;
 
+    /// Encodes several events as one message, for a pull feed. Batch formats write their own
+    /// batch document; the default is `multipart/mixed` (RFC 2046), one part per event in the
+    /// format's single-event encoding, each part carrying its `Message-Id`.
+    fn encode_batch(&self, batch_id: &str, events: &[Event]) -> Result<Encoded, EncodeError> {
+        let parts = events
+            .iter()
+            .map(|event| Ok((event.message_id.as_str(), self.encode(event)?)))
+            .collect::<Result<Vec<_>, EncodeError>>()?;
+        Ok(multipart(batch_id, &parts))
+    }
+
     /// A realistic native message as this bureau's system would send it, drawn from `rng`: for
     /// the demo, tests and benchmarks.
     fn sample(&self, rng: &mut fastrand::Rng) -> Encoded {
@@ -154,6 +165,36 @@ pub trait Adapter: Send + Sync {
             // The generator only draws values every format can hold; `conformance` checks it.
             Err(error) => unreachable!("sample event not encodable: {error}"),
         }
+    }
+}
+
+/// Writes `multipart/mixed` with one part per encoded event. The boundary is derived from the
+/// batch id and lengthened until no part contains it.
+fn multipart(batch_id: &str, parts: &[(&str, Encoded)]) -> Encoded {
+    let mut boundary = format!("=_exchange_batch_{batch_id}");
+    while parts.iter().any(|(_, part)| {
+        part.body
+            .windows(boundary.len())
+            .any(|w| w == boundary.as_bytes())
+    }) {
+        boundary.push('_');
+    }
+    let mut body = Vec::new();
+    for (message_id, part) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Type: {}\r\nMessage-Id: {message_id}\r\n\r\n",
+                part.content_type
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&part.body);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Encoded {
+        content_type: format!("multipart/mixed; boundary=\"{boundary}\""),
+        body,
     }
 }
 
@@ -204,6 +245,36 @@ mod tests {
             assert_eq!(adapter.bureau(), bureau);
             assert_eq!(for_bureau(bureau).map(|a| a.bureau()), Some(bureau));
         }
+    }
+
+    #[test]
+    fn default_batches_are_multipart_with_one_part_per_event() {
+        let adapter = for_bureau(BureauId::Transport).unwrap();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let events: Vec<Event> = (0..3)
+            .map(|_| sample::case_event(&mut rng, BureauId::Planning))
+            .collect();
+        let batch = adapter.encode_batch("b-1", &events).unwrap();
+        let boundary = batch
+            .content_type
+            .split("boundary=\"")
+            .nth(1)
+            .and_then(|b| b.strip_suffix('"'))
+            .unwrap()
+            .to_owned();
+        let text = String::from_utf8(batch.body).unwrap();
+        let parts: Vec<&str> = text.split(&format!("--{boundary}")).collect();
+        // preamble (empty), three parts, and the closing "--\r\n"
+        assert_eq!(parts.len(), 5);
+        for (part, event) in parts[1..4].iter().zip(&events) {
+            let (headers, body) = part.split_once("\r\n\r\n").unwrap();
+            assert!(headers.contains(&format!("Message-Id: {}", event.message_id.as_str())));
+            let decoded = adapter
+                .decode(body.trim_end_matches("\r\n").as_bytes(), "application/json")
+                .unwrap();
+            assert_eq!(decoded, vec![event.clone()]);
+        }
+        assert_eq!(parts[4], "--\r\n");
     }
 
     #[test]

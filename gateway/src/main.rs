@@ -1,9 +1,6 @@
-//! The exchange gateway's command line.
-//!
-//! Today it holds the developer tools over the adapters: list them, decode a native message
-//! into canonical events (or the list of what is wrong with it), and print realistic sample
-//! messages. The network service (`serve`, `demo`) is built on top of these in the gateway-core
-//! issue; see README.md for the status.
+//! The exchange gateway's command line: run a node (`serve`), run the demo (`demo`), manage the
+//! dev PKI (`pki`), explain routing (`routes explain`), and the adapter tools (`adapters`,
+//! `decode`, `sample`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +9,9 @@ use std::process::ExitCode;
 use adapters::{Adapter, DecodeError, Syntax};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use gateway::config::Config;
+use gateway::identity::Identity;
+use gateway::routing::RouteTable;
 use schemas::BureauId;
 
 #[derive(Parser)]
@@ -27,6 +27,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a gateway node.
+    Serve {
+        /// The configuration file, laid over the defaults (`gateway/config.default.toml`).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the gateway with six simulated bureau systems on the embedded store, show live
+    /// progress, and check at the end that every accepted message reached every subscriber.
+    Demo(gateway::demo::DemoArgs),
+    /// Manage the development PKI (exchange CA, gateway, bureau and operator certificates).
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Explain routing.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
     /// List the bureau adapters and their native formats.
     Adapters,
     /// Decode a bureau's native message and print the canonical events as JSON, or every
@@ -52,6 +71,50 @@ enum Command {
         /// How many messages.
         #[arg(long, default_value_t = 1)]
         count: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create a dev CA and certificates for the gateway, every bureau and an operator
+    /// (existing files are kept).
+    Init {
+        /// Folder to write to.
+        #[arg(long, default_value = "data/pki")]
+        dir: PathBuf,
+        /// The gateway node's name.
+        #[arg(long, default_value = "gw-1")]
+        node: String,
+    },
+    /// Issue one more certificate from the CA in `dir`.
+    Issue {
+        /// Folder holding ca.pem and ca.key.
+        #[arg(long, default_value = "data/pki")]
+        dir: PathBuf,
+        /// A bureau's certificate (`urn:bureau:<id>`), written as `<id>.pem`.
+        #[arg(long, group = "who")]
+        bureau: Option<BureauId>,
+        /// An operator's certificate (`urn:operator:<name>`), written as `operator-<name>.pem`.
+        #[arg(long, group = "who")]
+        operator: Option<String>,
+        /// A gateway node's certificate (`urn:gateway:<node>`), written as `gateway-<node>.pem`.
+        #[arg(long, group = "who")]
+        gateway: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Decode a native message and show which routes match each of its events, and why.
+    Explain {
+        /// The message file.
+        file: PathBuf,
+        /// The bureau that sends it.
+        #[arg(long = "from")]
+        bureau: BureauId,
+        /// A configuration file (default: the built-in routes).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -116,8 +179,115 @@ fn fastrand_rng(seed: u64) -> fastrand::Rng {
     fastrand::Rng::with_seed(seed)
 }
 
+fn pki(command: PkiCommand) -> Result<ExitCode> {
+    match command {
+        PkiCommand::Init { dir, node } => {
+            gateway::pki::init(&dir, &node)?;
+            println!("dev PKI in {}", dir.display());
+        }
+        PkiCommand::Issue {
+            dir,
+            bureau,
+            operator,
+            gateway,
+        } => {
+            let (identity, stem) = match (bureau, operator, gateway) {
+                (Some(b), None, None) => (Identity::Bureau(b), b.as_str().to_owned()),
+                (None, Some(name), None) => {
+                    (Identity::Operator(name.clone()), format!("operator-{name}"))
+                }
+                (None, None, Some(node)) => {
+                    (Identity::Gateway(node.clone()), format!("gateway-{node}"))
+                }
+                _ => anyhow::bail!("give exactly one of --bureau, --operator, --gateway"),
+            };
+            let (cert, key) = gateway::pki::issue(&dir, &identity, &stem)?;
+            println!("{identity}: {} {}", cert.display(), key.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(file: PathBuf, bureau: BureauId, config: Option<PathBuf>) -> Result<ExitCode> {
+    let config = match config {
+        Some(path) => Config::load(&path)?,
+        None => Config::defaults()?,
+    };
+    let adapter = adapter(bureau)?;
+    let body = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let events = adapter
+        .decode(&body, adapter.format().media_type)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let table = RouteTable::new(config.routes.clone());
+    for event in &events {
+        let case = event.case();
+        println!(
+            "event {} from {}: {} {:?} {:?} stage {:?} in {}",
+            event.message_id.as_str(),
+            event.source,
+            serde_json::to_value(event.kind)?.as_str().unwrap_or(""),
+            case.item,
+            case.status,
+            case.stage,
+            case.district.name_traditional()
+        );
+        for matched in table.explain(event) {
+            match &matched.failed {
+                None => println!(
+                    "  MATCH  {} -> {:?}\n         {}",
+                    matched.route.name, matched.route.to, matched.route.reason
+                ),
+                Some(why) => println!("  -      {}: {why}", matched.route.name),
+            }
+        }
+        println!("  => delivered to {:?}", table.subscribers(event));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(config: PathBuf) -> Result<ExitCode> {
+    let config = Config::load(&config)?;
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let running = gateway::start(config).await?;
+        shutdown_signal().await;
+        tracing::info!(message = "shutting down");
+        running.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
 fn main() -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
+        Command::Serve { config } => serve(config),
+        Command::Demo(args) => {
+            let code = tokio::runtime::Runtime::new()?.block_on(gateway::demo::run(args))?;
+            Ok(code)
+        }
+        Command::Pki { command } => pki(command),
+        Command::Routes {
+            command:
+                RoutesCommand::Explain {
+                    file,
+                    bureau,
+                    config,
+                },
+        } => explain(file, bureau, config),
         Command::Adapters => {
             list_adapters();
             Ok(ExitCode::SUCCESS)

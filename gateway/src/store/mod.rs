@@ -16,7 +16,7 @@
 use schemas::{BureauId, Event};
 use serde::{Deserialize, Serialize};
 
-// pub mod sqlite;
+pub mod sqlite;
 
 /// Row id of a delivery; increases with arrival, so it also orders a (subscriber, case) queue.
 pub type DeliveryId = i64;
@@ -146,6 +146,8 @@ pub struct QueueStat {
     pub delivered: u64,
     /// Creation time of the oldest pending delivery.
     pub oldest_pending: Option<Millis>,
+    /// Failed attempts recorded so far (retries and dead-letterings), from the attempt history.
+    pub failed_attempts: u64,
 }
 
 /// Why the store could not do something. Says whether trying again can help.

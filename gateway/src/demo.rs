@@ -1,0 +1,652 @@
+//! `gateway demo`: the gateway on the embedded store with a generated dev PKI, and six simulated
+//! bureau systems that send realistic traffic in their own formats over mutual TLS (including
+//! invalid messages and re-sends) and receive deliveries: water fails intermittently, transport
+//! is down for the first third of the run, civil defense pulls its feed (and sometimes forgets
+//! to acknowledge). It shows live progress, drains, prints a summary, and exits non-zero if any
+//! accepted message did not reach every subscriber.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adapters::Adapter;
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use http_body_util::{BodyExt, Full};
+use schemas::BureauId;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::Peer;
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::store::Store;
+
+/// Options of `gateway demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Folder for the store and the PKI (`DIR/pki/ca.pem`, `DIR/pki/<bureau>.pem|.key`,
+    /// `DIR/pki/operator.pem|.key`). The demo's store is recreated on every run.
+    #[arg(long, default_value = "demo-data")]
+    pub data: PathBuf,
+    /// Where the gateway listens.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// How long the bureaus send traffic, in seconds (Ctrl-C ends it early).
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Messages per second each bureau sends.
+    #[arg(long, default_value_t = 20)]
+    pub rate: u32,
+    /// Longest wait for the backlog to drain after sending stops, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub drain: u64,
+}
+
+use crate::delivery::{HttpsClient, https_client};
+
+/// What one simulated bureau saw.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    resent: AtomicU64,
+    duplicate_answers: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+    /// Deliveries the gateway promised to others for this bureau's messages.
+    promised: AtomicU64,
+    /// Unique message ids received by this bureau.
+    received: Mutex<HashSet<String>>,
+    /// Deliveries received again (at-least-once).
+    redelivered: AtomicU64,
+    /// Refusals this bureau's endpoint answered on purpose (failure simulation).
+    refused: AtomicU64,
+    /// Deliveries it could not decode in its own format (must stay 0).
+    undecodable: AtomicU64,
+}
+
+/// Every bureau's tally.
+type Tallies = Arc<BTreeMap<BureauId, Tally>>;
+
+fn client(ca: &Path, cert: &Path, key: &Path) -> Result<HttpsClient> {
+    let tls = crate::tls::client_config(ca, cert, key)?;
+    Ok(https_client(&tls))
+}
+
+/// How a simulated receiving endpoint behaves.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    Healthy,
+    /// Answers 503 to this share of requests.
+    Flaky(f64),
+}
+
+#[derive(Clone)]
+struct Endpoint {
+    bureau: BureauId,
+    behaviour: Behaviour,
+    tallies: Tallies,
+}
+
+/// A bureau's receiving endpoint: only the gateway may call it; it decodes every delivery in
+/// its own format and records the message id.
+async fn inbox(
+    State(endpoint): State<Endpoint>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    if !matches!(peer.0, Some(Identity::Gateway(_))) {
+        return StatusCode::FORBIDDEN;
+    }
+    let tally = &endpoint.tallies[&endpoint.bureau];
+    if let Behaviour::Flaky(share) = endpoint.behaviour
+        && fastrand::f64() < share
+    {
+        tally.refused.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(adapter) = adapters::for_bureau(endpoint.bureau) else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    match adapter.decode(&body, content_type) {
+        Ok(events) => {
+            let mut received = tally.received.lock().unwrap_or_else(|p| p.into_inner());
+            for event in events {
+                if !received.insert(event.message_id.as_str().to_owned()) {
+                    tally.redelivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            StatusCode::OK
+        }
+        Err(_) => {
+            tally.undecodable.fetch_add(1, Ordering::Relaxed);
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+}
+
+/// Serves a bureau's inbox on `listener` until `stop`.
+fn serve_inbox(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    endpoint: Endpoint,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let router = Router::new()
+        .route("/inbox", post(inbox))
+        .with_state(endpoint);
+    tokio::spawn(crate::server::serve(
+        listener,
+        tls,
+        router,
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+        Duration::from_secs(2),
+    ))
+}
+
+/// Makes an invalid message the way bureau systems do: a credit code whose check character is
+/// wrong, or a project code whose serial was garbled into "55B個" (as in the seed document).
+fn corrupt(adapter: &dyn Adapter, rng: &mut fastrand::Rng) -> adapters::Encoded {
+    let event = adapters::sample::case_event(rng, adapter.bureau());
+    let encoded = adapter
+        .encode(&event)
+        .unwrap_or_else(|_| unreachable!("samples encode"));
+    let (syntax_encoding, text) = match adapter.format().syntax {
+        adapters::Syntax::Xml { encoding } => (
+            Some(encoding),
+            encoding.decode(&encoded.body).0.into_owned(),
+        ),
+        adapters::Syntax::Json => (None, String::from_utf8_lossy(&encoded.body).into_owned()),
+    };
+    let case = event.case();
+    let text = if rng.bool() {
+        let code = case.applicant.credit_code.as_str();
+        let wrong = if code.ends_with('0') { '1' } else { '0' };
+        text.replacen(code, &format!("{}{wrong}", &code[..17]), 1)
+    } else {
+        let code = case.project.code.as_str();
+        text.replacen(code, &format!("{}55B個", &code[..18]), 1)
+    };
+    let body = match syntax_encoding {
+        Some(encoding) => encoding.encode(&text).0.into_owned(),
+        None => text.into_bytes(),
+    };
+    adapters::Encoded {
+        content_type: encoded.content_type,
+        body,
+    }
+}
+
+async fn post_message(
+    client: &HttpsClient,
+    url: &str,
+    message: &adapters::Encoded,
+    key: &str,
+) -> Result<(StatusCode, Bytes)> {
+    let request = hyper::Request::post(url)
+        .header("content-type", &message.content_type)
+        .header("idempotency-key", key)
+        .body(Full::new(Bytes::from(message.body.clone())))?;
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+        .await
+        .context("no answer in 30 s")??;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((StatusCode::from_u16(status.as_u16())?, body))
+}
+
+/// One bureau's system sending its traffic.
+async fn send_traffic(
+    bureau: BureauId,
+    client: HttpsClient,
+    gateway: String,
+    rate: u32,
+    until: Instant,
+    tallies: Tallies,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(adapter) = adapters::for_bureau(bureau) else {
+        return;
+    };
+    let tally = &tallies[&bureau];
+    let url = format!("{gateway}/v1/messages");
+    let mut rng = fastrand::Rng::with_seed(bureau as u64 + 1);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    let mut last: Option<(adapters::Encoded, String)> = None;
+    while Instant::now() < until && !*stop.borrow() {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        // 3% re-sends of the previous message with the same key: the gateway must answer as
+        // before and deliver nothing twice.
+        let (message, key, resend) = match (&last, rng.u32(0..100)) {
+            (Some((message, key)), 0..3) => (message.clone(), key.clone(), true),
+            (_, roll) => {
+                let message = if roll < 10 {
+                    corrupt(adapter, &mut rng)
+                } else {
+                    adapter.sample(&mut rng)
+                };
+                (message, uuid::Uuid::now_v7().to_string(), false)
+            }
+        };
+        tally.sent.fetch_add(1, Ordering::Relaxed);
+        if resend {
+            tally.resent.fetch_add(1, Ordering::Relaxed);
+        }
+        match post_message(&client, &url, &message, &key).await {
+            Ok((StatusCode::ACCEPTED, body)) => {
+                if resend {
+                    tally.duplicate_answers.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    tally.accepted.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(receipt) = serde_json::from_slice::<crate::store::Receipt>(&body) {
+                        tally
+                            .promised
+                            .fetch_add(receipt.deliveries as u64, Ordering::Relaxed);
+                    }
+                    last = Some((message, key));
+                }
+            }
+            Ok((status, body)) => {
+                let reason = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|problem| {
+                        let first = problem.get("errors")?.get(0)?;
+                        Some(format!(
+                            "{} {} ({})",
+                            status.as_u16(),
+                            first.get("field")?.as_str()?,
+                            first.get("problem")?.get("type")?.as_str()?
+                        ))
+                    })
+                    .unwrap_or_else(|| status.to_string());
+                *tally
+                    .rejected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(reason)
+                    .or_default() += 1;
+            }
+            Err(error) => {
+                *tally
+                    .rejected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(format!("transport error: {error}"))
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Civil defense pulls its feed: long-polls, decodes the batch, and acknowledges — except
+/// every fifth batch, which it "forgets", so those items come back.
+async fn pull_feed(
+    client: HttpsClient,
+    gateway: String,
+    tallies: Tallies,
+    mut stop: watch::Receiver<bool>,
+) {
+    let bureau = BureauId::CivilDefense;
+    let Some(adapter) = adapters::for_bureau(bureau) else {
+        return;
+    };
+    let tally = &tallies[&bureau];
+    let mut batches = 0u64;
+    while !*stop.borrow() {
+        let request = match hyper::Request::get(format!("{gateway}/v1/feed?wait=2&limit=200"))
+            .body(Full::new(Bytes::new()))
+        {
+            Ok(request) => request,
+            Err(_) => return,
+        };
+        let response = tokio::select! {
+            response = client.request(request) => response,
+            _ = stop.changed() => return,
+        };
+        let Ok(response) = response else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        if response.status() != hyper::StatusCode::OK {
+            continue;
+        }
+        let cursor = response
+            .headers()
+            .get("feed-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let Ok(body) = response.into_body().collect().await.map(|b| b.to_bytes()) else {
+            continue;
+        };
+        match adapter.decode(&body, &content_type) {
+            Ok(events) => {
+                let mut received = tally.received.lock().unwrap_or_else(|p| p.into_inner());
+                for event in events {
+                    if !received.insert(event.message_id.as_str().to_owned()) {
+                        tally.redelivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(_) => {
+                tally.undecodable.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        batches += 1;
+        if batches.is_multiple_of(5) {
+            continue; // not acknowledged: the items come back on the next fetch
+        }
+        if let Some(cursor) = cursor
+            && let Ok(request) =
+                hyper::Request::post(format!("{gateway}/v1/feed/ack?cursor={cursor}"))
+                    .body(Full::new(Bytes::new()))
+        {
+            let _ = client.request(request).await;
+        }
+    }
+}
+
+fn fmt_rate(count: u64, seconds: f64) -> String {
+    format!("{:.0}/s", count as f64 / seconds.max(0.001))
+}
+
+async fn print_progress<S: Store>(store: &S, tallies: &Tallies, started: Instant) {
+    let stats = store.queue_stats().await.unwrap_or_default();
+    let pending: u64 = stats.iter().map(|s| s.pending).sum();
+    let delivered: u64 = stats.iter().map(|s| s.delivered).sum();
+    let mut line = format!(
+        "[{:>4.0}s] backlog {pending:>5}  delivered {delivered:>6} |",
+        started.elapsed().as_secs_f64()
+    );
+    for (bureau, tally) in tallies.iter() {
+        let received = tally.received.lock().map(|r| r.len()).unwrap_or(0);
+        line.push_str(&format!(
+            " {} {}→{}",
+            bureau.as_str(),
+            tally.accepted.load(Ordering::Relaxed),
+            received
+        ));
+    }
+    println!("{line}");
+}
+
+/// Runs the demo; the exit status is non-zero if anything accepted was lost.
+pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+    let pki_dir = args.data.join("pki");
+    crate::pki::init(&pki_dir, "gw-1").context("creating the dev PKI")?;
+    let ca = pki_dir.join("ca.pem");
+    let db = args.data.join("gateway.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let tallies: Tallies = Arc::new(
+        BureauId::ALL
+            .into_iter()
+            .map(|b| (b, Tally::default()))
+            .collect(),
+    );
+    let (stop, stop_rx) = watch::channel(false);
+
+    // The bureaus' receiving endpoints (civil defense pulls instead).
+    let mut endpoints = BTreeMap::new();
+    let mut inboxes = Vec::new();
+    let transport_down_for = Duration::from_secs((args.duration / 3).max(3));
+    let mut transport_listener = None;
+    for bureau in BureauId::ALL {
+        if bureau == BureauId::CivilDefense {
+            continue;
+        }
+        let (cert, key) = (
+            pki_dir.join(format!("{bureau}.pem")),
+            pki_dir.join(format!("{bureau}.key")),
+        );
+        let tls = crate::tls::endpoint_server_config(&ca, &cert, &key)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        endpoints.insert(bureau, format!("https://127.0.0.1:{}/inbox", addr.port()));
+        let behaviour = if bureau == BureauId::Water {
+            Behaviour::Flaky(0.3)
+        } else {
+            Behaviour::Healthy
+        };
+        let endpoint = Endpoint {
+            bureau,
+            behaviour,
+            tallies: tallies.clone(),
+        };
+        if bureau == BureauId::Transport {
+            // Down: the port is closed until it comes back.
+            drop(listener);
+            transport_listener = Some((addr, tls, endpoint));
+        } else {
+            inboxes.push(serve_inbox(listener, tls, endpoint, stop_rx.clone()));
+        }
+    }
+
+    let mut layer = format!(
+        "listen = \"{}\"\nstore = \"sqlite:{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+         [retry]\ninitial_delay_ms = 200\nmax_delay_seconds = 5\nmax_attempts = 100\n\
+         [circuit]\nfailure_threshold = 5\nopen_seconds = 2\n\
+         [delivery]\nlease_seconds = 15\nrequest_timeout_seconds = 5\npoll_interval_ms = 200\n",
+        args.listen,
+        db.display(),
+        ca.display(),
+        pki_dir.join("gateway.pem").display(),
+        pki_dir.join("gateway.key").display(),
+    );
+    for (bureau, url) in &endpoints {
+        layer.push_str(&format!(
+            "[bureaus.{bureau}]\ndelivery = \"push\"\nendpoint = \"{url}\"\n"
+        ));
+    }
+    let config = Config::from_layers(&[&layer], &[])?;
+    let running = crate::start(config).await?;
+    let gateway = format!("https://{}", running.addr());
+    println!(
+        "gateway on {gateway}, store {}, PKI {}",
+        db.display(),
+        pki_dir.display()
+    );
+    println!(
+        "metrics: curl --cacert {0}/ca.pem --cert {0}/operator.pem --key {0}/operator.key {gateway}/metrics",
+        pki_dir.display()
+    );
+    println!(
+        "six bureaus send {} msg/s each for {} s; water fails 30% of deliveries, transport is down for {} s, civil defense pulls",
+        args.rate,
+        args.duration,
+        transport_down_for.as_secs()
+    );
+
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.duration);
+    let mut senders = Vec::new();
+    for bureau in BureauId::ALL {
+        let client = client(
+            &ca,
+            &pki_dir.join(format!("{bureau}.pem")),
+            &pki_dir.join(format!("{bureau}.key")),
+        )?;
+        senders.push(tokio::spawn(send_traffic(
+            bureau,
+            client,
+            gateway.clone(),
+            args.rate,
+            until,
+            tallies.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let feed_client = client(
+        &ca,
+        &pki_dir.join("civil_defense.pem"),
+        &pki_dir.join("civil_defense.key"),
+    )?;
+    let feed = tokio::spawn(pull_feed(
+        feed_client,
+        gateway.clone(),
+        tallies.clone(),
+        stop_rx.clone(),
+    ));
+
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut interrupted = false;
+    let mut progress = tokio::time::interval(Duration::from_secs(2));
+    while Instant::now() < until {
+        tokio::select! {
+            _ = progress.tick() => print_progress(running.store(), &tallies, started).await,
+            _ = &mut ctrl_c => { interrupted = true; break; }
+        }
+        if let Some((addr, _, _)) = &transport_listener
+            && started.elapsed() >= transport_down_for
+        {
+            let addr = *addr;
+            if let Some((_, tls, endpoint)) = transport_listener.take() {
+                match TcpListener::bind(addr).await {
+                    Ok(listener) => {
+                        println!(
+                            "[{:>4.0}s] transport is back up",
+                            started.elapsed().as_secs_f64()
+                        );
+                        inboxes.push(serve_inbox(listener, tls, endpoint, stop_rx.clone()));
+                    }
+                    Err(error) => println!("transport could not come back on {addr}: {error}"),
+                }
+            }
+        }
+    }
+    let sending_seconds = started.elapsed().as_secs_f64();
+    for sender in senders {
+        let _ = sender.await;
+    }
+    if let Some((addr, tls, endpoint)) = transport_listener.take()
+        && let Ok(listener) = TcpListener::bind(addr).await
+    {
+        inboxes.push(serve_inbox(listener, tls, endpoint, stop_rx.clone()));
+    }
+
+    println!("sending stopped after {sending_seconds:.0} s; draining the backlog");
+    let drain_started = Instant::now();
+    let drain_until = drain_started + Duration::from_secs(args.drain);
+    loop {
+        let stats = running.store().queue_stats().await.unwrap_or_default();
+        let pending: u64 = stats.iter().map(|s| s.pending).sum();
+        if pending == 0 || Instant::now() >= drain_until || interrupted {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = &mut ctrl_c => { interrupted = true; }
+        }
+        print_progress(running.store(), &tallies, started).await;
+    }
+    let total_seconds = started.elapsed().as_secs_f64();
+    let stats = running.store().queue_stats().await.unwrap_or_default();
+    let _ = stop.send(true);
+    let _ = feed.await;
+    running.shutdown().await;
+    for inbox in inboxes {
+        let _ = inbox.await;
+    }
+    Ok(summary(&tallies, &stats, sending_seconds, total_seconds))
+}
+
+fn summary(
+    tallies: &Tallies,
+    stats: &[crate::store::QueueStat],
+    sending_seconds: f64,
+    total_seconds: f64,
+) -> ExitCode {
+    println!();
+    println!(
+        "{:<15} {:>6} {:>8} {:>8} {:>7} {:>9} {:>9} {:>8} {:>7} {:>6}",
+        "bureau",
+        "sent",
+        "accepted",
+        "rejected",
+        "resent",
+        "received",
+        "redeliv.",
+        "refused",
+        "pending",
+        "dead"
+    );
+    let mut promised = 0;
+    let mut received_total = 0;
+    let mut accepted_total = 0;
+    let mut undecodable = 0;
+    for (bureau, tally) in tallies.iter() {
+        let stat = stats.iter().find(|s| s.subscriber == *bureau);
+        let rejected: u64 = tally.rejected.lock().map(|r| r.values().sum()).unwrap_or(0);
+        let received = tally.received.lock().map(|r| r.len() as u64).unwrap_or(0);
+        promised += tally.promised.load(Ordering::Relaxed);
+        received_total += received;
+        accepted_total += tally.accepted.load(Ordering::Relaxed);
+        undecodable += tally.undecodable.load(Ordering::Relaxed);
+        println!(
+            "{:<15} {:>6} {:>8} {:>8} {:>7} {:>9} {:>9} {:>8} {:>7} {:>6}",
+            bureau.as_str(),
+            tally.sent.load(Ordering::Relaxed),
+            tally.accepted.load(Ordering::Relaxed),
+            rejected,
+            tally.resent.load(Ordering::Relaxed),
+            received,
+            tally.redelivered.load(Ordering::Relaxed),
+            tally.refused.load(Ordering::Relaxed),
+            stat.map_or(0, |s| s.pending),
+            stat.map_or(0, |s| s.dead),
+        );
+    }
+    println!("\nrejected, by reason:");
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for tally in tallies.values() {
+        for (reason, n) in tally.rejected.lock().map(|r| r.clone()).unwrap_or_default() {
+            *reasons.entry(reason).or_default() += n;
+        }
+    }
+    for (reason, n) in &reasons {
+        println!("  {n:>6}  {reason}");
+    }
+    let retried: u64 = stats.iter().map(|s| s.failed_attempts).sum();
+    let dead: u64 = stats.iter().map(|s| s.dead).sum();
+    let pending: u64 = stats.iter().map(|s| s.pending).sum();
+    println!(
+        "\naccepted {accepted_total} messages ({} over {sending_seconds:.0} s of sending); deliveries promised {promised}, received {received_total} ({} over {total_seconds:.0} s); retried attempts {retried}; dead letters {dead}; still pending {pending}",
+        fmt_rate(accepted_total, sending_seconds),
+        fmt_rate(received_total, total_seconds),
+    );
+    let lost = promised.saturating_sub(received_total);
+    if lost == 0 && dead == 0 && pending == 0 && undecodable == 0 {
+        println!("OK: every accepted message reached every subscriber.");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "FAILED: {lost} deliveries not received, {dead} dead letters, {pending} pending, {undecodable} undecodable"
+        );
+        ExitCode::FAILURE
+    }
+}

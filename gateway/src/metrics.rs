@@ -1,0 +1,68 @@
+//! Metric names, defined once with their help text, and the Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Messages received, by `bureau` and `outcome` (accepted, duplicate, invalid, malformed,
+/// forbidden, too_large, unsupported, unavailable).
+pub const MESSAGES_RECEIVED: &str = "gateway_messages_received_total";
+/// Delivery attempts, by `subscriber` and `outcome` (delivered, retry, dead_letter).
+pub const DELIVERIES: &str = "gateway_deliveries_total";
+/// Pending deliveries per `subscriber`.
+pub const QUEUE_DEPTH: &str = "gateway_queue_depth";
+/// Age in seconds of the oldest pending delivery per `subscriber`.
+pub const QUEUE_OLDEST_SECONDS: &str = "gateway_queue_oldest_pending_seconds";
+/// Dead letters per `subscriber`.
+pub const DEAD_LETTERS: &str = "gateway_dead_letters";
+/// Circuit state per `subscriber`: 0 closed, 1 half-open, 2 open.
+pub const CIRCUIT_STATE: &str = "gateway_circuit_state";
+/// Seconds from receiving a message to answering it, by `bureau`.
+pub const INGEST_SECONDS: &str = "gateway_ingest_duration_seconds";
+/// Seconds one push delivery took, by `subscriber`.
+pub const DELIVERY_SECONDS: &str = "gateway_delivery_duration_seconds";
+
+/// The process's Prometheus recorder (installed once; every gateway in the process shares it).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only when another recorder is installed; the handle then renders ours, empty.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        MESSAGES_RECEIVED,
+        "Messages received, by bureau and outcome."
+    );
+    describe_counter!(DELIVERIES, "Delivery attempts, by subscriber and outcome.");
+    describe_gauge!(QUEUE_DEPTH, "Pending deliveries per subscriber.");
+    describe_gauge!(
+        QUEUE_OLDEST_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest pending delivery per subscriber."
+    );
+    describe_gauge!(DEAD_LETTERS, "Dead letters per subscriber.");
+    describe_gauge!(
+        CIRCUIT_STATE,
+        "Circuit state per subscriber: 0 closed, 1 half-open, 2 open."
+    );
+    describe_histogram!(
+        INGEST_SECONDS,
+        Unit::Seconds,
+        "Time from receiving a message to answering it."
+    );
+    describe_histogram!(
+        DELIVERY_SECONDS,
+        Unit::Seconds,
+        "Time one push delivery took."
+    );
+}

@@ -1,0 +1,494 @@
+//! A development PKI for `gateway pki init|issue` and `gateway demo`: one exchange CA and leaf
+//! certificates naming each party by the SAN URI of its [`Identity`].
+//!
+//! Production deployments use certificates from the bureaus' own PKI; this one exists so the
+//! exchange can be run and tested end to end on one machine. Every leaf is valid for both server
+//! and client authentication and for `localhost`, `127.0.0.1` and `::1`, because in the demo the
+//! gateway and the simulated bureaus all serve HTTPS on the loopback interface.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use schemas::BureauId;
+
+use crate::identity::Identity;
+
+/// The common name of the development CA.
+pub const CA_COMMON_NAME: &str = "Shanghai Approval Exchange Dev CA";
+/// Validity of the development CA, in days (ten years).
+pub const CA_VALIDITY_DAYS: u64 = 3650;
+/// Validity of every leaf certificate, in days.
+pub const LEAF_VALIDITY_DAYS: u64 = 825;
+/// File stem of the CA certificate and key (`ca.pem`, `ca.key`).
+pub const CA_STEM: &str = "ca";
+/// File stem of the gateway's certificate written by [`init`].
+pub const GATEWAY_STEM: &str = "gateway";
+/// File stem of the operator certificate written by [`init`].
+pub const OPERATOR_STEM: &str = "operator";
+/// Operator name of the certificate written by [`init`] (`urn:operator:operator`).
+pub const OPERATOR_NAME: &str = "operator";
+
+/// Leaves are dated this far back, to tolerate small clock differences between machines.
+const BACKDATE: Duration = Duration::from_secs(5 * 60);
+const DAY: u64 = 24 * 60 * 60;
+
+/// A failure of the development PKI, naming the file or the certificate concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Reading, writing or creating a file or directory failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA certificate or key could not be parsed.
+    #[error("{}: cannot load the CA: {source}", path.display())]
+    LoadCa {
+        /// The file that failed to parse.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// `ca.key` is not the private key of `ca.pem`.
+    #[error("{}: is not the private key of {}", key.display(), cert.display())]
+    CaKeyMismatch {
+        /// The CA certificate.
+        cert: PathBuf,
+        /// The CA key.
+        key: PathBuf,
+    },
+    /// Only one file of a certificate/key pair exists; refusing to guess which one to trust.
+    #[error(
+        "{} exists but {} does not; remove it or reissue with `gateway pki issue`",
+        present.display(),
+        missing.display()
+    )]
+    IncompletePair {
+        /// The file that exists.
+        present: PathBuf,
+        /// The file that is missing.
+        missing: PathBuf,
+    },
+    /// Generating a key or signing a certificate failed.
+    #[error("cannot generate {what}: {source}")]
+    Generate {
+        /// What was being generated, e.g. `certificate for urn:bureau:water`.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// A file stem that is empty or could escape the PKI directory.
+    #[error("invalid file stem {0:?}: use letters, digits, - _ .")]
+    InvalidStem(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Where [`init`] put the files of a PKI directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkiLayout {
+    /// The PKI directory.
+    pub dir: PathBuf,
+    /// The CA certificate, `ca.pem`.
+    pub ca: PathBuf,
+    /// The CA private key, `ca.key`.
+    pub ca_key: PathBuf,
+    /// Whether this call created a new CA (false when an existing one was reused).
+    pub ca_created: bool,
+    /// The stems of the leaf certificates this call created, in creation order.
+    pub created: Vec<String>,
+}
+
+impl PkiLayout {
+    /// The layout of `dir`, without touching the file system.
+    pub fn new(dir: &Path) -> Self {
+        let (ca, ca_key) = pair_paths(dir, CA_STEM);
+        Self {
+            dir: dir.to_owned(),
+            ca,
+            ca_key,
+            ca_created: false,
+            created: Vec::new(),
+        }
+    }
+
+    /// The certificate and key paths of `stem`: `<dir>/<stem>.pem`, `<dir>/<stem>.key`.
+    pub fn cert_and_key(&self, stem: &str) -> (PathBuf, PathBuf) {
+        pair_paths(&self.dir, stem)
+    }
+
+    /// The gateway's certificate and key.
+    pub fn gateway(&self) -> (PathBuf, PathBuf) {
+        self.cert_and_key(GATEWAY_STEM)
+    }
+
+    /// A bureau's certificate and key.
+    pub fn bureau(&self, bureau: BureauId) -> (PathBuf, PathBuf) {
+        self.cert_and_key(bureau.as_str())
+    }
+
+    /// The operator's certificate and key.
+    pub fn operator(&self) -> (PathBuf, PathBuf) {
+        self.cert_and_key(OPERATOR_STEM)
+    }
+}
+
+fn pair_paths(dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    )
+}
+
+/// Creates `dir` if needed, a development CA in it unless `ca.pem` and `ca.key` already exist,
+/// and every leaf certificate that is missing: `gateway` for `urn:gateway:<node>`, one per bureau
+/// (stem = the bureau id) and `operator` for `urn:operator:operator`. Existing files are never
+/// overwritten.
+pub fn init(dir: &Path, node: &str) -> Result<PkiLayout, PkiError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let mut layout = PkiLayout::new(dir);
+    let ca = match (layout.ca.exists(), layout.ca_key.exists()) {
+        (true, true) => load_ca(&layout.ca, &layout.ca_key)?,
+        (false, false) => {
+            let ca = create_ca(&layout.ca, &layout.ca_key)?;
+            layout.ca_created = true;
+            ca
+        }
+        (true, false) => return Err(incomplete(&layout.ca, &layout.ca_key)),
+        (false, true) => return Err(incomplete(&layout.ca_key, &layout.ca)),
+    };
+
+    let mut leaves = vec![(GATEWAY_STEM.to_owned(), Identity::Gateway(node.to_owned()))];
+    leaves.extend(
+        BureauId::ALL
+            .into_iter()
+            .map(|bureau| (bureau.as_str().to_owned(), Identity::Bureau(bureau))),
+    );
+    leaves.push((
+        OPERATOR_STEM.to_owned(),
+        Identity::Operator(OPERATOR_NAME.to_owned()),
+    ));
+
+    for (stem, identity) in leaves {
+        let (cert, key) = layout.cert_and_key(&stem);
+        match (cert.exists(), key.exists()) {
+            (true, true) => continue,
+            (false, false) => {}
+            (true, false) => return Err(incomplete(&cert, &key)),
+            (false, true) => return Err(incomplete(&key, &cert)),
+        }
+        let (cert_pem, key_pem) = issue_leaf(&ca, &identity)?;
+        write_new(&key, &key_pem, true)?;
+        write_new(&cert, &cert_pem, false)?;
+        layout.created.push(stem);
+    }
+    Ok(layout)
+}
+
+/// Issues a certificate for `identity`, signed by the CA in `dir` (`ca.pem`, `ca.key`), and
+/// writes `<dir>/<stem>.pem` and `<dir>/<stem>.key`, replacing existing files. Returns the
+/// certificate and key paths.
+pub fn issue(dir: &Path, identity: &Identity, stem: &str) -> Result<(PathBuf, PathBuf), PkiError> {
+    let stem_ok = !stem.is_empty()
+        && !stem.starts_with('.')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !stem_ok || stem == CA_STEM {
+        return Err(PkiError::InvalidStem(stem.to_owned()));
+    }
+    let layout = PkiLayout::new(dir);
+    let ca = load_ca(&layout.ca, &layout.ca_key)?;
+    let (cert_pem, key_pem) = issue_leaf(&ca, identity)?;
+    let (cert, key) = layout.cert_and_key(stem);
+    write_replacing(&key, &key_pem, true)?;
+    write_replacing(&cert, &cert_pem, false)?;
+    Ok((cert, key))
+}
+
+fn incomplete(present: &Path, missing: &Path) -> PkiError {
+    PkiError::IncompletePair {
+        present: present.to_owned(),
+        missing: missing.to_owned(),
+    }
+}
+
+fn generate(what: impl FnOnce() -> String) -> impl FnOnce(rcgen::Error) -> PkiError {
+    move |source| PkiError::Generate {
+        what: what(),
+        source,
+    }
+}
+
+fn create_ca(cert: &Path, key: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let what = || "the development CA".to_owned();
+    let now = SystemTime::now();
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, CA_COMMON_NAME);
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = (now - BACKDATE).into();
+    params.not_after = (now + Duration::from_secs(CA_VALIDITY_DAYS * DAY)).into();
+    let key_pair = KeyPair::generate().map_err(generate(what))?;
+    let certificate = params.self_signed(&key_pair).map_err(generate(what))?;
+    write_new(key, &key_pair.serialize_pem(), true)?;
+    write_new(cert, &certificate.pem(), false)?;
+    Ok(Issuer::new(params, key_pair))
+}
+
+fn load_ca(cert: &Path, key: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let cert_pem = fs::read_to_string(cert).map_err(io_error(cert))?;
+    let key_pem = fs::read_to_string(key).map_err(io_error(key))?;
+    let load_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PkiError::LoadCa { path, source }
+    };
+    let key_pair = KeyPair::from_pem(&key_pem).map_err(load_error(key))?;
+
+    // rcgen would happily sign with an unrelated key; check the pair belongs together.
+    let cert_der =
+        CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|_| PkiError::LoadCa {
+            path: cert.to_owned(),
+            source: rcgen::Error::CouldNotParseCertificate,
+        })?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&cert_der).map_err(|_| PkiError::LoadCa {
+            path: cert.to_owned(),
+            source: rcgen::Error::CouldNotParseCertificate,
+        })?;
+    if parsed.public_key().subject_public_key.data.as_ref() != key_pair.public_key_raw() {
+        return Err(PkiError::CaKeyMismatch {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    Issuer::from_ca_cert_der(&cert_der, key_pair).map_err(load_error(cert))
+}
+
+/// Generates a key pair and a leaf certificate for `identity`; returns (certificate, key) PEM.
+fn issue_leaf(ca: &Issuer<'_, KeyPair>, identity: &Identity) -> Result<(String, String), PkiError> {
+    let uri = identity.uri();
+    let what = || format!("a certificate for {uri}");
+    let now = SystemTime::now();
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, uri.as_str());
+    params.distinguished_name = name;
+    params.subject_alt_names = vec![
+        SanType::URI(uri.as_str().try_into().map_err(generate(what))?),
+        SanType::DnsName("localhost".try_into().map_err(generate(what))?),
+        SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = (now - BACKDATE).into();
+    params.not_after = (now + Duration::from_secs(LEAF_VALIDITY_DAYS * DAY)).into();
+    let key_pair = KeyPair::generate().map_err(generate(what))?;
+    let certificate = params.signed_by(&key_pair, ca).map_err(generate(what))?;
+    Ok((certificate.pem(), key_pair.serialize_pem()))
+}
+
+fn open_options(private: bool) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if private {
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Writes a file that must not exist yet.
+fn write_new(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+    let mut file = open_options(private)
+        .create_new(true)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path))
+}
+
+/// Writes a file through a temporary file and a rename, so a reader never sees half a file and
+/// a replaced private key never keeps the permissions of the file it replaces.
+fn write_replacing(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let mut file = open_options(private)
+        .create(true)
+        .truncate(true)
+        .open(&temporary)
+        .map_err(io_error(&temporary))?;
+    if private {
+        // `mode` only applies when the file is created; a leftover temporary file keeps its own.
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(io_error(&temporary))?;
+    }
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(&temporary))?;
+    fs::rename(&temporary, path).map_err(io_error(path))
+}
+
+/// Test helpers shared with the `tls` tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+    use std::time::SystemTime;
+
+    /// A fresh directory name under the system temp dir, removed (if created) on drop.
+    pub(crate) struct TempDir(pub(crate) PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(label: &str) -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static COUNTER: AtomicU32 = AtomicU32::new(0);
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            Self(std::env::temp_dir().join(format!(
+                "gateway-{label}-{}-{nanos}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            )))
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TempDir;
+    use super::*;
+    use crate::tls::{peer_identity, seconds_until_expiry};
+
+    fn identity_of(cert: &Path) -> Option<Identity> {
+        let der = CertificateDer::from_pem_file(cert).unwrap();
+        peer_identity(&[der])
+    }
+
+    #[test]
+    fn init_is_idempotent_and_issue_uses_the_same_ca() {
+        let temp = TempDir::new("pki");
+        let dir = temp.0.join("nested");
+        let layout = init(&dir, "node-1").unwrap();
+        assert!(layout.ca_created);
+        assert_eq!(layout.created.len(), 8, "{:?}", layout.created);
+
+        assert_eq!(
+            identity_of(&layout.gateway().0),
+            Some(Identity::Gateway("node-1".into()))
+        );
+        assert_eq!(
+            identity_of(&layout.operator().0),
+            Some(Identity::Operator("operator".into()))
+        );
+        for bureau in BureauId::ALL {
+            let (cert, key) = layout.bureau(bureau);
+            assert_eq!(identity_of(&cert), Some(Identity::Bureau(bureau)));
+            let mode = fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+        }
+        assert_eq!(
+            fs::metadata(&layout.ca_key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // The CA names no identity.
+        assert_eq!(identity_of(&layout.ca), None);
+
+        let expected = i64::try_from(LEAF_VALIDITY_DAYS * DAY).unwrap();
+        let remaining = seconds_until_expiry(&layout.gateway().0).unwrap();
+        assert!(
+            (expected - 60..=expected).contains(&remaining),
+            "{remaining}"
+        );
+
+        // A second init keeps everything, and recreates only what is missing.
+        let ca_before = fs::read(&layout.ca).unwrap();
+        let water_before = fs::read(layout.bureau(BureauId::Water).0).unwrap();
+        let (traffic_cert, traffic_key) = layout.bureau(BureauId::TrafficPolice);
+        fs::remove_file(&traffic_cert).unwrap();
+        fs::remove_file(&traffic_key).unwrap();
+        let again = init(&dir, "node-1").unwrap();
+        assert!(!again.ca_created);
+        assert_eq!(again.created, vec![BureauId::TrafficPolice.as_str()]);
+        assert_eq!(fs::read(&again.ca).unwrap(), ca_before);
+        assert_eq!(
+            fs::read(again.bureau(BureauId::Water).0).unwrap(),
+            water_before
+        );
+
+        // Half a pair is refused rather than silently replaced.
+        fs::remove_file(layout.operator().1).unwrap();
+        assert!(matches!(
+            init(&dir, "node-1"),
+            Err(PkiError::IncompletePair { .. })
+        ));
+
+        // `issue` signs with the same CA (and replaces files).
+        let alice = Identity::Operator("alice".into());
+        let (cert, key) = issue(&dir, &alice, "operator-alice").unwrap();
+        assert_eq!(cert, dir.join("operator-alice.pem"));
+        assert_eq!(identity_of(&cert), Some(alice.clone()));
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let first = fs::read(&cert).unwrap();
+        issue(&dir, &alice, "operator-alice").unwrap();
+        assert_ne!(fs::read(&cert).unwrap(), first);
+        assert_eq!(fs::read(&again.ca).unwrap(), ca_before);
+        let issued = CertificateDer::from_pem_file(&cert).unwrap();
+        let ca = CertificateDer::from_pem_file(&again.ca).unwrap();
+        let (_, issued) = x509_parser::parse_x509_certificate(&issued).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca).unwrap();
+        assert_eq!(issued.issuer(), ca.subject());
+
+        assert!(matches!(
+            issue(&dir, &alice, "../escape"),
+            Err(PkiError::InvalidStem(_))
+        ));
+        assert!(matches!(
+            issue(&temp.0.join("missing"), &alice, "x"),
+            Err(PkiError::Io { .. })
+        ));
+    }
+}

@@ -1,0 +1,1652 @@
+//! The embedded SQLite store.
+//!
+//! One writer thread owns the only [`Connection`]. Async callers send it jobs over a bounded
+//! channel (the bound is the memory bound and the backpressure) and await a oneshot reply. The
+//! thread takes one job, drains whatever else is already queued, runs them all in **one**
+//! transaction — each inside its own `SAVEPOINT`, so a failing job rolls back only itself — then
+//! `COMMIT`s and only then replies to every caller (group commit: concurrent ingests share one
+//! fsync, and an `Ok` from `ingest` means committed).
+//!
+//! The schema is versioned with `PRAGMA user_version`: `MIGRATIONS` lists the steps in order,
+//! each applied in its own transaction.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use schemas::{BureauId, Event};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
+    QueueStat, Receipt, ReplaySelector, Store, StoreError,
+};
+
+/// How many jobs may wait for the writer thread; callers wait when it is full.
+const QUEUE_CAPACITY: usize = 1024;
+
+/// At most this many jobs share one transaction.
+const MAX_BATCH: usize = 256;
+
+/// How long SQLite waits for a lock held by another connection before reporting busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one step per version: step `i` takes `user_version` from `i` to `i + 1`.
+/// Never edit a released step; append a new one. Kept to portable SQL (plus partial indexes,
+/// which PostgreSQL has too) so the PostgreSQL backend can share it.
+const MIGRATIONS: &[&str] = &[
+    // 1: messages, events, deliveries and their attempt history.
+    "CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        sender          TEXT    NOT NULL,
+        idempotency_key TEXT    NOT NULL,
+        content_type    TEXT    NOT NULL,
+        body            BLOB    NOT NULL,
+        sha256          TEXT    NOT NULL,
+        received_at     INTEGER NOT NULL,
+        receipt         TEXT    NOT NULL,
+        UNIQUE (sender, idempotency_key)
+    );
+    CREATE TABLE events (
+        id                 INTEGER PRIMARY KEY,
+        message_id         INTEGER NOT NULL REFERENCES messages (id),
+        gateway_message_id TEXT    NOT NULL UNIQUE,
+        source_message_id  TEXT    NOT NULL,
+        source             TEXT    NOT NULL,
+        case_key           TEXT    NOT NULL,
+        event              TEXT    NOT NULL
+    );
+    CREATE INDEX events_message ON events (message_id);
+    CREATE TABLE deliveries (
+        id           INTEGER PRIMARY KEY,
+        event_id     INTEGER NOT NULL REFERENCES events (id),
+        subscriber   TEXT    NOT NULL,
+        case_key     TEXT    NOT NULL,
+        state        TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        due_at       INTEGER NOT NULL,
+        lease_until  INTEGER NULL,
+        lease        INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        delivered_at INTEGER NULL,
+        dead_at      INTEGER NULL
+    );
+    CREATE INDEX deliveries_case_queue ON deliveries (subscriber, case_key, id)
+        WHERE state = 'pending';
+    CREATE INDEX deliveries_due ON deliveries (subscriber, due_at, id) WHERE state = 'pending';
+    CREATE INDEX deliveries_feed ON deliveries (subscriber, id) WHERE state = 'pending';
+    CREATE INDEX deliveries_dead ON deliveries (dead_at, id) WHERE state = 'dead';
+    CREATE INDEX deliveries_stats ON deliveries (subscriber, state, created_at);
+    CREATE INDEX deliveries_event ON deliveries (event_id);
+    CREATE TABLE delivery_attempts (
+        id          INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+        at          INTEGER NOT NULL,
+        error       TEXT    NOT NULL
+    );
+    CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);",
+];
+
+/// What a job leaves once it has run: whether it failed (its savepoint is rolled back then) and
+/// how to send its reply once the transaction's fate is known.
+struct Ran {
+    failed: bool,
+    /// Called with `Ok` after the commit, or with the reason the transaction was lost.
+    reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+/// One unit of work for the writer thread.
+trait Job: Send {
+    /// Runs the work inside the open transaction (and its own savepoint).
+    fn run(self: Box<Self>, conn: &Connection) -> Ran;
+    /// Replies `error` without running: no transaction could be opened for it.
+    fn refuse(self: Box<Self>, error: StoreError);
+}
+
+/// A caller's closure and the channel its result goes back on.
+struct Call<F, T> {
+    work: F,
+    reply_to: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for Call<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Ran {
+        let Call { work, reply_to } = *self;
+        let result = work(conn);
+        Ran {
+            failed: result.is_err(),
+            reply: Box::new(move |committed| {
+                // The caller may have gone away; nothing to do then.
+                let _ = reply_to.send(result.and_then(|value| committed.map(|()| value)));
+            }),
+        }
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.reply_to.send(Err(error));
+    }
+}
+
+/// The SQLite store. Cheap to clone: every clone talks to the same writer thread, which stops
+/// once the last clone is dropped.
+#[derive(Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("commits", &self.commits())
+            .field("closed", &self.jobs.is_closed())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its folder when missing) the database at `path`, brings its schema
+    /// up to date and starts the writer thread. Blocking: call it before serving, or from
+    /// `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(db_err)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+
+        let (jobs, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer(conn, receiver, &counter))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore { jobs, commits })
+    }
+
+    /// How many transactions the writer thread has committed since `open`. Grows by one per
+    /// group of jobs, not per job.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` on the writer thread inside the current group transaction and returns its
+    /// result once that transaction has committed.
+    async fn call<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply_to, reply) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Call { work, reply_to });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        reply.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Connection settings: durable WAL, enforced foreign keys, waiting on locks.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(db_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "the database refused WAL journaling (journal_mode is {mode})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Applies the migrations the database has not seen yet, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(db_err)?;
+    let known = MIGRATIONS.len();
+    let applied = usize::try_from(version)
+        .ok()
+        .filter(|v| *v <= known)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "schema version {version} is not one this build knows (0 to {known})"
+            ))
+        })?;
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        tx.execute_batch(sql).map_err(db_err)?;
+        let version = i64::try_from(step + 1).map_err(|e| corrupt("schema version", e))?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// The writer thread: group commit until every sender is gone.
+fn writer(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch.drain(..), commits);
+    }
+}
+
+/// Runs jobs in one transaction, each in its own savepoint, commits, then replies to all.
+fn run_batch(conn: &Connection, batch: impl Iterator<Item = Box<dyn Job>>, commits: &AtomicU64) {
+    // Jobs that ran in the open transaction, waiting for its commit.
+    let mut done: Vec<Ran> = Vec::new();
+    for job in batch {
+        if conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE")
+        {
+            job.refuse(db_err(e));
+            continue;
+        }
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            let e = db_err(e);
+            abort(conn, &mut done, &e);
+            job.refuse(e);
+            continue;
+        }
+        let ran = job.run(conn);
+        let close = if ran.failed {
+            "ROLLBACK TO job; RELEASE job"
+        } else {
+            "RELEASE job"
+        };
+        let closed = conn.execute_batch(close).map_err(db_err);
+        done.push(ran);
+        match closed {
+            // SQLite itself rolled the whole transaction back (disk full, I/O error ...):
+            // every job that ran in it is lost, not just the last one.
+            Ok(()) if conn.is_autocommit() => abort(
+                conn,
+                &mut done,
+                &StoreError::Unavailable("the database rolled the transaction back".into()),
+            ),
+            Ok(()) => {}
+            Err(e) => abort(conn, &mut done, &e),
+        }
+    }
+    if done.is_empty() {
+        return;
+    }
+    match conn.execute_batch("COMMIT").map_err(db_err) {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            for ran in done {
+                (ran.reply)(Ok(()));
+            }
+        }
+        Err(e) => abort(conn, &mut done, &e),
+    }
+}
+
+/// Rolls the open transaction back and tells every job that ran in it why.
+fn abort(conn: &Connection, done: &mut Vec<Ran>, reason: &StoreError) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for ran in done.drain(..) {
+        (ran.reply)(Err(same_error(reason)));
+    }
+}
+
+/// A copy of an error for each caller of a failed group.
+fn same_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        StoreError::Closed => StoreError::Closed,
+    }
+}
+
+/// Maps a SQLite error: whatever may pass (busy, I/O, full disk ...) is `Unavailable`; the rest
+/// (constraint violations, corrupt files, unreadable values) is `Corrupt`.
+fn db_err(e: rusqlite::Error) -> StoreError {
+    let retryable = match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => matches!(
+            failure.code,
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+                | ErrorCode::ReadOnly
+                | ErrorCode::FileLockingProtocolFailed
+                | ErrorCode::PermissionDenied
+                | ErrorCode::OperationInterrupted
+                | ErrorCode::SchemaChanged
+        ),
+        _ => false,
+    };
+    if retryable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+fn corrupt(what: &str, e: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn parse_bureau(text: &str) -> Result<BureauId, StoreError> {
+    BureauId::from_str(text).map_err(|_| corrupt("unknown bureau in the store", text))
+}
+
+fn parse_event(json: &str) -> Result<Event, StoreError> {
+    serde_json::from_str(json).map_err(|e| corrupt("stored event does not parse", e))
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A fresh lease token in `1..2^63` (fits SQLite's INTEGER; 0 means "no lease").
+fn new_lease() -> u64 {
+    fastrand::u64(1..(1 << 63))
+}
+
+fn lease_to_sql(lease: u64) -> Option<i64> {
+    i64::try_from(lease).ok().filter(|l| *l != 0)
+}
+
+/// Reads one delivery row shaped `(id, subscriber, event JSON, attempts, created_at)`.
+fn delivery_row(row: &rusqlite::Row<'_>, lease: u64) -> Result<Delivery, StoreError> {
+    let subscriber: String = row.get(1).map_err(db_err)?;
+    let event: String = row.get(2).map_err(db_err)?;
+    let attempts: i64 = row.get(3).map_err(db_err)?;
+    Ok(Delivery {
+        id: row.get(0).map_err(db_err)?,
+        subscriber: parse_bureau(&subscriber)?,
+        event: parse_event(&event)?,
+        attempts: u32::try_from(attempts).map_err(|e| corrupt("attempt count", e))?,
+        created_at: row.get(4).map_err(db_err)?,
+        lease,
+    })
+}
+
+fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, StoreError> {
+    let sender = message.sender.as_str();
+    let seen: Option<String> = conn
+        .prepare_cached("SELECT receipt FROM messages WHERE sender = ?1 AND idempotency_key = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![sender, message.idempotency_key], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db_err)?;
+    if let Some(receipt) = seen {
+        let receipt: Receipt =
+            serde_json::from_str(&receipt).map_err(|e| corrupt("stored receipt", e))?;
+        return Ok(IngestOutcome::Duplicate(receipt));
+    }
+
+    // One delivery per (event, subscriber), even if a subscriber is listed twice.
+    let events: Vec<_> = message
+        .events
+        .into_iter()
+        .map(|e| {
+            let mut subscribers = Vec::with_capacity(e.subscribers.len());
+            for s in e.subscribers {
+                if !subscribers.contains(&s) {
+                    subscribers.push(s);
+                }
+            }
+            (e.event, e.source_message_id, subscribers)
+        })
+        .collect();
+    let receipt = Receipt {
+        message_ids: events
+            .iter()
+            .map(|(e, _, _)| e.message_id.as_str().to_owned())
+            .collect(),
+        deliveries: events.iter().map(|(_, _, s)| s.len()).sum(),
+    };
+    let receipt_json =
+        serde_json::to_string(&receipt).map_err(|e| corrupt("cannot encode receipt", e))?;
+
+    conn.prepare_cached(
+        "INSERT INTO messages
+            (sender, idempotency_key, content_type, body, sha256, received_at, receipt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            sender,
+            message.idempotency_key,
+            message.content_type,
+            message.body,
+            message.sha256,
+            message.received_at,
+            receipt_json
+        ])
+    })
+    .map_err(db_err)?;
+    let message_row = conn.last_insert_rowid();
+
+    let mut insert_event = conn
+        .prepare_cached(
+            "INSERT INTO events
+                (message_id, gateway_message_id, source_message_id, source, case_key, event)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(db_err)?;
+    let mut insert_delivery = conn
+        .prepare_cached(
+            "INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+        )
+        .map_err(db_err)?;
+    for (event, source_message_id, subscribers) in &events {
+        let case_key = format!("{}:{}", event.source.as_str(), event.case_id.as_str());
+        let json = serde_json::to_string(event).map_err(|e| corrupt("cannot encode event", e))?;
+        insert_event
+            .execute(params![
+                message_row,
+                event.message_id.as_str(),
+                source_message_id,
+                event.source.as_str(),
+                case_key,
+                json
+            ])
+            .map_err(db_err)?;
+        let event_row = conn.last_insert_rowid();
+        for subscriber in subscribers {
+            insert_delivery
+                .execute(params![
+                    event_row,
+                    subscriber.as_str(),
+                    case_key,
+                    message.received_at
+                ])
+                .map_err(db_err)?;
+        }
+    }
+    Ok(IngestOutcome::Accepted(receipt))
+}
+
+/// One subscriber's due heads, oldest due first: pending, due, not under an unexpired lease, and
+/// with no older pending delivery in its (subscriber, case) queue. `?1` subscriber, `?2` now,
+/// `?3` limit.
+const DUE_HEADS: &str = "SELECT d.id, d.due_at
+    FROM deliveries d INDEXED BY deliveries_due
+    WHERE d.subscriber = ?1
+      AND d.state = 'pending'
+      AND d.due_at <= ?2
+      AND (d.lease_until IS NULL OR d.lease_until <= ?2)
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries o INDEXED BY deliveries_case_queue
+          WHERE o.subscriber = d.subscriber
+            AND o.case_key = d.case_key
+            AND o.state = 'pending'
+            AND o.id < d.id)
+    ORDER BY d.due_at, d.id
+    LIMIT ?3";
+
+/// A delivery with its event, shaped for [`delivery_row`]. `?1` delivery id.
+const DELIVERY_BY_ID: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.created_at
+    FROM deliveries d JOIN events e ON e.id = d.event_id
+    WHERE d.id = ?1";
+
+fn lease_due_in(
+    conn: &Connection,
+    subscribers: &[BureauId],
+    now: Millis,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut subscribers = subscribers.to_vec();
+    subscribers.sort_unstable();
+    subscribers.dedup();
+    // One ordered index range per subscriber (no sort, stops at the limit), merged here.
+    let mut heads: Vec<(Millis, DeliveryId)> = Vec::new();
+    let mut due = conn.prepare_cached(DUE_HEADS).map_err(db_err)?;
+    for subscriber in subscribers {
+        let rows = due
+            .query_map(params![subscriber.as_str(), now, sql_limit(limit)], |r| {
+                Ok((r.get(1)?, r.get(0)?))
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(db_err)?;
+        heads.extend(rows);
+    }
+    heads.sort_unstable();
+    heads.truncate(limit);
+
+    let lease_until = now.saturating_add(lease_ms);
+    let mut update = conn
+        .prepare_cached("UPDATE deliveries SET lease_until = ?2, lease = ?3 WHERE id = ?1")
+        .map_err(db_err)?;
+    let mut read = conn.prepare_cached(DELIVERY_BY_ID).map_err(db_err)?;
+    let mut leased = Vec::with_capacity(heads.len());
+    for (_, id) in heads {
+        let lease = new_lease();
+        update
+            .execute(params![id, lease_until, lease_to_sql(lease)])
+            .map_err(db_err)?;
+        let mut rows = read.query([id]).map_err(db_err)?;
+        let row = rows
+            .next()
+            .map_err(db_err)?
+            .ok_or_else(|| corrupt("delivery without its event", id))?;
+        leased.push(delivery_row(row, lease)?);
+    }
+    Ok(leased)
+}
+
+fn mark_failed_in(
+    conn: &Connection,
+    id: DeliveryId,
+    lease: u64,
+    attempt: &Attempt,
+    after: AfterFailure,
+) -> Result<bool, StoreError> {
+    let Some(lease) = lease_to_sql(lease) else {
+        return Ok(false);
+    };
+    let changed = match after {
+        AfterFailure::RetryAt(at) => conn
+            .prepare_cached(
+                "UPDATE deliveries
+                 SET attempts = attempts + 1, lease_until = NULL, lease = 0, due_at = ?3
+                 WHERE id = ?1 AND state = 'pending' AND lease = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, lease, at])),
+        AfterFailure::DeadLetter => conn
+            .prepare_cached(
+                "UPDATE deliveries
+                 SET attempts = attempts + 1, lease_until = NULL, lease = 0,
+                     state = 'dead', dead_at = ?3
+                 WHERE id = ?1 AND state = 'pending' AND lease = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, lease, attempt.at])),
+    }
+    .map_err(db_err)?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "INSERT INTO delivery_attempts (delivery_id, at, error) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut s| s.execute(params![id, attempt.at, attempt.error]))
+    .map_err(db_err)?;
+    Ok(true)
+}
+
+fn dead_letters_in(
+    conn: &Connection,
+    subscriber: Option<BureauId>,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT d.id, d.subscriber, e.gateway_message_id, d.dead_at
+             FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.state = 'dead' AND (?1 IS NULL OR d.subscriber = ?1)
+             ORDER BY d.dead_at, d.id
+             LIMIT ?2",
+        )
+        .map_err(db_err)?;
+    let mut history = conn
+        .prepare_cached(
+            "SELECT at, error FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY id",
+        )
+        .map_err(db_err)?;
+    let rows = select
+        .query_map(
+            params![subscriber.map(BureauId::as_str), sql_limit(limit)],
+            |r| {
+                Ok((
+                    r.get::<_, DeliveryId>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Millis>(3)?,
+                ))
+            },
+        )
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(id, subscriber, message_id, dead_at)| {
+            let attempts = history
+                .query_map([id], |r| {
+                    Ok(Attempt {
+                        at: r.get(0)?,
+                        error: r.get(1)?,
+                    })
+                })
+                .and_then(Iterator::collect)
+                .map_err(db_err)?;
+            Ok(DeadLetter {
+                id,
+                subscriber: parse_bureau(&subscriber)?,
+                message_id,
+                attempts,
+                dead_at,
+            })
+        })
+        .collect()
+}
+
+fn replay_in(conn: &Connection, selector: &ReplaySelector, now: Millis) -> Result<u64, StoreError> {
+    const REVIVE: &str = "SET state = 'pending', due_at = ?2, attempts = 0,
+                              lease_until = NULL, lease = 0, dead_at = NULL";
+    let changed = match selector {
+        ReplaySelector::Ids(ids) => {
+            let mut update = conn
+                .prepare_cached(&format!(
+                    "UPDATE deliveries {REVIVE} WHERE id = ?1 AND state = 'dead'"
+                ))
+                .map_err(db_err)?;
+            let mut changed = 0;
+            for id in ids {
+                changed += update.execute(params![id, now]).map_err(db_err)?;
+            }
+            changed
+        }
+        ReplaySelector::Subscriber(subscriber) => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries {REVIVE} WHERE subscriber = ?1 AND state = 'dead'"
+            ))
+            .and_then(|mut s| s.execute(params![subscriber.as_str(), now]))
+            .map_err(db_err)?,
+    };
+    Ok(changed as u64)
+}
+
+/// A pull subscriber's pending deliveries in queue order, shaped for [`delivery_row`].
+/// `?1` subscriber, `?2` limit.
+const FEED: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.created_at
+    FROM deliveries d JOIN events e ON e.id = d.event_id
+    WHERE d.subscriber = ?1 AND d.state = 'pending'
+    ORDER BY d.id
+    LIMIT ?2";
+
+fn feed_fetch_in(
+    conn: &Connection,
+    subscriber: BureauId,
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut select = conn.prepare_cached(FEED).map_err(db_err)?;
+    let mut rows = select
+        .query(params![subscriber.as_str(), sql_limit(limit)])
+        .map_err(db_err)?;
+    let mut fetched = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        fetched.push(delivery_row(row, 0)?);
+    }
+    Ok(fetched)
+}
+
+fn queue_stats_in(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT subscriber,
+                    SUM(state = 'pending'),
+                    SUM(state = 'dead'),
+                    SUM(state = 'delivered'),
+                    MIN(CASE WHEN state = 'pending' THEN created_at END),
+                    (SELECT COUNT(*) FROM delivery_attempts a
+                      JOIN deliveries d ON d.id = a.delivery_id
+                      WHERE d.subscriber = deliveries.subscriber)
+             FROM deliveries
+             GROUP BY subscriber",
+        )
+        .map_err(db_err)?;
+    let rows = select
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<Millis>>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    let count = |n: i64| u64::try_from(n).map_err(|e| corrupt("negative count", e));
+    let mut stats = rows
+        .into_iter()
+        .map(
+            |(subscriber, pending, dead, delivered, oldest_pending, failed)| {
+                Ok(QueueStat {
+                    subscriber: parse_bureau(&subscriber)?,
+                    pending: count(pending)?,
+                    dead: count(dead)?,
+                    delivered: count(delivered)?,
+                    oldest_pending,
+                    failed_attempts: count(failed)?,
+                })
+            },
+        )
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    stats.sort_by_key(|s| s.subscriber);
+    Ok(stats)
+}
+
+impl Store for SqliteStore {
+    async fn ingest(&self, message: NewMessage) -> Result<IngestOutcome, StoreError> {
+        self.call(move |conn| ingest_in(conn, message)).await
+    }
+
+    async fn lease_due(
+        &self,
+        subscribers: Vec<BureauId>,
+        now: Millis,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.call(move |conn| lease_due_in(conn, &subscribers, now, lease_ms, limit))
+            .await
+    }
+
+    async fn mark_delivered(
+        &self,
+        id: DeliveryId,
+        lease: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let Some(lease) = lease_to_sql(lease) else {
+            return Ok(false);
+        };
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE deliveries SET state = 'delivered', delivered_at = ?3, lease_until = NULL
+                 WHERE id = ?1 AND state = 'pending' AND lease = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, lease, now]))
+            .map(|changed| changed == 1)
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: DeliveryId,
+        lease: u64,
+        attempt: Attempt,
+        after: AfterFailure,
+    ) -> Result<bool, StoreError> {
+        self.call(move |conn| mark_failed_in(conn, id, lease, &attempt, after))
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        subscriber: Option<BureauId>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.call(move |conn| dead_letters_in(conn, subscriber, limit))
+            .await
+    }
+
+    async fn replay(&self, selector: ReplaySelector, now: Millis) -> Result<u64, StoreError> {
+        self.call(move |conn| replay_in(conn, &selector, now)).await
+    }
+
+    async fn feed_fetch(
+        &self,
+        subscriber: BureauId,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.call(move |conn| feed_fetch_in(conn, subscriber, limit))
+            .await
+    }
+
+    async fn feed_ack(
+        &self,
+        subscriber: BureauId,
+        cursor: DeliveryId,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE deliveries SET state = 'delivered', delivered_at = ?3, lease_until = NULL
+                 WHERE subscriber = ?1 AND state = 'pending' AND id <= ?2",
+            )
+            .and_then(|mut s| s.execute(params![subscriber.as_str(), cursor, now]))
+            .map(|changed| changed as u64)
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {
+        self.call(queue_stats_in).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(drop)
+                .map_err(db_err)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::AtomicUsize;
+
+    use schemas::MessageId;
+
+    use super::*;
+    use crate::store::NewEvent;
+
+    const LEASE_MS: i64 = 30_000;
+
+    /// A unique folder under the system temp dir, removed on drop (even when a test fails).
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "gateway-store-{name}-{}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed),
+                fastrand::u64(..)
+            ));
+            Self(dir)
+        }
+
+        fn db(&self) -> PathBuf {
+            self.0.join("nested").join("gateway.db")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn open(name: &str) -> (TempDir, SqliteStore) {
+        let dir = TempDir::new(name);
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        (dir, store)
+    }
+
+    /// A planning case event (the seed picks the case) with the gateway id `gw-<id>`.
+    fn event(seed: u64, id: &str) -> Event {
+        let mut event =
+            adapters::sample::case_event(&mut fastrand::Rng::with_seed(seed), BureauId::Planning);
+        event.message_id = MessageId::parse(&format!("gw-{id}")).unwrap();
+        event
+    }
+
+    /// The next event of the same case as `event`.
+    fn next_in_case(event: &Event, id: &str) -> Event {
+        let mut next = event.clone();
+        next.message_id = MessageId::parse(&format!("gw-{id}")).unwrap();
+        next.sequence += 1;
+        next
+    }
+
+    fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>) -> NewMessage {
+        NewMessage {
+            sender: BureauId::Planning,
+            idempotency_key: key.to_owned(),
+            content_type: "application/xml".to_owned(),
+            body: format!("<body key=\"{key}\"/>").into_bytes(),
+            sha256: "0".repeat(64),
+            received_at: at,
+            events: events
+                .into_iter()
+                .map(|(event, subscribers)| NewEvent {
+                    source_message_id: format!("src-{}", event.message_id.as_str()),
+                    event,
+                    subscribers,
+                })
+                .collect(),
+        }
+    }
+
+    async fn accept(store: &SqliteStore, message: NewMessage) -> Receipt {
+        match store.ingest(message).await.unwrap() {
+            IngestOutcome::Accepted(receipt) => receipt,
+            other => panic!("expected Accepted, got {other:?}"),
+        }
+    }
+
+    fn ids(deliveries: &[Delivery]) -> Vec<String> {
+        deliveries
+            .iter()
+            .map(|d| d.event.message_id.as_str().to_owned())
+            .collect()
+    }
+
+    async fn stat(store: &SqliteStore, subscriber: BureauId) -> Option<QueueStat> {
+        store
+            .queue_stats()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.subscriber == subscriber)
+    }
+
+    #[tokio::test]
+    async fn same_key_returns_the_first_receipt_and_writes_nothing() {
+        let (_dir, store) = open("idempotent");
+        store.ping().await.unwrap();
+        let first = message(
+            "key-1",
+            1_000,
+            vec![
+                (event(1, "a"), vec![BureauId::Water, BureauId::Transport]),
+                (event(2, "b"), vec![BureauId::Water, BureauId::Water]),
+            ],
+        );
+        let receipt = accept(&store, first).await;
+        assert_eq!(
+            receipt,
+            Receipt {
+                message_ids: vec!["gw-a".into(), "gw-b".into()],
+                deliveries: 3,
+            }
+        );
+
+        // Same key, different content: the first receipt, nothing new.
+        let again = message(
+            "key-1",
+            2_000,
+            vec![(event(3, "c"), vec![BureauId::Greenery])],
+        );
+        assert_eq!(
+            store.ingest(again).await.unwrap(),
+            IngestOutcome::Duplicate(receipt.clone())
+        );
+        let stats = store.queue_stats().await.unwrap();
+        assert_eq!(stats.iter().map(|s| s.pending).sum::<u64>(), 3);
+        assert!(stats.iter().all(|s| s.subscriber != BureauId::Greenery));
+
+        // Another sender may use the same key.
+        let mut other_sender = message("key-1", 3_000, vec![(event(4, "d"), vec![])]);
+        other_sender.sender = BureauId::Water;
+        assert!(matches!(
+            store.ingest(other_sender).await.unwrap(),
+            IngestOutcome::Accepted(_)
+        ));
+
+        // The same key twice in flight at once (very likely one group): one of each.
+        let (x, y) = tokio::join!(
+            store.ingest(message(
+                "key-2",
+                4_000,
+                vec![(event(5, "e"), vec![BureauId::Water])]
+            )),
+            store.ingest(message(
+                "key-2",
+                4_000,
+                vec![(event(6, "f"), vec![BureauId::Water])]
+            )),
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        match (&x, &y) {
+            (IngestOutcome::Accepted(a), IngestOutcome::Duplicate(d))
+            | (IngestOutcome::Duplicate(d), IngestOutcome::Accepted(a)) => assert_eq!(a, d),
+            _ => panic!("expected one Accepted and one Duplicate, got {x:?} and {y:?}"),
+        }
+        assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_ingests_share_commits() {
+        let (_dir, store) = open("group");
+        let before = store.commits();
+        let tasks: Vec<_> = (0..200u64)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let m = message(
+                        &format!("key-{n}"),
+                        10_000 + n as i64,
+                        vec![(event(n, &format!("g{n}")), vec![BureauId::Water])],
+                    );
+                    store.ingest(m).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(matches!(
+                task.await.unwrap().unwrap(),
+                IngestOutcome::Accepted(_)
+            ));
+        }
+        let commits = store.commits() - before;
+        assert!(
+            (1..200).contains(&commits),
+            "{commits} commits for 200 ingests"
+        );
+        let water = stat(&store, BureauId::Water).await.unwrap();
+        assert_eq!(water.pending, 200);
+        assert_eq!(water.oldest_pending, Some(10_000));
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_rolls_back_only_itself() {
+        let (_dir, store) = open("savepoint");
+        // The second message reuses an event id: a constraint violation, not retryable.
+        let (good, bad) = tokio::join!(
+            store.ingest(message(
+                "k1",
+                1,
+                vec![(event(1, "same"), vec![BureauId::Water])]
+            )),
+            store.ingest(message(
+                "k2",
+                2,
+                vec![(event(2, "same"), vec![BureauId::Water])]
+            )),
+        );
+        assert!(matches!(good.unwrap(), IngestOutcome::Accepted(_)));
+        let error = bad.unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+        assert!(!error.is_retryable());
+        // Nothing of the failed one remains; its key is free again.
+        assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 1);
+        accept(&store, message("k2", 3, vec![(event(2, "other"), vec![])])).await;
+    }
+
+    #[tokio::test]
+    async fn only_the_head_of_each_case_is_leased() {
+        let (_dir, store) = open("order");
+        let subs = || vec![BureauId::Water];
+        let a1 = event(1, "a1");
+        let a2 = next_in_case(&a1, "a2");
+        let a3 = next_in_case(&a2, "a3");
+        let b1 = event(2, "b1");
+        assert_ne!(a1.case_id, b1.case_id);
+        accept(&store, message("m1", 100, vec![(a1, subs()), (a2, subs())])).await;
+        accept(&store, message("m2", 200, vec![(a3, subs()), (b1, subs())])).await;
+        // Another subscriber's queue of the same case is independent.
+        accept(
+            &store,
+            message("m3", 300, vec![(event(1, "t1"), vec![BureauId::Transport])]),
+        )
+        .await;
+
+        let now = 1_000;
+        let first = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+        assert_eq!(ids(&first), ["gw-a1", "gw-b1"]);
+        assert!(first.iter().all(|d| d.subscriber == BureauId::Water));
+        assert!(first.iter().all(|d| d.attempts == 0 && d.lease != 0));
+        assert_eq!(first[0].created_at, 100);
+        // Leased heads block their cases: nothing more now.
+        assert!(
+            store
+                .lease_due(subs(), now, LEASE_MS, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        assert!(
+            store
+                .mark_delivered(first[0].id, first[0].lease, now)
+                .await
+                .unwrap()
+        );
+        // Already delivered: a second completion is refused.
+        assert!(
+            !store
+                .mark_delivered(first[0].id, first[0].lease, now)
+                .await
+                .unwrap()
+        );
+        let second = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+        assert_eq!(ids(&second), ["gw-a2"]);
+        assert!(
+            store
+                .mark_delivered(second[0].id, second[0].lease, now)
+                .await
+                .unwrap()
+        );
+        let third = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+        assert_eq!(ids(&third), ["gw-a3"]);
+
+        // The limit holds; other subscribers are not touched unless asked for.
+        let all = vec![BureauId::Water, BureauId::Transport];
+        let limited = store
+            .lease_due(all.clone(), now, LEASE_MS, 0)
+            .await
+            .unwrap();
+        assert!(limited.is_empty());
+        let transport = store.lease_due(all, now, LEASE_MS, 10).await.unwrap();
+        assert_eq!(ids(&transport), ["gw-t1"]);
+        assert!(
+            store
+                .lease_due(vec![], now, LEASE_MS, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_leases_come_back_with_a_new_token() {
+        let (_dir, store) = open("lease");
+        accept(
+            &store,
+            message("m", 0, vec![(event(1, "x"), vec![BureauId::Water])]),
+        )
+        .await;
+        let now = 1_000;
+        let leased = store
+            .lease_due(vec![BureauId::Water], now, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+        let old = leased[0].clone();
+        // Still leased just before expiry.
+        let early = store
+            .lease_due(vec![BureauId::Water], now + LEASE_MS - 1, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert!(early.is_empty());
+
+        let again = store
+            .lease_due(vec![BureauId::Water], now + LEASE_MS + 1, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, old.id);
+        assert_ne!(again[0].lease, old.lease);
+
+        // The old holder can neither complete nor fail it.
+        assert!(!store.mark_delivered(old.id, old.lease, now).await.unwrap());
+        let attempt = Attempt {
+            at: now,
+            error: "late".into(),
+        };
+        assert!(
+            !store
+                .mark_failed(old.id, old.lease, attempt, AfterFailure::DeadLetter)
+                .await
+                .unwrap()
+        );
+        assert!(!store.mark_delivered(old.id, 0, now).await.unwrap());
+        assert!(
+            store
+                .mark_delivered(again[0].id, again[0].lease, now + LEASE_MS + 2)
+                .await
+                .unwrap()
+        );
+        let water = stat(&store, BureauId::Water).await.unwrap();
+        assert_eq!((water.pending, water.delivered, water.dead), (0, 1, 0));
+    }
+
+    #[tokio::test]
+    async fn failures_retry_later_then_dead_letter_without_blocking_the_case() {
+        let (_dir, store) = open("failure");
+        let water = || vec![BureauId::Water];
+        let c1 = event(7, "c1");
+        let c2 = next_in_case(&c1, "c2");
+        accept(&store, message("m", 0, vec![(c1, water()), (c2, water())])).await;
+
+        let first = store.lease_due(water(), 100, LEASE_MS, 10).await.unwrap();
+        assert_eq!(ids(&first), ["gw-c1"]);
+        let retry_at = 5_000;
+        let failed = Attempt {
+            at: 100,
+            error: "HTTP 503".into(),
+        };
+        assert!(
+            store
+                .mark_failed(
+                    first[0].id,
+                    first[0].lease,
+                    failed.clone(),
+                    AfterFailure::RetryAt(retry_at)
+                )
+                .await
+                .unwrap()
+        );
+        // A repeated report with the same token is refused (nothing written twice).
+        assert!(
+            !store
+                .mark_failed(
+                    first[0].id,
+                    first[0].lease,
+                    failed.clone(),
+                    AfterFailure::RetryAt(retry_at)
+                )
+                .await
+                .unwrap()
+        );
+        // Not due before its retry time, and it still blocks c2.
+        assert!(
+            store
+                .lease_due(water(), retry_at - 1, LEASE_MS, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let retried = store
+            .lease_due(water(), retry_at, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&retried), ["gw-c1"]);
+        assert_eq!(retried[0].attempts, 1);
+
+        let gave_up = Attempt {
+            at: retry_at,
+            error: "connection refused".into(),
+        };
+        assert!(
+            store
+                .mark_failed(
+                    retried[0].id,
+                    retried[0].lease,
+                    gave_up.clone(),
+                    AfterFailure::DeadLetter
+                )
+                .await
+                .unwrap()
+        );
+
+        let dead = store.dead_letters(Some(BureauId::Water), 10).await.unwrap();
+        assert_eq!(
+            dead,
+            vec![DeadLetter {
+                id: first[0].id,
+                subscriber: BureauId::Water,
+                message_id: "gw-c1".into(),
+                attempts: vec![failed, gave_up],
+                dead_at: retry_at,
+            }]
+        );
+        assert_eq!(store.dead_letters(None, 10).await.unwrap(), dead);
+        assert!(
+            store
+                .dead_letters(Some(BureauId::Transport), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.dead_letters(None, 0).await.unwrap().is_empty());
+
+        // A dead letter blocks nothing: the next event of the case is leasable.
+        let next = store
+            .lease_due(water(), retry_at, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&next), ["gw-c2"]);
+        let stats = stat(&store, BureauId::Water).await.unwrap();
+        assert_eq!((stats.pending, stats.dead, stats.delivered), (1, 1, 0));
+    }
+
+    /// Leases the (single) head for `subscriber` and dead-letters it.
+    async fn kill_head(store: &SqliteStore, subscriber: BureauId, now: Millis) -> DeliveryId {
+        let leased = store
+            .lease_due(vec![subscriber], now, LEASE_MS, 1)
+            .await
+            .unwrap();
+        let d = &leased[0];
+        let attempt = Attempt {
+            at: now,
+            error: "HTTP 500".into(),
+        };
+        assert!(
+            store
+                .mark_failed(d.id, d.lease, attempt, AfterFailure::DeadLetter)
+                .await
+                .unwrap()
+        );
+        d.id
+    }
+
+    #[tokio::test]
+    async fn replay_by_subscriber_and_by_ids() {
+        let (_dir, store) = open("replay");
+        let both = || vec![BureauId::Water, BureauId::Transport];
+        accept(
+            &store,
+            message(
+                "m",
+                0,
+                vec![(event(1, "r1"), both()), (event(2, "r2"), both())],
+            ),
+        )
+        .await;
+        let mut water_dead = Vec::new();
+        let mut transport_dead = Vec::new();
+        for now in [10, 20] {
+            water_dead.push(kill_head(&store, BureauId::Water, now).await);
+            transport_dead.push(kill_head(&store, BureauId::Transport, now).await);
+        }
+        assert_eq!(store.dead_letters(None, 10).await.unwrap().len(), 4);
+
+        // By subscriber: both of Water's, none of Transport's.
+        let replayed = store
+            .replay(ReplaySelector::Subscriber(BureauId::Water), 1_000)
+            .await
+            .unwrap();
+        assert_eq!(replayed, 2);
+        assert!(
+            store
+                .dead_letters(Some(BureauId::Water), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let back = store
+            .lease_due(vec![BureauId::Water], 1_000, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(back.iter().map(|d| d.id).collect::<Vec<_>>(), water_dead);
+        assert!(back.iter().all(|d| d.attempts == 0));
+        // Not due before the replay time.
+        let transport_stats = stat(&store, BureauId::Transport).await.unwrap();
+        assert_eq!(transport_stats.dead, 2);
+
+        // By ids: only a dead one counts; unknown or live ids are ignored.
+        let replayed = store
+            .replay(
+                ReplaySelector::Ids(vec![transport_dead[1], water_dead[0], 9_999]),
+                2_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(replayed, 1);
+        let remaining = store.dead_letters(None, 10).await.unwrap();
+        assert_eq!(
+            remaining.iter().map(|d| d.id).collect::<Vec<_>>(),
+            [transport_dead[0]]
+        );
+        assert!(
+            store
+                .lease_due(vec![BureauId::Transport], 1_999, LEASE_MS, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = store
+            .lease_due(vec![BureauId::Transport], 2_000, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.iter().map(|d| d.id).collect::<Vec<_>>(),
+            [transport_dead[1]]
+        );
+
+        // History is kept: the replayed one fails again and shows both attempts.
+        let attempt = Attempt {
+            at: 2_001,
+            error: "still down".into(),
+        };
+        assert!(
+            store
+                .mark_failed(
+                    again[0].id,
+                    again[0].lease,
+                    attempt,
+                    AfterFailure::DeadLetter
+                )
+                .await
+                .unwrap()
+        );
+        let dead = store
+            .dead_letters(Some(BureauId::Transport), 10)
+            .await
+            .unwrap();
+        let replayed_one = dead.iter().find(|d| d.id == transport_dead[1]).unwrap();
+        assert_eq!(replayed_one.attempts.len(), 2);
+        assert_eq!(replayed_one.dead_at, 2_001);
+        // Oldest first.
+        assert_eq!(
+            dead.iter().map(|d| d.id).collect::<Vec<_>>(),
+            [transport_dead[0], transport_dead[1]]
+        );
+    }
+
+    #[tokio::test]
+    async fn feed_returns_unacknowledged_items_until_acknowledged() {
+        let (_dir, store) = open("feed");
+        let greenery = || vec![BureauId::Greenery];
+        for n in 0..5u64 {
+            accept(
+                &store,
+                message(
+                    &format!("m{n}"),
+                    n as i64,
+                    vec![(event(n, &format!("f{n}")), greenery())],
+                ),
+            )
+            .await;
+        }
+        let fetched = store.feed_fetch(BureauId::Greenery, 3).await.unwrap();
+        assert_eq!(ids(&fetched), ["gw-f0", "gw-f1", "gw-f2"]);
+        assert!(fetched.iter().all(|d| d.lease == 0));
+        // Nothing acknowledged: the same items again.
+        assert_eq!(
+            store.feed_fetch(BureauId::Greenery, 3).await.unwrap(),
+            fetched
+        );
+        assert!(
+            store
+                .feed_fetch(BureauId::Water, 3)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Ack up to the second: exactly those two go; another subscriber's ack touches nothing.
+        assert_eq!(
+            store
+                .feed_ack(BureauId::Water, fetched[1].id, 50)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .feed_ack(BureauId::Greenery, fetched[1].id, 50)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .feed_ack(BureauId::Greenery, fetched[1].id, 51)
+                .await
+                .unwrap(),
+            0
+        );
+        let rest = store.feed_fetch(BureauId::Greenery, 10).await.unwrap();
+        assert_eq!(ids(&rest), ["gw-f2", "gw-f3", "gw-f4"]);
+        let stats = stat(&store, BureauId::Greenery).await.unwrap();
+        assert_eq!((stats.pending, stats.delivered), (3, 2));
+        assert_eq!(stats.oldest_pending, Some(2));
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let dir = TempDir::new("reopen");
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        let receipt = accept(
+            &store,
+            message(
+                "m",
+                42,
+                vec![
+                    (event(1, "p1"), vec![BureauId::Water]),
+                    (event(2, "p2"), vec![BureauId::Water]),
+                ],
+            ),
+        )
+        .await;
+        let leased = store
+            .lease_due(vec![BureauId::Water], 100, LEASE_MS, 1)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .mark_delivered(leased[0].id, leased[0].lease, 100)
+                .await
+                .unwrap()
+        );
+        drop(store);
+
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        assert_eq!(
+            store.ingest(message("m", 43, vec![])).await.unwrap(),
+            IngestOutcome::Duplicate(receipt)
+        );
+        let pending = store
+            .lease_due(vec![BureauId::Water], 100, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&pending), ["gw-p2"]);
+        assert_eq!(pending[0].event, event(2, "p2"));
+        let water = stat(&store, BureauId::Water).await.unwrap();
+        assert_eq!((water.pending, water.delivered), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn queue_stats_count_per_subscriber() {
+        let (_dir, store) = open("stats");
+        assert!(store.queue_stats().await.unwrap().is_empty());
+        let both = || vec![BureauId::Water, BureauId::CivilDefense];
+        accept(&store, message("m1", 500, vec![(event(1, "s1"), both())])).await;
+        accept(&store, message("m2", 600, vec![(event(2, "s2"), both())])).await;
+        accept(&store, message("m3", 700, vec![(event(3, "s3"), both())])).await;
+        // Water: one delivered, one dead, one pending. Civil defense: all pending.
+        let leased = store
+            .lease_due(vec![BureauId::Water], 1_000, LEASE_MS, 10)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 3);
+        assert!(
+            store
+                .mark_delivered(leased[0].id, leased[0].lease, 1_000)
+                .await
+                .unwrap()
+        );
+        let attempt = Attempt {
+            at: 1_000,
+            error: "bad".into(),
+        };
+        assert!(
+            store
+                .mark_failed(
+                    leased[1].id,
+                    leased[1].lease,
+                    attempt,
+                    AfterFailure::DeadLetter
+                )
+                .await
+                .unwrap()
+        );
+
+        let stats = store.queue_stats().await.unwrap();
+        assert_eq!(
+            stats,
+            vec![
+                QueueStat {
+                    subscriber: BureauId::Water,
+                    pending: 1,
+                    dead: 1,
+                    delivered: 1,
+                    oldest_pending: Some(700),
+                    failed_attempts: 1,
+                },
+                QueueStat {
+                    subscriber: BureauId::CivilDefense,
+                    pending: 3,
+                    dead: 0,
+                    delivered: 0,
+                    oldest_pending: Some(500),
+                    failed_attempts: 0,
+                },
+            ]
+        );
+        // Fully drained: counts stay, no oldest pending.
+        assert!(
+            store
+                .mark_delivered(leased[2].id, leased[2].lease, 1_001)
+                .await
+                .unwrap()
+        );
+        let water = stat(&store, BureauId::Water).await.unwrap();
+        assert_eq!((water.pending, water.oldest_pending), (0, None));
+    }
+
+    #[tokio::test]
+    async fn calls_after_the_writer_is_gone_are_closed() {
+        let (jobs, receiver) = mpsc::channel(1);
+        drop(receiver);
+        let store = SqliteStore {
+            jobs,
+            commits: Arc::default(),
+        };
+        assert!(matches!(store.ping().await, Err(StoreError::Closed)));
+        let error = store.queue_stats().await.unwrap_err();
+        assert!(!error.is_retryable());
+    }
+
+    fn plan(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> String {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params, |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        plan.join("\n")
+    }
+
+    #[test]
+    fn queue_queries_use_their_indexes_without_sorting() {
+        let dir = TempDir::new("plan");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let mut conn = Connection::open(dir.0.join("plan.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        // Migrating again is a no-op.
+        migrate(&mut conn).unwrap();
+
+        let due = plan(&conn, DUE_HEADS, params!["water", 1, 10]);
+        assert!(due.contains("USING INDEX deliveries_due"), "{due}");
+        assert!(due.contains("deliveries_case_queue"), "{due}");
+        assert!(!due.contains("TEMP B-TREE"), "{due}");
+
+        let feed = plan(&conn, FEED, params!["water", 10]);
+        assert!(feed.contains("deliveries_feed"), "{feed}");
+        assert!(!feed.contains("TEMP B-TREE"), "{feed}");
+    }
+}

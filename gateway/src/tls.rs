@@ -1,0 +1,465 @@
+//! rustls configurations for the gateway's listener, the bureaus' receiving endpoints and the
+//! gateway's outgoing client, and the [`Identity`] named by a verified peer certificate.
+//!
+//! Every configuration trusts only the exchange CA (never public roots), uses the ring
+//! [`CryptoProvider`] explicitly (no process-wide default is installed or relied upon), speaks
+//! TLS 1.3 and TLS 1.2, and offers ALPN `h2` then `http/1.1`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::extensions::GeneralName;
+
+use crate::identity::Identity;
+
+/// ALPN protocols offered and accepted, in order of preference.
+pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// TLS 1.3 and TLS 1.2. Every TLS 1.2 suite of the ring provider is an ECDHE AEAD suite
+/// (AES-GCM or ChaCha20-Poly1305): rustls implements no CBC, RC4 or static-RSA suites, so
+/// allowing 1.2 for older bureau systems does not admit weak ciphers.
+static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// A failure to build a TLS configuration or read a certificate, naming the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be opened, read or decoded.
+    #[error("{}: cannot read PEM: {source}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A PEM file holds no certificate (or, for a key file, no private key).
+    #[error("{}: contains no {what}", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// What was expected: `certificate` or `private key`.
+        what: &'static str,
+    },
+    /// A certificate could not be parsed or used.
+    #[error("{}: invalid certificate: {reason}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The client-certificate verifier could not be built from the CA file.
+    #[error("{}: cannot verify client certificates with this CA: {source}", ca.display())]
+    Verifier {
+        /// The CA file.
+        ca: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rustls::server::VerifierBuilderError,
+    },
+    /// rustls refused the certificate and key (e.g. the key does not match the certificate).
+    #[error("{} with {}: {source}", cert.display(), key.display())]
+    CertifiedKey {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rustls::Error,
+    },
+    /// rustls refused the protocol versions (cannot happen with the ring provider).
+    #[error("TLS protocol versions: {0}")]
+    Protocol(#[source] rustls::Error),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn alpn() -> Vec<Vec<u8>> {
+    ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect()
+}
+
+/// Loads every certificate of a PEM file, in order (end-entity first for a chain).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_error = |source| TlsError::Pem {
+        path: path.to_owned(),
+        source,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_error)?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty {
+            path: path.to_owned(),
+            what: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+/// Loads the first private key (PKCS#8, SEC1 or PKCS#1) of a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|source| match source {
+        rustls_pki_types::pem::Error::NoItemsFound => TlsError::Empty {
+            path: path.to_owned(),
+            what: "private key",
+        },
+        source => TlsError::Pem {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// The exchange CA as the only trust anchor.
+fn load_roots(ca: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(ca)? {
+        roots.add(cert).map_err(|e| TlsError::Certificate {
+            path: ca.to_owned(),
+            reason: format!("not usable as a trust anchor: {e}"),
+        })?;
+    }
+    Ok(Arc::new(roots))
+}
+
+fn build_server_config(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    require_client_cert: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let builder = WebPkiClientVerifier::builder_with_provider(load_roots(ca)?, provider.clone());
+    // Even when optional, a certificate that IS presented must chain to the exchange CA, or
+    // the handshake fails.
+    let builder = if require_client_cert {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    let verifier = builder.build().map_err(|source| TlsError::Verifier {
+        ca: ca.to_owned(),
+        source,
+    })?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(PROTOCOL_VERSIONS)
+        .map_err(TlsError::Protocol)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(cert)?, load_key(key)?)
+        .map_err(|source| TlsError::CertifiedKey {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
+    config.alpn_protocols = alpn();
+    Ok(Arc::new(config))
+}
+
+/// The gateway listener's configuration: serves `cert`/`key`; client certificates are verified
+/// against the exchange CA `ca` but optional at the TLS level, because `/healthz` and `/readyz`
+/// serve load balancers without certificates. The HTTP layer refuses bureau endpoints to a
+/// connection without a [`peer_identity`].
+pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    build_server_config(ca, cert, key, false)
+}
+
+/// A bureau receiving endpoint's configuration: like [`server_config`], but a client certificate
+/// chaining to the exchange CA is required at the TLS level.
+pub fn endpoint_server_config(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    build_server_config(ca, cert, key, true)
+}
+
+fn client_builder(
+    ca: &Path,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, TlsError> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)
+        .map_err(TlsError::Protocol)?
+        .with_root_certificates(load_roots(ca)?))
+}
+
+/// A client configuration that trusts only the exchange CA `ca` and presents `cert`/`key` as
+/// its identity.
+pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut config = client_builder(ca)?
+        .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+        .map_err(|source| TlsError::CertifiedKey {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
+    config.alpn_protocols = alpn();
+    Ok(Arc::new(config))
+}
+
+/// A client configuration that trusts only the exchange CA `ca` and presents no certificate.
+pub fn client_config_without_identity(ca: &Path) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut config = client_builder(ca)?.with_no_client_auth();
+    config.alpn_protocols = alpn();
+    Ok(Arc::new(config))
+}
+
+/// The identity named by a peer's certificate chain (end-entity first), as rustls reports it
+/// after verifying the chain: the one SAN URI that [`Identity::from_uri`] accepts. `None` when
+/// there is no chain, the certificate does not parse, or it names no identity or several
+/// different ones.
+pub fn peer_identity(certs: &[CertificateDer<'_>]) -> Option<Identity> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let mut found: Option<Identity> = None;
+    for name in &san.value.general_names {
+        let GeneralName::URI(uri) = name else {
+            continue;
+        };
+        let Some(identity) = Identity::from_uri(uri) else {
+            continue;
+        };
+        match &found {
+            Some(previous) if *previous != identity => return None,
+            Some(_) => {}
+            None => found = Some(identity),
+        }
+    }
+    found
+}
+
+/// Seconds from now until the first certificate in `cert` expires (its `notAfter`); negative
+/// once it has expired.
+pub fn seconds_until_expiry(cert: &Path) -> Result<i64, TlsError> {
+    let der = load_certs(cert)?.swap_remove(0);
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| TlsError::Certificate {
+            path: cert.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    Ok(parsed.validity().not_after.timestamp().saturating_sub(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::ServerName;
+    use schemas::BureauId;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+    use super::*;
+    use crate::pki::testing::TempDir;
+    use crate::pki::{self, PkiLayout};
+
+    /// What the server saw of a completed handshake.
+    #[derive(Debug)]
+    struct Accepted {
+        identity: Option<Identity>,
+        alpn: Option<Vec<u8>>,
+    }
+
+    /// Runs a handshake over an in-memory pipe and exchanges one message, so a client whose
+    /// certificate the server rejects after the client's side of a TLS 1.3 handshake completed
+    /// also sees the failure.
+    async fn handshake(
+        server: Arc<ServerConfig>,
+        client: Arc<ClientConfig>,
+        server_name: &str,
+    ) -> (Result<Accepted, String>, Result<(), String>) {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let name = ServerName::try_from(server_name.to_owned()).unwrap();
+        let server_side = async move {
+            let mut stream = TlsAcceptor::from(server)
+                .accept(server_io)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (_, connection) = stream.get_ref();
+            let accepted = Accepted {
+                identity: connection.peer_certificates().and_then(peer_identity),
+                alpn: connection.alpn_protocol().map(<[u8]>::to_vec),
+            };
+            let mut buf = [0u8; 4];
+            stream
+                .read_exact(&mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.write_all(b"pong").await.map_err(|e| e.to_string())?;
+            stream.shutdown().await.map_err(|e| e.to_string())?;
+            Ok(accepted)
+        };
+        let client_side = async move {
+            let mut stream = TlsConnector::from(client)
+                .connect(name, client_io)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.write_all(b"ping").await.map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 4];
+            stream
+                .read_exact(&mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            assert_eq!(&buf, b"pong");
+            Ok(())
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            tokio::join!(server_side, client_side)
+        })
+        .await
+        .expect("handshake timed out")
+    }
+
+    fn client_for(layout: &PkiLayout, stem: &str) -> Arc<ClientConfig> {
+        let (cert, key) = layout.cert_and_key(stem);
+        client_config(&layout.ca, &cert, &key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_names_the_peer_and_refuses_strangers() {
+        let temp = TempDir::new("tls");
+        let exchange = pki::init(&temp.0.join("exchange"), "node-1").unwrap();
+        let other = pki::init(&temp.0.join("other"), "node-1").unwrap();
+        let (gateway_cert, gateway_key) = exchange.gateway();
+        let listener = server_config(&exchange.ca, &gateway_cert, &gateway_key).unwrap();
+        let (water_cert, water_key) = exchange.bureau(BureauId::Water);
+        let endpoint = endpoint_server_config(&exchange.ca, &water_cert, &water_key).unwrap();
+
+        // A bureau against the listener: identified, h2 preferred.
+        let (server, client) = handshake(
+            listener.clone(),
+            client_for(&exchange, "water"),
+            "localhost",
+        )
+        .await;
+        client.unwrap();
+        let accepted = server.unwrap();
+        assert_eq!(accepted.identity, Some(Identity::Bureau(BureauId::Water)));
+        assert_eq!(accepted.alpn.as_deref(), Some(&b"h2"[..]));
+
+        // A client offering only HTTP/1.1 gets it; the server name may be the loopback IP.
+        let mut http1 = (*client_for(&exchange, "operator")).clone();
+        http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let (server, client) = handshake(listener.clone(), Arc::new(http1), "127.0.0.1").await;
+        client.unwrap();
+        let accepted = server.unwrap();
+        assert_eq!(
+            accepted.identity,
+            Some(Identity::Operator("operator".into()))
+        );
+        assert_eq!(accepted.alpn.as_deref(), Some(&b"http/1.1"[..]));
+
+        // A certificate from another CA is refused even though certificates are optional.
+        let (server, client) =
+            handshake(listener.clone(), client_for(&other, "water"), "localhost").await;
+        assert!(server.is_err(), "{server:?}");
+        assert!(client.is_err());
+
+        // No certificate: accepted by the listener without an identity...
+        let anonymous = client_config_without_identity(&exchange.ca).unwrap();
+        let (server, client) = handshake(listener.clone(), anonymous.clone(), "localhost").await;
+        client.unwrap();
+        assert_eq!(server.unwrap().identity, None);
+
+        // ...but refused by a bureau endpoint, which requires one.
+        let (server, client) = handshake(endpoint.clone(), anonymous, "localhost").await;
+        assert!(server.is_err(), "{server:?}");
+        assert!(client.is_err());
+
+        // The gateway pushing to a bureau endpoint (with ::1 as the server name).
+        let (server, client) =
+            handshake(endpoint.clone(), client_for(&exchange, "gateway"), "::1").await;
+        client.unwrap();
+        assert_eq!(
+            server.unwrap().identity,
+            Some(Identity::Gateway("node-1".into()))
+        );
+
+        // A certificate issued later by the same CA works too.
+        let alice = Identity::Operator("alice".into());
+        pki::issue(&exchange.dir, &alice, "operator-alice").unwrap();
+        let (server, client) = handshake(
+            listener.clone(),
+            client_for(&exchange, "operator-alice"),
+            "localhost",
+        )
+        .await;
+        client.unwrap();
+        assert_eq!(server.unwrap().identity, Some(alice));
+
+        // The client trusts only the exchange CA: a server from another CA is refused, and a
+        // name the certificate does not carry is refused.
+        let (other_cert, other_key) = other.gateway();
+        let impostor = server_config(&other.ca, &other_cert, &other_key).unwrap();
+        let (_, client) = handshake(impostor, client_for(&exchange, "water"), "localhost").await;
+        assert!(client.is_err());
+        let (_, client) = handshake(listener, client_for(&exchange, "water"), "example.com").await;
+        assert!(client.is_err());
+    }
+
+    #[test]
+    fn peer_identity_needs_exactly_one_of_our_uris() {
+        use rcgen::{CertificateParams, KeyPair, SanType};
+        let key = KeyPair::generate().unwrap();
+        let cert_with = |uris: &[&str]| {
+            let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            for uri in uris {
+                params
+                    .subject_alt_names
+                    .push(SanType::URI((*uri).try_into().unwrap()));
+            }
+            params.self_signed(&key).unwrap().der().clone()
+        };
+        assert_eq!(peer_identity(&[]), None);
+        assert_eq!(peer_identity(&[cert_with(&[])]), None);
+        assert_eq!(
+            peer_identity(&[cert_with(&["https://example.com", "urn:bureau:water"])]),
+            Some(Identity::Bureau(BureauId::Water))
+        );
+        assert_eq!(
+            peer_identity(&[cert_with(&["urn:bureau:water", "urn:bureau:water"])]),
+            Some(Identity::Bureau(BureauId::Water))
+        );
+        assert_eq!(
+            peer_identity(&[cert_with(&["urn:bureau:water", "urn:operator:alice"])]),
+            None
+        );
+        assert_eq!(peer_identity(&[CertificateDer::from(vec![1, 2, 3])]), None);
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let temp = TempDir::new("tls-errors");
+        let layout = pki::init(&temp.0, "node-1").unwrap();
+        let missing = temp.0.join("missing.pem");
+        let (cert, key) = layout.gateway();
+
+        let err = server_config(&missing, &cert, &key).unwrap_err();
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let err = client_config(&layout.ca, &cert, &missing).unwrap_err();
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+
+        // A key file holding no key, and a key that does not match the certificate.
+        let err = client_config(&layout.ca, &cert, &cert).unwrap_err();
+        assert!(matches!(err, TlsError::Empty { .. }), "{err}");
+        let (_, water_key) = layout.bureau(BureauId::Water);
+        let err = server_config(&layout.ca, &cert, &water_key).unwrap_err();
+        assert!(matches!(err, TlsError::CertifiedKey { .. }), "{err}");
+
+        let err = seconds_until_expiry(&key).unwrap_err();
+        assert!(matches!(err, TlsError::Empty { .. }), "{err}");
+        assert!(err.to_string().contains("gateway.key"), "{err}");
+    }
+}
