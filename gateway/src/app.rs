@@ -73,6 +73,18 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Every endpoint's path, as documented in `schemas/api/openapi.json` (a test compares them).
+pub const PATHS: [&str; 8] = [
+    "/v1/messages",
+    "/v1/feed",
+    "/v1/feed/ack",
+    "/v1/dead-letters",
+    "/v1/dead-letters/replay",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+];
+
 /// The HTTP router of a gateway.
 pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     let timeout = Duration::from_secs(state.config.limits.request_timeout_seconds);
@@ -514,4 +526,25 @@ async fn readyz<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Resp
         "certificate_days_left": days_left.ok(),
     });
     (status, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_documents_exactly_the_served_paths() {
+        let text = include_str!("../../schemas/api/openapi.json");
+        let openapi: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut documented: Vec<&str> = openapi["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        documented.sort_unstable();
+        let mut served = PATHS.to_vec();
+        served.sort_unstable();
+        assert_eq!(documented, served);
+    }
 }

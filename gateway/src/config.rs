@@ -402,6 +402,16 @@ mod tests {
     }
 
     #[test]
+    fn the_ops_example_is_valid() {
+        let config =
+            Config::from_layers(&[include_str!("../../ops/gateway.example.toml")], &[]).unwrap();
+        assert_eq!(
+            config.store_path().unwrap(),
+            PathBuf::from("/var/lib/gateway/gateway.db")
+        );
+    }
+
+    #[test]
     fn layers_merge_and_env_overrides() {
         let config = Config::from_layers(
             &["[retry]\nmax_attempts = 3\n"],

@@ -186,3 +186,17 @@ fn validators_reject_a_message_that_breaks_the_schema() {
         .status;
     assert!(!status.success(), "xmllint accepted a stage code 9x");
 }
+
+#[test]
+fn openapi_document_is_valid_openapi_3_1() {
+    if !available(
+        "python3",
+        &["-c", "import openapi_spec_validator"],
+        "pip install openapi-spec-validator",
+    ) {
+        return;
+    }
+    run(Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(repo().join("schemas/api/openapi.json")));
+}
