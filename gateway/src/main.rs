@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use gateway::config::Config;
 use gateway::identity::Identity;
-use gateway::routing::RouteTable;
+use gateway::routing::{RouteTable, name};
 use schemas::BureauId;
 
 #[derive(Parser)]
@@ -222,25 +222,33 @@ fn explain(file: PathBuf, bureau: BureauId, config: Option<PathBuf>) -> Result<E
     for event in &events {
         let case = event.case();
         println!(
-            "event {} from {}: {} {:?} {:?} stage {:?} in {}",
+            "event {} from {}: {}, item {}, stage {}, district {}",
             event.message_id.as_str(),
             event.source,
-            serde_json::to_value(event.kind)?.as_str().unwrap_or(""),
-            case.item,
-            case.status,
-            case.stage,
-            case.district.name_traditional()
+            name(&event.kind),
+            name(&case.item),
+            name(&case.stage),
+            name(&case.district),
         );
         for matched in table.explain(event) {
             match &matched.failed {
                 None => println!(
-                    "  MATCH  {} -> {:?}\n         {}",
-                    matched.route.name, matched.route.to, matched.route.reason
+                    "  MATCH  {} -> {}\n         {}",
+                    matched.route.name,
+                    matched
+                        .route
+                        .to
+                        .iter()
+                        .map(name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    matched.route.reason
                 ),
                 Some(why) => println!("  -      {}: {why}", matched.route.name),
             }
         }
-        println!("  => delivered to {:?}", table.subscribers(event));
+        let to: Vec<String> = table.subscribers(event).iter().map(name).collect();
+        println!("  => delivered to {}", to.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,11 +19,21 @@ pub struct RouteMatch<'a> {
     pub failed: Option<String>,
 }
 
-fn matches<T: PartialEq + std::fmt::Debug>(list: &[T], value: &T) -> Result<(), String> {
+/// A value's canonical (serialized) name, e.g. `construction_planning_permit`.
+pub fn name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => String::from("?"),
+    }
+}
+
+fn matches<T: PartialEq + serde::Serialize>(list: &[T], value: &T) -> Result<(), String> {
     if list.is_empty() || list.contains(value) {
         Ok(())
     } else {
-        Err(format!("{value:?} is not in {list:?}"))
+        let names: Vec<String> = list.iter().map(name).collect();
+        Err(format!("{} is not in [{}]", name(value), names.join(", ")))
     }
 }
 
