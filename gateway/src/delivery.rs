@@ -35,12 +35,16 @@ pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<
 pub fn https_client(tls: &rustls::ClientConfig) -> HttpsClient {
     let mut tls = tls.clone();
     tls.alpn_protocols.clear();
+    let mut http = HttpConnector::new();
+    // Small request/answer exchanges: Nagle's algorithm would hold them back for delayed ACKs.
+    http.set_nodelay(true);
+    http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
         .enable_http1()
         .enable_http2()
-        .build();
+        .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(https)

@@ -43,9 +43,12 @@ pub struct DemoArgs {
     /// How long the bureaus send traffic, in seconds (Ctrl-C ends it early).
     #[arg(long, default_value_t = 30)]
     pub duration: u64,
-    /// Messages per second each bureau sends.
+    /// Messages per second each bureau sends (at most: each connection waits for its answer).
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
+    /// Requests each bureau keeps in flight at once (its rate is shared among them).
+    #[arg(long, default_value_t = 2)]
+    pub connections: u32,
     /// Longest wait for the backlog to drain after sending stops, in seconds.
     #[arg(long, default_value_t = 120)]
     pub drain: u64,
@@ -211,8 +214,10 @@ async fn post_message(
 }
 
 /// One bureau's system sending its traffic.
+#[allow(clippy::too_many_arguments)] // one simulated connection's whole setup
 async fn send_traffic(
     bureau: BureauId,
+    seed: u64,
     client: HttpsClient,
     gateway: String,
     rate: u32,
@@ -225,7 +230,7 @@ async fn send_traffic(
     };
     let tally = &tallies[&bureau];
     let url = format!("{gateway}/v1/messages");
-    let mut rng = fastrand::Rng::with_seed(bureau as u64 + 1);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     let mut last: Option<(adapters::Encoded, String)> = None;
     while Instant::now() < until && !*stop.borrow() {
@@ -491,15 +496,19 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             &pki_dir.join(format!("{bureau}.pem")),
             &pki_dir.join(format!("{bureau}.key")),
         )?;
-        senders.push(tokio::spawn(send_traffic(
-            bureau,
-            client,
-            gateway.clone(),
-            args.rate,
-            until,
-            tallies.clone(),
-            stop_rx.clone(),
-        )));
+        let connections = args.connections.max(1);
+        for connection in 0..connections {
+            senders.push(tokio::spawn(send_traffic(
+                bureau,
+                (bureau as u64 + 1) * 1000 + u64::from(connection),
+                client.clone(),
+                gateway.clone(),
+                (args.rate / connections).max(1),
+                until,
+                tallies.clone(),
+                stop_rx.clone(),
+            )));
+        }
     }
     let feed_client = client(
         &ca,

@@ -43,6 +43,8 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Answers are small and latency matters more than packet count.
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let watcher = graceful.watcher();

@@ -105,12 +105,15 @@ trait Job: Send {
     fn run(self: Box<Self>, conn: &Connection) -> Ran;
     /// Replies `error` without running: no transaction could be opened for it.
     fn refuse(self: Box<Self>, error: StoreError);
+    /// Whether its commit must reach the disk before the reply (see [`writer`]).
+    fn durable(&self) -> bool;
 }
 
 /// A caller's closure and the channel its result goes back on.
 struct Call<F, T> {
     work: F,
     reply_to: oneshot::Sender<Result<T, StoreError>>,
+    durable: bool,
 }
 
 impl<F, T> Job for Call<F, T>
@@ -119,7 +122,7 @@ where
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> Ran {
-        let Call { work, reply_to } = *self;
+        let Call { work, reply_to, .. } = *self;
         let result = work(conn);
         Ran {
             failed: result.is_err(),
@@ -128,6 +131,10 @@ where
                 let _ = reply_to.send(result.and_then(|value| committed.map(|()| value)));
             }),
         }
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
     }
 
     fn refuse(self: Box<Self>, error: StoreError) {
@@ -183,14 +190,37 @@ impl SqliteStore {
     }
 
     /// Runs `work` on the writer thread inside the current group transaction and returns its
-    /// result once that transaction has committed.
+    /// result once that transaction has committed. Delivery bookkeeping uses this: a crash may
+    /// forget its last commits, which only means a delivery is sent again (at-least-once).
     async fn call<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(work, false).await
+    }
+
+    /// Like [`call`](Self::call), but the reply waits until the commit is on disk (fsync):
+    /// for ingest, whose 2xx promises the message is never lost.
+    async fn call_durable<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    async fn submit<T, F>(&self, work: F, durable: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply_to, reply) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Call { work, reply_to });
+        let job: Box<dyn Job> = Box::new(Call {
+            work,
+            reply_to,
+            durable,
+        });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         reply.await.map_err(|_| StoreError::Closed)?
     }
@@ -243,14 +273,37 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// The writer thread: group commit until every sender is gone.
+///
+/// A group that holds an ingest commits with `synchronous=FULL` (the WAL is fsynced before the
+/// replies); a group of delivery bookkeeping only commits with `synchronous=NORMAL`, which is
+/// atomic and consistent but may be forgotten by a power loss — a forgotten "delivered" means
+/// one more delivery, which at-least-once allows. The next FULL commit makes everything before
+/// it durable too.
 fn writer(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut synchronous_full = true;
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        let durable = batch.iter().any(|job| job.durable());
+        if durable != synchronous_full {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => synchronous_full = durable,
+                // Staying at FULL is safe; staying at NORMAL with a durable job is not.
+                Err(e) if durable => {
+                    let e = db_err(e);
+                    for job in batch.drain(..) {
+                        job.refuse(same_error(&e));
+                    }
+                    continue;
+                }
+                Err(_) => {}
             }
         }
         run_batch(&conn, batch.drain(..), commits);
@@ -758,7 +811,8 @@ fn queue_stats_in(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
 
 impl Store for SqliteStore {
     async fn ingest(&self, message: NewMessage) -> Result<IngestOutcome, StoreError> {
-        self.call(move |conn| ingest_in(conn, message)).await
+        self.call_durable(move |conn| ingest_in(conn, message))
+            .await
     }
 
     async fn lease_due(
