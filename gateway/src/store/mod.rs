@@ -246,4 +246,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes up to `limit` deliveries delivered before `delivered_before`, so the queue tables
+    /// do not grow without bound (messages and events stay: they are the record). Several
+    /// nodes may call it at once: only one does the work at a time (PostgreSQL: an advisory
+    /// lock), the others return 0.
+    fn cleanup(
+        &self,
+        delivered_before: Millis,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A counter that changes whenever any node commits new work, for stores shared by several
+    /// nodes (PostgreSQL `LISTEN/NOTIFY`), so idle workers and long-polls wake without polling.
+    /// `None` for a store only this process writes (it wakes its own workers directly).
+    fn work_notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

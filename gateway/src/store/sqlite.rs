@@ -89,6 +89,8 @@ const MIGRATIONS: &[&str] = &[
         error       TEXT    NOT NULL
     );
     CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);",
+    // 2: retention cleanup finds old delivered rows without scanning the table.
+    "CREATE INDEX deliveries_delivered ON deliveries (delivered_at, id) WHERE state = 'delivered';",
 ];
 
 /// What a job leaves once it has run: whether it failed (its savepoint is rolled back then) and
@@ -909,6 +911,99 @@ impl Store for SqliteStore {
                 .map_err(db_err)
         })
         .await
+    }
+
+    async fn cleanup(&self, delivered_before: Millis, limit: usize) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            // One writer: no other node can be cleaning at the same time.
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY)",
+                [],
+            )
+            .map_err(db_err)?;
+            conn.execute("DELETE FROM doomed", []).map_err(db_err)?;
+            conn.execute(
+                "INSERT INTO doomed (id)
+                 SELECT id FROM deliveries INDEXED BY deliveries_delivered
+                 WHERE state = 'delivered' AND delivered_at < ?1
+                 ORDER BY delivered_at, id LIMIT ?2",
+                rusqlite::params![delivered_before, limit],
+            )
+            .map_err(db_err)?;
+            conn.execute(
+                "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM doomed)",
+                [],
+            )
+            .map_err(db_err)?;
+            let deleted = conn
+                .execute(
+                    "DELETE FROM deliveries WHERE id IN (SELECT id FROM doomed)",
+                    [],
+                )
+                .map_err(db_err)?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod cleanup_tests {
+    use super::*;
+    use crate::store::{NewEvent, NewMessage};
+    use schemas::{BureauId, MessageId};
+
+    #[tokio::test]
+    async fn cleanup_deletes_only_old_delivered_rows() {
+        let dir = std::env::temp_dir().join(format!("store-cleanup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir.join("s.db")).unwrap();
+        let mut rng = fastrand::Rng::with_seed(4);
+        for i in 0..3 {
+            let mut event = adapters::sample::case_event(&mut rng, BureauId::Planning);
+            event.message_id = MessageId::parse(&format!("gw-clean-{i}")).unwrap();
+            let message = NewMessage {
+                sender: BureauId::Planning,
+                idempotency_key: format!("k{i}"),
+                content_type: "application/xml".into(),
+                body: vec![],
+                sha256: String::new(),
+                received_at: 100,
+                events: vec![NewEvent {
+                    event,
+                    source_message_id: format!("s{i}"),
+                    subscribers: vec![BureauId::Water],
+                }],
+            };
+            store.ingest(message).await.unwrap();
+        }
+        let leased = store
+            .lease_due(vec![BureauId::Water], 100, 1000, 10)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 3);
+        // Two delivered (at 200 and 300), one still pending.
+        assert!(
+            store
+                .mark_delivered(leased[0].id, leased[0].lease, 200)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .mark_delivered(leased[1].id, leased[1].lease, 300)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.cleanup(250, 100).await.unwrap(), 1);
+        assert_eq!(store.cleanup(250, 100).await.unwrap(), 0);
+        assert_eq!(store.cleanup(1_000, 100).await.unwrap(), 1);
+        let stats = store.queue_stats().await.unwrap();
+        assert_eq!(stats[0].pending, 1, "pending work is never cleaned up");
+        assert_eq!(stats[0].delivered, 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
