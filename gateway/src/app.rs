@@ -48,6 +48,14 @@ impl Wakers {
         }
     }
 
+    /// Wakes the delivery workers and every feed long-poll.
+    pub fn wake_all(&self) {
+        self.delivery.notify_waiters();
+        for waker in self.feeds.values() {
+            waker.notify_waiters();
+        }
+    }
+
     /// The waker of a pull bureau's feed.
     pub fn feed(&self, bureau: BureauId) -> Option<&Notify> {
         self.feeds.get(&bureau)

@@ -38,8 +38,12 @@ pub struct Config {
     pub node: String,
     /// Listening address.
     pub listen: SocketAddr,
-    /// Store location, `sqlite:PATH`.
+    /// Store location, `sqlite:PATH` or `postgres://…`.
     pub store: String,
+    /// PostgreSQL connection pool.
+    pub postgres: PostgresConfig,
+    /// Retention of finished work.
+    pub retention: RetentionConfig,
     /// Certificates.
     pub tls: TlsConfig,
     /// Request limits.
@@ -55,6 +59,24 @@ pub struct Config {
     /// Routing rules.
     #[serde(default)]
     pub routes: Vec<Route>,
+}
+
+/// PostgreSQL settings (used when `store` is a `postgres://` URL).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connections per node.
+    pub pool_size: usize,
+}
+
+/// How long finished work is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Delivered deliveries are deleted this long after delivery (messages and events stay).
+    pub delivered_hours: u64,
+    /// How often a node looks for rows to delete (one node at a time does it).
+    pub cleanup_interval_seconds: u64,
 }
 
 /// Certificate files.
@@ -259,7 +281,7 @@ impl Config {
                 "must be 1-64 characters of letters, digits, - _ .",
             ));
         }
-        self.store_path()?;
+        self.store_location()?;
         let positive = [
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
             (
@@ -287,6 +309,11 @@ impl Config {
                 u64::from(self.circuit.failure_threshold),
             ),
             ("circuit.open_seconds", self.circuit.open_seconds),
+            ("postgres.pool_size", self.postgres.pool_size as u64),
+            (
+                "retention.cleanup_interval_seconds",
+                self.retention.cleanup_interval_seconds,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -350,12 +377,14 @@ impl Config {
         Ok(())
     }
 
-    /// The SQLite file of `store = "sqlite:PATH"`.
-    pub fn store_path(&self) -> Result<PathBuf, ConfigError> {
-        match self.store.strip_prefix("sqlite:") {
-            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-            _ => Err(error("store", "expected sqlite:PATH")),
-        }
+    /// Where the store is: `sqlite:PATH` or `postgres://…`.
+    pub fn store_location(&self) -> Result<StoreLocation, ConfigError> {
+        StoreLocation::parse(&self.store).ok_or_else(|| {
+            error(
+                "store",
+                "expected sqlite:PATH or postgres://USER@HOST:PORT/DB",
+            )
+        })
     }
 
     /// The bureaus that receive by push.
@@ -369,6 +398,7 @@ impl Config {
 }
 
 use crate::identity::Identity;
+use crate::store::any::StoreLocation;
 
 impl Identity {
     /// A gateway identity from a node name, if the name is valid.
@@ -406,8 +436,8 @@ mod tests {
         let config =
             Config::from_layers(&[include_str!("../../ops/gateway.example.toml")], &[]).unwrap();
         assert_eq!(
-            config.store_path().unwrap(),
-            PathBuf::from("/var/lib/gateway/gateway.db")
+            config.store_location().unwrap(),
+            StoreLocation::Sqlite(PathBuf::from("/var/lib/gateway/gateway.db"))
         );
     }
 

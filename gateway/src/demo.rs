@@ -49,6 +49,10 @@ pub struct DemoArgs {
     /// Requests each bureau keeps in flight at once (its rate is shared among them).
     #[arg(long, default_value_t = 2)]
     pub connections: u32,
+    /// The store: by default a SQLite file `DIR/gateway.db`, recreated on every run; with
+    /// `postgres://USER@HOST:PORT/DB` a fresh schema `demo_<time>` in that database.
+    #[arg(long)]
+    pub store: Option<String>,
     /// Longest wait for the backlog to drain after sending stops, in seconds.
     #[arg(long, default_value_t = 120)]
     pub drain: u64,
@@ -404,10 +408,22 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let pki_dir = args.data.join("pki");
     crate::pki::init(&pki_dir, "gw-1").context("creating the dev PKI")?;
     let ca = pki_dir.join("ca.pem");
-    let db = args.data.join("gateway.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let store = match &args.store {
+        Some(url) if url.starts_with("postgres") => {
+            // A fresh schema, so the summary counts this run only.
+            let schema = format!("demo_{}", crate::app::now_ms());
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}options=-c%20search_path%3D{schema}")
+        }
+        Some(other) => other.clone(),
+        None => {
+            let db = args.data.join("gateway.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            format!("sqlite:{}", db.display())
+        }
+    };
     let tallies: Tallies = Arc::new(
         BureauId::ALL
             .into_iter()
@@ -453,12 +469,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 
     let mut layer = format!(
-        "listen = \"{}\"\nstore = \"sqlite:{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+        "listen = \"{}\"\nstore = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
          [retry]\ninitial_delay_ms = 200\nmax_delay_seconds = 5\nmax_attempts = 100\n\
          [circuit]\nfailure_threshold = 5\nopen_seconds = 2\n\
          [delivery]\nlease_seconds = 15\nrequest_timeout_seconds = 5\npoll_interval_ms = 200\n",
         args.listen,
-        db.display(),
+        store,
         ca.display(),
         pki_dir.join("gateway.pem").display(),
         pki_dir.join("gateway.key").display(),
@@ -472,8 +488,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let running = crate::start(config).await?;
     let gateway = format!("https://{}", running.addr());
     println!(
-        "gateway on {gateway}, store {}, PKI {}",
-        db.display(),
+        "gateway on {gateway}, store {store}, PKI {}",
         pki_dir.display()
     );
     println!(

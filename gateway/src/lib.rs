@@ -31,7 +31,8 @@ use crate::app::{AppState, Wakers};
 use crate::config::{Config, DeliveryMode};
 use crate::delivery::DeliveryEngine;
 use crate::routing::RouteTable;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::store::any::AnyStore;
 
 /// Why a gateway node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,7 @@ pub enum StartError {
 /// A running gateway node.
 pub struct Running {
     addr: SocketAddr,
-    store: SqliteStore,
+    store: AnyStore,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     engine: JoinHandle<()>,
@@ -71,7 +72,7 @@ impl Running {
     }
 
     /// Its store.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &AnyStore {
         &self.store
     }
 
@@ -103,7 +104,7 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
     })?;
     let server_tls = tls::server_config(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
     let client_tls = tls::client_config(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
-    let store = SqliteStore::open(&config.store_path()?)?;
+    let store = AnyStore::open(&config.store_location()?, config.postgres.pool_size).await?;
     let config = Arc::new(config);
     let pull = config
         .bureaus
@@ -119,8 +120,17 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
     });
     metrics::handle();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let engine = DeliveryEngine::new(store.clone(), config.clone(), wakers, (*client_tls).clone());
+    let engine = DeliveryEngine::new(
+        store.clone(),
+        config.clone(),
+        wakers.clone(),
+        (*client_tls).clone(),
+    );
     let engine = tokio::spawn(engine.run(shutdown_rx.clone()));
+    if let Some(notifications) = store.work_notifications() {
+        tokio::spawn(forward_notifications(notifications, wakers.clone()));
+    }
+    tokio::spawn(clean_up(store.clone(), config.clone(), shutdown_rx.clone()));
     let router = app::router(state);
     let mut server_shutdown = shutdown_rx;
     let server = tokio::spawn(server::serve(
@@ -140,4 +150,40 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         server,
         engine,
     })
+}
+
+/// Wakes this node's workers and long-polls when another node commits new work.
+async fn forward_notifications(mut notifications: watch::Receiver<u64>, wakers: Arc<Wakers>) {
+    while notifications.changed().await.is_ok() {
+        wakers.wake_all();
+    }
+}
+
+/// Deletes delivered rows older than the retention period, now and then. With several nodes
+/// the store lets only one clean at a time.
+async fn clean_up(store: AnyStore, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) {
+    const BATCH: usize = 10_000;
+    let interval = Duration::from_secs(config.retention.cleanup_interval_seconds);
+    let retention_ms = (config.retention.delivered_hours * 3_600_000) as i64;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        loop {
+            match store.cleanup(app::now_ms() - retention_ms, BATCH).await {
+                Ok(deleted) if deleted as usize == BATCH => continue,
+                Ok(deleted) => {
+                    if deleted > 0 {
+                        tracing::info!(message = "cleaned up delivered rows", deleted);
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(message = "cleanup failed; will try again", %error);
+                    break;
+                }
+            }
+        }
+    }
 }

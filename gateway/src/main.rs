@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use gateway::config::Config;
 use gateway::identity::Identity;
 use gateway::routing::{RouteTable, name};
+use gateway::store::any::{AnyStore, StoreLocation};
 use schemas::BureauId;
 
 #[derive(Parser)]
@@ -32,6 +33,16 @@ enum Command {
         /// The configuration file, laid over the defaults (`gateway/config.default.toml`).
         #[arg(long)]
         config: PathBuf,
+        /// The store, overriding the file: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Apply the store's migrations and exit (nodes also migrate when they start; concurrent
+    /// starts are safe).
+    Migrate {
+        /// The store: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`.
+        #[arg(long)]
+        store: String,
     },
     /// Run the gateway with six simulated bureau systems on the embedded store, show live
     /// progress, and check at the end that every accepted message reached every subscriber.
@@ -253,8 +264,12 @@ fn explain(file: PathBuf, bureau: BureauId, config: Option<PathBuf>) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(config: PathBuf) -> Result<ExitCode> {
-    let config = Config::load(&config)?;
+fn serve(config: PathBuf, store: Option<String>) -> Result<ExitCode> {
+    let mut config = Config::load(&config)?;
+    if let Some(store) = store {
+        config.store = store;
+        config.validate()?;
+    }
     tokio::runtime::Runtime::new()?.block_on(async move {
         let running = gateway::start(config).await?;
         shutdown_signal().await;
@@ -282,7 +297,14 @@ fn main() -> Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, store } => serve(config, store),
+        Command::Migrate { store } => {
+            let location = StoreLocation::parse(&store)
+                .context("--store must be sqlite:PATH or postgres://USER@HOST:PORT/DB")?;
+            tokio::runtime::Runtime::new()?.block_on(AnyStore::open(&location, 1))?;
+            println!("{store}: migrated");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(args) => {
             let code = tokio::runtime::Runtime::new()?.block_on(gateway::demo::run(args))?;
             Ok(code)

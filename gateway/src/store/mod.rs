@@ -2,7 +2,8 @@
 //! (event, subscriber), and the delivery queue itself.
 //!
 //! One interface, [`Store`], with the embedded SQLite implementation ([`sqlite::SqliteStore`])
-//! and (next) PostgreSQL. Everything the gateway promises rests on it:
+//! and the PostgreSQL one shared by several nodes ([`postgres::PgStore`]); both pass the same
+//! conformance suite. Everything the gateway promises rests on it:
 //! - `ingest` writes the raw message, its events and their deliveries in **one transaction**
 //!   and returns only after commit; concurrent ingests share a transaction (group commit).
 //! - The same (sender, idempotency key) returns the first receipt and writes nothing new.
@@ -16,6 +17,10 @@
 use schemas::{BureauId, Event};
 use serde::{Deserialize, Serialize};
 
+pub mod any;
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 /// Row id of a delivery; increases with arrival, so it also orders a (subscriber, case) queue.

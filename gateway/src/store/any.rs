@@ -1,0 +1,172 @@
+//! The store chosen by the configuration: `sqlite:PATH` (embedded, one node) or
+//! `postgres://…` (shared by several nodes). One enum, so the rest of the gateway is written
+//! once against [`Store`].
+
+use std::path::PathBuf;
+
+use schemas::BureauId;
+
+use super::postgres::PgStore;
+use super::sqlite::SqliteStore;
+use super::{
+    AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
+    QueueStat, ReplaySelector, Store, StoreError,
+};
+
+/// Where the store lives, parsed from `store = "…"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Parses `sqlite:PATH` or `postgres://…` / `postgresql://…`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            return (!path.is_empty()).then(|| Self::Sqlite(PathBuf::from(path)));
+        }
+        (text.starts_with("postgres://") || text.starts_with("postgresql://"))
+            .then(|| Self::Postgres(text.to_owned()))
+    }
+}
+
+/// Either backend.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// Embedded SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens (and migrates) the store at `location`.
+    pub async fn open(location: &StoreLocation, pool_size: usize) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))?
+                    .map(Self::Sqlite)
+            }
+            StoreLocation::Postgres(url) => {
+                PgStore::connect(url, pool_size).await.map(Self::Postgres)
+            }
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($store) => $call.await,
+            AnyStore::Postgres($store) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn ingest(&self, message: NewMessage) -> Result<IngestOutcome, StoreError> {
+        delegate!(self, s => s.ingest(message))
+    }
+
+    async fn lease_due(
+        &self,
+        subscribers: Vec<BureauId>,
+        now: Millis,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        delegate!(self, s => s.lease_due(subscribers, now, lease_ms, limit))
+    }
+
+    async fn mark_delivered(
+        &self,
+        id: DeliveryId,
+        lease: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.mark_delivered(id, lease, now))
+    }
+
+    async fn mark_failed(
+        &self,
+        id: DeliveryId,
+        lease: u64,
+        attempt: Attempt,
+        after: AfterFailure,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.mark_failed(id, lease, attempt, after))
+    }
+
+    async fn dead_letters(
+        &self,
+        subscriber: Option<BureauId>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        delegate!(self, s => s.dead_letters(subscriber, limit))
+    }
+
+    async fn replay(&self, selector: ReplaySelector, now: Millis) -> Result<u64, StoreError> {
+        delegate!(self, s => s.replay(selector, now))
+    }
+
+    async fn feed_fetch(
+        &self,
+        subscriber: BureauId,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        delegate!(self, s => s.feed_fetch(subscriber, limit))
+    }
+
+    async fn feed_ack(
+        &self,
+        subscriber: BureauId,
+        cursor: DeliveryId,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        delegate!(self, s => s.feed_ack(subscriber, cursor, now))
+    }
+
+    async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {
+        delegate!(self, s => s.queue_stats())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.ping())
+    }
+
+    async fn cleanup(&self, delivered_before: Millis, limit: usize) -> Result<u64, StoreError> {
+        delegate!(self, s => s.cleanup(delivered_before, limit))
+    }
+
+    fn work_notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            Self::Sqlite(s) => s.work_notifications(),
+            Self::Postgres(s) => s.work_notifications(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            StoreLocation::parse("sqlite:data/g.db"),
+            Some(StoreLocation::Sqlite("data/g.db".into()))
+        );
+        assert!(matches!(
+            StoreLocation::parse("postgres://postgres@127.0.0.1/test"),
+            Some(StoreLocation::Postgres(_))
+        ));
+        assert_eq!(StoreLocation::parse("sqlite:"), None);
+        assert_eq!(StoreLocation::parse("mysql://x"), None);
+    }
+}

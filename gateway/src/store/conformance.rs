@@ -1,0 +1,956 @@
+//! The store conformance suite: what every [`Store`] backend must do, written once and run
+//! unchanged on each (see [`conformance_tests!`]). Backend-specific behaviour (group commit
+//! counters, query plans, files, migrations, notifications) is tested beside each backend.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use schemas::{BureauCaseId, BureauId, Event, MessageId};
+
+use super::{
+    AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewEvent,
+    NewMessage, QueueStat, Receipt, ReplaySelector, Store, StoreError,
+};
+
+/// Expands one `#[tokio::test]` per conformance function for a backend. `$open` is an async
+/// function `fn(&'static str) -> Option<(Guard, S)>`: a fresh, empty store (the guard cleans it
+/// up when dropped, even when the test fails), or `None` to skip (backend not configured).
+macro_rules! conformance_tests {
+    ($open:path) => {
+        $crate::store::conformance::conformance_tests!(
+            @each $open,
+            same_key_returns_the_first_receipt_and_writes_nothing,
+            an_ingest_is_written_whole,
+            a_failing_ingest_rolls_back_only_itself,
+            only_the_head_of_each_case_is_leased,
+            expired_leases_come_back_with_a_new_token,
+            failures_retry_later_then_dead_letter_without_blocking_the_case,
+            replay_by_subscriber_and_by_ids,
+            feed_returns_unacknowledged_items_until_acknowledged,
+            cleanup_deletes_only_old_delivered_rows,
+            queue_stats_count_per_subscriber,
+            concurrent_leases_never_overlap,
+        );
+    };
+    (@each $open:path, $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some((_guard, store)) = $open(stringify!($name)).await else {
+                    return;
+                };
+                $crate::store::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+pub(crate) use conformance_tests;
+
+const LEASE_MS: i64 = 30_000;
+
+/// A planning case event (the seed picks the case) with the gateway id `gw-<id>`.
+pub(crate) fn event(seed: u64, id: &str) -> Event {
+    let mut event =
+        adapters::sample::case_event(&mut fastrand::Rng::with_seed(seed), BureauId::Planning);
+    event.message_id = MessageId::parse(&format!("gw-{id}")).unwrap();
+    event
+}
+
+/// The next event of the same case as `event`.
+pub(crate) fn next_in_case(event: &Event, id: &str) -> Event {
+    let mut next = event.clone();
+    next.message_id = MessageId::parse(&format!("gw-{id}")).unwrap();
+    next.sequence += 1;
+    next
+}
+
+/// A message from Planning with key `key`, received at `at`, carrying `events`.
+pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>) -> NewMessage {
+    NewMessage {
+        sender: BureauId::Planning,
+        idempotency_key: key.to_owned(),
+        content_type: "application/xml".to_owned(),
+        body: format!("<body key=\"{key}\"/>").into_bytes(),
+        sha256: "0".repeat(64),
+        received_at: at,
+        events: events
+            .into_iter()
+            .map(|(event, subscribers)| NewEvent {
+                source_message_id: format!("src-{}", event.message_id.as_str()),
+                event,
+                subscribers,
+            })
+            .collect(),
+    }
+}
+
+/// Ingests and expects it accepted.
+pub(crate) async fn accept<S: Store>(store: &S, message: NewMessage) -> Receipt {
+    match store.ingest(message).await.unwrap() {
+        IngestOutcome::Accepted(receipt) => receipt,
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+}
+
+/// The gateway message ids of `deliveries`, in order.
+pub(crate) fn ids(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries
+        .iter()
+        .map(|d| d.event.message_id.as_str().to_owned())
+        .collect()
+}
+
+/// The queue stats of one subscriber.
+pub(crate) async fn stat<S: Store>(store: &S, subscriber: BureauId) -> Option<QueueStat> {
+    store
+        .queue_stats()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.subscriber == subscriber)
+}
+
+/// The same key returns the first receipt and writes nothing, also when two ingests with one
+/// key are in flight at once; another sender may use the same key.
+pub(crate) async fn same_key_returns_the_first_receipt_and_writes_nothing<S: Store + Clone>(
+    store: S,
+) {
+    store.ping().await.unwrap();
+    let first = message(
+        "key-1",
+        1_000,
+        vec![
+            (event(1, "a"), vec![BureauId::Water, BureauId::Transport]),
+            (event(2, "b"), vec![BureauId::Water, BureauId::Water]),
+        ],
+    );
+    let receipt = accept(&store, first).await;
+    assert_eq!(
+        receipt,
+        Receipt {
+            message_ids: vec!["gw-a".into(), "gw-b".into()],
+            deliveries: 3,
+        }
+    );
+
+    // Same key, different content: the first receipt, nothing new.
+    let again = message(
+        "key-1",
+        2_000,
+        vec![(event(3, "c"), vec![BureauId::Greenery])],
+    );
+    assert_eq!(
+        store.ingest(again).await.unwrap(),
+        IngestOutcome::Duplicate(receipt.clone())
+    );
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(stats.iter().map(|s| s.pending).sum::<u64>(), 3);
+    assert!(stats.iter().all(|s| s.subscriber != BureauId::Greenery));
+
+    // Another sender may use the same key.
+    let mut other_sender = message("key-1", 3_000, vec![(event(4, "d"), vec![])]);
+    other_sender.sender = BureauId::Water;
+    assert!(matches!(
+        store.ingest(other_sender).await.unwrap(),
+        IngestOutcome::Accepted(_)
+    ));
+
+    // The same key twice in flight at once (from two clones): one of each.
+    let other = store.clone();
+    let (x, y) = tokio::join!(
+        store.ingest(message(
+            "key-2",
+            4_000,
+            vec![(event(5, "e"), vec![BureauId::Water])]
+        )),
+        other.ingest(message(
+            "key-2",
+            4_000,
+            vec![(event(6, "f"), vec![BureauId::Water])]
+        )),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    match (&x, &y) {
+        (IngestOutcome::Accepted(a), IngestOutcome::Duplicate(d))
+        | (IngestOutcome::Duplicate(d), IngestOutcome::Accepted(a)) => assert_eq!(a, d),
+        _ => panic!("expected one Accepted and one Duplicate, got {x:?} and {y:?}"),
+    }
+    assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 3);
+}
+
+/// A message with N events for M subscribers is N×M deliveries, each carrying its event exactly
+/// as ingested, in message order per (subscriber, case).
+pub(crate) async fn an_ingest_is_written_whole<S: Store + Clone>(store: S) {
+    let subscribers = vec![BureauId::Water, BureauId::Transport, BureauId::Greenery];
+    let events: Vec<Event> = (0..4u64)
+        .map(|n| event(100 + n, &format!("w{n}")))
+        .collect();
+    let receipt = accept(
+        &store,
+        message(
+            "whole",
+            500,
+            events
+                .iter()
+                .map(|e| (e.clone(), subscribers.clone()))
+                .collect(),
+        ),
+    )
+    .await;
+    assert_eq!(receipt.deliveries, 12);
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(stats.len(), 3);
+    for s in &stats {
+        assert_eq!((s.pending, s.oldest_pending), (4, Some(500)), "{s:?}");
+    }
+
+    // Every delivery carries its event unchanged (the feed shows them all, in order).
+    for subscriber in subscribers {
+        let fed = store.feed_fetch(subscriber, 10).await.unwrap();
+        assert_eq!(
+            fed.iter().map(|d| d.event.clone()).collect::<Vec<_>>(),
+            events
+        );
+        assert!(fed.iter().all(|d| d.subscriber == subscriber));
+        assert!(fed.iter().all(|d| d.created_at == 500 && d.attempts == 0));
+        assert!(fed.windows(2).all(|w| w[0].id < w[1].id));
+    }
+
+    // A message with no events is accepted with an empty receipt and queues nothing.
+    let empty = accept(&store, message("empty", 600, vec![])).await;
+    assert_eq!(empty.deliveries, 0);
+    assert!(empty.message_ids.is_empty());
+    assert_eq!(
+        store
+            .queue_stats()
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.pending)
+            .sum::<u64>(),
+        12
+    );
+}
+
+/// A failing ingest (here: an event id already taken) leaves nothing behind and does not take
+/// the ingests committed beside it down.
+pub(crate) async fn a_failing_ingest_rolls_back_only_itself<S: Store + Clone>(store: S) {
+    let other = store.clone();
+    let (good, bad) = tokio::join!(
+        store.ingest(message(
+            "k1",
+            1,
+            vec![(event(1, "same"), vec![BureauId::Water])]
+        )),
+        other.ingest(message(
+            "k2",
+            2,
+            vec![
+                (event(3, "fine"), vec![BureauId::Water, BureauId::Transport]),
+                (event(2, "same"), vec![BureauId::Water])
+            ]
+        )),
+    );
+    assert!(matches!(good.unwrap(), IngestOutcome::Accepted(_)));
+    let error = bad.unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    assert!(!error.is_retryable());
+    // Nothing of the failed one remains (not even its first event); its key is free again.
+    assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 1);
+    assert!(stat(&store, BureauId::Transport).await.is_none());
+    accept(
+        &store,
+        message("k2", 3, vec![(event(2, "other"), vec![BureauId::Water])]),
+    )
+    .await;
+    assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 2);
+}
+
+/// Only the oldest pending delivery of each (subscriber, case) is leased; leased heads block
+/// their cases; limits and subscriber lists hold.
+pub(crate) async fn only_the_head_of_each_case_is_leased<S: Store + Clone>(store: S) {
+    let subs = || vec![BureauId::Water];
+    let a1 = event(1, "a1");
+    let a2 = next_in_case(&a1, "a2");
+    let a3 = next_in_case(&a2, "a3");
+    let b1 = event(2, "b1");
+    assert_ne!(a1.case_id, b1.case_id);
+    accept(&store, message("m1", 100, vec![(a1, subs()), (a2, subs())])).await;
+    accept(&store, message("m2", 200, vec![(a3, subs()), (b1, subs())])).await;
+    // Another subscriber's queue of the same case is independent.
+    accept(
+        &store,
+        message("m3", 300, vec![(event(1, "t1"), vec![BureauId::Transport])]),
+    )
+    .await;
+
+    let now = 1_000;
+    let first = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+    assert_eq!(ids(&first), ["gw-a1", "gw-b1"]);
+    assert!(first.iter().all(|d| d.subscriber == BureauId::Water));
+    assert!(first.iter().all(|d| d.attempts == 0 && d.lease != 0));
+    assert_ne!(first[0].lease, first[1].lease);
+    assert_eq!(first[0].created_at, 100);
+    // Leased heads block their cases: nothing more now.
+    assert!(
+        store
+            .lease_due(subs(), now, LEASE_MS, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(
+        store
+            .mark_delivered(first[0].id, first[0].lease, now)
+            .await
+            .unwrap()
+    );
+    // Already delivered: a second completion is refused.
+    assert!(
+        !store
+            .mark_delivered(first[0].id, first[0].lease, now)
+            .await
+            .unwrap()
+    );
+    let second = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+    assert_eq!(ids(&second), ["gw-a2"]);
+    assert!(
+        store
+            .mark_delivered(second[0].id, second[0].lease, now)
+            .await
+            .unwrap()
+    );
+    let third = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+    assert_eq!(ids(&third), ["gw-a3"]);
+
+    // The limit holds; other subscribers are not touched unless asked for.
+    let all = vec![BureauId::Water, BureauId::Transport];
+    let limited = store
+        .lease_due(all.clone(), now, LEASE_MS, 0)
+        .await
+        .unwrap();
+    assert!(limited.is_empty());
+    let transport = store.lease_due(all, now, LEASE_MS, 10).await.unwrap();
+    assert_eq!(ids(&transport), ["gw-t1"]);
+    assert!(
+        store
+            .lease_due(vec![], now, LEASE_MS, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An expired lease comes back under a new token; the old token can neither complete nor fail.
+pub(crate) async fn expired_leases_come_back_with_a_new_token<S: Store + Clone>(store: S) {
+    accept(
+        &store,
+        message("m", 0, vec![(event(1, "x"), vec![BureauId::Water])]),
+    )
+    .await;
+    let now = 1_000;
+    let leased = store
+        .lease_due(vec![BureauId::Water], now, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    let old = leased[0].clone();
+    // Still leased just before expiry.
+    let early = store
+        .lease_due(vec![BureauId::Water], now + LEASE_MS - 1, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert!(early.is_empty());
+
+    let again = store
+        .lease_due(vec![BureauId::Water], now + LEASE_MS + 1, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, old.id);
+    assert_ne!(again[0].lease, old.lease);
+
+    // The old holder can neither complete nor fail it.
+    assert!(!store.mark_delivered(old.id, old.lease, now).await.unwrap());
+    let attempt = Attempt {
+        at: now,
+        error: "late".into(),
+    };
+    assert!(
+        !store
+            .mark_failed(old.id, old.lease, attempt, AfterFailure::DeadLetter)
+            .await
+            .unwrap()
+    );
+    assert!(!store.mark_delivered(old.id, 0, now).await.unwrap());
+    assert!(!store.mark_delivered(old.id, u64::MAX, now).await.unwrap());
+    assert!(
+        store
+            .mark_delivered(again[0].id, again[0].lease, now + LEASE_MS + 2)
+            .await
+            .unwrap()
+    );
+    let water = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!((water.pending, water.delivered, water.dead), (0, 1, 0));
+    assert_eq!(water.failed_attempts, 0, "a refused failure writes nothing");
+}
+
+/// `RetryAt` reschedules (and still blocks the case); `DeadLetter` gives up with the history
+/// and unblocks the case.
+pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_case<
+    S: Store + Clone,
+>(
+    store: S,
+) {
+    let water = || vec![BureauId::Water];
+    let c1 = event(7, "c1");
+    let c2 = next_in_case(&c1, "c2");
+    accept(&store, message("m", 0, vec![(c1, water()), (c2, water())])).await;
+
+    let first = store.lease_due(water(), 100, LEASE_MS, 10).await.unwrap();
+    assert_eq!(ids(&first), ["gw-c1"]);
+    let retry_at = 5_000;
+    let failed = Attempt {
+        at: 100,
+        error: "HTTP 503".into(),
+    };
+    assert!(
+        store
+            .mark_failed(
+                first[0].id,
+                first[0].lease,
+                failed.clone(),
+                AfterFailure::RetryAt(retry_at)
+            )
+            .await
+            .unwrap()
+    );
+    // A repeated report with the same token is refused (nothing written twice).
+    assert!(
+        !store
+            .mark_failed(
+                first[0].id,
+                first[0].lease,
+                failed.clone(),
+                AfterFailure::RetryAt(retry_at)
+            )
+            .await
+            .unwrap()
+    );
+    // Not due before its retry time, and it still blocks c2.
+    assert!(
+        store
+            .lease_due(water(), retry_at - 1, LEASE_MS, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store
+        .lease_due(water(), retry_at, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&retried), ["gw-c1"]);
+    assert_eq!(retried[0].attempts, 1);
+
+    let gave_up = Attempt {
+        at: retry_at,
+        error: "connection refused".into(),
+    };
+    assert!(
+        store
+            .mark_failed(
+                retried[0].id,
+                retried[0].lease,
+                gave_up.clone(),
+                AfterFailure::DeadLetter
+            )
+            .await
+            .unwrap()
+    );
+
+    let dead = store.dead_letters(Some(BureauId::Water), 10).await.unwrap();
+    assert_eq!(
+        dead,
+        vec![DeadLetter {
+            id: first[0].id,
+            subscriber: BureauId::Water,
+            message_id: "gw-c1".into(),
+            attempts: vec![failed, gave_up],
+            dead_at: retry_at,
+        }]
+    );
+    assert_eq!(store.dead_letters(None, 10).await.unwrap(), dead);
+    assert!(
+        store
+            .dead_letters(Some(BureauId::Transport), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.dead_letters(None, 0).await.unwrap().is_empty());
+
+    // A dead letter blocks nothing: the next event of the case is leasable.
+    let next = store
+        .lease_due(water(), retry_at, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&next), ["gw-c2"]);
+    let stats = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!((stats.pending, stats.dead, stats.delivered), (1, 1, 0));
+    assert_eq!(stats.failed_attempts, 2);
+}
+
+/// Leases the (single) head for `subscriber` and dead-letters it.
+async fn kill_head<S: Store>(store: &S, subscriber: BureauId, now: Millis) -> DeliveryId {
+    let leased = store
+        .lease_due(vec![subscriber], now, LEASE_MS, 1)
+        .await
+        .unwrap();
+    let d = &leased[0];
+    let attempt = Attempt {
+        at: now,
+        error: "HTTP 500".into(),
+    };
+    assert!(
+        store
+            .mark_failed(d.id, d.lease, attempt, AfterFailure::DeadLetter)
+            .await
+            .unwrap()
+    );
+    d.id
+}
+
+/// Replay by subscriber and by ids: pending again, due at the replay time, attempts reset,
+/// history kept.
+pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) {
+    let both = || vec![BureauId::Water, BureauId::Transport];
+    accept(
+        &store,
+        message(
+            "m",
+            0,
+            vec![(event(1, "r1"), both()), (event(2, "r2"), both())],
+        ),
+    )
+    .await;
+    let mut water_dead = Vec::new();
+    let mut transport_dead = Vec::new();
+    for now in [10, 20] {
+        water_dead.push(kill_head(&store, BureauId::Water, now).await);
+        transport_dead.push(kill_head(&store, BureauId::Transport, now).await);
+    }
+    assert_eq!(store.dead_letters(None, 10).await.unwrap().len(), 4);
+
+    // By subscriber: both of Water's, none of Transport's.
+    let replayed = store
+        .replay(ReplaySelector::Subscriber(BureauId::Water), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(replayed, 2);
+    assert!(
+        store
+            .dead_letters(Some(BureauId::Water), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let back = store
+        .lease_due(vec![BureauId::Water], 1_000, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(back.iter().map(|d| d.id).collect::<Vec<_>>(), water_dead);
+    assert!(back.iter().all(|d| d.attempts == 0));
+    let transport_stats = stat(&store, BureauId::Transport).await.unwrap();
+    assert_eq!(transport_stats.dead, 2);
+
+    // By ids: only a dead one counts; unknown or live ids are ignored.
+    let replayed = store
+        .replay(
+            ReplaySelector::Ids(vec![transport_dead[1], water_dead[0], 9_999]),
+            2_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    assert_eq!(
+        store
+            .replay(ReplaySelector::Ids(vec![]), 2_000)
+            .await
+            .unwrap(),
+        0
+    );
+    let remaining = store.dead_letters(None, 10).await.unwrap();
+    assert_eq!(
+        remaining.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [transport_dead[0]]
+    );
+    // Not due before the replay time.
+    assert!(
+        store
+            .lease_due(vec![BureauId::Transport], 1_999, LEASE_MS, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .lease_due(vec![BureauId::Transport], 2_000, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [transport_dead[1]]
+    );
+
+    // History is kept: the replayed one fails again and shows both attempts.
+    let attempt = Attempt {
+        at: 2_001,
+        error: "still down".into(),
+    };
+    assert!(
+        store
+            .mark_failed(
+                again[0].id,
+                again[0].lease,
+                attempt,
+                AfterFailure::DeadLetter
+            )
+            .await
+            .unwrap()
+    );
+    let dead = store
+        .dead_letters(Some(BureauId::Transport), 10)
+        .await
+        .unwrap();
+    let replayed_one = dead.iter().find(|d| d.id == transport_dead[1]).unwrap();
+    assert_eq!(replayed_one.attempts.len(), 2);
+    assert_eq!(replayed_one.dead_at, 2_001);
+    // Oldest first.
+    assert_eq!(
+        dead.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [transport_dead[0], transport_dead[1]]
+    );
+}
+
+/// The feed returns pending items in queue order until acknowledged; an ack covers exactly its
+/// subscriber's items up to the cursor.
+pub(crate) async fn feed_returns_unacknowledged_items_until_acknowledged<S: Store + Clone>(
+    store: S,
+) {
+    let greenery = || vec![BureauId::Greenery];
+    for n in 0..5u64 {
+        accept(
+            &store,
+            message(
+                &format!("m{n}"),
+                n as i64,
+                vec![(event(n, &format!("f{n}")), greenery())],
+            ),
+        )
+        .await;
+    }
+    let fetched = store.feed_fetch(BureauId::Greenery, 3).await.unwrap();
+    assert_eq!(ids(&fetched), ["gw-f0", "gw-f1", "gw-f2"]);
+    assert!(fetched.iter().all(|d| d.lease == 0));
+    // Nothing acknowledged: the same items again.
+    assert_eq!(
+        store.feed_fetch(BureauId::Greenery, 3).await.unwrap(),
+        fetched
+    );
+    assert!(
+        store
+            .feed_fetch(BureauId::Water, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Ack up to the second: exactly those two go; another subscriber's ack touches nothing.
+    assert_eq!(
+        store
+            .feed_ack(BureauId::Water, fetched[1].id, 50)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .feed_ack(BureauId::Greenery, fetched[1].id, 50)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .feed_ack(BureauId::Greenery, fetched[1].id, 51)
+            .await
+            .unwrap(),
+        0
+    );
+    let rest = store.feed_fetch(BureauId::Greenery, 10).await.unwrap();
+    assert_eq!(ids(&rest), ["gw-f2", "gw-f3", "gw-f4"]);
+    let stats = stat(&store, BureauId::Greenery).await.unwrap();
+    assert_eq!((stats.pending, stats.delivered), (3, 2));
+    assert_eq!(stats.oldest_pending, Some(2));
+}
+
+/// Cleanup deletes delivered rows older than the cut-off (with their history), up to the
+/// limit; pending and dead rows are never cleaned up.
+pub(crate) async fn cleanup_deletes_only_old_delivered_rows<S: Store + Clone>(store: S) {
+    for i in 0..4 {
+        let mut e = event(40 + i, &format!("clean-{i}"));
+        e.case_id = BureauCaseId::parse(&format!("CLEAN-{i}")).unwrap();
+        accept(
+            &store,
+            message(&format!("k{i}"), 100, vec![(e, vec![BureauId::Water])]),
+        )
+        .await;
+    }
+    let leased = store
+        .lease_due(vec![BureauId::Water], 100, 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 4);
+    // One failed once then delivered at 150, one delivered at 200, one at 300, one dead, none
+    // pending... then one more pending.
+    let retry = Attempt {
+        at: 100,
+        error: "HTTP 502".into(),
+    };
+    assert!(
+        store
+            .mark_failed(
+                leased[0].id,
+                leased[0].lease,
+                retry,
+                AfterFailure::RetryAt(100)
+            )
+            .await
+            .unwrap()
+    );
+    let again = store
+        .lease_due(vec![BureauId::Water], 100, 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(
+        store
+            .mark_delivered(again[0].id, again[0].lease, 150)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_delivered(leased[1].id, leased[1].lease, 200)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_delivered(leased[2].id, leased[2].lease, 300)
+            .await
+            .unwrap()
+    );
+    let dead = Attempt {
+        at: 100,
+        error: "HTTP 410".into(),
+    };
+    assert!(
+        store
+            .mark_failed(
+                leased[3].id,
+                leased[3].lease,
+                dead,
+                AfterFailure::DeadLetter
+            )
+            .await
+            .unwrap()
+    );
+    accept(
+        &store,
+        message(
+            "k-pending",
+            100,
+            vec![(
+                next_in_case(&event(40, "unused"), "clean-p"),
+                vec![BureauId::Water],
+            )],
+        ),
+    )
+    .await;
+
+    assert_eq!(store.cleanup(250, 0).await.unwrap(), 0);
+    assert_eq!(store.cleanup(250, 1).await.unwrap(), 1);
+    assert_eq!(store.cleanup(250, 100).await.unwrap(), 1);
+    assert_eq!(store.cleanup(250, 100).await.unwrap(), 0);
+    let water = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!((water.pending, water.delivered, water.dead), (1, 1, 1));
+    // The retried-then-delivered one's history went with it; the dead letter's stays.
+    assert_eq!(water.failed_attempts, 1);
+    assert_eq!(store.cleanup(1_000, 100).await.unwrap(), 1);
+    let water = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!((water.pending, water.delivered, water.dead), (1, 0, 1));
+    assert_eq!(store.dead_letters(None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.feed_fetch(BureauId::Water, 10).await.unwrap().len(),
+        1
+    );
+}
+
+/// Queue stats count per subscriber, ordered by subscriber.
+pub(crate) async fn queue_stats_count_per_subscriber<S: Store + Clone>(store: S) {
+    assert!(store.queue_stats().await.unwrap().is_empty());
+    let both = || vec![BureauId::Water, BureauId::CivilDefense];
+    accept(&store, message("m1", 500, vec![(event(1, "s1"), both())])).await;
+    accept(&store, message("m2", 600, vec![(event(2, "s2"), both())])).await;
+    accept(&store, message("m3", 700, vec![(event(3, "s3"), both())])).await;
+    // Water: one delivered, one dead, one pending. Civil defense: all pending.
+    let leased = store
+        .lease_due(vec![BureauId::Water], 1_000, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 3);
+    assert!(
+        store
+            .mark_delivered(leased[0].id, leased[0].lease, 1_000)
+            .await
+            .unwrap()
+    );
+    let attempt = Attempt {
+        at: 1_000,
+        error: "bad".into(),
+    };
+    assert!(
+        store
+            .mark_failed(
+                leased[1].id,
+                leased[1].lease,
+                attempt,
+                AfterFailure::DeadLetter
+            )
+            .await
+            .unwrap()
+    );
+
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(
+        stats,
+        vec![
+            QueueStat {
+                subscriber: BureauId::Water,
+                pending: 1,
+                dead: 1,
+                delivered: 1,
+                oldest_pending: Some(700),
+                failed_attempts: 1,
+            },
+            QueueStat {
+                subscriber: BureauId::CivilDefense,
+                pending: 3,
+                dead: 0,
+                delivered: 0,
+                oldest_pending: Some(500),
+                failed_attempts: 0,
+            },
+        ]
+    );
+    // Fully drained: counts stay, no oldest pending.
+    assert!(
+        store
+            .mark_delivered(leased[2].id, leased[2].lease, 1_001)
+            .await
+            .unwrap()
+    );
+    let water = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!((water.pending, water.oldest_pending), (0, None));
+}
+
+/// Several workers (clones: for a shared store, separate connections) lease at once: no
+/// delivery is handed out twice under an unexpired lease, no two of one (subscriber, case) are
+/// out at once, and each case is delivered in order.
+pub(crate) async fn concurrent_leases_never_overlap<S: Store + Clone>(store: S) {
+    const CASES: u64 = 12;
+    const PER_CASE: usize = 5;
+    let subscribers = vec![BureauId::Water, BureauId::Transport];
+    for case in 0..CASES {
+        let mut current = event(1_000 + case, &format!("o{case}-0"));
+        current.case_id = BureauCaseId::parse(&format!("ORDER-{case}")).unwrap();
+        let mut events = vec![(current.clone(), subscribers.clone())];
+        for n in 1..PER_CASE {
+            current = next_in_case(&current, &format!("o{case}-{n}"));
+            events.push((current.clone(), subscribers.clone()));
+        }
+        // Cases spread over several messages, interleaved.
+        for (n, e) in events.into_iter().enumerate() {
+            accept(&store, message(&format!("o{case}-{n}"), n as i64, vec![e])).await;
+        }
+    }
+    let total = CASES as usize * PER_CASE * subscribers.len();
+
+    // (subscriber, case) -> the sequences leased, in the order they were handed out; and the
+    // (subscriber, case) pairs currently out.
+    type Queue = (BureauId, String);
+    let log: Arc<Mutex<HashMap<Queue, Vec<u64>>>> = Arc::default();
+    let out: Arc<Mutex<HashSet<Queue>>> = Arc::default();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, log, out, subscribers) = (
+                store.clone(),
+                Arc::clone(&log),
+                Arc::clone(&out),
+                subscribers.clone(),
+            );
+            tokio::spawn(async move {
+                let mut delivered = 0;
+                let mut idle = 0;
+                while idle < 20 {
+                    let leased = store
+                        .lease_due(subscribers.clone(), 10_000, 600_000, 3)
+                        .await
+                        .unwrap();
+                    if leased.is_empty() {
+                        idle += 1;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    idle = 0;
+                    for d in &leased {
+                        let key = (d.subscriber, d.event.case_id.as_str().to_owned());
+                        assert!(
+                            out.lock().unwrap().insert(key.clone()),
+                            "two deliveries of {key:?} out at once"
+                        );
+                        log.lock()
+                            .unwrap()
+                            .entry(key)
+                            .or_default()
+                            .push(d.event.sequence);
+                    }
+                    for d in leased {
+                        let key = (d.subscriber, d.event.case_id.as_str().to_owned());
+                        out.lock().unwrap().remove(&key);
+                        assert!(store.mark_delivered(d.id, d.lease, 10_001).await.unwrap());
+                        delivered += 1;
+                    }
+                }
+                delivered
+            })
+        })
+        .collect();
+    let mut delivered = 0;
+    for worker in workers {
+        delivered += worker.await.unwrap();
+    }
+    assert_eq!(delivered, total, "every delivery exactly once");
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    assert_eq!(log.len(), CASES as usize * subscribers.len());
+    for (key, sequences) in log.iter() {
+        assert_eq!(sequences.len(), PER_CASE, "{key:?}");
+        assert!(
+            sequences.windows(2).all(|w| w[0] < w[1]),
+            "{key:?} out of order: {sequences:?}"
+        );
+    }
+    let stats = store.queue_stats().await.unwrap();
+    assert!(stats.iter().all(|s| s.pending == 0 && s.delivered > 0));
+}
