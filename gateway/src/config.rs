@@ -442,6 +442,20 @@ mod tests {
     }
 
     #[test]
+    fn the_two_node_examples_are_valid() {
+        for text in [
+            include_str!("../../ops/two-nodes/node-1.toml"),
+            include_str!("../../ops/two-nodes/node-2.toml"),
+        ] {
+            let config = Config::from_layers(&[text], &[]).unwrap();
+            assert!(matches!(
+                config.store_location().unwrap(),
+                StoreLocation::Postgres(_)
+            ));
+        }
+    }
+
+    #[test]
     fn layers_merge_and_env_overrides() {
         let config = Config::from_layers(
             &["[retry]\nmax_attempts = 3\n"],
