@@ -421,7 +421,9 @@ impl CivilDefense {
         let count = events.len().to_string();
         w.open(ROOT, &[("batchId", batch_id), ("count", &count)]);
         for event in events {
-            let case = event.case();
+            let Some(case) = event.case() else {
+                continue;
+            };
             let seq = event.sequence.to_string();
             let event_time = event.occurred_at.to_rfc3339();
             w.open(
@@ -498,6 +500,13 @@ impl Adapter for CivilDefense {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
+        if event.case().is_none() {
+            return Err(EncodeError {
+                bureau: self.bureau(),
+                field: "payload",
+                reason: "survey notices are not encoded yet".into(),
+            });
+        }
         Ok(Self::write_batch(
             event.message_id.as_str(),
             std::slice::from_ref(event),

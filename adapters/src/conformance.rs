@@ -34,6 +34,7 @@ pub fn check(adapter: &dyn Adapter) {
     }
     check_invalid_samples(adapter, &dir.join("invalid"));
     check_generated_samples(adapter);
+    check_survey_notices(adapter);
     check_hostile_inputs(adapter, &valid[0].1);
     check_mutations_never_panic(adapter, valid.iter().map(|(_, b)| b.clone()).collect());
 }
@@ -156,6 +157,14 @@ fn check_generated_samples(adapter: &dyn Adapter) {
             );
             check_round_trip(adapter, event);
         }
+    }
+}
+
+/// Every adapter delivers survey notices (multi-survey-in-one) in its own format, exactly.
+fn check_survey_notices(adapter: &dyn Adapter) {
+    let mut rng = fastrand::Rng::with_seed(77);
+    for _ in 0..32 {
+        check_round_trip(adapter, &crate::sample::survey_event(&mut rng));
     }
 }
 

@@ -308,7 +308,13 @@ impl Adapter for Greenery {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let case = event.case();
+        let Some(case) = event.case() else {
+            return Err(EncodeError {
+                bureau: self.bureau(),
+                field: "payload",
+                reason: "survey notices are not encoded yet".into(),
+            });
+        };
         let message = Message {
             header: Header {
                 message_id: event.message_id.as_str(),

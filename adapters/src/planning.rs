@@ -317,7 +317,13 @@ impl Adapter for Planning {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let case = event.case();
+        let Some(case) = event.case() else {
+            return Err(EncodeError {
+                bureau: self.bureau(),
+                field: "payload",
+                reason: "survey notices are not encoded yet".into(),
+            });
+        };
         let mut w = XmlWriter::new(UTF_8);
         w.open(ROOT, &[("version", "1.0")]);
         w.open("Header", &[]);

@@ -4,8 +4,10 @@
 use chrono::{Duration, NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 use schemas::{
-    Area, BureauCaseId, BureauId, Case, CaseStatus, CreditCode, District, Event, Item, MessageId,
-    Money, Organization, Project, ProjectCode, ShanghaiTime, Stage, WorkingDays, model::Name,
+    Area, BureauCaseId, BureauId, Case, CaseStatus, CreditCode, District, Event, FigureName,
+    FigureValue, FileRef, Item, MessageId, Money, Organization, Project, ProjectCode, Sha256Hex,
+    ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId, SurveyKind, SurveyNotice,
+    SurveyResult, WorkingDays, model::Name,
 };
 
 const PROJECT_KINDS: [&str; 10] = [
@@ -167,9 +169,129 @@ pub fn case_event(rng: &mut fastrand::Rng, source: BureauId) -> Event {
     .unwrap_or_else(|problem| unreachable!("generated event invalid: {problem}"))
 }
 
+const SURVEY_FILES: [(&str, &str); 5] = [
+    ("竣工規劃核實測量成果報告.pdf", "application/pdf"),
+    ("房產測繪成果.pdf", "application/pdf"),
+    ("總平面圖.dwg", "image/vnd.dwg"),
+    ("建築物輪廓.gml", "application/gml+xml"),
+    ("測量成果數據.xml", "application/xml"),
+];
+
+fn hex(rng: &mut fastrand::Rng, digits: usize) -> String {
+    (0..digits)
+        .map(|_| char::from(b"0123456789abcdef"[rng.usize(..16)]))
+        .collect()
+}
+
+fn figure_value(rng: &mut fastrand::Rng, name: FigureName) -> FigureValue {
+    let number = match name.unit_symbol() {
+        "m2" => Decimal::new(rng.i64(5_000..20_000_000), 2).to_string(),
+        "m" => Decimal::new(rng.i64(300..30_000), 2).to_string(),
+        "%" => Decimal::new(rng.i64(0..=1000), 1).to_string(),
+        _ => rng.u32(1..2_000).to_string(),
+    };
+    parsed(name.parse_canonical(&number), "figure")
+}
+
+/// A realistic survey notice: one version of a project's survey result, with a few of its
+/// figures (in canonical order) and files.
+pub fn survey_notice(rng: &mut fastrand::Rng) -> SurveyNotice {
+    let district = *pick(rng, &District::ALL[..16]);
+    let code = format!(
+        "{:02}{:02}-{}-{}-01-{:06}",
+        rng.u32(21..=26),
+        rng.u32(1..=12),
+        district.code(),
+        pick(rng, &["01", "04", "05"]),
+        rng.u32(0..1_000_000)
+    );
+    let company = *pick(rng, &COMPANIES);
+    let version = rng.u32(1..=3);
+    let mut figures = Vec::new();
+    for name in FigureName::ALL {
+        if rng.u32(0..3) > 0 {
+            figures.push(SurveyFigure {
+                name,
+                quantity: figure_value(rng, name),
+            });
+        }
+    }
+    let files = (0..rng.usize(1..=3))
+        .map(|_| {
+            let (name, media_type) = *pick(rng, &SURVEY_FILES);
+            FileRef {
+                name: parsed(Name::parse(name), "file name"),
+                media_type: media_type.to_owned(),
+                sha256: parsed(Sha256Hex::parse(&hex(rng, 64)), "digest"),
+                size_bytes: rng.u64(1_000..500_000_000),
+            }
+        })
+        .collect();
+    let surveyed = NaiveDate::from_ymd_opt(2022, 1, 4)
+        .unwrap_or_default()
+        .checked_add_signed(Duration::days(rng.i64(0..700)))
+        .unwrap_or_default();
+    SurveyNotice {
+        survey_id: parsed(
+            SurveyId::parse(&format!("sv-{}", hex(rng, 32))),
+            "survey id",
+        ),
+        supersedes: (version > 1).then(|| {
+            parsed(
+                SurveyId::parse(&format!("sv-{}", hex(rng, 32))),
+                "survey id",
+            )
+        }),
+        result: SurveyResult {
+            project: parsed(ProjectCode::parse(&code), "project code"),
+            kind: *pick(rng, &SurveyKind::ALL),
+            agency: Organization {
+                name: parsed(Name::parse(company), "agency name"),
+                credit_code: credit_code(rng, district),
+            },
+            version,
+            surveyed_on: ShanghaiDate::new(surveyed),
+            figures,
+            files,
+        },
+    }
+}
+
+/// A survey event as the gateway delivers it: planning publishes, on behalf of the agency.
+pub fn survey_event(rng: &mut fastrand::Rng) -> Event {
+    let notice = survey_notice(rng);
+    let published =
+        notice.result.surveyed_on.get().and_time(
+            NaiveTime::from_hms_opt(rng.u32(8..18), rng.u32(0..60), 0).unwrap_or_default(),
+        ) + Duration::days(rng.i64(1..30));
+    Event::for_survey(
+        parsed(
+            MessageId::parse(&format!("gw-{}", hex(rng, 32))),
+            "message id",
+        ),
+        BureauId::Planning,
+        parsed(ShanghaiTime::from_local(published), "publication time"),
+        notice,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_survey_events_are_valid_canonical_json() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..50 {
+            let event = survey_event(&mut rng);
+            let notice = event.survey().unwrap();
+            assert_eq!(event.sequence, u64::from(notice.result.version));
+            assert_eq!(notice.supersedes.is_some(), notice.result.version > 1);
+            let json = serde_json::to_string(&event).unwrap();
+            let back: Event = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, event);
+        }
+    }
 
     #[test]
     fn generated_events_are_valid_canonical_json() {
@@ -178,7 +300,7 @@ mod tests {
             for _ in 0..50 {
                 let event = case_event(&mut rng, bureau);
                 assert_eq!(event.source, bureau);
-                assert_eq!(event.case().item.bureau(), bureau);
+                assert_eq!(event.case().map(|c| c.item.bureau()), Some(bureau));
                 let json = serde_json::to_string(&event).unwrap();
                 let back: Event = serde_json::from_str(&json).unwrap();
                 assert_eq!(back, event);

@@ -235,7 +235,13 @@ impl Adapter for TrafficPolice {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let case = event.case();
+        let Some(case) = event.case() else {
+            return Err(EncodeError {
+                bureau: self.bureau(),
+                field: "payload",
+                reason: "survey notices are not encoded yet".into(),
+            });
+        };
         let message = Message {
             bwbh: event.message_id.as_str(),
             fsbm: code_of(&SENDERS, event.source),
@@ -321,7 +327,9 @@ mod tests {
     fn money_is_written_in_ten_thousand_yuan() {
         let mut rng = fastrand::Rng::with_seed(3);
         let mut event = crate::sample::case_event(&mut rng, BureauId::TrafficPolice);
-        let schemas::Payload::Case(case) = &mut event.payload;
+        let schemas::Payload::Case(case) = &mut event.payload else {
+            unreachable!("a case event")
+        };
         case.investment = Money::from_number_in("3500.12", MoneyUnit::TenThousandYuan).ok();
         let encoded = TrafficPolice
             .encode(&event)

@@ -302,7 +302,13 @@ impl Adapter for Water {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let case = event.case();
+        let Some(case) = event.case() else {
+            return Err(EncodeError {
+                bureau: self.bureau(),
+                field: "payload",
+                reason: "survey notices are not encoded yet".into(),
+            });
+        };
         let mut w = XmlWriter::new(GB18030);
         w.open(ROOT, &[(VERSION_ATTRIBUTE, "1.0")]);
         w.open(HEADER, &[]);

@@ -180,7 +180,9 @@ fn corrupt(adapter: &dyn Adapter, rng: &mut fastrand::Rng) -> adapters::Encoded 
         ),
         adapters::Syntax::Json => (None, String::from_utf8_lossy(&encoded.body).into_owned()),
     };
-    let case = event.case();
+    let Some(case) = event.case() else {
+        unreachable!("the generator makes case events")
+    };
     let text = if rng.bool() {
         let code = case.applicant.credit_code.as_str();
         let wrong = if code.ends_with('0') { '1' } else { '0' };

@@ -231,7 +231,10 @@ fn explain(file: PathBuf, bureau: BureauId, config: Option<PathBuf>) -> Result<E
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let table = RouteTable::new(config.routes.clone());
     for event in &events {
-        let case = event.case();
+        let Some(case) = event.case() else {
+            println!("event {}: not a case event", event.message_id.as_str());
+            continue;
+        };
         println!(
             "event {} from {}: {}, item {}, stage {}, district {}",
             event.message_id.as_str(),

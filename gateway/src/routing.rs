@@ -45,7 +45,17 @@ impl RouteTable {
 
     /// Every route, with whether the event matched it.
     pub fn explain(&self, event: &Event) -> Vec<RouteMatch<'_>> {
-        let case = event.case();
+        let Some(case) = event.case() else {
+            // Survey notices are routed by entitlement, not by routes.
+            return self
+                .routes
+                .iter()
+                .map(|route| RouteMatch {
+                    route,
+                    failed: Some("not a case event".into()),
+                })
+                .collect();
+        };
         self.routes
             .iter()
             .map(|route| {
@@ -100,7 +110,9 @@ mod tests {
     fn event(source: BureauId, item: Item, status: CaseStatus) -> Event {
         let mut rng = fastrand::Rng::with_seed(3);
         let mut event = adapters::sample::case_event(&mut rng, source);
-        let Payload::Case(case) = &mut event.payload;
+        let Payload::Case(case) = &mut event.payload else {
+            unreachable!("a case event")
+        };
         case.item = item;
         case.status = status;
         event.kind = status.event_kind();

@@ -30,5 +30,8 @@ pub use model::{
 };
 pub use normalize::{CanonicalField, NormalizeError, Normalizer, Problem};
 pub use quantity::{Area, Count, Length, Money, Percent, WorkingDays};
-pub use survey::{FigureName, FileRef, Sha256Hex, SurveyFigure, SurveyKind, SurveyResult};
+pub use survey::{
+    FigureName, FigureValue, FileRef, Sha256Hex, SurveyFigure, SurveyId, SurveyKind, SurveyNotice,
+    SurveyResult,
+};
 pub use time::{LocalFormat, ShanghaiDate, ShanghaiTime};

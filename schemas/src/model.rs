@@ -381,6 +381,12 @@ pub enum EventKind {
     CaseRejected,
     #[serde(rename = "case.withdrawn")]
     CaseWithdrawn,
+    /// A survey result was published (its first version).
+    #[serde(rename = "survey.published")]
+    SurveyPublished,
+    /// A new version of a survey result supersedes an earlier one.
+    #[serde(rename = "survey.superseded")]
+    SurveySuperseded,
 }
 
 /// The body of an event.
@@ -389,6 +395,8 @@ pub enum EventKind {
 pub enum Payload {
     /// The case as it stands after the event.
     Case(Case),
+    /// A survey result shared with an entitled bureau (multi-survey-in-one).
+    Survey(crate::survey::SurveyNotice),
 }
 
 /// The envelope every exchanged message is normalized into: one event about one case.
@@ -438,10 +446,44 @@ impl Event {
         })
     }
 
-    /// The case the event carries.
-    pub fn case(&self) -> &Case {
+    /// Builds a survey event: the series of a project's survey kind is its "case" (so versions
+    /// are delivered in order), the version is the sequence, and the kind says whether it
+    /// supersedes an earlier version.
+    pub fn for_survey(
+        message_id: MessageId,
+        source: BureauId,
+        occurred_at: ShanghaiTime,
+        notice: crate::survey::SurveyNotice,
+    ) -> Self {
+        let kind = if notice.supersedes.is_some() {
+            EventKind::SurveySuperseded
+        } else {
+            EventKind::SurveyPublished
+        };
+        Self {
+            message_id,
+            source,
+            case_id: notice.series_id(),
+            sequence: u64::from(notice.result.version),
+            occurred_at,
+            kind,
+            payload: Payload::Survey(notice),
+        }
+    }
+
+    /// The case the event carries, if it is a case event.
+    pub fn case(&self) -> Option<&Case> {
         match &self.payload {
-            Payload::Case(case) => case,
+            Payload::Case(case) => Some(case),
+            Payload::Survey(_) => None,
+        }
+    }
+
+    /// The survey notice the event carries, if it is a survey event.
+    pub fn survey(&self) -> Option<&crate::survey::SurveyNotice> {
+        match &self.payload {
+            Payload::Survey(notice) => Some(notice),
+            Payload::Case(_) => None,
         }
     }
 }

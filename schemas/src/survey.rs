@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::codes::{ProjectCode, string_newtype_serde};
-use crate::model::{Name, Organization};
+use crate::model::{BureauCaseId, Name, Organization};
 use crate::normalize::Problem;
 use crate::quantity::{Area, Count, Length, Percent};
 use crate::text::clean;
@@ -24,6 +24,26 @@ pub enum SurveyKind {
     CivilDefenseArea,
     /// 綠地測量: greening survey.
     Greening,
+}
+
+impl SurveyKind {
+    /// Every kind.
+    pub const ALL: [SurveyKind; 4] = [
+        Self::PlanningVerification,
+        Self::RealEstate,
+        Self::CivilDefenseArea,
+        Self::Greening,
+    ];
+
+    /// A two-letter code, used in series ids.
+    pub fn short_code(self) -> &'static str {
+        match self {
+            Self::PlanningVerification => "PV",
+            Self::RealEstate => "RE",
+            Self::CivilDefenseArea => "CD",
+            Self::Greening => "GR",
+        }
+    }
 }
 
 /// The key figures a survey result reports; each has one canonical unit.
@@ -62,6 +82,54 @@ pub enum FigureValue {
 }
 
 impl FigureName {
+    /// Every figure.
+    pub const ALL: [FigureName; 8] = [
+        Self::LandArea,
+        Self::FloorAreaAboveGround,
+        Self::FloorAreaBelowGround,
+        Self::BuildingHeight,
+        Self::GreeningArea,
+        Self::GreeningRatio,
+        Self::CivilDefenseArea,
+        Self::PropertyUnits,
+    ];
+
+    /// The figure's value in its canonical unit, as text without the unit (`1234.5`).
+    pub fn value_text(value: &FigureValue) -> String {
+        match value {
+            FigureValue::Area(a) => a.to_string(),
+            FigureValue::Length(l) => l.to_string(),
+            FigureValue::Percent(p) => p.to_string(),
+            FigureValue::Count(c) => c.0.to_string(),
+        }
+    }
+
+    /// The canonical unit's symbol: `m2`, `m`, `%` or `count`.
+    pub fn unit_symbol(self) -> &'static str {
+        match self {
+            Self::LandArea
+            | Self::FloorAreaAboveGround
+            | Self::FloorAreaBelowGround
+            | Self::GreeningArea
+            | Self::CivilDefenseArea => "m2",
+            Self::BuildingHeight => "m",
+            Self::GreeningRatio => "%",
+            Self::PropertyUnits => "count",
+        }
+    }
+
+    /// Parses a value given in the canonical unit without the unit (`1234.5` for an area in
+    /// square metres, `35.5` for a ratio in percent, `120` for a count).
+    pub fn parse_canonical(self, number: &str) -> Result<FigureValue, Problem> {
+        let with_unit = match self.unit_symbol() {
+            "m2" => format!("{number}m2"),
+            "m" => format!("{number}m"),
+            "%" => format!("{number}%"),
+            _ => number.to_owned(),
+        };
+        self.parse_value(&with_unit)
+    }
+
     /// Parses a figure's native text (number and unit) according to what the figure measures:
     /// `11,6%` for a greening ratio is rejected, not guessed.
     pub fn parse_value(self, text: &str) -> Result<FigureValue, Problem> {
@@ -86,6 +154,60 @@ pub struct SurveyFigure {
     pub name: FigureName,
     /// Its value and unit.
     pub quantity: FigureValue,
+}
+
+/// The gateway's id of one published version of a survey result (`sv-` and 32 hex digits);
+/// it is fetched at `/v1/surveys/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SurveyId(String);
+
+impl SurveyId {
+    /// Parses `sv-` followed by 32 lowercase hex digits.
+    pub fn parse(input: &str) -> Result<Self, Problem> {
+        let text = clean(input);
+        match text.strip_prefix("sv-") {
+            Some(hex)
+                if hex.len() == 32
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                Ok(Self(text.into_owned()))
+            }
+            _ => Err(Problem::BadFormat {
+                expected: "survey id sv- followed by 32 lowercase hex digits",
+            }),
+        }
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+string_newtype_serde!(
+    SurveyId,
+    "SurveyId",
+    "^sv-[0-9a-f]{32}$",
+    "The gateway's id of one published version of a survey result."
+);
+
+/// A media type such as `application/pdf` or `image/vnd.dwg`.
+pub fn parse_media_type(input: &str) -> Result<String, Problem> {
+    let text = clean(input).to_ascii_lowercase();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 64
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match text.split_once('/') {
+        Some((kind, sub)) if token(kind) && token(sub) => Ok(text),
+        _ => Err(Problem::BadFormat {
+            expected: "a media type such as application/pdf",
+        }),
+    }
 }
 
 /// A lowercase hex SHA-256 digest.
@@ -152,6 +274,34 @@ pub struct SurveyResult {
     pub figures: Vec<SurveyFigure>,
     /// The result's files.
     pub files: Vec<FileRef>,
+}
+
+/// What an entitled bureau receives about a published survey result: the result (with only
+/// the figures that bureau may see) and where to fetch it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyNotice {
+    /// This version's id; `GET /v1/surveys/{id}` returns it, its files are under it.
+    pub survey_id: SurveyId,
+    /// The version this one supersedes, if it is a correction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<SurveyId>,
+    /// The result, its figures filtered to the receiver's entitlement.
+    pub result: SurveyResult,
+}
+
+impl SurveyNotice {
+    /// The id of the series of versions of one project's survey kind, used as the event's
+    /// case id: `SV-<project code>-<kind code>`.
+    pub fn series_id(&self) -> BureauCaseId {
+        let text = format!(
+            "SV-{}-{}",
+            self.result.project.as_str(),
+            self.result.kind.short_code()
+        );
+        BureauCaseId::parse(&text)
+            .unwrap_or_else(|_| unreachable!("project codes and kind codes make valid case ids"))
+    }
 }
 
 #[cfg(test)]

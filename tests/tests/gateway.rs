@@ -57,7 +57,9 @@ async fn every_default_route_delivers() {
             .first()
             .map_or(CaseStatus::Approved, |k| status_of(*k));
         let mut event = case_event(&mut rng, source, item, status);
-        let schemas::Payload::Case(case) = &mut event.payload;
+        let schemas::Payload::Case(case) = &mut event.payload else {
+            unreachable!("a case event")
+        };
         if let Some(stage) = route.stages.first() {
             case.stage = *stage;
         }
@@ -628,7 +630,9 @@ async fn sigkill_with_backlog_loses_nothing() {
         };
         let mut base = case_event(&mut rng, source, item, CaseStatus::Approved);
         // Not a one-stop stage: water's events go to transport and greenery only.
-        let schemas::Payload::Case(case) = &mut base.payload;
+        let schemas::Payload::Case(case) = &mut base.payload else {
+            unreachable!("a case event")
+        };
         case.stage = schemas::Stage::EngineeringConstructionPermit;
         for sequence in 1..=4 {
             let event = next_in_case(&base, sequence, &mut rng);

@@ -601,7 +601,9 @@ pub(crate) fn case_event(
     status: CaseStatus,
 ) -> Event {
     let mut event = adapters::sample::case_event(rng, source);
-    let Payload::Case(case) = &mut event.payload;
+    let Payload::Case(case) = &mut event.payload else {
+        unreachable!("a case event")
+    };
     case.item = item;
     case.status = status;
     event.kind = status.event_kind();
