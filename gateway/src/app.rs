@@ -72,6 +72,8 @@ pub struct AppState<S> {
     pub routes: RouteTable,
     /// New-work signals.
     pub wakers: Arc<Wakers>,
+    /// Survey files.
+    pub blobs: crate::blobs::BlobStore,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -82,7 +84,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// Every endpoint's path, as documented in `schemas/api/openapi.json` (a test compares them).
-pub const PATHS: [&str; 8] = [
+pub const PATHS: [&str; 12] = [
     "/v1/messages",
     "/v1/feed",
     "/v1/feed/ack",
@@ -91,12 +93,17 @@ pub const PATHS: [&str; 8] = [
     "/metrics",
     "/healthz",
     "/readyz",
+    "/v1/surveys",
+    "/v1/surveys/{id}",
+    "/v1/surveys/{id}/files/{sha256}",
+    "/v1/surveys/{id}/reads",
 ];
 
 /// The HTTP router of a gateway.
 pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     let timeout = Duration::from_secs(state.config.limits.request_timeout_seconds);
     let max_body = state.config.limits.max_body_bytes;
+    let surveys = crate::surveys::router(state.clone());
     Router::new()
         .route("/v1/messages", post(ingest::<S>))
         .route("/v1/feed", get(feed::<S>))
@@ -106,7 +113,6 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/metrics", get(metrics_page::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<S>))
-        .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(
             move |req: Request, next: Next| async move {
@@ -117,10 +123,12 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
             },
         ))
         .with_state(state)
+        .merge(surveys)
+        .fallback(|| async { Problem::not_found("no such endpoint") })
 }
 
 /// The bureau a request comes from, or the problem to answer.
-fn bureau_of<S>(peer: &Peer, state: &AppState<S>) -> Result<BureauId, Problem> {
+pub(crate) fn bureau_of<S>(peer: &Peer, state: &AppState<S>) -> Result<BureauId, Problem> {
     match &peer.0 {
         Some(Identity::Bureau(bureau)) if state.config.bureaus.contains_key(bureau) => Ok(*bureau),
         Some(Identity::Bureau(bureau)) => Err(Problem::forbidden(format!(
@@ -135,7 +143,7 @@ fn bureau_of<S>(peer: &Peer, state: &AppState<S>) -> Result<BureauId, Problem> {
     }
 }
 
-fn operator_of(peer: &Peer) -> Result<(), Problem> {
+pub(crate) fn operator_of(peer: &Peer) -> Result<(), Problem> {
     match &peer.0 {
         Some(Identity::Operator(_)) => Ok(()),
         Some(other) => Err(Problem::forbidden(format!("{other} is not an operator"))),
@@ -276,6 +284,7 @@ async fn ingest_as<S: Store + Clone>(
         .flat_map(|e| e.subscribers.clone())
         .collect();
     let message = NewMessage {
+        survey: None,
         sender,
         idempotency_key: key,
         content_type,

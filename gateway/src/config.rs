@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use schemas::{BureauId, District, EventKind, Item, Stage};
+use schemas::{BureauId, District, EventKind, FigureName, Item, Stage, SurveyKind};
 use serde::Deserialize;
 
 /// The documented defaults, compiled in.
@@ -59,6 +59,53 @@ pub struct Config {
     /// Routing rules.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Multi-survey-in-one.
+    pub surveys: SurveysConfig,
+}
+
+/// Multi-survey-in-one: who publishes, where files live, who may see what.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveysConfig {
+    /// The publishing bureau.
+    pub publisher: BureauId,
+    /// The content-addressed file folder.
+    pub blob_dir: PathBuf,
+    /// Largest publication.
+    pub max_upload_bytes: usize,
+    /// Longest upload.
+    pub upload_timeout_seconds: u64,
+    /// Per bureau: what it is entitled to.
+    #[serde(default)]
+    pub entitlements: BTreeMap<BureauId, Entitlement>,
+}
+
+/// What one bureau may see of survey results.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entitlement {
+    /// The survey kinds it is notified of and may read.
+    pub kinds: Vec<SurveyKind>,
+    /// The figures it sees.
+    pub figures: Vec<FigureName>,
+    /// The kinds whose files it may download.
+    #[serde(default)]
+    pub files: Vec<SurveyKind>,
+}
+
+impl SurveysConfig {
+    /// What `bureau` may see: everything for the publisher, its entitlement for others, nothing
+    /// for a bureau without one.
+    pub fn entitlement_of(&self, bureau: BureauId) -> Option<Entitlement> {
+        if bureau == self.publisher {
+            return Some(Entitlement {
+                kinds: SurveyKind::ALL.to_vec(),
+                figures: FigureName::ALL.to_vec(),
+                files: SurveyKind::ALL.to_vec(),
+            });
+        }
+        self.entitlements.get(&bureau).cloned()
+    }
 }
 
 /// PostgreSQL settings (used when `store` is a `postgres://` URL).
@@ -344,6 +391,31 @@ impl Config {
                     return Err(error(key, "a pull bureau has no endpoint"));
                 }
                 (DeliveryMode::Pull, None) => {}
+            }
+        }
+        if !self.bureaus.contains_key(&self.surveys.publisher) {
+            return Err(error(
+                "surveys.publisher",
+                format!(
+                    "bureau {} is not configured under [bureaus]",
+                    self.surveys.publisher
+                ),
+            ));
+        }
+        for (bureau, entitlement) in &self.surveys.entitlements {
+            let key = format!("surveys.entitlements.{bureau}");
+            if !self.bureaus.contains_key(bureau) {
+                return Err(error(key, "bureau is not configured under [bureaus]"));
+            }
+            if let Some(kind) = entitlement
+                .files
+                .iter()
+                .find(|k| !entitlement.kinds.contains(k))
+            {
+                return Err(error(
+                    format!("{key}.files"),
+                    format!("{kind:?} files without the kind in {key}.kinds"),
+                ));
             }
         }
         let mut names = std::collections::BTreeSet::new();

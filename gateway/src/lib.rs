@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod app;
+pub mod blobs;
 pub mod breaker;
 pub mod config;
 pub mod delivery;
@@ -25,6 +26,7 @@ pub mod problem;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod surveys;
 pub mod tls;
 
 use crate::app::{AppState, Wakers};
@@ -117,6 +119,7 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         store: store.clone(),
         routes: RouteTable::new(config.routes.clone()),
         wakers: wakers.clone(),
+        blobs: blobs::BlobStore::new(config.surveys.blob_dir.clone()),
     });
     metrics::handle();
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -22,6 +22,14 @@ pub const INGEST_SECONDS: &str = "gateway_ingest_duration_seconds";
 /// Seconds one push delivery took, by `subscriber`.
 pub const DELIVERY_SECONDS: &str = "gateway_delivery_duration_seconds";
 
+/// Survey results published (each shared once with every entitled bureau), by `kind`.
+pub const SURVEYS_SHARED: &str = "gateway_survey_results_shared_total";
+/// Survey notices queued for entitled bureaus, by `kind`.
+pub const SURVEY_NOTICES: &str = "gateway_survey_notices_total";
+/// First reads of a result by a bureau other than the publisher, by `bureau`: each is a survey
+/// job that bureau did not have to commission.
+pub const SURVEY_REUSES: &str = "gateway_survey_reuses_total";
+
 /// The process's Prometheus recorder (installed once; every gateway in the process shares it).
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

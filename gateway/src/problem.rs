@@ -134,6 +134,26 @@ impl Problem {
         )
     }
 
+    /// 409: a concurrent write took the same slot; sending again may succeed.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:exchange:problem:conflict",
+            "Conflicting concurrent request",
+            StatusCode::CONFLICT,
+            detail.into(),
+        )
+    }
+
+    /// 500: stored content failed its integrity check; it is not served.
+    pub fn integrity(detail: impl Into<String>) -> Self {
+        Self::new(
+            "urn:exchange:problem:integrity",
+            "Stored content failed its integrity check",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            detail.into(),
+        )
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(

@@ -65,6 +65,10 @@ pub enum CanonicalField {
     SurveyFigure,
     #[serde(rename = "survey.files")]
     SurveyFile,
+    #[serde(rename = "survey.survey_id")]
+    SurveyId,
+    #[serde(rename = "survey.supersedes")]
+    SurveySupersedes,
     /// A count read from free text, such as the number of projects in a report.
     #[serde(rename = "count")]
     Count,
@@ -101,6 +105,8 @@ impl CanonicalField {
             Self::SurveyedOn => "survey.surveyed_on",
             Self::SurveyFigure => "survey.figures",
             Self::SurveyFile => "survey.files",
+            Self::SurveyId => "survey.survey_id",
+            Self::SurveySupersedes => "survey.supersedes",
             Self::Count => "count",
         }
     }

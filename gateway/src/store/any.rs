@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use schemas::BureauId;
+use schemas::{BureauId, SurveyId, SurveyKind};
 
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    QueueStat, ReplaySelector, Store, StoreError,
+    QueueStat, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
 };
 
 /// Where the store lives, parsed from `store = "…"`.
@@ -142,6 +142,32 @@ impl Store for AnyStore {
 
     async fn cleanup(&self, delivered_before: Millis, limit: usize) -> Result<u64, StoreError> {
         delegate!(self, s => s.cleanup(delivered_before, limit))
+    }
+
+    async fn survey(&self, id: SurveyId) -> Result<Option<SurveyRecord>, StoreError> {
+        delegate!(self, s => s.survey(id))
+    }
+
+    async fn latest_survey(
+        &self,
+        project: String,
+        kind: SurveyKind,
+    ) -> Result<Option<SurveyRecord>, StoreError> {
+        delegate!(self, s => s.latest_survey(project, kind))
+    }
+
+    async fn record_survey_read(
+        &self,
+        id: SurveyId,
+        bureau: BureauId,
+        what: String,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.record_survey_read(id, bureau, what, at))
+    }
+
+    async fn survey_reads(&self, id: SurveyId) -> Result<Vec<SurveyRead>, StoreError> {
+        delegate!(self, s => s.survey_reads(id))
     }
 
     fn work_notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {

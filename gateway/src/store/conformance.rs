@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             cleanup_deletes_only_old_delivered_rows,
             queue_stats_count_per_subscriber,
             concurrent_leases_never_overlap,
+            surveys_are_stored_with_their_notices_and_reads_are_counted,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -67,6 +68,7 @@ pub(crate) fn next_in_case(event: &Event, id: &str) -> Event {
 /// A message from Planning with key `key`, received at `at`, carrying `events`.
 pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>) -> NewMessage {
     NewMessage {
+        survey: None,
         sender: BureauId::Planning,
         idempotency_key: key.to_owned(),
         content_type: "application/xml".to_owned(),
@@ -130,6 +132,7 @@ pub(crate) async fn same_key_returns_the_first_receipt_and_writes_nothing<S: Sto
         Receipt {
             message_ids: vec!["gw-a".into(), "gw-b".into()],
             deliveries: 3,
+            survey_id: None,
         }
     );
 
@@ -953,4 +956,104 @@ pub(crate) async fn concurrent_leases_never_overlap<S: Store + Clone>(store: S) 
     }
     let stats = store.queue_stats().await.unwrap();
     assert!(stats.iter().all(|s| s.pending == 0 && s.delivered > 0));
+}
+
+/// A survey result is committed with the message that notifies it; a second publication of
+/// the same version conflicts; reads are recorded and the first read per bureau is told apart.
+pub(crate) async fn surveys_are_stored_with_their_notices_and_reads_are_counted<
+    S: Store + Clone,
+>(
+    store: S,
+) {
+    use crate::store::SurveyRecord;
+    use schemas::{SurveyId, SurveyKind};
+
+    let mut rng = fastrand::Rng::with_seed(21);
+    let survey_event = adapters::sample::survey_event(&mut rng);
+    let notice = survey_event.survey().unwrap().clone();
+    let record = SurveyRecord {
+        id: notice.survey_id.clone(),
+        supersedes: notice.supersedes.clone(),
+        publisher: BureauId::Planning,
+        result: notice.result.clone(),
+        published_at: 1_000,
+    };
+    let mut publish = message(
+        "survey-1",
+        1_000,
+        vec![(survey_event.clone(), vec![BureauId::Greenery])],
+    );
+    publish.survey = Some(record.clone());
+    accept(&store, publish).await;
+    assert_eq!(
+        store.survey(record.id.clone()).await.unwrap(),
+        Some(record.clone())
+    );
+    let project = record.result.project.as_str().to_owned();
+    assert_eq!(
+        store
+            .latest_survey(project.clone(), record.result.kind)
+            .await
+            .unwrap(),
+        Some(record.clone())
+    );
+    let other_kind = SurveyKind::ALL
+        .into_iter()
+        .find(|k| *k != record.result.kind)
+        .unwrap();
+    assert_eq!(
+        store.latest_survey(project, other_kind).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        stat(&store, BureauId::Greenery).await.map(|s| s.pending),
+        Some(1)
+    );
+
+    // The same version again (another key): a conflict, and nothing of it is written.
+    let mut again = record.clone();
+    again.id = SurveyId::parse("sv-00000000000000000000000000000001").unwrap();
+    let mut event = survey_event.clone();
+    event.message_id = MessageId::parse("gw-survey-again").unwrap();
+    let mut duplicate = message("survey-2", 2_000, vec![(event, vec![BureauId::Greenery])]);
+    duplicate.survey = Some(again.clone());
+    assert!(matches!(
+        store.ingest(duplicate).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.survey(again.id).await.unwrap(), None);
+    assert_eq!(
+        stat(&store, BureauId::Greenery).await.map(|s| s.pending),
+        Some(1)
+    );
+
+    let id = record.id.clone();
+    assert!(
+        store
+            .record_survey_read(id.clone(), BureauId::Greenery, "metadata".into(), 3_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_survey_read(id.clone(), BureauId::Greenery, "file:ab".into(), 3_001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_survey_read(id.clone(), BureauId::Water, "metadata".into(), 3_002)
+            .await
+            .unwrap()
+    );
+    let reads = store.survey_reads(id).await.unwrap();
+    let who: Vec<(BureauId, &str)> = reads.iter().map(|r| (r.bureau, r.what.as_str())).collect();
+    assert_eq!(
+        who,
+        [
+            (BureauId::Greenery, "metadata"),
+            (BureauId::Greenery, "file:ab"),
+            (BureauId::Water, "metadata")
+        ]
+    );
 }

@@ -14,7 +14,7 @@
 //!
 //! Times are Unix milliseconds passed in by the caller, so the store holds no clock.
 
-use schemas::{BureauId, Event};
+use schemas::{BureauId, Event, SurveyId, SurveyKind, SurveyResult};
 use serde::{Deserialize, Serialize};
 
 pub mod any;
@@ -46,6 +46,35 @@ pub struct NewMessage {
     pub received_at: Millis,
     /// The canonical events it carries, each with its subscribers.
     pub events: Vec<NewEvent>,
+    /// A survey result this message publishes, committed in the same transaction as its
+    /// notices.
+    pub survey: Option<SurveyRecord>,
+}
+
+/// One published version of a survey result, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyRecord {
+    /// Its id.
+    pub id: SurveyId,
+    /// The version it supersedes, if any.
+    pub supersedes: Option<SurveyId>,
+    /// The bureau that published it.
+    pub publisher: BureauId,
+    /// The full result (every figure; receivers see their share).
+    pub result: SurveyResult,
+    /// When it was published.
+    pub published_at: Millis,
+}
+
+/// One read of a survey result: its metadata or one of its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SurveyRead {
+    /// Who read.
+    pub bureau: BureauId,
+    /// `metadata`, or `file:<sha256>`.
+    pub what: String,
+    /// When.
+    pub at: Millis,
 }
 
 /// One canonical event of an accepted message and the bureaus it is routed to.
@@ -67,6 +96,9 @@ pub struct Receipt {
     pub message_ids: Vec<String>,
     /// How many deliveries were queued.
     pub deliveries: usize,
+    /// For a survey publication: the id of the published version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey_id: Option<String>,
 }
 
 /// The result of an ingest.
@@ -167,6 +199,10 @@ pub enum StoreError {
     /// The store has been shut down.
     #[error("store is closed")]
     Closed,
+    /// A concurrent write took the same unique slot (e.g. two publications of the same survey
+    /// version); the caller may recompute and try again.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl StoreError {
@@ -261,6 +297,35 @@ pub trait Store: Send + Sync + 'static {
         delivered_before: Millis,
         limit: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A published survey result by id.
+    fn survey(
+        &self,
+        id: SurveyId,
+    ) -> impl Future<Output = Result<Option<SurveyRecord>, StoreError>> + Send;
+
+    /// The latest version of a project's survey kind.
+    fn latest_survey(
+        &self,
+        project: String,
+        kind: SurveyKind,
+    ) -> impl Future<Output = Result<Option<SurveyRecord>, StoreError>> + Send;
+
+    /// Records that `bureau` read a survey result (`what`: `metadata` or `file:<sha256>`).
+    /// Returns true when it is that bureau's first read of that result.
+    fn record_survey_read(
+        &self,
+        id: SurveyId,
+        bureau: BureauId,
+        what: String,
+        at: Millis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every read of a survey result, oldest first.
+    fn survey_reads(
+        &self,
+        id: SurveyId,
+    ) -> impl Future<Output = Result<Vec<SurveyRead>, StoreError>> + Send;
 
     /// A counter that changes whenever any node commits new work, for stores shared by several
     /// nodes (PostgreSQL `LISTEN/NOTIFY`), so idle workers and long-polls wake without polling.

@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use schemas::{BureauId, Event};
+use schemas::{BureauId, Event, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    QueueStat, Receipt, ReplaySelector, Store, StoreError,
+    QueueStat, Receipt, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
 };
 
 /// How many jobs may wait for the writer thread; callers wait when it is full.
@@ -91,6 +91,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);",
     // 2: retention cleanup finds old delivered rows without scanning the table.
     "CREATE INDEX deliveries_delivered ON deliveries (delivered_at, id) WHERE state = 'delivered';",
+    // 3: multi-survey-in-one: published survey results and who read them.
+    "CREATE TABLE surveys (
+        id           TEXT    PRIMARY KEY,
+        message_id   INTEGER NOT NULL REFERENCES messages (id),
+        project      TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        version      INTEGER NOT NULL,
+        supersedes   TEXT    NULL,
+        publisher    TEXT    NOT NULL,
+        result       TEXT    NOT NULL,
+        published_at INTEGER NOT NULL,
+        UNIQUE (project, kind, version)
+    );
+    CREATE TABLE survey_reads (
+        id        INTEGER PRIMARY KEY,
+        survey_id TEXT    NOT NULL REFERENCES surveys (id),
+        bureau    TEXT    NOT NULL,
+        what      TEXT    NOT NULL,
+        at        INTEGER NOT NULL
+    );
+    CREATE INDEX survey_reads_survey ON survey_reads (survey_id, bureau, id);",
 ];
 
 /// What a job leaves once it has run: whether it failed (its savepoint is rolled back then) and
@@ -379,6 +400,7 @@ fn same_error(e: &StoreError) -> StoreError {
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
         StoreError::Closed => StoreError::Closed,
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
     }
 }
 
@@ -449,6 +471,80 @@ fn delivery_row(row: &rusqlite::Row<'_>, lease: u64) -> Result<Delivery, StoreEr
     })
 }
 
+fn insert_survey(
+    conn: &Connection,
+    message_row: i64,
+    survey: &SurveyRecord,
+) -> Result<(), StoreError> {
+    let result =
+        serde_json::to_string(&survey.result).map_err(|e| corrupt("cannot encode survey", e))?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO surveys
+                (id, message_id, project, kind, version, supersedes, publisher, result, published_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                survey.id.as_str(),
+                message_row,
+                survey.result.project.as_str(),
+                crate::routing::name(&survey.result.kind),
+                survey.result.version,
+                survey.supersedes.as_ref().map(SurveyId::as_str),
+                survey.publisher.as_str(),
+                result,
+                survey.published_at
+            ])
+        });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::Conflict(format!(
+                "version {} of this survey was published concurrently",
+                survey.result.version
+            )))
+        }
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+fn survey_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, Option<String>, String, String, Millis)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn to_survey(
+    (id, supersedes, publisher, result, published_at): (
+        String,
+        Option<String>,
+        String,
+        String,
+        Millis,
+    ),
+) -> Result<SurveyRecord, StoreError> {
+    Ok(SurveyRecord {
+        id: SurveyId::parse(&id).map_err(|e| corrupt("stored survey id", e))?,
+        supersedes: supersedes
+            .map(|s| SurveyId::parse(&s).map_err(|e| corrupt("stored survey id", e)))
+            .transpose()?,
+        publisher: parse_bureau(&publisher)?,
+        result: serde_json::from_str(&result).map_err(|e| corrupt("stored survey", e))?,
+        published_at,
+    })
+}
+
+const SURVEY_COLUMNS: &str = "id, supersedes, publisher, result, published_at";
+
 fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, StoreError> {
     let sender = message.sender.as_str();
     let seen: Option<String> = conn
@@ -484,6 +580,7 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
             .map(|(e, _, _)| e.message_id.as_str().to_owned())
             .collect(),
         deliveries: events.iter().map(|(_, _, s)| s.len()).sum(),
+        survey_id: message.survey.as_ref().map(|s| s.id.as_str().to_owned()),
     };
     let receipt_json =
         serde_json::to_string(&receipt).map_err(|e| corrupt("cannot encode receipt", e))?;
@@ -506,6 +603,9 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
     })
     .map_err(db_err)?;
     let message_row = conn.last_insert_rowid();
+    if let Some(survey) = &message.survey {
+        insert_survey(conn, message_row, survey)?;
+    }
 
     let mut insert_event = conn
         .prepare_cached(
@@ -909,6 +1009,95 @@ impl Store for SqliteStore {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(drop)
                 .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn survey(&self, id: SurveyId) -> Result<Option<SurveyRecord>, StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {SURVEY_COLUMNS} FROM surveys WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row(params![id.as_str()], survey_row).optional())
+            .map_err(db_err)?
+            .map(to_survey)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn latest_survey(
+        &self,
+        project: String,
+        kind: SurveyKind,
+    ) -> Result<Option<SurveyRecord>, StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {SURVEY_COLUMNS} FROM surveys WHERE project = ?1 AND kind = ?2
+                 ORDER BY version DESC LIMIT 1"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![project, crate::routing::name(&kind)], survey_row)
+                    .optional()
+            })
+            .map_err(db_err)?
+            .map(to_survey)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn record_survey_read(
+        &self,
+        id: SurveyId,
+        bureau: BureauId,
+        what: String,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        self.call(move |conn| {
+            let before: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM survey_reads WHERE survey_id = ?1 AND bureau = ?2",
+                )
+                .and_then(|mut s| s.query_row(params![id.as_str(), bureau.as_str()], |r| r.get(0)))
+                .map_err(db_err)?;
+            conn.prepare_cached(
+                "INSERT INTO survey_reads (survey_id, bureau, what, at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![id.as_str(), bureau.as_str(), what, at]))
+            .map_err(db_err)?;
+            Ok(before == 0)
+        })
+        .await
+    }
+
+    async fn survey_reads(&self, id: SurveyId) -> Result<Vec<SurveyRead>, StoreError> {
+        self.call(move |conn| {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT bureau, what, at FROM survey_reads WHERE survey_id = ?1 ORDER BY id",
+                )
+                .map_err(db_err)?;
+            let rows = select
+                .query_map(params![id.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Millis>(2)?,
+                    ))
+                })
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            rows.into_iter()
+                .map(|(bureau, what, at)| {
+                    Ok(SurveyRead {
+                        bureau: parse_bureau(&bureau)?,
+                        what,
+                        at,
+                    })
+                })
+                .collect()
         })
         .await
     }
