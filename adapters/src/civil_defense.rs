@@ -1,37 +1,60 @@
 //! Civil Defense Office (市民防辦): a batch format. One UTF-8 XML document carries many case
-//! events, written in an attribute-heavy style with the canonical codes (bureau ids, item,
-//! stage and status codes in snake_case), RFC 3339 times with offset `+08:00`, and units given
-//! as attributes.
+//! events and survey notices, written in an attribute-heavy style with the canonical codes
+//! (bureau ids, item, stage, status, survey kind and figure codes in snake_case), RFC 3339 times
+//! with offset `+08:00`, and units given as attributes.
 //!
 //! Specification: `schemas/bureaus/civil_defense/message.xsd`. A batch holds 1 to 10,000
-//! records; `count` must equal the number of records. The batch id names the delivery only: it
-//! is not part of any canonical event.
+//! entries, case `record`s and `survey` notices interleaved in any order (the order is the
+//! order of the events); `count` must equal the number of entries of both kinds. The batch id
+//! names the delivery only: it is not part of any canonical event.
 //!
 //! ```text
 //! CivilDefenseBatch[@batchId, @count]
-//!   record[@messageId, @sender (bureau id), @eventTime, @caseNo, @seq]   (1..=10000 times)
+//!   (record | survey)                                                     (1..=10000 times)
+//!   record[@messageId, @sender (bureau id), @eventTime, @caseNo, @seq]
 //!     item, stage, status (canonical codes), district (3101xx, 3101LG, 3101HG),
 //!     project[@code, @name], applicant[@name, @creditCode],
 //!     submitted (RFC 3339), timeLimit (working days),
 //!     area[@unit]? (㎡, 平方米, m2, m², 公頃, 公顷), investment[@unit]? (元, 萬元, 万元, 億元, 亿元)
+//!   survey[@messageId, @sender, @eventTime, @surveyId, @supersedes?, @version]
+//!     project[@code], kind (planning_verification, real_estate, civil_defense_area, greening),
+//!     agency[@name, @creditCode], surveyedOn (YYYY-MM-DD),
+//!     figure[@name, @unit]*   (value in the figure's one unit: m2, m, percent or count)
+//!     file[@name, @mediaType, @sha256, @sizeBytes]*
 //! ```
 //!
-//! Decoding is all-or-nothing: when any record is invalid the whole batch is refused, with every
-//! error of every record, each at a path such as
-//! `/CivilDefenseBatch/record[2]/applicant/@creditCode` (records counted from 1). Unknown
-//! attributes and elements are refused, and so is a message id given to two records of a batch.
-//! Encoding one event writes a batch of one record whose batch id is the event's message id.
+//! A survey notice (multi-survey-in-one, 多測合一) is one published version of a project's
+//! survey result: `surveyId` is the version's id (`sv-` and 32 hex digits), `supersedes` the id
+//! of the version it corrects, `version` counts from 1. Its children come in the order shown;
+//! figures and files keep their order. Figure names are the canonical snake_case names
+//! (`land_area`, `floor_area_above_ground`, `floor_area_below_ground`, `building_height`,
+//! `greening_area`, `greening_ratio`, `civil_defense_area`, `property_units`), each with its one
+//! unit: areas in `m2`, the height in `m`, the ratio in `percent`, property units as a `count`,
+//! e.g. `<figure name="greening_ratio" unit="percent">35.5</figure>`; numbers are plain
+//! decimals (no separators, no decimal comma), counts whole. The event's case id, sequence and
+//! kind are not written: they follow from the notice (`SV-<project>-<kind>`, the version, and
+//! `survey.superseded` when it supersedes another version, else `survey.published`).
+//!
+//! Decoding is all-or-nothing: when any entry is invalid the whole batch is refused, with every
+//! error of every entry, each at a path such as
+//! `/CivilDefenseBatch/record[2]/applicant/@creditCode` or
+//! `/CivilDefenseBatch/survey[1]/figure[2]` (entries and repeated children counted from 1 among
+//! their same-named siblings). Unknown attributes and elements are refused, and so is a message
+//! id given to two entries of a batch. Encoding one event writes a batch of one entry whose
+//! batch id is the event's message id.
 
 use std::collections::HashSet;
 
 use encoding_rs::UTF_8;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
+use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, Item, MessageId, Money, Normalizer, Organization, Problem, Project, ProjectCode,
-    ShanghaiTime, Stage, WorkingDays,
+    Event, FigureName, FigureValue, FileRef, Item, MessageId, Money, Normalizer, Organization,
+    Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
+    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 
 use crate::vocabulary::{code_of, lookup};
@@ -41,6 +64,7 @@ use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 const ROOT: &str = "CivilDefenseBatch";
 const ROOT_PATH: &str = "/CivilDefenseBatch";
 const RECORD: &str = "record";
+const SURVEY: &str = "survey";
 /// Most records one batch may carry.
 const MAX_RECORDS: usize = 10_000;
 const FORMAT: NativeFormat = NativeFormat {
@@ -88,6 +112,102 @@ const RECORD_FIELDS: [&str; 10] = [
     "area",
     "investment",
 ];
+
+/// Survey kinds, by their canonical (serde) names.
+const SURVEY_KINDS: [(SurveyKind, &str); 4] = [
+    (SurveyKind::PlanningVerification, "planning_verification"),
+    (SurveyKind::RealEstate, "real_estate"),
+    (SurveyKind::CivilDefenseArea, "civil_defense_area"),
+    (SurveyKind::Greening, "greening"),
+];
+
+/// Figure names, by their canonical (serde) names.
+const FIGURES: [(FigureName, &str); 8] = [
+    (FigureName::LandArea, "land_area"),
+    (FigureName::FloorAreaAboveGround, "floor_area_above_ground"),
+    (FigureName::FloorAreaBelowGround, "floor_area_below_ground"),
+    (FigureName::BuildingHeight, "building_height"),
+    (FigureName::GreeningArea, "greening_area"),
+    (FigureName::GreeningRatio, "greening_ratio"),
+    (FigureName::CivilDefenseArea, "civil_defense_area"),
+    (FigureName::PropertyUnits, "property_units"),
+];
+
+const SURVEY_ATTRIBUTES: [&str; 6] = [
+    "messageId",
+    "sender",
+    "eventTime",
+    "surveyId",
+    "supersedes",
+    "version",
+];
+const SURVEY_FIELDS: [&str; 4] = ["project", "kind", "agency", "surveyedOn"];
+const SURVEY_REPEATED: [&str; 2] = ["figure", "file"];
+/// The order of a survey's children (figures and files may repeat).
+const SURVEY_ORDER: [&str; 6] = ["project", "kind", "agency", "surveyedOn", "figure", "file"];
+const FILE_ATTRIBUTES: [&str; 4] = ["name", "mediaType", "sha256", "sizeBytes"];
+
+/// The one unit a figure is written in: `m2`, `m`, `percent` or `count`.
+fn figure_unit(name: FigureName) -> &'static str {
+    match name.unit_symbol() {
+        "m2" => "m2",
+        "m" => "m",
+        "%" => "percent",
+        _ => "count",
+    }
+}
+
+/// The unit of a canonical figure value, in the format's spelling.
+fn value_unit(value: &FigureValue) -> &'static str {
+    match value {
+        FigureValue::Area(_) => "m2",
+        FigureValue::Length(_) => "m",
+        FigureValue::Percent(_) => "percent",
+        FigureValue::Count(_) => "count",
+    }
+}
+
+/// A figure's number, in the figure's unit: a plain decimal, or digits only for a count.
+fn parse_figure(name: FigureName, text: &str) -> Result<FigureValue, Problem> {
+    let text = clean(text);
+    if figure_unit(name) == "count" && !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::BadFormat {
+            expected: "a whole number written in digits",
+        });
+    }
+    name.parse_canonical(&text)
+}
+
+/// A survey result's version: digits only, from 1.
+fn parse_version(text: &str) -> Result<u32, Problem> {
+    let text = clean(text);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::BadFormat {
+            expected: "a version number in digits",
+        });
+    }
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err(Problem::OutOfRange {
+            min: "1",
+            max: "4294967295",
+        }),
+        Ok(version) => Ok(version),
+    }
+}
+
+/// A file size in bytes: digits only.
+fn parse_size(text: &str) -> Result<u64, Problem> {
+    let text = clean(text);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::BadFormat {
+            expected: "a size in bytes, in digits",
+        });
+    }
+    text.parse().map_err(|_| Problem::OutOfRange {
+        min: "0",
+        max: "18446744073709551615",
+    })
+}
 
 /// A bureau id as the project spells it (`civil_defense`).
 fn parse_bureau(text: &str) -> Result<BureauId, Problem> {
@@ -151,6 +271,28 @@ fn quantity<T>(
         |text| parse(text, unit),
     )
     .map(Some)
+}
+
+/// Refuses a survey child that comes before one the order puts ahead of it (the schema's
+/// sequence: project, kind, agency, surveyedOn, figures, files).
+fn check_order(survey: &Element, path: &str, n: &mut Normalizer) {
+    let mut highest = 0;
+    for child in &survey.children {
+        let Some(rank) = SURVEY_ORDER.iter().position(|name| *name == child.name) else {
+            continue; // unknown: already refused
+        };
+        if rank < highest {
+            n.reject(
+                F::Document,
+                format!("{path}/{}", child.name),
+                truncate(&child.text),
+                Problem::Inconsistent {
+                    reason: "out of order: project, kind, agency, surveyedOn, figures, files",
+                },
+            );
+        }
+        highest = highest.max(rank);
+    }
 }
 
 impl CivilDefense {
@@ -339,11 +481,231 @@ impl CivilDefense {
         }
     }
 
-    /// Decodes the batch envelope and every record, collecting every error.
+    /// Decodes one survey notice; `p` is its path, e.g. `/CivilDefenseBatch/survey[1]`.
+    fn decode_survey(survey: &Element, p: &str, n: &mut Normalizer) -> Option<Event> {
+        survey.check_attributes(p, &SURVEY_ATTRIBUTES, n);
+        check_no_text(survey, p, n);
+        survey.check_children(p, &SURVEY_FIELDS, &SURVEY_REPEATED, n);
+        check_order(survey, p, n);
+        let a = |name: &str| format!("{p}/@{name}");
+        let c = |name: &str| format!("{p}/{name}");
+
+        let message_id = n.field(
+            F::MessageId,
+            || a("messageId"),
+            survey.attribute("messageId"),
+            MessageId::parse,
+        );
+        let source = n.field(
+            F::Source,
+            || a("sender"),
+            survey.attribute("sender"),
+            parse_bureau,
+        );
+        let occurred_at = n.field(
+            F::OccurredAt,
+            || a("eventTime"),
+            survey.attribute("eventTime"),
+            ShanghaiTime::parse_rfc3339,
+        );
+        let survey_id = n.field(
+            F::SurveyVersion,
+            || a("surveyId"),
+            survey.attribute("surveyId"),
+            SurveyId::parse,
+        );
+        let supersedes = n.optional(
+            F::SurveyVersion,
+            || a("supersedes"),
+            survey.attribute("supersedes"),
+            SurveyId::parse,
+        );
+        let version = n.field(
+            F::SurveyVersion,
+            || a("version"),
+            survey.attribute("version"),
+            parse_version,
+        );
+
+        let empty = Element::default();
+        let project_path = c("project");
+        let project = survey.child("project").unwrap_or_else(|| {
+            n.reject(F::SurveyProject, &project_path, "", Problem::Missing);
+            &empty
+        });
+        check_field(project, &project_path, &["code"], n);
+        check_no_text(project, &project_path, n);
+        let project_code = n.field(
+            F::SurveyProject,
+            || format!("{project_path}/@code"),
+            project.attribute("code"),
+            ProjectCode::parse,
+        );
+
+        for name in ["kind", "surveyedOn"] {
+            if let Some(element) = survey.child(name) {
+                check_field(element, &c(name), &[], n);
+            }
+        }
+        let kind = n.field(
+            F::SurveyKind,
+            || c("kind"),
+            survey.text_of("kind"),
+            |t| {
+                lookup(
+                    &SURVEY_KINDS,
+                    t,
+                    "survey kind (planning_verification, real_estate, civil_defense_area, greening)",
+                )
+            },
+        );
+
+        let agency_path = c("agency");
+        let agency = survey.child("agency").unwrap_or_else(|| {
+            n.reject(F::SurveyAgencyName, &agency_path, "", Problem::Missing);
+            &empty
+        });
+        check_field(agency, &agency_path, &["name", "creditCode"], n);
+        check_no_text(agency, &agency_path, n);
+        let agency_name = n.field(
+            F::SurveyAgencyName,
+            || format!("{agency_path}/@name"),
+            agency.attribute("name"),
+            Name::parse,
+        );
+        let agency_credit_code = n.field(
+            F::SurveyAgencyCreditCode,
+            || format!("{agency_path}/@creditCode"),
+            agency.attribute("creditCode"),
+            CreditCode::parse,
+        );
+
+        let surveyed_on = n.field(
+            F::SurveyedOn,
+            || c("surveyedOn"),
+            survey.text_of("surveyedOn"),
+            ShanghaiDate::parse_iso,
+        );
+
+        let figures: Vec<Option<SurveyFigure>> = survey
+            .children_named("figure")
+            .enumerate()
+            .map(|(i, figure)| Self::decode_figure(figure, &format!("{p}/figure[{}]", i + 1), n))
+            .collect();
+        let files: Vec<Option<FileRef>> = survey
+            .children_named("file")
+            .enumerate()
+            .map(|(i, file)| Self::decode_file(file, &format!("{p}/file[{}]", i + 1), n))
+            .collect();
+
+        if !n.is_clean() {
+            return None;
+        }
+        let notice = SurveyNotice {
+            survey_id: survey_id?,
+            supersedes: supersedes?,
+            result: SurveyResult {
+                project: project_code?,
+                kind: kind?,
+                agency: Organization {
+                    name: agency_name?,
+                    credit_code: agency_credit_code?,
+                },
+                version: version?,
+                surveyed_on: surveyed_on?,
+                figures: figures.into_iter().collect::<Option<Vec<_>>>()?,
+                files: files.into_iter().collect::<Option<Vec<_>>>()?,
+            },
+        };
+        Some(Event::for_survey(
+            message_id?,
+            source?,
+            occurred_at?,
+            notice,
+        ))
+    }
+
+    /// Decodes `<figure name=".." unit="..">number</figure>`; `path` is e.g. `.../figure[2]`.
+    fn decode_figure(figure: &Element, path: &str, n: &mut Normalizer) -> Option<SurveyFigure> {
+        check_field(figure, path, &["name", "unit"], n);
+        let name = n.field(
+            F::SurveyFigure,
+            || format!("{path}/@name"),
+            figure.attribute("name"),
+            |t| lookup(&FIGURES, t, "figure name"),
+        );
+        let unit = figure.attribute("unit");
+        if unit.is_none() {
+            n.reject(
+                F::SurveyFigure,
+                format!("{path}/@unit"),
+                "",
+                Problem::Missing,
+            );
+        }
+        let (name, unit) = (name?, unit?);
+        let expected = figure_unit(name);
+        if clean(unit) != expected {
+            n.reject(
+                F::SurveyFigure,
+                format!("{path}/@unit"),
+                truncate(unit),
+                Problem::UnknownUnit { allowed: expected },
+            );
+            return None;
+        }
+        n.field(
+            F::SurveyFigure,
+            || path.to_owned(),
+            Some(&figure.text),
+            |t| parse_figure(name, t),
+        )
+        .map(|quantity| SurveyFigure { name, quantity })
+    }
+
+    /// Decodes `<file name=".." mediaType=".." sha256=".." sizeBytes=".."/>`.
+    fn decode_file(file: &Element, path: &str, n: &mut Normalizer) -> Option<FileRef> {
+        check_field(file, path, &FILE_ATTRIBUTES, n);
+        check_no_text(file, path, n);
+        let a = |name: &str| format!("{path}/@{name}");
+        let name = n.field(
+            F::SurveyFile,
+            || a("name"),
+            file.attribute("name"),
+            Name::parse,
+        );
+        let media_type = n.field(
+            F::SurveyFile,
+            || a("mediaType"),
+            file.attribute("mediaType"),
+            parse_media_type,
+        );
+        let sha256 = n.field(
+            F::SurveyFile,
+            || a("sha256"),
+            file.attribute("sha256"),
+            Sha256Hex::parse,
+        );
+        let size_bytes = n.field(
+            F::SurveyFile,
+            || a("sizeBytes"),
+            file.attribute("sizeBytes"),
+            parse_size,
+        );
+        Some(FileRef {
+            name: name?,
+            media_type: media_type?,
+            sha256: sha256?,
+            size_bytes: size_bytes?,
+        })
+    }
+
+    /// Decodes the batch envelope and every entry (records and surveys, in document order),
+    /// collecting every error.
     fn decode_batch(root: &Element, n: &mut Normalizer) -> Vec<Event> {
         root.check_attributes(ROOT_PATH, &["batchId", "count"], n);
         check_no_text(root, ROOT_PATH, n);
-        root.check_children(ROOT_PATH, &[], &[RECORD], n);
+        root.check_children(ROOT_PATH, &[], &[RECORD, SURVEY], n);
         // The batch id names the delivery; it is checked but carried by no event.
         let _ = n.field(
             F::Document,
@@ -357,18 +719,22 @@ impl CivilDefense {
             root.attribute("count"),
             parse_count,
         );
-        let records: Vec<&Element> = root.children_named(RECORD).collect();
-        if count.is_some_and(|count| count != records.len()) {
+        let entries: Vec<&Element> = root
+            .children
+            .iter()
+            .filter(|c| c.name == RECORD || c.name == SURVEY)
+            .collect();
+        if count.is_some_and(|count| count != entries.len()) {
             n.reject(
                 F::Document,
                 format!("{ROOT_PATH}/@count"),
                 root.attribute("count").unwrap_or(""),
                 Problem::Inconsistent {
-                    reason: "count is not the number of records",
+                    reason: "count is not the number of records and surveys",
                 },
             );
         }
-        if records.is_empty() {
+        if entries.is_empty() {
             n.reject(
                 F::Document,
                 format!("{ROOT_PATH}/{RECORD}"),
@@ -377,11 +743,11 @@ impl CivilDefense {
             );
             return Vec::new();
         }
-        if records.len() > MAX_RECORDS {
+        if entries.len() > MAX_RECORDS {
             n.reject(
                 F::Document,
                 ROOT_PATH,
-                records.len().to_string(),
+                entries.len().to_string(),
                 Problem::OutOfRange {
                     min: "1",
                     max: "10000",
@@ -389,13 +755,23 @@ impl CivilDefense {
             );
             return Vec::new();
         }
-        let mut events = Vec::with_capacity(records.len());
-        let mut seen = HashSet::with_capacity(records.len());
-        for (index, record) in records.into_iter().enumerate() {
-            let path = format!("{ROOT_PATH}/{RECORD}[{}]", index + 1);
-            let mut record_n = Normalizer::new();
-            let event = Self::decode_record(record, &path, &mut record_n);
-            match record_n.finish(|| event) {
+        let mut events = Vec::with_capacity(entries.len());
+        let mut seen = HashSet::with_capacity(entries.len());
+        let (mut records, mut surveys) = (0, 0);
+        for entry in entries {
+            let mut entry_n = Normalizer::new();
+            let (path, event) = if entry.name == SURVEY {
+                surveys += 1;
+                let path = format!("{ROOT_PATH}/{SURVEY}[{surveys}]");
+                let event = Self::decode_survey(entry, &path, &mut entry_n);
+                (path, event)
+            } else {
+                records += 1;
+                let path = format!("{ROOT_PATH}/{RECORD}[{records}]");
+                let event = Self::decode_record(entry, &path, &mut entry_n);
+                (path, event)
+            };
+            match entry_n.finish(|| event) {
                 Ok(event) => {
                     if !seen.insert(event.message_id.clone()) {
                         n.reject(
@@ -403,7 +779,7 @@ impl CivilDefense {
                             format!("{path}/@messageId"),
                             event.message_id.as_str(),
                             Problem::Inconsistent {
-                                reason: "message id given to another record of the batch",
+                                reason: "message id given to another entry of the batch",
                             },
                         );
                     }
@@ -415,14 +791,109 @@ impl CivilDefense {
         events
     }
 
-    /// Writes one batch. Its id is the first event's message id.
+    /// Writes one survey notice entry.
+    fn write_survey(w: &mut XmlWriter, event: &Event, notice: &SurveyNotice) {
+        let event_time = event.occurred_at.to_rfc3339();
+        let version = notice.result.version.to_string();
+        let mut attributes = vec![
+            ("messageId", event.message_id.as_str()),
+            ("sender", event.source.as_str()),
+            ("eventTime", event_time.as_str()),
+            ("surveyId", notice.survey_id.as_str()),
+        ];
+        if let Some(supersedes) = &notice.supersedes {
+            attributes.push(("supersedes", supersedes.as_str()));
+        }
+        attributes.push(("version", &version));
+        w.open(SURVEY, &attributes);
+        let result = &notice.result;
+        w.leaf_with("project", &[("code", result.project.as_str())], "");
+        w.leaf("kind", code_of(&SURVEY_KINDS, result.kind));
+        w.leaf_with(
+            "agency",
+            &[
+                ("name", result.agency.name.as_str()),
+                ("creditCode", result.agency.credit_code.as_str()),
+            ],
+            "",
+        );
+        w.leaf("surveyedOn", &result.surveyed_on.to_string());
+        for figure in &result.figures {
+            w.leaf_with(
+                "figure",
+                &[
+                    ("name", code_of(&FIGURES, figure.name)),
+                    ("unit", value_unit(&figure.quantity)),
+                ],
+                &FigureName::value_text(&figure.quantity),
+            );
+        }
+        for file in &result.files {
+            let size = file.size_bytes.to_string();
+            w.leaf_with(
+                "file",
+                &[
+                    ("name", file.name.as_str()),
+                    ("mediaType", file.media_type.as_str()),
+                    ("sha256", file.sha256.as_str()),
+                    ("sizeBytes", &size),
+                ],
+                "",
+            );
+        }
+        w.close(SURVEY);
+    }
+
+    /// Refuses a survey figure whose value is not in the figure's unit (the format writes one
+    /// unit per figure name), and a media type the format's decoder would not read back.
+    fn check_encodable(event: &Event) -> Result<(), EncodeError> {
+        let Some(notice) = event.survey() else {
+            return Ok(());
+        };
+        let refuse = |field, reason: String| EncodeError {
+            bureau: BureauId::CivilDefense,
+            field,
+            reason,
+        };
+        for figure in &notice.result.figures {
+            if value_unit(&figure.quantity) != figure_unit(figure.name) {
+                return Err(refuse(
+                    "survey.figures",
+                    format!(
+                        "figure {} is given in {}, not in {}",
+                        code_of(&FIGURES, figure.name),
+                        value_unit(&figure.quantity),
+                        figure_unit(figure.name)
+                    ),
+                ));
+            }
+        }
+        for file in &notice.result.files {
+            if parse_media_type(&file.media_type).as_deref() != Ok(file.media_type.as_str()) {
+                return Err(refuse(
+                    "survey.files",
+                    format!(
+                        "media type {:?} is not a lowercase media type",
+                        file.media_type
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one batch of records and surveys, in the events' order.
     fn write_batch(batch_id: &str, events: &[Event]) -> Encoded {
         let mut w = XmlWriter::new(UTF_8);
         let count = events.len().to_string();
         w.open(ROOT, &[("batchId", batch_id), ("count", &count)]);
         for event in events {
-            let Some(case) = event.case() else {
-                continue;
+            let case = match &event.payload {
+                Payload::Case(case) => case,
+                Payload::Survey(notice) => {
+                    Self::write_survey(&mut w, event, notice);
+                    continue;
+                }
             };
             let seq = event.sequence.to_string();
             let event_time = event.occurred_at.to_rfc3339();
@@ -500,13 +971,7 @@ impl Adapter for CivilDefense {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        if event.case().is_none() {
-            return Err(EncodeError {
-                bureau: self.bureau(),
-                field: "payload",
-                reason: "survey notices are not encoded yet".into(),
-            });
-        }
+        Self::check_encodable(event)?;
         Ok(Self::write_batch(
             event.message_id.as_str(),
             std::slice::from_ref(event),
@@ -515,6 +980,9 @@ impl Adapter for CivilDefense {
 
     /// The office's own batch document: a pull feed of civil defense reads natively.
     fn encode_batch(&self, batch_id: &str, events: &[Event]) -> Result<Encoded, EncodeError> {
+        for event in events {
+            Self::check_encodable(event)?;
+        }
         Ok(Self::write_batch(batch_id, events))
     }
 
@@ -563,6 +1031,22 @@ mod tests {
                 .iter()
                 .all(|s| STATUSES.iter().any(|(t, _)| t == s))
         );
+        for (kind, code) in SURVEY_KINDS {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(code.into()));
+        }
+        for (name, code) in FIGURES {
+            assert_eq!(serde_json::to_value(name).ok(), Some(code.into()));
+        }
+        assert!(
+            SurveyKind::ALL
+                .iter()
+                .all(|k| SURVEY_KINDS.iter().any(|(t, _)| t == k))
+        );
+        assert!(
+            FigureName::ALL
+                .iter()
+                .all(|f| FIGURES.iter().any(|(t, _)| t == f))
+        );
         assert_eq!(parse_bureau(" civil_defense "), Ok(BureauId::CivilDefense));
         assert!(parse_bureau("SHMFB").is_err());
         assert!(lookup(&STAGES, "Construction_Permit", "stage").is_err());
@@ -601,6 +1085,142 @@ mod tests {
                     .expect("decodes");
                 assert_eq!(back, vec![event]);
             }
+        }
+    }
+
+    /// Case and survey events interleaved, as the pull feed sends them.
+    fn mixed_events(seed: u64) -> Vec<Event> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..12)
+            .map(|i| {
+                if i % 3 == 1 {
+                    crate::sample::survey_event(&mut rng)
+                } else {
+                    let bureau = BureauId::ALL[rng.usize(..BureauId::ALL.len())];
+                    crate::sample::case_event(&mut rng, bureau)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_mixed_batch_round_trips_in_order() {
+        let events = mixed_events(21);
+        let encoded = CivilDefense
+            .encode_batch("feed-42", &events)
+            .expect("mixed batch encodes");
+        let body = String::from_utf8(encoded.body.clone()).expect("UTF-8");
+        assert!(body.contains("count=\"12\""), "{body}");
+        assert_eq!(body.matches("<survey ").count(), 4);
+        let decoded = CivilDefense
+            .decode(&encoded.body, &encoded.content_type)
+            .expect("mixed batch decodes");
+        assert_eq!(decoded, events);
+        assert!(decoded[1].survey().is_some() && decoded[0].case().is_some());
+    }
+
+    #[test]
+    fn survey_errors_are_listed_at_their_paths() {
+        let events = mixed_events(8);
+        let body = CivilDefense::write_batch("B-2", &events).body;
+        let body = String::from_utf8(body).expect("UTF-8");
+        // Break the second figure of the first survey and the first file of the second one.
+        let first = body.find("<survey ").expect("a survey");
+        let second_figure = body[first..]
+            .match_indices("<figure ")
+            .nth(1)
+            .map(|(i, _)| first + i)
+            .expect("two figures");
+        let close = second_figure + body[second_figure..].find('>').expect("tag end");
+        let mut broken = body.clone();
+        broken.replace_range(close + 1..close + 2, "x");
+        let second = broken[first + 1..]
+            .find("<survey ")
+            .expect("a second survey")
+            + first
+            + 1;
+        let sha = second + broken[second..].find("sha256=\"").expect("a file") + 8;
+        broken.replace_range(sha..sha + 1, "g");
+        let broken = broken.replacen("<kind>", "<kind>housing", 1).replacen(
+            "<surveyedOn>",
+            "<remark/><surveyedOn>",
+            1,
+        );
+        let errors = errors_of(&broken);
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "/CivilDefenseBatch/survey[1]/figure[2]",
+            "/CivilDefenseBatch/survey[2]/file[1]/@sha256",
+            "/CivilDefenseBatch/survey[1]/kind",
+            "/CivilDefenseBatch/survey[1]/remark",
+        ] {
+            assert!(paths.contains(&want), "no error at {want}: {paths:#?}");
+        }
+        let figure = errors
+            .iter()
+            .find(|e| e.path == "/CivilDefenseBatch/survey[1]/figure[2]")
+            .expect("figure error");
+        assert_eq!(figure.field, F::SurveyFigure);
+    }
+
+    #[test]
+    fn survey_figures_take_their_one_unit_and_plain_numbers() {
+        let mut rng = fastrand::Rng::with_seed(4);
+        let event = crate::sample::survey_event(&mut rng);
+        let body =
+            String::from_utf8(CivilDefense.encode(&event).expect("encodes").body).expect("UTF-8");
+        // Figures come before the files: insert a new one ahead of the first file.
+        let at = body
+            .find("<file ")
+            .or_else(|| body.find("</survey>"))
+            .expect("a survey");
+        let with = |figure: &str| {
+            let mut text = body.clone();
+            text.insert_str(at, figure);
+            text
+        };
+        for (figure, problem) in [
+            (
+                "<figure name=\"greening_ratio\" unit=\"percent\">11,6</figure>",
+                "decimal comma",
+            ),
+            (
+                "<figure name=\"land_area\" unit=\"公顷\">1.2</figure>",
+                "other unit",
+            ),
+            (
+                "<figure name=\"property_units\" unit=\"count\">120套</figure>",
+                "measure word",
+            ),
+            (
+                "<figure name=\"building_height\" unit=\"m\">99.555</figure>",
+                "too precise",
+            ),
+            (
+                "<figure name=\"plot_ratio\" unit=\"count\">2</figure>",
+                "unknown figure",
+            ),
+        ] {
+            let errors = errors_of(&with(figure));
+            assert!(
+                errors.iter().any(
+                    |e| e.path.starts_with("/CivilDefenseBatch/survey[1]/figure[")
+                        && e.field == F::SurveyFigure
+                ),
+                "{problem}: {errors:#?}"
+            );
+        }
+        // Children out of order: a figure after the files.
+        if body.contains("<file ") {
+            let errors = errors_of(&body.replace(
+                "</survey>",
+                "<figure name=\"land_area\" unit=\"m2\">1</figure></survey>",
+            ));
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| matches!(e.problem, Problem::Inconsistent { .. }))
+            );
         }
     }
 

@@ -1,8 +1,10 @@
 //! Greenery and City Appearance (市綠化市容局): JSON in UTF-8 with simplified-Chinese keys and
 //! values, Shanghai local times without offset, areas in hectares and money in 亿元.
 //!
-//! Specification: `schemas/bureaus/greenery/message.schema.json`. One document carries one case
-//! event:
+//! Specification: `schemas/bureaus/greenery/message.schema.json`. One document carries one
+//! event: a case event (top-level keys `报文` and `办件`) or a survey notice (`报文` and
+//! `测绘成果`); exactly one of `办件` and `测绘成果` is present, and the decoder dispatches on
+//! it. A case event:
 //!
 //! ```text
 //! {
@@ -19,20 +21,49 @@
 //! }
 //! ```
 //!
+//! A survey notice (多测合一: one published version of a project's survey result):
+//!
+//! ```text
+//! {
+//!   "报文": { "编号", "发送部门", "时间" } (as above),
+//!   "测绘成果": { "成果编号" (survey id sv-…), "替代成果编号"? (the version it supersedes),
+//!            "项目代码", "测绘类型" (规划核实测量 / 房产测绘 / 人防面积测量 / 绿地测量),
+//!            "测绘单位": { "名称", "统一社会信用代码" },
+//!            "版本号" (from 1: string or whole number; written as a string),
+//!            "测绘日期" (YYYY-MM-DD),
+//!            "指标": [ { "名称" (用地面积 / 地上建筑面积 / 地下建筑面积 / 建筑高度 / 绿地面积 /
+//!                      绿地率 / 人防面积 / 房屋套数; each at most once),
+//!                      "数值" (number and unit in one string: areas "0.123456公顷", heights
+//!                      "99.5米", the ratio "35.5%", counts "120套") }, … ] (in order; may be empty),
+//!            "附件": [ { "文件名", "类型" (media type, application/pdf), "摘要" (SHA-256, 64 hex
+//!                      digits), "大小" (bytes: digits, string or whole number) }, … ] (in order) }
+//! }
+//! ```
+//!
+//! A survey event's series (case id `SV-<project code>-<PV|RE|CD|GR>`), sequence (the version)
+//! and kind (published, or superseded when `替代成果编号` is present) follow from the notice and
+//! are not written.
+//!
 //! Times are Shanghai local time (the specification fixes the zone). The decoder accepts the
 //! area units 公顷/公頃/平方米/㎡/m2/m² and the money units 元/万元/萬元/亿元/億元; the encoder
 //! always writes hectares and 亿元 (exact: canonical areas and amounts have two decimals).
+//! Survey heights are read in 米/m and counts as digits with an optional measure word (套, 户,
+//! 个 …); the encoder writes 米 and 套.
 
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
+use schemas::survey::parse_media_type;
+use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, Item, LocalFormat, MessageId, Money, Normalizer, Organization, Problem, Project,
-    ProjectCode, ShanghaiTime, Stage, WorkingDays,
+    Event, FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
+    Organization, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
+    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::json::{Obj, decode_value};
+use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
@@ -93,8 +124,60 @@ const STATUSES: [(CaseStatus, &str); 6] = [
     (CaseStatus::Withdrawn, "已撤回"),
 ];
 
+const SURVEY_KINDS: [(SurveyKind, &str); 4] = [
+    (SurveyKind::PlanningVerification, "规划核实测量"),
+    (SurveyKind::RealEstate, "房产测绘"),
+    (SurveyKind::CivilDefenseArea, "人防面积测量"),
+    (SurveyKind::Greening, "绿地测量"),
+];
+
+/// Survey figures by their simplified names.
+const FIGURES: [(FigureName, &str); 8] = [
+    (FigureName::LandArea, "用地面积"),
+    (FigureName::FloorAreaAboveGround, "地上建筑面积"),
+    (FigureName::FloorAreaBelowGround, "地下建筑面积"),
+    (FigureName::BuildingHeight, "建筑高度"),
+    (FigureName::GreeningArea, "绿地面积"),
+    (FigureName::GreeningRatio, "绿地率"),
+    (FigureName::CivilDefenseArea, "人防面积"),
+    (FigureName::PropertyUnits, "房屋套数"),
+];
+
 fn parse_time(text: &str) -> Result<ShanghaiTime, Problem> {
     ShanghaiTime::parse_local(text, TIME)
+}
+
+/// A survey version: a sequence number (digits, from 1) that fits the canonical `u32`.
+fn parse_version(text: &str) -> Result<u32, Problem> {
+    u32::try_from(parse_sequence(text)?).map_err(|_| Problem::OutOfRange {
+        min: "1",
+        max: "4294967295",
+    })
+}
+
+/// A file size in bytes: digits only.
+fn parse_size(input: &str) -> Result<u64, Problem> {
+    let text = clean(input);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::BadFormat {
+            expected: "a size in bytes written in digits",
+        });
+    }
+    text.parse().map_err(|_| Problem::OutOfRange {
+        min: "0",
+        max: "18446744073709551615",
+    })
+}
+
+/// A figure's value as this format writes it: areas in 公顷, heights in 米, the ratio in %,
+/// counts in 套.
+fn figure_text(value: &FigureValue) -> String {
+    match value {
+        FigureValue::Area(area) => format!("{}公顷", area.in_unit(AreaUnit::Hectare)),
+        FigureValue::Length(_) => format!("{}米", FigureName::value_text(value)),
+        FigureValue::Percent(_) => format!("{}%", FigureName::value_text(value)),
+        FigureValue::Count(_) => format!("{}套", FigureName::value_text(value)),
+    }
 }
 
 /// The native message, in the key order the specification lists.
@@ -160,7 +243,72 @@ struct ApplicantOut<'a> {
     credit_code: &'a str,
 }
 
+/// The native survey notice, in the key order the specification lists.
+#[derive(Serialize)]
+struct SurveyMessage<'a> {
+    #[serde(rename = "报文")]
+    header: Header<'a>,
+    #[serde(rename = "测绘成果")]
+    survey: SurveyOut<'a>,
+}
+
+#[derive(Serialize)]
+struct SurveyOut<'a> {
+    #[serde(rename = "成果编号")]
+    survey_id: &'a str,
+    #[serde(rename = "替代成果编号", skip_serializing_if = "Option::is_none")]
+    supersedes: Option<&'a str>,
+    #[serde(rename = "项目代码")]
+    project: &'a str,
+    #[serde(rename = "测绘类型")]
+    kind: &'static str,
+    #[serde(rename = "测绘单位")]
+    agency: ApplicantOut<'a>,
+    #[serde(rename = "版本号")]
+    version: String,
+    #[serde(rename = "测绘日期")]
+    surveyed_on: String,
+    #[serde(rename = "指标")]
+    figures: Vec<FigureOut>,
+    #[serde(rename = "附件")]
+    files: Vec<FileOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct FigureOut {
+    #[serde(rename = "名称")]
+    name: &'static str,
+    #[serde(rename = "数值")]
+    value: String,
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    #[serde(rename = "文件名")]
+    name: &'a str,
+    #[serde(rename = "类型")]
+    media_type: &'a str,
+    #[serde(rename = "摘要")]
+    sha256: &'a str,
+    #[serde(rename = "大小")]
+    size: String,
+}
+
 const ROOT_KEYS: [&str; 2] = ["报文", "办件"];
+const SURVEY_ROOT_KEYS: [&str; 2] = ["报文", "测绘成果"];
+const SURVEY_KEYS: [&str; 9] = [
+    "成果编号",
+    "替代成果编号",
+    "项目代码",
+    "测绘类型",
+    "测绘单位",
+    "版本号",
+    "测绘日期",
+    "指标",
+    "附件",
+];
+const FIGURE_KEYS: [&str; 2] = ["名称", "数值"];
+const FILE_KEYS: [&str; 4] = ["文件名", "类型", "摘要", "大小"];
 const HEADER_KEYS: [&str; 3] = ["编号", "发送部门", "时间"];
 const CASE_KEYS: [&str; 12] = [
     "办件号",
@@ -179,13 +327,110 @@ const CASE_KEYS: [&str; 12] = [
 const PROJECT_KEYS: [&str; 2] = ["代码", "名称"];
 const APPLICANT_KEYS: [&str; 2] = ["名称", "统一社会信用代码"];
 
-impl Greenery {
-    fn decode_case(root: &Obj<'_>, n: &mut Normalizer) -> Option<Event> {
-        root.check_keys(&ROOT_KEYS, n);
-        let header = root.object("报文", F::Document, n);
-        let case = root.object("办件", F::Document, n);
+/// The header `报文` as read: its object (for error reports) and its three values.
+struct HeaderIn<'a> {
+    obj: Option<Obj<'a>>,
+    message_id: Option<MessageId>,
+    source: Option<BureauId>,
+    occurred_at: Option<ShanghaiTime>,
+}
 
-        let (message_id, source, occurred_at) = match &header {
+/// The elements of a required array, each an object; `None` when the array is missing or not
+/// an array, a `None` element for each element that is not an object (all reported).
+fn objects<'a>(
+    parent: &Obj<'a>,
+    key: &str,
+    field: F,
+    n: &mut Normalizer,
+) -> Option<Vec<Option<Obj<'a>>>> {
+    let path = pointer(&parent.pointer, key);
+    match parent.map.get(key) {
+        None => {
+            n.reject(field, path, "", Problem::Missing);
+            None
+        }
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let item_path = pointer(&path, &i.to_string());
+                    match item {
+                        Value::Object(map) => Some(Obj {
+                            map,
+                            pointer: item_path,
+                        }),
+                        other => {
+                            n.reject(
+                                field,
+                                item_path,
+                                value_text(other),
+                                Problem::WrongType {
+                                    expected: "an object",
+                                },
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        ),
+        Some(other) => {
+            n.reject(
+                field,
+                path,
+                value_text(other),
+                Problem::WrongType {
+                    expected: "an array",
+                },
+            );
+            None
+        }
+    }
+}
+
+/// Reads an organization `{ 名称, 统一社会信用代码 }`.
+fn organization(
+    parent: &Obj<'_>,
+    key: &str,
+    name_field: F,
+    code_field: F,
+    n: &mut Normalizer,
+) -> (Option<Name>, Option<CreditCode>) {
+    match parent.object(key, name_field, n) {
+        Some(o) => {
+            o.check_keys(&APPLICANT_KEYS, n);
+            (
+                o.take(n, name_field, "名称", Name::parse),
+                o.take(n, code_field, "统一社会信用代码", CreditCode::parse),
+            )
+        }
+        None => (None, None),
+    }
+}
+
+impl Greenery {
+    fn decode_document(root: &Obj<'_>, n: &mut Normalizer) -> Option<Event> {
+        match (root.map.get("办件"), root.map.get("测绘成果")) {
+            (Some(_), Some(survey)) => {
+                n.reject(
+                    F::Document,
+                    "/测绘成果",
+                    value_text(survey),
+                    Problem::Inconsistent {
+                        reason: "a message carries either 办件 (a case) or 测绘成果 (a survey notice), not both",
+                    },
+                );
+                None
+            }
+            (None, Some(_)) => Self::decode_survey(root, n),
+            _ => Self::decode_case(root, n),
+        }
+    }
+
+    fn decode_header<'a>(root: &Obj<'a>, n: &mut Normalizer) -> HeaderIn<'a> {
+        let obj = root.object("报文", F::Document, n);
+        let (message_id, source, occurred_at) = match &obj {
             Some(h) => {
                 h.check_keys(&HEADER_KEYS, n);
                 (
@@ -198,6 +443,154 @@ impl Greenery {
             }
             None => (None, None, None),
         };
+        HeaderIn {
+            obj,
+            message_id,
+            source,
+            occurred_at,
+        }
+    }
+
+    fn decode_survey(root: &Obj<'_>, n: &mut Normalizer) -> Option<Event> {
+        root.check_keys(&SURVEY_ROOT_KEYS, n);
+        let header = Self::decode_header(root, n);
+        let s = root.object("测绘成果", F::Document, n)?;
+        s.check_keys(&SURVEY_KEYS, n);
+        // The survey id names the published version, as a case id names a case.
+        let survey_id = s.take(n, F::CaseId, "成果编号", SurveyId::parse);
+        let supersedes = s.take_opt(n, F::CaseId, "替代成果编号", SurveyId::parse);
+        if let (Some(id), Some(Some(old))) = (&survey_id, &supersedes)
+            && id == old
+        {
+            n.reject(
+                F::CaseId,
+                pointer(&s.pointer, "替代成果编号"),
+                old.as_str(),
+                Problem::Inconsistent {
+                    reason: "a survey version cannot supersede itself",
+                },
+            );
+        }
+        let project = s.take(n, F::SurveyProject, "项目代码", ProjectCode::parse);
+        let kind = s.take(n, F::SurveyKind, "测绘类型", |t| {
+            lookup(&SURVEY_KINDS, t, "survey kind (simplified)")
+        });
+        let (agency_name, agency_code) = organization(
+            &s,
+            "测绘单位",
+            F::SurveyAgencyName,
+            F::SurveyAgencyCreditCode,
+            n,
+        );
+        let version = s.take(n, F::SurveyVersion, "版本号", parse_version);
+        let surveyed_on = s.take(n, F::SurveyedOn, "测绘日期", ShanghaiDate::parse_iso);
+        let figures = Self::decode_figures(&s, n);
+        let files = Self::decode_files(&s, n);
+        if !n.is_clean() {
+            return None;
+        }
+        let notice = SurveyNotice {
+            survey_id: survey_id?,
+            supersedes: supersedes?,
+            result: SurveyResult {
+                project: project?,
+                kind: kind?,
+                agency: Organization {
+                    name: agency_name?,
+                    credit_code: agency_code?,
+                },
+                version: version?,
+                surveyed_on: surveyed_on?,
+                figures: figures?,
+                files: files?,
+            },
+        };
+        Some(Event::for_survey(
+            header.message_id?,
+            header.source?,
+            header.occurred_at?,
+            notice,
+        ))
+    }
+
+    fn decode_figures(s: &Obj<'_>, n: &mut Normalizer) -> Option<Vec<SurveyFigure>> {
+        let items = objects(s, "指标", F::SurveyFigure, n)?;
+        let mut figures = Vec::with_capacity(items.len());
+        let mut seen: Vec<FigureName> = Vec::with_capacity(items.len());
+        let mut complete = true;
+        for item in items {
+            let Some(f) = item else {
+                complete = false;
+                continue;
+            };
+            f.check_keys(&FIGURE_KEYS, n);
+            let name = f.take(n, F::SurveyFigure, "名称", |t| {
+                lookup(&FIGURES, t, "figure name (simplified)")
+            });
+            if let Some(name) = name
+                && seen.contains(&name)
+            {
+                n.reject(
+                    F::SurveyFigure,
+                    pointer(&f.pointer, "名称"),
+                    code_of(&FIGURES, name),
+                    Problem::Inconsistent {
+                        reason: "a figure is given more than once",
+                    },
+                );
+            }
+            seen.extend(name);
+            let quantity = match name {
+                Some(name) => f.take(n, F::SurveyFigure, "数值", |t| name.parse_value(t)),
+                // Without a known name the value cannot be read; it is still required.
+                None => f.take(n, F::SurveyFigure, "数值", |_| Ok(())).and(None),
+            };
+            match (name, quantity) {
+                (Some(name), Some(quantity)) => figures.push(SurveyFigure { name, quantity }),
+                _ => complete = false,
+            }
+        }
+        complete.then_some(figures)
+    }
+
+    fn decode_files(s: &Obj<'_>, n: &mut Normalizer) -> Option<Vec<FileRef>> {
+        let items = objects(s, "附件", F::SurveyFile, n)?;
+        let mut files = Vec::with_capacity(items.len());
+        let mut complete = true;
+        for item in items {
+            let Some(f) = item else {
+                complete = false;
+                continue;
+            };
+            f.check_keys(&FILE_KEYS, n);
+            let name = f.take(n, F::SurveyFile, "文件名", Name::parse);
+            let media_type = f.take(n, F::SurveyFile, "类型", parse_media_type);
+            let sha256 = f.take(n, F::SurveyFile, "摘要", Sha256Hex::parse);
+            let size = f.take(n, F::SurveyFile, "大小", parse_size);
+            match (name, media_type, sha256, size) {
+                (Some(name), Some(media_type), Some(sha256), Some(size_bytes)) => {
+                    files.push(FileRef {
+                        name,
+                        media_type,
+                        sha256,
+                        size_bytes,
+                    });
+                }
+                _ => complete = false,
+            }
+        }
+        complete.then_some(files)
+    }
+
+    fn decode_case(root: &Obj<'_>, n: &mut Normalizer) -> Option<Event> {
+        root.check_keys(&ROOT_KEYS, n);
+        let HeaderIn {
+            obj: header,
+            message_id,
+            source,
+            occurred_at,
+        } = Self::decode_header(root, n);
+        let case = root.object("办件", F::Document, n);
 
         let c = case.as_ref()?;
         c.check_keys(&CASE_KEYS, n);
@@ -225,22 +618,8 @@ impl Greenery {
             }
             None => (None, None),
         };
-        let applicant = c.object("申请单位", F::ApplicantName, n);
-        let (applicant_name, credit_code) = match &applicant {
-            Some(a) => {
-                a.check_keys(&APPLICANT_KEYS, n);
-                (
-                    a.take(n, F::ApplicantName, "名称", Name::parse),
-                    a.take(
-                        n,
-                        F::ApplicantCreditCode,
-                        "统一社会信用代码",
-                        CreditCode::parse,
-                    ),
-                )
-            }
-            None => (None, None),
-        };
+        let (applicant_name, credit_code) =
+            organization(c, "申请单位", F::ApplicantName, F::ApplicantCreditCode, n);
 
         let submitted_at = c.take(n, F::SubmittedAt, "申报时间", parse_time);
         let time_limit = c.take(n, F::TimeLimit, "办理时限", WorkingDays::parse);
@@ -301,7 +680,7 @@ impl Adapter for Greenery {
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let value = decode_value(&FORMAT, body, content_type)?;
         let mut n = Normalizer::new();
-        let event = Obj::root(&value, &mut n).and_then(|root| Self::decode_case(&root, &mut n));
+        let event = Obj::root(&value, &mut n).and_then(|root| Self::decode_document(&root, &mut n));
         n.finish(|| event)
             .map(|e| vec![e])
             .map_err(DecodeError::Invalid)
@@ -309,11 +688,14 @@ impl Adapter for Greenery {
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
         let Some(case) = event.case() else {
-            return Err(EncodeError {
-                bureau: self.bureau(),
-                field: "payload",
-                reason: "survey notices are not encoded yet".into(),
-            });
+            return match event.survey() {
+                Some(notice) => Self::encode_survey(event, notice),
+                None => Err(EncodeError {
+                    bureau: self.bureau(),
+                    field: "payload",
+                    reason: "neither a case nor a survey notice".into(),
+                }),
+            };
         };
         let message = Message {
             header: Header {
@@ -346,16 +728,79 @@ impl Adapter for Greenery {
                     .map(|money| format!("{}亿元", money.in_unit(MoneyUnit::HundredMillionYuan))),
             },
         };
-        let mut body = serde_json::to_vec_pretty(&message).map_err(|e| EncodeError {
+        to_json(&message)
+    }
+}
+
+/// Writes a native document (pretty JSON and a final newline).
+fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
+    let mut body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
+        bureau: BureauId::Greenery,
+        field: "document",
+        reason: e.to_string(),
+    })?;
+    body.push(b'\n');
+    Ok(Encoded {
+        content_type: FORMAT.media_type.to_owned(),
+        body,
+    })
+}
+
+impl Greenery {
+    fn encode_survey(event: &Event, notice: &SurveyNotice) -> Result<Encoded, EncodeError> {
+        let refuse = |reason: String| EncodeError {
             bureau: BureauId::Greenery,
-            field: "document",
-            reason: e.to_string(),
-        })?;
-        body.push(b'\n');
-        Ok(Encoded {
-            content_type: FORMAT.media_type.to_owned(),
-            body,
-        })
+            field: "survey.figures",
+            reason,
+        };
+        let result = &notice.result;
+        let mut figures: Vec<FigureOut> = Vec::with_capacity(result.figures.len());
+        for figure in &result.figures {
+            let name = code_of(&FIGURES, figure.name);
+            // The decoder must read back exactly this figure: a value in another figure's unit
+            // or a figure given twice would not survive the trip, so it is refused here.
+            let value = figure_text(&figure.quantity);
+            if figure.name.parse_value(&value) != Ok(figure.quantity) {
+                return Err(refuse(format!(
+                    "{name} = {value} is not in the figure's unit"
+                )));
+            }
+            if figures.iter().any(|f| f.name == name) {
+                return Err(refuse(format!("{name} is given more than once")));
+            }
+            figures.push(FigureOut { name, value });
+        }
+        let message = SurveyMessage {
+            header: Header {
+                message_id: event.message_id.as_str(),
+                sender: code_of(&SENDERS, event.source),
+                time: event.occurred_at.format_local(TIME),
+            },
+            survey: SurveyOut {
+                survey_id: notice.survey_id.as_str(),
+                supersedes: notice.supersedes.as_ref().map(SurveyId::as_str),
+                project: result.project.as_str(),
+                kind: code_of(&SURVEY_KINDS, result.kind),
+                agency: ApplicantOut {
+                    name: result.agency.name.as_str(),
+                    credit_code: result.agency.credit_code.as_str(),
+                },
+                version: result.version.to_string(),
+                surveyed_on: result.surveyed_on.to_string(),
+                figures,
+                files: result
+                    .files
+                    .iter()
+                    .map(|file| FileOut {
+                        name: file.name.as_str(),
+                        media_type: &file.media_type,
+                        sha256: file.sha256.as_str(),
+                        size: file.size_bytes.to_string(),
+                    })
+                    .collect(),
+            },
+        };
+        to_json(&message)
     }
 }
 
@@ -394,6 +839,122 @@ mod tests {
         assert!(all_distinct(&STAGES.map(|(_, name)| name)));
         assert!(all_distinct(&STATUSES.map(|(_, name)| name)));
         assert!(all_distinct(&SENDERS.map(|(_, name)| name)));
+        for kind in SurveyKind::ALL {
+            assert_eq!(
+                lookup(&SURVEY_KINDS, code_of(&SURVEY_KINDS, kind), "kind"),
+                Ok(kind)
+            );
+        }
+        for figure in FigureName::ALL {
+            assert_eq!(
+                lookup(&FIGURES, code_of(&FIGURES, figure), "figure"),
+                Ok(figure)
+            );
+        }
+        assert!(all_distinct(&SURVEY_KINDS.map(|(_, name)| name)));
+        assert!(all_distinct(&FIGURES.map(|(_, name)| name)));
+    }
+
+    fn survey_body() -> serde_json::Value {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let event = crate::sample::survey_event(&mut rng);
+        let body = Greenery.encode(&event).expect("encodes").body;
+        serde_json::from_slice(&body).expect("json")
+    }
+
+    fn decode_errors(value: &serde_json::Value) -> Vec<(String, &'static str)> {
+        let body = serde_json::to_vec(value).expect("json");
+        match Greenery.decode(&body, "application/json") {
+            Err(DecodeError::Invalid(errors)) => errors
+                .into_iter()
+                .map(|e| (e.path, e.field.as_str()))
+                .collect(),
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn survey_notice_is_written_in_the_case_format_dialect() {
+        let value = survey_body();
+        let survey = &value["测绘成果"];
+        assert!(value.get("办件").is_none());
+        assert!(survey["成果编号"].as_str().unwrap().starts_with("sv-"));
+        assert!(survey["版本号"].is_string());
+        let date = survey["测绘日期"].as_str().unwrap();
+        assert!(ShanghaiDate::parse_iso(date).is_ok(), "{date}");
+        for figure in survey["指标"].as_array().unwrap() {
+            let value = figure["数值"].as_str().unwrap();
+            assert!(
+                ["公顷", "米", "%", "套"].iter().any(|u| value.ends_with(u)),
+                "{value}"
+            );
+        }
+        for file in survey["附件"].as_array().unwrap() {
+            assert!(
+                file["大小"]
+                    .as_str()
+                    .unwrap()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            );
+        }
+    }
+
+    #[test]
+    fn survey_values_are_rejected_with_their_paths_all_at_once() {
+        let mut value = survey_body();
+        let survey = value["测绘成果"].as_object_mut().unwrap();
+        survey.insert(
+            "指标".into(),
+            serde_json::json!([
+                {"名称": "绿地率", "数值": "11,6%"},
+                {"名称": "建筑高度", "数值": "99.5㎡"},
+                {"名称": "绿地率", "数值": "35%"},
+                {"名称": "绿化率", "数值": "35%"},
+                "绿地面积"
+            ]),
+        );
+        survey.insert(
+            "附件".into(),
+            serde_json::json!([{"文件名": "a.pdf", "类型": "pdf", "摘要": "abc", "大小": "1.5"}]),
+        );
+        survey.insert("测绘类型".into(), "綠地測量".into());
+        survey.insert("备注".into(), "x".into());
+        let errors = decode_errors(&value);
+        for (path, field) in [
+            ("/测绘成果/指标/0/数值", "survey.figures"),
+            ("/测绘成果/指标/1/数值", "survey.figures"),
+            ("/测绘成果/指标/2/名称", "survey.figures"),
+            ("/测绘成果/指标/3/名称", "survey.figures"),
+            ("/测绘成果/指标/4", "survey.figures"),
+            ("/测绘成果/附件/0/类型", "survey.files"),
+            ("/测绘成果/附件/0/摘要", "survey.files"),
+            ("/测绘成果/附件/0/大小", "survey.files"),
+            ("/测绘成果/测绘类型", "survey.kind"),
+            ("/测绘成果/备注", "document"),
+        ] {
+            assert!(
+                errors.iter().any(|(p, f)| p == path && *f == field),
+                "{path}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_is_a_case_or_a_survey_notice_not_both() {
+        let mut value = survey_body();
+        value["办件"] = serde_json::json!({});
+        assert_eq!(
+            decode_errors(&value),
+            [("/测绘成果".to_owned(), "document")]
+        );
+        let mut value = survey_body();
+        let id = value["测绘成果"]["成果编号"].clone();
+        value["测绘成果"]["替代成果编号"] = id;
+        assert_eq!(
+            decode_errors(&value),
+            [("/测绘成果/替代成果编号".to_owned(), "case_id")]
+        );
     }
 
     #[test]

@@ -10,14 +10,38 @@
 //!        Project/ProjectCode, Project/ProjectName, Applicant/Name, Applicant/CreditCode,
 //!        SubmitTime, TimeLimit (working days), FloorArea[@unit]?, Investment[@unit]?
 //! ```
+//!
+//! A survey notice (multi-survey-in-one, 多測合一) is another document of the same dialect,
+//! recognised by its root element; the decoder dispatches on the root:
+//!
+//! ```text
+//! GhzySurveyNotice[@version="1.0"]
+//!   Header/MessageId, Header/Sender (department code), Header/SendTime (publication time)
+//!   Survey/SurveyId (sv-…), Supersedes? (the survey id of the version this one corrects),
+//!          ProjectCode, SurveyKindCode (GH-PV planning verification, GH-RE real estate,
+//!          GH-CD civil-defense area, GH-GR greening), Agency/Name, Agency/CreditCode,
+//!          Version (from 1; Supersedes is given exactly when Version > 1),
+//!          SurveyedOn (YYYY-MM-DD),
+//!          Figures/Figure[@code, @unit]* (text: a plain decimal; codes YDMJ land area,
+//!            DSJZMJ / DXJZMJ floor area above / below ground, JZGD building height,
+//!            LDMJ greening area, LDL greening ratio, RFMJ civil-defense area, FCTS property
+//!            units; written in ㎡, m, % and 套, read in any spelling of the figure's unit),
+//!          Files/File* (Name, MediaType, Sha256 as hex, SizeBytes)
+//! ```
+//!
+//! The series id, sequence and event kind of a survey event are not written: they follow from
+//! the notice (project, kind, version, supersedes).
 
 use encoding_rs::UTF_8;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
+use schemas::survey::parse_media_type;
+use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, Item, MessageId, Money, Normalizer, Organization, Problem, Project, ProjectCode,
-    ShanghaiTime, Stage, WorkingDays,
+    Event, FigureName, FileRef, Item, MessageId, Money, Normalizer, Organization, Payload, Problem,
+    Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId,
+    SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 
 use crate::vocabulary::{code_of, lookup};
@@ -25,6 +49,7 @@ use crate::xml::{self, Element, XmlWriter, decode_text};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
 const ROOT: &str = "GhzyExchange";
+const SURVEY_ROOT: &str = "GhzySurveyNotice";
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/xml",
     syntax: Syntax::Xml { encoding: UTF_8 },
@@ -62,6 +87,70 @@ const STAGES: [(Stage, &str); 4] = [
     (Stage::CompletionAcceptance, "4"),
 ];
 
+const SURVEY_KINDS: [(SurveyKind, &str); 4] = [
+    (SurveyKind::PlanningVerification, "GH-PV"),
+    (SurveyKind::RealEstate, "GH-RE"),
+    (SurveyKind::CivilDefenseArea, "GH-CD"),
+    (SurveyKind::Greening, "GH-GR"),
+];
+
+/// Figure codes: pinyin initials of the figures' names on the planning system's forms.
+const FIGURES: [(FigureName, &str); 8] = [
+    (FigureName::LandArea, "YDMJ"),               // 用地面積
+    (FigureName::FloorAreaAboveGround, "DSJZMJ"), // 地上建築面積
+    (FigureName::FloorAreaBelowGround, "DXJZMJ"), // 地下建築面積
+    (FigureName::BuildingHeight, "JZGD"),         // 建築高度
+    (FigureName::GreeningArea, "LDMJ"),           // 綠地面積
+    (FigureName::GreeningRatio, "LDL"),           // 綠地率
+    (FigureName::CivilDefenseArea, "RFMJ"),       // 人防面積
+    (FigureName::PropertyUnits, "FCTS"),          // 房產套數
+];
+
+/// The unit a figure is written in: its canonical unit, spelled the planning way.
+fn figure_unit(name: FigureName) -> &'static str {
+    match name.unit_symbol() {
+        "m2" => "㎡",
+        "m" => "m",
+        "%" => "%",
+        _ => "套",
+    }
+}
+
+/// A whole number of digits only, at most `max_digits` long.
+fn parse_digits(text: &str, max_digits: usize) -> Result<u64, Problem> {
+    let text = clean(text);
+    if text.is_empty() || text.len() > max_digits || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::BadFormat {
+            expected: "a whole number written in digits",
+        });
+    }
+    text.parse().map_err(|_| Problem::OutOfRange {
+        min: "0",
+        max: "18446744073709551615",
+    })
+}
+
+/// A survey result's version: 1 or more.
+fn parse_version(text: &str) -> Result<u32, Problem> {
+    match parse_digits(text, 10).map(u32::try_from) {
+        Ok(Ok(version)) if version >= 1 => Ok(version),
+        Ok(_) => Err(Problem::OutOfRange {
+            min: "1",
+            max: "4294967295",
+        }),
+        Err(problem) => Err(problem),
+    }
+}
+
+/// A unit attribute: present and not blank (the figure's parser judges the spelling).
+fn parse_unit(text: &str) -> Result<String, Problem> {
+    let unit = clean(text);
+    if unit.is_empty() {
+        return Err(Problem::Empty);
+    }
+    Ok(unit.into_owned())
+}
+
 /// Item codes: the canonical code in upper case, e.g. `CONSTRUCTION_PLANNING_PERMIT`.
 fn parse_item(text: &str) -> Result<Item, Problem> {
     let text = text.trim();
@@ -74,31 +163,35 @@ fn parse_item(text: &str) -> Result<Item, Problem> {
 }
 
 impl Planning {
-    fn decode_case(root: &Element, n: &mut Normalizer) -> Option<Event> {
-        root.check_children("/GhzyExchange", &["Header", "Case"], &[], n);
+    /// Checks the root's version attribute (the only attribute a root has).
+    fn check_root(root: &Element, n: &mut Normalizer) {
+        let path = format!("/{}", root.name);
+        root.check_attributes(&path, &["version"], n);
         if root.attribute("version") != Some("1.0") {
             n.reject(
                 F::Document,
-                "/GhzyExchange/@version",
+                format!("{path}/@version"),
                 root.attribute("version").unwrap_or(""),
                 Problem::BadFormat {
                     expected: "version 1.0",
                 },
             );
         }
-        let header = root.child("Header");
-        let case = root.child("Case");
-        let (Some(header), Some(case)) = (header, case) else {
-            n.reject(F::Document, "/GhzyExchange", "", Problem::Missing);
-            return None;
-        };
+    }
+
+    /// The header both documents share: message id, sender and send time.
+    fn decode_header(
+        root: &str,
+        header: &Element,
+        n: &mut Normalizer,
+    ) -> (Option<MessageId>, Option<BureauId>, Option<ShanghaiTime>) {
         header.check_children(
-            "/GhzyExchange/Header",
+            &format!("/{root}/Header"),
             &["MessageId", "Sender", "SendTime"],
             &[],
             n,
         );
-        let h = |name: &str| format!("/GhzyExchange/Header/{name}");
+        let h = |name: &str| format!("/{root}/Header/{name}");
         let message_id = n.field(
             F::MessageId,
             || h("MessageId"),
@@ -117,6 +210,20 @@ impl Planning {
             header.text_of("SendTime"),
             ShanghaiTime::parse_rfc3339,
         );
+        (message_id, source, occurred_at)
+    }
+
+    fn decode_case(root: &Element, n: &mut Normalizer) -> Option<Event> {
+        root.check_children("/GhzyExchange", &["Header", "Case"], &[], n);
+        Self::check_root(root, n);
+        let header = root.child("Header");
+        let case = root.child("Case");
+        let (Some(header), Some(case)) = (header, case) else {
+            n.reject(F::Document, "/GhzyExchange", "", Problem::Missing);
+            return None;
+        };
+        let h = |name: &str| format!("/GhzyExchange/Header/{name}");
+        let (message_id, source, occurred_at) = Self::decode_header(ROOT, header, n);
 
         const CASE_FIELDS: [&str; 12] = [
             "CaseNo",
@@ -289,6 +396,294 @@ impl Planning {
             }
         }
     }
+
+    fn decode_survey(root: &Element, n: &mut Normalizer) -> Option<Event> {
+        const R: &str = "/GhzySurveyNotice";
+        root.check_children(R, &["Header", "Survey"], &[], n);
+        Self::check_root(root, n);
+        let (Some(header), Some(survey)) = (root.child("Header"), root.child("Survey")) else {
+            n.reject(F::Document, R, "", Problem::Missing);
+            return None;
+        };
+        let (message_id, source, occurred_at) = Self::decode_header(SURVEY_ROOT, header, n);
+
+        const SURVEY_FIELDS: [&str; 9] = [
+            "SurveyId",
+            "Supersedes",
+            "ProjectCode",
+            "SurveyKindCode",
+            "Agency",
+            "Version",
+            "SurveyedOn",
+            "Figures",
+            "Files",
+        ];
+        survey.check_children("/GhzySurveyNotice/Survey", &SURVEY_FIELDS, &[], n);
+        let s = |name: &str| format!("{R}/Survey/{name}");
+        // The canonical model has no field of its own for a version's id: it is reported as
+        // part of the version.
+        let survey_id = n.field(
+            F::SurveyVersion,
+            || s("SurveyId"),
+            survey.text_of("SurveyId"),
+            SurveyId::parse,
+        );
+        let supersedes = n.optional(
+            F::SurveyVersion,
+            || s("Supersedes"),
+            survey.text_of("Supersedes"),
+            SurveyId::parse,
+        );
+        let project = n.field(
+            F::SurveyProject,
+            || s("ProjectCode"),
+            survey.text_of("ProjectCode"),
+            ProjectCode::parse,
+        );
+        let kind = n.field(
+            F::SurveyKind,
+            || s("SurveyKindCode"),
+            survey.text_of("SurveyKindCode"),
+            |t| {
+                lookup(
+                    &SURVEY_KINDS,
+                    t,
+                    "survey kind code (GH-PV, GH-RE, GH-CD, GH-GR)",
+                )
+            },
+        );
+
+        let empty = Element::default();
+        let agency = survey.child("Agency").unwrap_or_else(|| {
+            n.reject(F::SurveyAgencyName, s("Agency"), "", Problem::Missing);
+            &empty
+        });
+        agency.check_children(
+            "/GhzySurveyNotice/Survey/Agency",
+            &["Name", "CreditCode"],
+            &[],
+            n,
+        );
+        let agency_name = n.field(
+            F::SurveyAgencyName,
+            || s("Agency/Name"),
+            agency.text_of("Name"),
+            Name::parse,
+        );
+        let agency_credit_code = n.field(
+            F::SurveyAgencyCreditCode,
+            || s("Agency/CreditCode"),
+            agency.text_of("CreditCode"),
+            CreditCode::parse,
+        );
+        let version = n.field(
+            F::SurveyVersion,
+            || s("Version"),
+            survey.text_of("Version"),
+            parse_version,
+        );
+        let surveyed_on = n.field(
+            F::SurveyedOn,
+            || s("SurveyedOn"),
+            survey.text_of("SurveyedOn"),
+            ShanghaiDate::parse_iso,
+        );
+
+        let figures_element = survey.child("Figures").unwrap_or_else(|| {
+            n.reject(F::SurveyFigure, s("Figures"), "", Problem::Missing);
+            &empty
+        });
+        figures_element.check_children("/GhzySurveyNotice/Survey/Figures", &[], &["Figure"], n);
+        let mut figures = Vec::new();
+        let mut seen = Vec::new();
+        for (i, figure) in figures_element.children_named("Figure").enumerate() {
+            let path = format!("{R}/Survey/Figures/Figure[{}]", i + 1);
+            figure.check_children(&path, &[], &[], n);
+            figure.check_attributes(&path, &["code", "unit"], n);
+            let name = n.field(
+                F::SurveyFigure,
+                || format!("{path}/@code"),
+                figure.attribute("code"),
+                |t| lookup(&FIGURES, t, "figure code"),
+            );
+            let unit = n.field(
+                F::SurveyFigure,
+                || format!("{path}/@unit"),
+                figure.attribute("unit"),
+                parse_unit,
+            );
+            let quantity = match (name, unit) {
+                (Some(name), Some(unit)) => n.field(
+                    F::SurveyFigure,
+                    || path.clone(),
+                    Some(&figure.text),
+                    |t| name.parse_value(&format!("{}{unit}", clean(t))),
+                ),
+                _ => None,
+            };
+            if let Some(name) = name {
+                if seen.contains(&name) {
+                    n.reject(
+                        F::SurveyFigure,
+                        format!("{path}/@code"),
+                        figure.attribute("code").unwrap_or(""),
+                        Problem::Inconsistent {
+                            reason: "figure given more than once",
+                        },
+                    );
+                }
+                seen.push(name);
+            }
+            figures.push(
+                name.zip(quantity)
+                    .map(|(name, quantity)| SurveyFigure { name, quantity }),
+            );
+        }
+
+        let files_element = survey.child("Files").unwrap_or_else(|| {
+            n.reject(F::SurveyFile, s("Files"), "", Problem::Missing);
+            &empty
+        });
+        files_element.check_children("/GhzySurveyNotice/Survey/Files", &[], &["File"], n);
+        let mut files = Vec::new();
+        for (i, file) in files_element.children_named("File").enumerate() {
+            let path = format!("{R}/Survey/Files/File[{}]", i + 1);
+            file.check_children(&path, &["Name", "MediaType", "Sha256", "SizeBytes"], &[], n);
+            let f = |name: &str| format!("{path}/{name}");
+            let name = n.field(
+                F::SurveyFile,
+                || f("Name"),
+                file.text_of("Name"),
+                Name::parse,
+            );
+            let media_type = n.field(
+                F::SurveyFile,
+                || f("MediaType"),
+                file.text_of("MediaType"),
+                parse_media_type,
+            );
+            let sha256 = n.field(
+                F::SurveyFile,
+                || f("Sha256"),
+                file.text_of("Sha256"),
+                Sha256Hex::parse,
+            );
+            let size_bytes = n.field(
+                F::SurveyFile,
+                || f("SizeBytes"),
+                file.text_of("SizeBytes"),
+                |t| parse_digits(t, 20),
+            );
+            files.push((|| {
+                Some(FileRef {
+                    name: name?,
+                    media_type: media_type?,
+                    sha256: sha256?,
+                    size_bytes: size_bytes?,
+                })
+            })());
+        }
+
+        // A correction supersedes an earlier version; a first version supersedes nothing.
+        if let (Some(version), Some(supersedes)) = (version, &supersedes) {
+            let reason = match (version, supersedes) {
+                (1, Some(_)) => Some("version 1 supersedes nothing"),
+                (2.., None) => Some("a version after 1 names the version it supersedes"),
+                (_, Some(old)) if survey_id.as_ref() == Some(old) => {
+                    Some("a version cannot supersede itself")
+                }
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                n.reject(
+                    F::SurveyVersion,
+                    s("Supersedes"),
+                    survey.text_of("Supersedes").unwrap_or(""),
+                    Problem::Inconsistent { reason },
+                );
+            }
+        }
+
+        if !n.is_clean() {
+            return None;
+        }
+        let notice = SurveyNotice {
+            survey_id: survey_id?,
+            supersedes: supersedes?,
+            result: SurveyResult {
+                project: project?,
+                kind: kind?,
+                agency: Organization {
+                    name: agency_name?,
+                    credit_code: agency_credit_code?,
+                },
+                version: version?,
+                surveyed_on: surveyed_on?,
+                figures: figures.into_iter().collect::<Option<_>>()?,
+                files: files.into_iter().collect::<Option<_>>()?,
+            },
+        };
+        Some(Event::for_survey(
+            message_id?,
+            source?,
+            occurred_at?,
+            notice,
+        ))
+    }
+
+    fn write_header(w: &mut XmlWriter, event: &Event) {
+        w.open("Header", &[]);
+        w.leaf("MessageId", event.message_id.as_str());
+        w.leaf("Sender", code_of(&SENDERS, event.source));
+        w.leaf("SendTime", &event.occurred_at.to_rfc3339());
+        w.close("Header");
+    }
+
+    fn encode_survey(event: &Event, notice: &SurveyNotice) -> Vec<u8> {
+        let result = &notice.result;
+        let mut w = XmlWriter::new(UTF_8);
+        w.open(SURVEY_ROOT, &[("version", "1.0")]);
+        Self::write_header(&mut w, event);
+        w.open("Survey", &[]);
+        w.leaf("SurveyId", notice.survey_id.as_str());
+        w.leaf_opt(
+            "Supersedes",
+            notice.supersedes.as_ref().map(SurveyId::as_str),
+        );
+        w.leaf("ProjectCode", result.project.as_str());
+        w.leaf("SurveyKindCode", code_of(&SURVEY_KINDS, result.kind));
+        w.open("Agency", &[]);
+        w.leaf("Name", result.agency.name.as_str());
+        w.leaf("CreditCode", result.agency.credit_code.as_str());
+        w.close("Agency");
+        w.leaf("Version", &result.version.to_string());
+        w.leaf("SurveyedOn", &result.surveyed_on.to_string());
+        w.open("Figures", &[]);
+        for figure in &result.figures {
+            w.leaf_with(
+                "Figure",
+                &[
+                    ("code", code_of(&FIGURES, figure.name)),
+                    ("unit", figure_unit(figure.name)),
+                ],
+                &FigureName::value_text(&figure.quantity),
+            );
+        }
+        w.close("Figures");
+        w.open("Files", &[]);
+        for file in &result.files {
+            w.open("File", &[]);
+            w.leaf("Name", file.name.as_str());
+            w.leaf("MediaType", &file.media_type);
+            w.leaf("Sha256", file.sha256.as_str());
+            w.leaf("SizeBytes", &file.size_bytes.to_string());
+            w.close("File");
+        }
+        w.close("Files");
+        w.close("Survey");
+        w.close(SURVEY_ROOT);
+        w.finish()
+    }
 }
 
 impl Adapter for Planning {
@@ -303,34 +698,36 @@ impl Adapter for Planning {
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let text = decode_text(&FORMAT, body, content_type)?;
         let root = xml::parse(&text)?;
-        if root.name != ROOT {
-            return Err(DecodeError::Malformed {
-                path: format!("/{}", root.name),
-                message: format!("root element must be {ROOT}"),
-            });
-        }
+        let decode_document = match root.name.as_str() {
+            ROOT => Self::decode_case,
+            SURVEY_ROOT => Self::decode_survey,
+            _ => {
+                return Err(DecodeError::Malformed {
+                    path: format!("/{}", root.name),
+                    message: format!("root element must be {ROOT} or {SURVEY_ROOT}"),
+                });
+            }
+        };
         let mut n = Normalizer::new();
-        let event = Self::decode_case(&root, &mut n);
+        let event = decode_document(&root, &mut n);
         n.finish(|| event)
             .map(|e| vec![e])
             .map_err(DecodeError::Invalid)
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let Some(case) = event.case() else {
-            return Err(EncodeError {
-                bureau: self.bureau(),
-                field: "payload",
-                reason: "survey notices are not encoded yet".into(),
-            });
+        let case = match &event.payload {
+            Payload::Case(case) => case,
+            Payload::Survey(notice) => {
+                return Ok(Encoded {
+                    content_type: FORMAT.media_type.to_owned(),
+                    body: Self::encode_survey(event, notice),
+                });
+            }
         };
         let mut w = XmlWriter::new(UTF_8);
         w.open(ROOT, &[("version", "1.0")]);
-        w.open("Header", &[]);
-        w.leaf("MessageId", event.message_id.as_str());
-        w.leaf("Sender", code_of(&SENDERS, event.source));
-        w.leaf("SendTime", &event.occurred_at.to_rfc3339());
-        w.close("Header");
+        Self::write_header(&mut w, event);
         w.open("Case", &[]);
         w.leaf("CaseNo", event.case_id.as_str());
         w.leaf("Sequence", &event.sequence.to_string());
@@ -378,5 +775,105 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::check(&Planning);
+    }
+
+    #[test]
+    fn survey_code_tables_are_complete_and_distinct() {
+        for kind in SurveyKind::ALL {
+            assert_eq!(
+                lookup(&SURVEY_KINDS, code_of(&SURVEY_KINDS, kind), "k"),
+                Ok(kind)
+            );
+        }
+        for name in FigureName::ALL {
+            assert_eq!(lookup(&FIGURES, code_of(&FIGURES, name), "f"), Ok(name));
+        }
+    }
+
+    fn survey_sample() -> String {
+        let path =
+            crate::conformance::samples_dir(&Planning).join("valid/survey-notice-real-estate.xml");
+        std::fs::read_to_string(path).expect("sample")
+    }
+
+    fn errors_of(body: &str) -> Vec<(String, &'static str)> {
+        match Planning.decode(body.as_bytes(), "application/xml") {
+            Err(DecodeError::Invalid(errors)) => errors
+                .into_iter()
+                .map(|e| (e.path, e.field.as_str()))
+                .collect(),
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn survey_sample_decodes_to_a_survey_event() {
+        let events = Planning
+            .decode(survey_sample().as_bytes(), "application/xml")
+            .expect("decodes");
+        let notice = events[0].survey().expect("a survey event");
+        assert_eq!(events[0].case_id.as_str(), "SV-2201-310115-04-01-123456-RE");
+        assert_eq!(events[0].kind, schemas::EventKind::SurveyPublished);
+        assert_eq!(notice.result.figures.len(), 4);
+        assert_eq!(notice.result.files[1].media_type, "image/vnd.dwg");
+    }
+
+    #[test]
+    fn survey_errors_are_all_reported() {
+        let body = survey_sample()
+            .replace("GH-RE", "GH-XX")
+            .replace(
+                "<Version>1</Version>",
+                "<Version>0</Version><Remark>x</Remark>",
+            )
+            .replace("unit=\"套\">612", "unit=\"套\">612.5")
+            .replace(
+                "<Figure code=\"DXJZMJ\" unit=\"㎡\">",
+                "<Figure code=\"YDMJ\" unit=\"㎡\" note=\"x\">",
+            )
+            .replace(
+                "<SizeBytes>8421376</SizeBytes>",
+                "<SizeBytes>-1</SizeBytes>",
+            );
+        let errors = errors_of(&body);
+        let s = "/GhzySurveyNotice/Survey";
+        for (path, field) in [
+            (format!("{s}/SurveyKindCode"), "survey.kind"),
+            (format!("{s}/Version"), "survey.version"),
+            (format!("{s}/Remark"), "document"),
+            (format!("{s}/Figures/Figure[4]"), "survey.figures"),
+            (format!("{s}/Figures/Figure[3]/@code"), "survey.figures"),
+            (format!("{s}/Figures/Figure[3]/@note"), "document"),
+            (format!("{s}/Files/File[1]/SizeBytes"), "survey.files"),
+        ] {
+            assert!(
+                errors.iter().any(|(p, f)| *p == path && *f == field),
+                "no error at {path} ({field}): {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_correction_names_what_it_supersedes() {
+        let body = survey_sample().replace("<Version>1</Version>", "<Version>2</Version>");
+        assert_eq!(
+            errors_of(&body),
+            vec![(
+                "/GhzySurveyNotice/Survey/Supersedes".to_owned(),
+                "survey.version"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_figure_needs_its_unit() {
+        let body = survey_sample().replace("unit=\"套\"", "unit=\" \"");
+        assert_eq!(
+            errors_of(&body),
+            vec![(
+                "/GhzySurveyNotice/Survey/Figures/Figure[4]/@unit".to_owned(),
+                "survey.figures"
+            )]
+        );
     }
 }

@@ -27,18 +27,46 @@
 //! Item codes follow the order of [`Item::ALL`]: SX01 建設用地規劃許可證 ... SX08 涉路施工交通安全審核
 //! ... SX13 綠化配套方案審查. Stages: 01 立項用地規劃許可, 02 工程建設許可, 03 施工許可, 04 竣工驗收.
 //! Statuses: 1 已申報, 2 已受理, 3 補正, 4 準予許可, 5 不予許可, 6 撤回.
+//!
+//! A survey notice (多測合一 測繪成果通知) is the same document with `CHCG` in place of `AJ`;
+//! a document carries exactly one of the two (the decoder dispatches on which is present):
+//!
+//! ```text
+//! BWBH, FSBM, FSSJ  as above (FSSJ: when the result was published)
+//! CHCG  測繪成果 survey result:
+//!   CGBH 成果編號 survey id (sv- and 32 hex digits)
+//!   TDCG 替代成果 the survey id this version supersedes (only in a correction)
+//!   XMDM 項目代碼 project code     CHLX 測繪類型 1..4
+//!   CHDW 測繪單位 agency name      TYSHXYDM 統一社會信用代碼 the agency's credit code
+//!   BB   版本 version (digits, from 1)
+//!   CHRQ 測繪日期 surveyed on, YYYYMMDD
+//!   ZB   指標 figures in order, an array (possibly empty) of objects:
+//!          ZBDM 指標代碼 ZB01..ZB08   ZBZ 指標值 plain decimal   DW 單位 (fixed by ZBDM)
+//!   FJ   附件 files in order, an array (possibly empty) of objects:
+//!          WJM 文件名 file name   LX 類型 media type   ZY 摘要 SHA-256 (64 hex digits)
+//!          DX 大小 size in bytes (digits)
+//! ```
+//!
+//! Survey kinds: 1 規劃核實測量, 2 房產測繪, 3 人防面積測量, 4 綠地測量. Figure codes follow the
+//! order of [`FigureName::ALL`], each with its one unit: ZB01 用地面積 平方米, ZB02 地上建築面積
+//! 平方米, ZB03 地下建築面積 平方米, ZB04 建築高度 米, ZB05 綠地面積 平方米, ZB06 綠地率 %,
+//! ZB07 人防面積 平方米, ZB08 房屋套數 套. A value in another unit, with a unit inside ZBZ or
+//! with a decimal comma (`11,6`) is refused.
 
 use schemas::model::{Name, parse_sequence};
-use schemas::quantity::{AreaUnit, MoneyUnit};
+use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
+use schemas::survey::parse_media_type;
+use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, Item, LocalFormat, MessageId, Money, Normalizer, Organization, Problem, Project,
-    ProjectCode, ShanghaiTime, Stage, WorkingDays,
+    Event, FigureName, FileRef, Item, LocalFormat, MessageId, Money, Normalizer, Organization,
+    Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
+    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::json::{Obj, decode_value};
+use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::truncate;
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
@@ -105,19 +133,173 @@ const CASE_KEYS: [&str; 14] = [
     "JZMJ", "ZTZ",
 ];
 
+/// 測繪類型 codes, in the order of [`SurveyKind::ALL`].
+const SURVEY_KINDS: [(SurveyKind, &str); 4] = [
+    (SurveyKind::PlanningVerification, "1"),
+    (SurveyKind::RealEstate, "2"),
+    (SurveyKind::CivilDefenseArea, "3"),
+    (SurveyKind::Greening, "4"),
+];
+
+/// 指標代碼 codes, in the order of [`FigureName::ALL`].
+const FIGURES: [(FigureName, &str); 8] = [
+    (FigureName::LandArea, "ZB01"),
+    (FigureName::FloorAreaAboveGround, "ZB02"),
+    (FigureName::FloorAreaBelowGround, "ZB03"),
+    (FigureName::BuildingHeight, "ZB04"),
+    (FigureName::GreeningArea, "ZB05"),
+    (FigureName::GreeningRatio, "ZB06"),
+    (FigureName::CivilDefenseArea, "ZB07"),
+    (FigureName::PropertyUnits, "ZB08"),
+];
+
+const SURVEY_ROOT_KEYS: [&str; 4] = ["BWBH", "FSBM", "FSSJ", "CHCG"];
+const BOTH_ROOT_KEYS: [&str; 5] = ["BWBH", "FSBM", "FSSJ", "AJ", "CHCG"];
+const SURVEY_KEYS: [&str; 10] = [
+    "CGBH", "TDCG", "XMDM", "CHLX", "CHDW", "TYSHXYDM", "BB", "CHRQ", "ZB", "FJ",
+];
+const FIGURE_KEYS: [&str; 3] = ["ZBDM", "ZBZ", "DW"];
+const FILE_KEYS: [&str; 4] = ["WJM", "LX", "ZY", "DX"];
+
 fn parse_time(text: &str) -> Result<ShanghaiTime, Problem> {
     ShanghaiTime::parse_local(text, LocalFormat::Compact)
+}
+
+/// The one unit (單位) the corps writes a figure in: its canonical unit in Chinese.
+fn unit_of(name: FigureName) -> &'static str {
+    match name.unit_symbol() {
+        "m2" => "平方米",
+        "m" => "米",
+        "%" => "%",
+        _ => "套",
+    }
+}
+
+/// 版本: digits, from 1.
+fn parse_version(text: &str) -> Result<u32, Problem> {
+    parse_sequence(text).and_then(|v| {
+        u32::try_from(v).map_err(|_| Problem::OutOfRange {
+            min: "1",
+            max: "4294967295",
+        })
+    })
+}
+
+/// 大小: a file size in bytes, digits only.
+fn parse_size(text: &str) -> Result<u64, Problem> {
+    let text = clean(text);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) || text.len() > 20 {
+        return Err(Problem::BadFormat {
+            expected: "a size in bytes of at most 20 digits",
+        });
+    }
+    text.parse::<u64>().map_err(|_| Problem::OutOfRange {
+        min: "0",
+        max: "18446744073709551615",
+    })
+}
+
+/// 指標值: a plain decimal in the figure's one unit (`11,6` and `35.5%` are refused).
+fn parse_figure_value(name: FigureName, text: &str) -> Result<schemas::FigureValue, Problem> {
+    parse_plain_decimal(&clean(text))?;
+    name.parse_canonical(&clean(text))
+}
+
+/// The elements of a JSON array field; missing or of another type is recorded against `field`.
+fn array<'a>(
+    obj: &Obj<'a>,
+    key: &str,
+    field: F,
+    n: &mut Normalizer,
+) -> Option<Vec<(String, &'a Value)>> {
+    let path = pointer(&obj.pointer, key);
+    match obj.map.get(key) {
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (pointer(&path, &i.to_string()), item))
+                .collect(),
+        ),
+        Some(other) => {
+            n.reject(
+                field,
+                path,
+                value_text(other),
+                Problem::WrongType {
+                    expected: "a JSON array",
+                },
+            );
+            None
+        }
+        None => {
+            n.reject(field, path, "", Problem::Missing);
+            None
+        }
+    }
+}
+
+/// One element of an array, which must be an object.
+fn element<'a>(value: &'a Value, path: String, field: F, n: &mut Normalizer) -> Option<Obj<'a>> {
+    match value {
+        Value::Object(map) => Some(Obj { map, pointer: path }),
+        other => {
+            n.reject(
+                field,
+                path,
+                value_text(other),
+                Problem::WrongType {
+                    expected: "an object",
+                },
+            );
+            None
+        }
+    }
 }
 
 impl TrafficPolice {
     fn decode_event(value: &Value, n: &mut Normalizer) -> Option<Event> {
         let root = Obj::root(value, n)?;
-        root.check_keys(&ROOT_KEYS, n);
+        let survey = root.map.contains_key("CHCG");
+        let both = survey && root.map.contains_key("AJ");
+        root.check_keys(
+            if both {
+                &BOTH_ROOT_KEYS
+            } else if survey {
+                &SURVEY_ROOT_KEYS
+            } else {
+                &ROOT_KEYS
+            },
+            n,
+        );
+        if both {
+            n.reject(
+                F::Document,
+                "/CHCG",
+                "",
+                Problem::Inconsistent {
+                    reason: "a message carries a case (AJ) or a survey result (CHCG), not both",
+                },
+            );
+        }
         let message_id = root.string(n, F::MessageId, "BWBH", MessageId::parse);
         let source = root.string(n, F::Source, "FSBM", |t| {
             lookup(&SENDERS, t, "department code (發送部門)")
         });
         let occurred_at = root.string(n, F::OccurredAt, "FSSJ", parse_time);
+        if survey {
+            let notice = root.object("CHCG", F::Document, n);
+            let notice = notice.and_then(|chcg| Self::decode_survey(&chcg, n));
+            if !n.is_clean() {
+                return None;
+            }
+            return Some(Event::for_survey(
+                message_id?,
+                source?,
+                occurred_at?,
+                notice?,
+            ));
+        }
         let case = root.object("AJ", F::Document, n);
         let case = case.and_then(|aj| Self::decode_case(&aj, n));
         let (case_id, sequence, case) = case?;
@@ -183,6 +365,185 @@ impl TrafficPolice {
         };
         Some((case_id?, sequence?, case))
     }
+
+    fn decode_survey(chcg: &Obj<'_>, n: &mut Normalizer) -> Option<SurveyNotice> {
+        chcg.check_keys(&SURVEY_KEYS, n);
+        // The canonical model has no field of its own for the survey id: it is reported
+        // against the event's id within its series, `case_id`.
+        let survey_id = chcg.string(n, F::CaseId, "CGBH", SurveyId::parse);
+        let supersedes = chcg.string_opt(n, F::CaseId, "TDCG", SurveyId::parse);
+        let project = chcg.string(n, F::SurveyProject, "XMDM", ProjectCode::parse);
+        let kind = chcg.string(n, F::SurveyKind, "CHLX", |t| {
+            lookup(&SURVEY_KINDS, t, "survey kind code (測繪類型 1-4)")
+        });
+        let agency_name = chcg.string(n, F::SurveyAgencyName, "CHDW", Name::parse);
+        let credit_code = chcg.string(n, F::SurveyAgencyCreditCode, "TYSHXYDM", CreditCode::parse);
+        let version = chcg.string(n, F::SurveyVersion, "BB", parse_version);
+        let surveyed_on = chcg.string(n, F::SurveyedOn, "CHRQ", ShanghaiDate::parse_compact);
+        let figures = array(chcg, "ZB", F::SurveyFigure, n).map(|items| {
+            items
+                .into_iter()
+                .map(|(path, item)| {
+                    element(item, path, F::SurveyFigure, n)
+                        .and_then(|zb| Self::decode_figure(&zb, n))
+                })
+                .collect::<Vec<_>>()
+        });
+        let files = array(chcg, "FJ", F::SurveyFile, n).map(|items| {
+            items
+                .into_iter()
+                .map(|(path, item)| {
+                    element(item, path, F::SurveyFile, n).and_then(|fj| Self::decode_file(&fj, n))
+                })
+                .collect::<Vec<_>>()
+        });
+        Some(SurveyNotice {
+            survey_id: survey_id?,
+            supersedes: supersedes?,
+            result: SurveyResult {
+                project: project?,
+                kind: kind?,
+                agency: Organization {
+                    name: agency_name?,
+                    credit_code: credit_code?,
+                },
+                version: version?,
+                surveyed_on: surveyed_on?,
+                figures: figures?.into_iter().collect::<Option<_>>()?,
+                files: files?.into_iter().collect::<Option<_>>()?,
+            },
+        })
+    }
+
+    fn decode_figure(zb: &Obj<'_>, n: &mut Normalizer) -> Option<SurveyFigure> {
+        zb.check_keys(&FIGURE_KEYS, n);
+        let name = zb.string(n, F::SurveyFigure, "ZBDM", |t| {
+            lookup(&FIGURES, t, "figure code (指標代碼 ZB01-ZB08)")
+        });
+        // The unit and the value are checked against the figure only once its code is known.
+        let unit = zb.string(n, F::SurveyFigure, "DW", |t| match name {
+            Some(name) if clean(t) != unit_of(name) => Err(Problem::UnknownUnit {
+                allowed: unit_of(name),
+            }),
+            _ => Ok(()),
+        });
+        let quantity = zb.string(n, F::SurveyFigure, "ZBZ", |t| match name {
+            Some(name) => parse_figure_value(name, t).map(Some),
+            None => parse_plain_decimal(&clean(t)).map(|_| None),
+        });
+        unit?;
+        Some(SurveyFigure {
+            name: name?,
+            quantity: quantity??,
+        })
+    }
+
+    fn decode_file(fj: &Obj<'_>, n: &mut Normalizer) -> Option<FileRef> {
+        fj.check_keys(&FILE_KEYS, n);
+        let name = fj.string(n, F::SurveyFile, "WJM", Name::parse);
+        let media_type = fj.string(n, F::SurveyFile, "LX", parse_media_type);
+        let sha256 = fj.string(n, F::SurveyFile, "ZY", Sha256Hex::parse);
+        let size_bytes = fj.string(n, F::SurveyFile, "DX", parse_size);
+        Some(FileRef {
+            name: name?,
+            media_type: media_type?,
+            sha256: sha256?,
+            size_bytes: size_bytes?,
+        })
+    }
+}
+
+/// A survey notice as the corps' system writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct SurveyMessage<'a> {
+    bwbh: &'a str,
+    fsbm: &'static str,
+    fssj: String,
+    chcg: SurveyRecord<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct SurveyRecord<'a> {
+    cgbh: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tdcg: Option<&'a str>,
+    xmdm: &'a str,
+    chlx: &'static str,
+    chdw: &'a str,
+    tyshxydm: &'a str,
+    bb: String,
+    chrq: String,
+    zb: Vec<FigureRecord>,
+    fj: Vec<FileRecord<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct FigureRecord {
+    zbdm: &'static str,
+    zbz: String,
+    dw: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct FileRecord<'a> {
+    wjm: &'a str,
+    lx: &'a str,
+    zy: &'a str,
+    dx: String,
+}
+
+fn survey_message<'a>(event: &'a Event, notice: &'a SurveyNotice) -> SurveyMessage<'a> {
+    let result = &notice.result;
+    SurveyMessage {
+        bwbh: event.message_id.as_str(),
+        fsbm: code_of(&SENDERS, event.source),
+        fssj: event.occurred_at.format_local(LocalFormat::Compact),
+        chcg: SurveyRecord {
+            cgbh: notice.survey_id.as_str(),
+            tdcg: notice.supersedes.as_ref().map(SurveyId::as_str),
+            xmdm: result.project.as_str(),
+            chlx: code_of(&SURVEY_KINDS, result.kind),
+            chdw: result.agency.name.as_str(),
+            tyshxydm: result.agency.credit_code.as_str(),
+            bb: result.version.to_string(),
+            chrq: result.surveyed_on.format_compact(),
+            zb: result
+                .figures
+                .iter()
+                .map(|figure| FigureRecord {
+                    zbdm: code_of(&FIGURES, figure.name),
+                    zbz: FigureName::value_text(&figure.quantity),
+                    dw: unit_of(figure.name),
+                })
+                .collect(),
+            fj: result
+                .files
+                .iter()
+                .map(|file| FileRecord {
+                    wjm: file.name.as_str(),
+                    lx: &file.media_type,
+                    zy: file.sha256.as_str(),
+                    dx: file.size_bytes.to_string(),
+                })
+                .collect(),
+        },
+    }
+}
+
+fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
+    let body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
+        bureau: BureauId::TrafficPolice,
+        field: "document",
+        reason: e.to_string(),
+    })?;
+    Ok(Encoded {
+        content_type: FORMAT.media_type.to_owned(),
+        body,
+    })
 }
 
 /// The message as the corps' system writes it.
@@ -235,12 +596,9 @@ impl Adapter for TrafficPolice {
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let Some(case) = event.case() else {
-            return Err(EncodeError {
-                bureau: self.bureau(),
-                field: "payload",
-                reason: "survey notices are not encoded yet".into(),
-            });
+        let case = match &event.payload {
+            Payload::Case(case) => case,
+            Payload::Survey(notice) => return to_json(&survey_message(event, notice)),
         };
         let message = Message {
             bwbh: event.message_id.as_str(),
@@ -267,15 +625,7 @@ impl Adapter for TrafficPolice {
                     .map(|m| m.in_unit(MoneyUnit::TenThousandYuan).to_string()),
             },
         };
-        let body = serde_json::to_vec_pretty(&message).map_err(|e| EncodeError {
-            bureau: BureauId::TrafficPolice,
-            field: "document",
-            reason: e.to_string(),
-        })?;
-        Ok(Encoded {
-            content_type: FORMAT.media_type.to_owned(),
-            body,
-        })
+        to_json(&message)
     }
 }
 
@@ -340,6 +690,94 @@ mod tests {
             TrafficPolice.decode(text.as_bytes(), "application/json"),
             Ok(vec![event])
         );
+    }
+
+    #[test]
+    fn survey_codes_follow_the_canonical_order() {
+        for (i, kind) in SurveyKind::ALL.into_iter().enumerate() {
+            assert_eq!(code_of(&SURVEY_KINDS, kind), (i + 1).to_string());
+        }
+        for (i, name) in FigureName::ALL.into_iter().enumerate() {
+            assert_eq!(code_of(&FIGURES, name), format!("ZB{:02}", i + 1));
+        }
+        assert_eq!(unit_of(FigureName::GreeningArea), "平方米");
+        assert_eq!(unit_of(FigureName::BuildingHeight), "米");
+        assert_eq!(unit_of(FigureName::GreeningRatio), "%");
+        assert_eq!(unit_of(FigureName::PropertyUnits), "套");
+    }
+
+    fn survey_sample() -> Value {
+        let body = std::fs::read(
+            crate::conformance::samples_dir(&TrafficPolice)
+                .join("valid/survey-notice-real-estate.json"),
+        )
+        .unwrap_or_default();
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn survey_notices_decode_to_survey_events() {
+        let body = serde_json::to_vec(&survey_sample()).unwrap_or_default();
+        let events = TrafficPolice
+            .decode(&body, "application/json")
+            .unwrap_or_else(|e| panic!("{e:#?}"));
+        let event = &events[0];
+        assert_eq!(event.kind, schemas::EventKind::SurveySuperseded);
+        assert_eq!(event.case_id.as_str(), "SV-2203-310115-04-01-654321-RE");
+        assert_eq!(event.sequence, 2);
+        let notice = event.survey().unwrap_or_else(|| panic!("a survey event"));
+        assert_eq!(notice.result.kind, SurveyKind::RealEstate);
+        assert_eq!(notice.result.figures.len(), 5);
+        assert_eq!(
+            notice.result.figures[3].quantity,
+            FigureName::GreeningRatio
+                .parse_value("35.5%")
+                .unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(notice.result.files[1].size_bytes, 5_242_880);
+        let encoded = TrafficPolice
+            .encode(event)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8(encoded.body).unwrap_or_default();
+        assert!(text.contains("\"DW\": \"%\""), "{text}");
+        assert!(text.contains("\"CHRQ\": \"20230605\""), "{text}");
+    }
+
+    #[test]
+    fn survey_figures_are_plain_numbers_in_their_one_unit() {
+        let cases: [(&str, &str, &str); 4] = [
+            ("/CHCG/ZB/3/ZBZ", "ZBZ", "35.5%"),
+            ("/CHCG/ZB/4/ZBZ", "ZBZ", "860.5"),
+            ("/CHCG/ZB/2/DW", "DW", "m"),
+            ("/CHCG/ZB/0/ZBDM", "ZBDM", "ZB09"),
+        ];
+        for (path, key, text) in cases {
+            let mut doc = survey_sample();
+            let index: usize = path[9..10].parse().unwrap_or_default();
+            doc["CHCG"]["ZB"][index][key] = Value::String(text.into());
+            let body = serde_json::to_vec(&doc).unwrap_or_default();
+            let Err(DecodeError::Invalid(errors)) = TrafficPolice.decode(&body, "application/json")
+            else {
+                panic!("{key} {text} was accepted");
+            };
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.path == path && e.field == F::SurveyFigure),
+                "{key} {text}: {errors:#?}"
+            );
+        }
+        let mut doc = survey_sample();
+        doc["CHCG"]["FJ"] = Value::String("房產測繪成果報告.pdf".into());
+        doc["CHCG"]["ZB"][1] = Value::String("ZB03".into());
+        doc["CHCG"]["BB"] = Value::String("0".into());
+        let body = serde_json::to_vec(&doc).unwrap_or_default();
+        let Err(DecodeError::Invalid(errors)) = TrafficPolice.decode(&body, "application/json")
+        else {
+            panic!("accepted");
+        };
+        let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/CHCG/BB", "/CHCG/ZB/1", "/CHCG/FJ"]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! offset, upper-case enumeration names, quantities as decimal strings in fixed units.
 //!
 //! Specification: `schemas/bureaus/transport/message.schema.json`. One document carries one
-//! case event:
+//! event: a case event (key `case`) or a survey notice (key `surveyNotice`, multi-survey-in-one
+//! results shared with the commission). Exactly one of the two keys is present; decoding
+//! dispatches on which.
 //!
 //! ```text
 //! {
@@ -22,22 +24,48 @@
 //! }
 //! ```
 //!
-//! JSON types are part of the format: `seq` and `timeLimitWorkingDays` must be JSON integers
-//! (a string or a number with a fraction is refused), every other value a JSON string (a
-//! number is refused, so `floorAreaM2: 128500.5` cannot lose digits through a float). Optional
-//! fields are omitted when absent; `null` is refused. Unknown keys are refused at every level.
+//! A survey notice has the same header (`eventTime` is when the result was published) and,
+//! instead of `case`:
+//!
+//! ```text
+//!   surveyNotice {
+//!     surveyId (sv- and 32 lowercase hex digits), supersedes? (the survey id it corrects),
+//!     projectCode,
+//!     surveyKind (PLANNING_VERIFICATION | REAL_ESTATE | CIVIL_DEFENSE_AREA | GREENING),
+//!     agency { name, uscc },
+//!     version (JSON integer, from 1), surveyedOn (YYYY-MM-DD),
+//!     figures [ { name, value (decimal string), unit } ... ]   in order, possibly empty:
+//!       LAND_AREA, FLOOR_AREA_ABOVE_GROUND, FLOOR_AREA_BELOW_GROUND, GREENING_AREA,
+//!       CIVIL_DEFENSE_AREA in m2; BUILDING_HEIGHT in m; GREENING_RATIO in percent;
+//!       PROPERTY_UNITS in count (digits only). The unit must be the figure's own unit.
+//!     files [ { name, mediaType, sha256 (64 hex digits), sizeBytes (JSON integer) } ... ]
+//!   }
+//! ```
+//!
+//! The event's case id (`SV-<project code>-<PV|RE|CD|GR>`), sequence (the version) and kind
+//! (published, or superseded when `supersedes` is present) follow from the notice and are not
+//! written.
+//!
+//! JSON types are part of the format: `seq`, `timeLimitWorkingDays`, `version` and `sizeBytes`
+//! must be JSON integers (a string or a number with a fraction is refused), every other value a
+//! JSON string (a number is refused, so `floorAreaM2: 128500.5` cannot lose digits through a
+//! float). Optional fields are omitted when absent; `null` is refused. Unknown keys are refused
+//! at every level.
 
 use schemas::model::{Name, parse_sequence};
-use schemas::quantity::{AreaUnit, MoneyUnit};
+use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
+use schemas::survey::parse_media_type;
+use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, Item, MessageId, Money, Normalizer, Organization, Problem, Project, ProjectCode,
-    ShanghaiTime, Stage, WorkingDays,
+    Event, FigureName, FigureValue, FileRef, Item, MessageId, Money, Normalizer, Organization,
+    Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
+    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::json::{Obj, decode_value, value_text};
+use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
@@ -84,7 +112,101 @@ const STATUSES: [(CaseStatus, &str); 6] = [
     (CaseStatus::Withdrawn, "WITHDRAWN"),
 ];
 
-const ROOT_KEYS: [&str; 5] = ["schemaVersion", "messageId", "sender", "eventTime", "case"];
+const SURVEY_KINDS: [(SurveyKind, &str); 4] = [
+    (SurveyKind::PlanningVerification, "PLANNING_VERIFICATION"),
+    (SurveyKind::RealEstate, "REAL_ESTATE"),
+    (SurveyKind::CivilDefenseArea, "CIVIL_DEFENSE_AREA"),
+    (SurveyKind::Greening, "GREENING"),
+];
+
+const FIGURES: [(FigureName, &str); 8] = [
+    (FigureName::LandArea, "LAND_AREA"),
+    (FigureName::FloorAreaAboveGround, "FLOOR_AREA_ABOVE_GROUND"),
+    (FigureName::FloorAreaBelowGround, "FLOOR_AREA_BELOW_GROUND"),
+    (FigureName::BuildingHeight, "BUILDING_HEIGHT"),
+    (FigureName::GreeningArea, "GREENING_AREA"),
+    (FigureName::GreeningRatio, "GREENING_RATIO"),
+    (FigureName::CivilDefenseArea, "CIVIL_DEFENSE_AREA"),
+    (FigureName::PropertyUnits, "PROPERTY_UNITS"),
+];
+
+/// The unit a figure is written in: its canonical unit, spelt the format's way.
+fn figure_unit(name: FigureName) -> &'static str {
+    match name.unit_symbol() {
+        "m2" => "m2",
+        "m" => "m",
+        "%" => "percent",
+        _ => "count",
+    }
+}
+
+const FIGURE_UNITS: &str = "m2, m, percent, count";
+
+/// Checks a figure's `unit` against the unit the figure is written in (when the figure's name
+/// was understood) or against the format's units.
+fn parse_figure_unit(name: Option<FigureName>, text: &str) -> Result<(), Problem> {
+    let text = clean(text);
+    match name {
+        Some(name) if text == figure_unit(name) => Ok(()),
+        Some(name) => Err(Problem::UnknownUnit {
+            allowed: figure_unit(name),
+        }),
+        None if FIGURE_UNITS.split(", ").any(|unit| unit == text) => Ok(()),
+        None => Err(Problem::UnknownUnit {
+            allowed: FIGURE_UNITS,
+        }),
+    }
+}
+
+/// A figure's value: a plain decimal string in the figure's unit (a whole number for a count).
+fn parse_figure_value(name: FigureName, text: &str) -> Result<FigureValue, Problem> {
+    parse_plain_decimal(&clean(text))?;
+    name.parse_canonical(text)
+}
+
+/// A survey version: a whole number from 1.
+fn parse_version(text: &str) -> Result<u32, Problem> {
+    u32::try_from(parse_sequence(text)?).map_err(|_| Problem::OutOfRange {
+        min: "1",
+        max: "4294967295",
+    })
+}
+
+/// A file size in bytes: a whole number, 0 allowed.
+fn parse_size(text: &str) -> Result<u64, Problem> {
+    let text = clean(text);
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::BadFormat {
+            expected: "a size in bytes of at most 18 digits",
+        });
+    }
+    text.parse().map_err(|_| Problem::BadFormat {
+        expected: "a size in bytes of at most 18 digits",
+    })
+}
+
+/// The header keys, then the two bodies: exactly one of `case` and `surveyNotice` is present.
+const ROOT_KEYS: [&str; 6] = [
+    "schemaVersion",
+    "messageId",
+    "sender",
+    "eventTime",
+    "case",
+    "surveyNotice",
+];
+const SURVEY_KEYS: [&str; 9] = [
+    "surveyId",
+    "supersedes",
+    "projectCode",
+    "surveyKind",
+    "agency",
+    "version",
+    "surveyedOn",
+    "figures",
+    "files",
+];
+const FIGURE_KEYS: [&str; 3] = ["name", "value", "unit"];
+const FILE_KEYS: [&str; 4] = ["name", "mediaType", "sha256", "sizeBytes"];
 const CASE_KEYS: [&str; 12] = [
     "caseId",
     "seq",
@@ -100,8 +222,15 @@ const CASE_KEYS: [&str; 12] = [
     "investmentYuan",
 ];
 
+/// The header every document starts with.
+struct Header {
+    message_id: Option<MessageId>,
+    source: Option<BureauId>,
+    occurred_at: Option<ShanghaiTime>,
+}
+
 impl Transport {
-    fn decode_case(value: &Value, n: &mut Normalizer) -> Option<Event> {
+    fn decode_document(value: &Value, n: &mut Normalizer) -> Option<Event> {
         let root = Obj::root(value, n)?;
         root.check_keys(&ROOT_KEYS, n);
         root.string(n, F::Document, "schemaVersion", |t| {
@@ -113,12 +242,176 @@ impl Transport {
                 })
             }
         });
-        let message_id = root.string(n, F::MessageId, "messageId", MessageId::parse);
-        let source = root.string(n, F::Source, "sender", |t| {
-            lookup(&SENDERS, t, "sender (bureau id in upper case)")
-        });
-        let occurred_at = root.string(n, F::OccurredAt, "eventTime", ShanghaiTime::parse_rfc3339);
+        let header = Header {
+            message_id: root.string(n, F::MessageId, "messageId", MessageId::parse),
+            source: root.string(n, F::Source, "sender", |t| {
+                lookup(&SENDERS, t, "sender (bureau id in upper case)")
+            }),
+            occurred_at: root.string(n, F::OccurredAt, "eventTime", ShanghaiTime::parse_rfc3339),
+        };
+        match (root.map.get("case"), root.map.get("surveyNotice")) {
+            (Some(_), Some(notice)) => {
+                n.reject(
+                    F::Document,
+                    "/surveyNotice",
+                    value_text(notice),
+                    Problem::Inconsistent {
+                        reason: "a message carries either case or surveyNotice, not both",
+                    },
+                );
+                None
+            }
+            (None, Some(_)) => Self::decode_survey(&root, header, n),
+            // Without either, the case format's own report: `/case` is missing.
+            _ => Self::decode_case(&root, header, n),
+        }
+    }
 
+    fn decode_survey(root: &Obj<'_>, header: Header, n: &mut Normalizer) -> Option<Event> {
+        let notice = root.object("surveyNotice", F::Document, n)?;
+        notice.check_keys(&SURVEY_KEYS, n);
+        let survey_id = notice.string(n, F::Document, "surveyId", SurveyId::parse);
+        let supersedes = notice.string_opt(n, F::Document, "supersedes", SurveyId::parse);
+        let project = notice.string(n, F::SurveyProject, "projectCode", ProjectCode::parse);
+        let kind = notice.string(n, F::SurveyKind, "surveyKind", |t| {
+            lookup(&SURVEY_KINDS, t, "survey kind")
+        });
+        let (agency_name, agency_code) = match notice.object("agency", F::SurveyAgencyName, n) {
+            Some(agency) => {
+                agency.check_keys(&["name", "uscc"], n);
+                (
+                    agency.string(n, F::SurveyAgencyName, "name", Name::parse),
+                    agency.string(n, F::SurveyAgencyCreditCode, "uscc", CreditCode::parse),
+                )
+            }
+            None => (None, None),
+        };
+        let version = notice.integer(n, F::SurveyVersion, "version", parse_version);
+        let surveyed_on = notice.string(n, F::SurveyedOn, "surveyedOn", ShanghaiDate::parse_iso);
+
+        let mut figures = Some(Vec::new());
+        for figure in Self::array(&notice, "figures", F::SurveyFigure, n) {
+            figure.check_keys(&FIGURE_KEYS, n);
+            let name = figure.string(n, F::SurveyFigure, "name", |t| {
+                lookup(&FIGURES, t, "figure name")
+            });
+            figure.string(n, F::SurveyFigure, "unit", |t| parse_figure_unit(name, t));
+            let quantity = match name {
+                Some(name) => {
+                    figure.string(n, F::SurveyFigure, "value", |t| parse_figure_value(name, t))
+                }
+                None => {
+                    figure.string(n, F::SurveyFigure, "value", |t| {
+                        parse_plain_decimal(&clean(t))
+                    });
+                    None
+                }
+            };
+            figures = match (figures, name, quantity) {
+                (Some(mut all), Some(name), Some(quantity)) => {
+                    all.push(SurveyFigure { name, quantity });
+                    Some(all)
+                }
+                _ => None,
+            };
+        }
+
+        let mut files = Some(Vec::new());
+        for file in Self::array(&notice, "files", F::SurveyFile, n) {
+            file.check_keys(&FILE_KEYS, n);
+            let name = file.string(n, F::SurveyFile, "name", Name::parse);
+            let media_type = file.string(n, F::SurveyFile, "mediaType", parse_media_type);
+            let sha256 = file.string(n, F::SurveyFile, "sha256", Sha256Hex::parse);
+            let size_bytes = file.integer(n, F::SurveyFile, "sizeBytes", parse_size);
+            files = match (files, name, media_type, sha256, size_bytes) {
+                (Some(mut all), Some(name), Some(media_type), Some(sha256), Some(size_bytes)) => {
+                    all.push(FileRef {
+                        name,
+                        media_type,
+                        sha256,
+                        size_bytes,
+                    });
+                    Some(all)
+                }
+                _ => None,
+            };
+        }
+
+        if !n.is_clean() {
+            return None;
+        }
+        let notice = SurveyNotice {
+            survey_id: survey_id?,
+            supersedes: supersedes?,
+            result: SurveyResult {
+                project: project?,
+                kind: kind?,
+                agency: Organization {
+                    name: agency_name?,
+                    credit_code: agency_code?,
+                },
+                version: version?,
+                surveyed_on: surveyed_on?,
+                figures: figures?,
+                files: files?,
+            },
+        };
+        Some(Event::for_survey(
+            header.message_id?,
+            header.source?,
+            header.occurred_at?,
+            notice,
+        ))
+    }
+
+    /// The objects of a required JSON array; a missing key, another type or an element that
+    /// is not an object is recorded against `field`.
+    fn array<'a>(parent: &Obj<'a>, key: &str, field: F, n: &mut Normalizer) -> Vec<Obj<'a>> {
+        let path = pointer(&parent.pointer, key);
+        match parent.map.get(key) {
+            None => {
+                n.reject(field, path, "", Problem::Missing);
+                Vec::new()
+            }
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(index, item)| {
+                    let item_path = pointer(&path, &index.to_string());
+                    match item {
+                        Value::Object(map) => Some(Obj {
+                            map,
+                            pointer: item_path,
+                        }),
+                        other => {
+                            n.reject(
+                                field,
+                                item_path,
+                                value_text(other),
+                                Problem::WrongType {
+                                    expected: "an object",
+                                },
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                n.reject(
+                    field,
+                    path,
+                    value_text(other),
+                    Problem::WrongType {
+                        expected: "a JSON array",
+                    },
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn decode_case(root: &Obj<'_>, header: Header, n: &mut Normalizer) -> Option<Event> {
         let case = root.object("case", F::Document, n)?;
         case.check_keys(&CASE_KEYS, n);
         let case_id = case.string(n, F::CaseId, "caseId", BureauCaseId::parse);
@@ -186,11 +479,11 @@ impl Transport {
             investment: investment?,
         };
         match Event::for_case(
-            message_id?,
-            source?,
+            header.message_id?,
+            header.source?,
             case_id?,
             sequence?,
-            occurred_at?,
+            header.occurred_at?,
             case,
         ) {
             Ok(event) => Some(event),
@@ -249,6 +542,101 @@ struct WireApplicant<'a> {
     uscc: &'a str,
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SurveyMessage<'a> {
+    schema_version: &'static str,
+    message_id: &'a str,
+    sender: &'static str,
+    event_time: String,
+    survey_notice: WireSurveyNotice<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSurveyNotice<'a> {
+    survey_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supersedes: Option<&'a str>,
+    project_code: &'a str,
+    survey_kind: &'static str,
+    agency: WireApplicant<'a>,
+    version: u32,
+    surveyed_on: String,
+    figures: Vec<WireFigure>,
+    files: Vec<WireFile<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireFigure {
+    name: &'static str,
+    value: String,
+    unit: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireFile<'a> {
+    name: &'a str,
+    media_type: &'a str,
+    sha256: &'a str,
+    size_bytes: u64,
+}
+
+fn to_json<T: Serialize>(message: &T) -> Result<Encoded, EncodeError> {
+    let mut body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
+        bureau: BureauId::Transport,
+        field: "document",
+        reason: e.to_string(),
+    })?;
+    body.push(b'\n');
+    Ok(Encoded {
+        content_type: FORMAT.media_type.to_owned(),
+        body,
+    })
+}
+
+fn encode_survey(event: &Event, notice: &SurveyNotice) -> Result<Encoded, EncodeError> {
+    let result = &notice.result;
+    to_json(&SurveyMessage {
+        schema_version: SCHEMA_VERSION,
+        message_id: event.message_id.as_str(),
+        sender: code_of(&SENDERS, event.source),
+        event_time: event.occurred_at.to_rfc3339(),
+        survey_notice: WireSurveyNotice {
+            survey_id: notice.survey_id.as_str(),
+            supersedes: notice.supersedes.as_ref().map(SurveyId::as_str),
+            project_code: result.project.as_str(),
+            survey_kind: code_of(&SURVEY_KINDS, result.kind),
+            agency: WireApplicant {
+                name: result.agency.name.as_str(),
+                uscc: result.agency.credit_code.as_str(),
+            },
+            version: result.version,
+            surveyed_on: result.surveyed_on.to_string(),
+            figures: result
+                .figures
+                .iter()
+                .map(|figure| WireFigure {
+                    name: code_of(&FIGURES, figure.name),
+                    value: FigureName::value_text(&figure.quantity),
+                    unit: figure_unit(figure.name),
+                })
+                .collect(),
+            files: result
+                .files
+                .iter()
+                .map(|file| WireFile {
+                    name: file.name.as_str(),
+                    media_type: &file.media_type,
+                    sha256: file.sha256.as_str(),
+                    size_bytes: file.size_bytes,
+                })
+                .collect(),
+        },
+    })
+}
+
 impl Adapter for Transport {
     fn bureau(&self) -> BureauId {
         BureauId::Transport
@@ -261,19 +649,16 @@ impl Adapter for Transport {
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let value = decode_value(&FORMAT, body, content_type)?;
         let mut n = Normalizer::new();
-        let event = Self::decode_case(&value, &mut n);
+        let event = Self::decode_document(&value, &mut n);
         n.finish(|| event)
             .map(|e| vec![e])
             .map_err(DecodeError::Invalid)
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let Some(case) = event.case() else {
-            return Err(EncodeError {
-                bureau: self.bureau(),
-                field: "payload",
-                reason: "survey notices are not encoded yet".into(),
-            });
+        let case = match &event.payload {
+            Payload::Case(case) => case,
+            Payload::Survey(notice) => return encode_survey(event, notice),
         };
         let message = Message {
             schema_version: SCHEMA_VERSION,
@@ -305,16 +690,7 @@ impl Adapter for Transport {
                     .map(|money| money.in_unit(MoneyUnit::Yuan).to_string()),
             },
         };
-        let mut body = serde_json::to_vec_pretty(&message).map_err(|e| EncodeError {
-            bureau: BureauId::Transport,
-            field: "document",
-            reason: e.to_string(),
-        })?;
-        body.push(b'\n');
-        Ok(Encoded {
-            content_type: FORMAT.media_type.to_owned(),
-            body,
-        })
+        to_json(&message)
     }
 }
 
@@ -344,6 +720,16 @@ mod tests {
                 lookup(&STATUSES, code_of(&STATUSES, status), "x"),
                 Ok(status)
             );
+        }
+        for kind in SurveyKind::ALL {
+            assert_eq!(
+                lookup(&SURVEY_KINDS, code_of(&SURVEY_KINDS, kind), "x"),
+                Ok(kind)
+            );
+        }
+        for name in FigureName::ALL {
+            assert_eq!(lookup(&FIGURES, code_of(&FIGURES, name), "x"), Ok(name));
+            assert!(FIGURE_UNITS.split(", ").any(|u| u == figure_unit(name)));
         }
         assert!(lookup(&STAGES, "construction_permit", "x").is_err());
         assert!(lookup(&SENDERS, "transport", "x").is_err());
@@ -420,6 +806,126 @@ mod tests {
                 "/case/districtCode",
                 "/case/applicant/uscc"
             ]
+        );
+    }
+
+    fn survey_body() -> String {
+        let path = crate::conformance::samples_dir(&Transport)
+            .join("valid/survey-notice-planning-verification.json");
+        std::fs::read_to_string(path).expect("valid survey sample")
+    }
+
+    #[test]
+    fn survey_notice_sample_decodes_to_a_superseding_version() {
+        let events = Transport
+            .decode(survey_body().as_bytes(), FORMAT.media_type)
+            .expect("valid");
+        let event = &events[0];
+        let notice = event.survey().expect("a survey event");
+        assert_eq!(event.case_id.as_str(), "SV-2201-310115-04-01-123456-PV");
+        assert_eq!(event.sequence, 2);
+        assert_eq!(event.kind, schemas::EventKind::SurveySuperseded);
+        assert_eq!(event.source, BureauId::Planning);
+        assert_eq!(notice.result.figures.len(), 6);
+        assert_eq!(
+            notice.result.figures[4].quantity,
+            FigureName::GreeningRatio.parse_value("35.5%").unwrap()
+        );
+        assert_eq!(notice.result.files[1].media_type, "image/vnd.dwg");
+        assert_eq!(notice.result.files[1].size_bytes, 4_271_103);
+    }
+
+    #[test]
+    fn survey_notice_collects_every_error() {
+        let body = survey_body()
+            .replace("\"PLANNING_VERIFICATION\"", "\"PV\"")
+            .replace("\"version\": 2", "\"version\": \"2\"")
+            .replace("\"2023-10-30\"", "\"20231030\"")
+            .replace("\"LAND_AREA\"", "\"SITE_AREA\"")
+            .replace("\"32150.6\"", "\"3.2公頃\"")
+            .replace("\"79.95\", \"unit\": \"m\"", "\"79.95\", \"unit\": \"米\"")
+            .replace("\"35.5\"", "\"11,6\"")
+            .replace("\"120\"", "\"120套\"")
+            .replace("\"application/pdf\"", "\"pdf\"")
+            .replace("\"sizeBytes\": 4271103", "\"sizeBytes\": 4271103.0");
+        let paths: Vec<_> = errors_of(&body).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "/surveyNotice/surveyKind",
+                "/surveyNotice/version",
+                "/surveyNotice/surveyedOn",
+                "/surveyNotice/figures/0/name",
+                "/surveyNotice/figures/0/value",
+                "/surveyNotice/figures/3/unit",
+                "/surveyNotice/figures/4/value",
+                "/surveyNotice/figures/5/value",
+                "/surveyNotice/files/0/mediaType",
+                "/surveyNotice/files/1/sizeBytes",
+            ]
+        );
+    }
+
+    #[test]
+    fn survey_notice_structure_is_enforced() {
+        let body = survey_body()
+            .replace("\"surveyId\"", "\"remark\": \"x\", \"surveyId\"")
+            .replace(
+                "\"sizeBytes\": 18734592",
+                "\"sizeBytes\": 18734592, \"url\": \"x\"",
+            )
+            .replace("\"files\": [", "\"files\": [1, ");
+        let errors = errors_of(&body);
+        let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/surveyNotice/remark",
+                "/surveyNotice/files/0",
+                "/surveyNotice/files/1/url"
+            ]
+        );
+        assert_eq!(errors[1].field, F::SurveyFile);
+
+        let value: Value = serde_json::from_str(&survey_body()).unwrap();
+        let mut without_figures = value.clone();
+        without_figures["surveyNotice"]
+            .as_object_mut()
+            .unwrap()
+            .remove("figures");
+        let errors = errors_of(&without_figures.to_string());
+        assert_eq!(errors[0].path, "/surveyNotice/figures");
+        assert_eq!(errors[0].problem, Problem::Missing);
+
+        let mut both = value.clone();
+        let case: Value = serde_json::from_str(&valid_body()).unwrap();
+        both["case"] = case["case"].clone();
+        let errors = errors_of(&both.to_string());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "/surveyNotice");
+
+        let mut neither = value;
+        neither.as_object_mut().unwrap().remove("surveyNotice");
+        let errors = errors_of(&neither.to_string());
+        assert_eq!(errors[0].path, "/case");
+        assert_eq!(errors[0].problem, Problem::Missing);
+    }
+
+    #[test]
+    fn a_first_version_is_published() {
+        let body = survey_body().replace(
+            "\"supersedes\": \"sv-1a2b3c4d5e6f708192a3b4c5d6e7f809\",\n",
+            "",
+        );
+        let events = Transport
+            .decode(body.as_bytes(), FORMAT.media_type)
+            .expect("valid");
+        assert_eq!(events[0].kind, schemas::EventKind::SurveyPublished);
+        let encoded = Transport.encode(&events[0]).unwrap();
+        assert!(
+            !String::from_utf8(encoded.body)
+                .unwrap()
+                .contains("supersedes")
         );
     }
 }

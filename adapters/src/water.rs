@@ -2,7 +2,9 @@
 //! Shanghai local times without offset, Chinese vocabulary for every code, quantities written
 //! with their unit in one text.
 //!
-//! Specification: `schemas/bureaus/water/message.xsd`. One document carries one case event:
+//! Specification: `schemas/bureaus/water/message.xsd`. One document carries one event: a case
+//! event (root `水務辦件報文`) or a survey notice (root `多測合一成果通知`); the decoder dispatches
+//! on the root element. A case event:
 //!
 //! ```text
 //! 水務辦件報文[@版本="1.0"]
@@ -15,6 +17,28 @@
 //!        建築面積? (e.g. 128500.5平方米), 總投資? (e.g. 3500萬元)
 //! ```
 //!
+//! A survey notice (multi-survey-in-one result shared with the authority):
+//!
+//! ```text
+//! 多測合一成果通知[@版本="1.0"]
+//!   報文頭/報文編號, 報文頭/發送單位, 報文頭/發生時間 (as in 水務辦件報文; the time the result
+//!        was published)
+//!   成果/成果編號 (survey id sv-<32 hex>), 替代成果編號? (the survey id this version supersedes),
+//!        項目代碼, 測繪類型 (規劃核實測量 / 房產測繪 / 人防面積測量 / 綠地測量),
+//!        測繪單位 (agency name), 統一社會信用代碼 (agency's), 版本 (1, 2, ...),
+//!        測繪日期 (YYYY-MM-DD),
+//!        指標/指標項* (in order) with 名稱 (用地面積 / 地上建築面積 / 地下建築面積 / 建築高度 /
+//!             綠地面積 / 綠地率 / 人防面積 / 房屋套數) and 數值 (number and unit in one text:
+//!             1234.5平方米, 99.5米, 35.5%, 120套),
+//!        附件/文件* (in order) with 文件名, 類型 (media type, e.g. application/pdf),
+//!             摘要 (SHA-256 of the content, 64 hex digits), 大小 (size, e.g. 1048576字節)
+//! ```
+//!
+//! The event's case id (`SV-<項目代碼>-<kind>`), sequence (the version) and kind (published, or
+//! superseded when 替代成果編號 is given) follow from the notice and are not written. Each figure
+//! name occurs at most once. The encoder writes areas in 平方米, heights in 米, ratios in %,
+//! counts in 套 and sizes in 字節.
+//!
 //! The document is encoded in GB18030 and says so in its declaration (GBK, its subset, is read
 //! too). Times carry no offset: the specification fixes them as Shanghai time. Elements carry no
 //! attributes except the root's `版本`. The encoder writes districts by traditional name, areas in
@@ -23,10 +47,13 @@
 use encoding_rs::GB18030;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
+use schemas::survey::parse_media_type;
+use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, Item, LocalFormat, MessageId, Money, Normalizer, Organization, Problem, Project,
-    ProjectCode, ShanghaiTime, Stage, WorkingDays,
+    Event, FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
+    Organization, Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime,
+    Stage, SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 
 use crate::vocabulary::{code_of, lookup};
@@ -34,8 +61,14 @@ use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
 const ROOT: &str = "水務辦件報文";
+const SURVEY_ROOT: &str = "多測合一成果通知";
 const HEADER: &str = "報文頭";
 const CASE: &str = "辦件";
+const SURVEY: &str = "成果";
+const FIGURES: &str = "指標";
+const FIGURE: &str = "指標項";
+const FILES: &str = "附件";
+const FILE: &str = "文件";
 const VERSION_ATTRIBUTE: &str = "版本";
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/xml",
@@ -66,6 +99,43 @@ const CASE_FIELDS: [&str; 14] = [
     "承諾時限",
     "建築面積",
     "總投資",
+];
+
+const SURVEY_FIELDS: [&str; 10] = [
+    "成果編號",
+    "替代成果編號",
+    "項目代碼",
+    "測繪類型",
+    "測繪單位",
+    "統一社會信用代碼",
+    "版本",
+    "測繪日期",
+    FIGURES,
+    FILES,
+];
+const FIGURE_FIELDS: [&str; 2] = ["名稱", "數值"];
+const FILE_FIELDS: [&str; 4] = ["文件名", "類型", "摘要", "大小"];
+
+/// The canonical field a rejected survey id (成果編號, 替代成果編號) is reported under: the
+/// canonical model names no field for it, so it counts as the document's.
+const SURVEY_ID_FIELD: F = F::Document;
+
+const SURVEY_KINDS: [(SurveyKind, &str); 4] = [
+    (SurveyKind::PlanningVerification, "規劃核實測量"),
+    (SurveyKind::RealEstate, "房產測繪"),
+    (SurveyKind::CivilDefenseArea, "人防面積測量"),
+    (SurveyKind::Greening, "綠地測量"),
+];
+
+const FIGURE_NAMES: [(FigureName, &str); 8] = [
+    (FigureName::LandArea, "用地面積"),
+    (FigureName::FloorAreaAboveGround, "地上建築面積"),
+    (FigureName::FloorAreaBelowGround, "地下建築面積"),
+    (FigureName::BuildingHeight, "建築高度"),
+    (FigureName::GreeningArea, "綠地面積"),
+    (FigureName::GreeningRatio, "綠地率"),
+    (FigureName::CivilDefenseArea, "人防面積"),
+    (FigureName::PropertyUnits, "房屋套數"),
 ];
 
 const STAGES: [(Stage, &str); 4] = [
@@ -110,6 +180,47 @@ fn parse_local_time(text: &str) -> Result<ShanghaiTime, Problem> {
     ShanghaiTime::parse_local(text, LOCAL)
 }
 
+/// A survey result's version: a whole number from 1.
+fn parse_version(text: &str) -> Result<u32, Problem> {
+    let version = parse_sequence(text)?;
+    u32::try_from(version).map_err(|_| Problem::OutOfRange {
+        min: "1",
+        max: "4294967295",
+    })
+}
+
+/// A file size in bytes: digits, optionally followed by 字節 (or 字节).
+fn parse_size(text: &str) -> Result<u64, Problem> {
+    const EXPECTED: Problem = Problem::BadFormat {
+        expected: "a size in bytes such as 1048576字節",
+    };
+    let text = clean(text);
+    let digits = ["字節", "字节"]
+        .iter()
+        .find_map(|unit| text.strip_suffix(unit))
+        .unwrap_or(&text)
+        .trim_end();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EXPECTED);
+    }
+    digits.parse().map_err(|_| Problem::OutOfRange {
+        min: "0",
+        max: "18446744073709551615",
+    })
+}
+
+/// A figure's value as the format writes it: the canonical number and the unit in one text.
+fn figure_text(name: FigureName, value: &FigureValue) -> Option<String> {
+    let unit = match (name.unit_symbol(), value) {
+        ("m2", FigureValue::Area(_)) => "平方米",
+        ("m", FigureValue::Length(_)) => "米",
+        ("%", FigureValue::Percent(_)) => "%",
+        ("count", FigureValue::Count(_)) => "套",
+        _ => return None,
+    };
+    Some(format!("{}{unit}", FigureName::value_text(value)))
+}
+
 /// The text of a leaf element, or `None` when it is absent. A leaf holds text only: attributes
 /// and child elements inside it are rejected, since neither is part of the format.
 fn leaf<'a>(parent: &'a Element, name: &str, path: &str, n: &mut Normalizer) -> Option<&'a str> {
@@ -133,10 +244,26 @@ fn leaf<'a>(parent: &'a Element, name: &str, path: &str, n: &mut Normalizer) -> 
     Some(element.text.as_ref())
 }
 
+/// The message header every document carries.
+struct Header<'t> {
+    message_id: Option<MessageId>,
+    source: Option<BureauId>,
+    occurred_at: Option<ShanghaiTime>,
+    occurred_text: Option<&'t str>,
+    path: String,
+}
+
 impl Water {
-    fn decode_case(root: &Element, n: &mut Normalizer) -> Option<Event> {
-        let r = format!("/{ROOT}");
-        root.check_children(&r, &[HEADER, CASE], &[], n);
+    /// Checks the root's attributes and children and returns its header and body elements
+    /// (`empty` in place of an absent one, which is rejected).
+    fn split_root<'e>(
+        root: &'e Element<'e>,
+        body: &str,
+        empty: &'e Element<'e>,
+        n: &mut Normalizer,
+    ) -> (&'e Element<'e>, &'e Element<'e>) {
+        let r = format!("/{}", root.name);
+        root.check_children(&r, &[HEADER, body], &[], n);
         root.check_attributes(&r, &[VERSION_ATTRIBUTE], n);
         if root.attribute(VERSION_ATTRIBUTE) != Some("1.0") {
             n.reject(
@@ -148,17 +275,18 @@ impl Water {
                 },
             );
         }
-        let empty = Element::default();
         let header = root.child(HEADER).unwrap_or_else(|| {
             n.reject(F::Document, format!("{r}/{HEADER}"), "", Problem::Missing);
-            &empty
+            empty
         });
-        let case = root.child(CASE).unwrap_or_else(|| {
-            n.reject(F::Document, format!("{r}/{CASE}"), "", Problem::Missing);
-            &empty
+        let body = root.child(body).unwrap_or_else(|| {
+            n.reject(F::Document, format!("{r}/{body}"), "", Problem::Missing);
+            empty
         });
+        (header, body)
+    }
 
-        let hp = format!("{r}/{HEADER}");
+    fn decode_header<'t>(header: &'t Element<'t>, hp: String, n: &mut Normalizer) -> Header<'t> {
         header.check_children(&hp, &HEADER_FIELDS, &[], n);
         header.check_attributes(&hp, &[], n);
         let h = |name: &str| format!("{hp}/{name}");
@@ -173,6 +301,20 @@ impl Water {
             occurred_text,
             parse_local_time,
         );
+        Header {
+            message_id,
+            source,
+            occurred_at,
+            occurred_text,
+            path: hp,
+        }
+    }
+
+    fn decode_case(root: &Element, n: &mut Normalizer) -> Option<Event> {
+        let r = format!("/{ROOT}");
+        let empty = Element::default();
+        let (header, case) = Self::split_root(root, CASE, &empty, n);
+        let head = Self::decode_header(header, format!("{r}/{HEADER}"), n);
 
         let cp = format!("{r}/{CASE}");
         case.check_children(&cp, &CASE_FIELDS, &[], n);
@@ -255,24 +397,267 @@ impl Water {
             investment: investment?,
         };
         match Event::for_case(
-            message_id?,
-            source?,
+            head.message_id?,
+            head.source?,
             case_id?,
             sequence?,
-            occurred_at?,
+            head.occurred_at?,
             case,
         ) {
             Ok(event) => Some(event),
             Err(problem) => {
                 n.reject(
                     F::OccurredAt,
-                    h("發生時間"),
-                    occurred_text.unwrap_or(""),
+                    format!("{}/發生時間", head.path),
+                    head.occurred_text.unwrap_or(""),
                     problem,
                 );
                 None
             }
         }
+    }
+
+    fn decode_survey(root: &Element, n: &mut Normalizer) -> Option<Event> {
+        let r = format!("/{SURVEY_ROOT}");
+        let empty = Element::default();
+        let (header, survey) = Self::split_root(root, SURVEY, &empty, n);
+        let head = Self::decode_header(header, format!("{r}/{HEADER}"), n);
+
+        let sp = format!("{r}/{SURVEY}");
+        survey.check_children(&sp, &SURVEY_FIELDS, &[], n);
+        survey.check_attributes(&sp, &[], n);
+        let s = |name: &str| format!("{sp}/{name}");
+        let text = leaf(survey, "成果編號", &sp, n);
+        let survey_id = n.field(SURVEY_ID_FIELD, || s("成果編號"), text, SurveyId::parse);
+        let text = leaf(survey, "替代成果編號", &sp, n);
+        let supersedes = n.optional(SURVEY_ID_FIELD, || s("替代成果編號"), text, SurveyId::parse);
+        let text = leaf(survey, "項目代碼", &sp, n);
+        let project = n.field(F::SurveyProject, || s("項目代碼"), text, ProjectCode::parse);
+        let text = leaf(survey, "測繪類型", &sp, n);
+        let kind = n.field(
+            F::SurveyKind,
+            || s("測繪類型"),
+            text,
+            |t| {
+                lookup(
+                    &SURVEY_KINDS,
+                    t,
+                    "survey kind (規劃核實測量, 房產測繪, 人防面積測量, 綠地測量)",
+                )
+            },
+        );
+        let text = leaf(survey, "測繪單位", &sp, n);
+        let agency_name = n.field(F::SurveyAgencyName, || s("測繪單位"), text, Name::parse);
+        let text = leaf(survey, "統一社會信用代碼", &sp, n);
+        let agency_code = n.field(
+            F::SurveyAgencyCreditCode,
+            || s("統一社會信用代碼"),
+            text,
+            CreditCode::parse,
+        );
+        let text = leaf(survey, "版本", &sp, n);
+        let version = n.field(F::SurveyVersion, || s("版本"), text, parse_version);
+        let text = leaf(survey, "測繪日期", &sp, n);
+        let surveyed_on = n.field(
+            F::SurveyedOn,
+            || s("測繪日期"),
+            text,
+            ShanghaiDate::parse_iso,
+        );
+        let figures = Self::decode_figures(survey, &sp, n);
+        let files = Self::decode_files(survey, &sp, n);
+        if !n.is_clean() {
+            return None;
+        }
+        let notice = SurveyNotice {
+            survey_id: survey_id?,
+            supersedes: supersedes?,
+            result: SurveyResult {
+                project: project?,
+                kind: kind?,
+                agency: Organization {
+                    name: agency_name?,
+                    credit_code: agency_code?,
+                },
+                version: version?,
+                surveyed_on: surveyed_on?,
+                figures,
+                files,
+            },
+        };
+        Some(Event::for_survey(
+            head.message_id?,
+            head.source?,
+            head.occurred_at?,
+            notice,
+        ))
+    }
+
+    /// The container of a survey's repeated items (指標, 附件): required, holding only `item`.
+    fn container<'e>(
+        survey: &'e Element<'e>,
+        name: &str,
+        item: &str,
+        sp: &str,
+        n: &mut Normalizer,
+    ) -> Option<(&'e Element<'e>, String)> {
+        let path = format!("{sp}/{name}");
+        let Some(container) = survey.child(name) else {
+            n.reject(F::Document, path, "", Problem::Missing);
+            return None;
+        };
+        container.check_children(&path, &[], &[item], n);
+        container.check_attributes(&path, &[], n);
+        Some((container, path))
+    }
+
+    /// 指標/指標項*, in document order; a figure named twice is rejected.
+    fn decode_figures(survey: &Element, sp: &str, n: &mut Normalizer) -> Vec<SurveyFigure> {
+        let mut figures: Vec<SurveyFigure> = Vec::new();
+        // Every name read so far, whether or not its value was valid.
+        let mut seen: Vec<FigureName> = Vec::new();
+        let Some((container, path)) = Self::container(survey, FIGURES, FIGURE, sp, n) else {
+            return figures;
+        };
+        for (index, figure) in container.children_named(FIGURE).enumerate() {
+            let fp = format!("{path}/{FIGURE}[{}]", index + 1);
+            figure.check_children(&fp, &FIGURE_FIELDS, &[], n);
+            figure.check_attributes(&fp, &[], n);
+            let f = |name: &str| format!("{fp}/{name}");
+            let text = leaf(figure, "名稱", &fp, n);
+            let name = n.field(
+                F::SurveyFigure,
+                || f("名稱"),
+                text,
+                |t| {
+                    let name = lookup(
+                        &FIGURE_NAMES,
+                        t,
+                        "figure name (用地面積, 地上建築面積, 地下建築面積, 建築高度, 綠地面積, 綠地率, 人防面積, 房屋套數)",
+                    )?;
+                    if seen.contains(&name) {
+                        return Err(Problem::Inconsistent {
+                            reason: "figure given more than once",
+                        });
+                    }
+                    Ok(name)
+                },
+            );
+            let text = leaf(figure, "數值", &fp, n);
+            seen.extend(name);
+            let quantity = match name {
+                Some(name) => n.field(F::SurveyFigure, || f("數值"), text, |t| name.parse_value(t)),
+                None => {
+                    if text.is_none() {
+                        n.reject(F::SurveyFigure, f("數值"), "", Problem::Missing);
+                    }
+                    None
+                }
+            };
+            if let (Some(name), Some(quantity)) = (name, quantity) {
+                figures.push(SurveyFigure { name, quantity });
+            }
+        }
+        figures
+    }
+
+    /// 附件/文件*, in document order.
+    fn decode_files(survey: &Element, sp: &str, n: &mut Normalizer) -> Vec<FileRef> {
+        let mut files = Vec::new();
+        let Some((container, path)) = Self::container(survey, FILES, FILE, sp, n) else {
+            return files;
+        };
+        for (index, file) in container.children_named(FILE).enumerate() {
+            let fp = format!("{path}/{FILE}[{}]", index + 1);
+            file.check_children(&fp, &FILE_FIELDS, &[], n);
+            file.check_attributes(&fp, &[], n);
+            let f = |name: &str| format!("{fp}/{name}");
+            let text = leaf(file, "文件名", &fp, n);
+            let name = n.field(F::SurveyFile, || f("文件名"), text, Name::parse);
+            let text = leaf(file, "類型", &fp, n);
+            let media_type = n.field(F::SurveyFile, || f("類型"), text, parse_media_type);
+            let text = leaf(file, "摘要", &fp, n);
+            let sha256 = n.field(F::SurveyFile, || f("摘要"), text, Sha256Hex::parse);
+            let text = leaf(file, "大小", &fp, n);
+            let size_bytes = n.field(F::SurveyFile, || f("大小"), text, parse_size);
+            if let (Some(name), Some(media_type), Some(sha256), Some(size_bytes)) =
+                (name, media_type, sha256, size_bytes)
+            {
+                files.push(FileRef {
+                    name,
+                    media_type,
+                    sha256,
+                    size_bytes,
+                });
+            }
+        }
+        files
+    }
+
+    fn encode_survey(&self, event: &Event, notice: &SurveyNotice) -> Result<Encoded, EncodeError> {
+        let result = &notice.result;
+        let mut w = XmlWriter::new(GB18030);
+        w.open(SURVEY_ROOT, &[(VERSION_ATTRIBUTE, "1.0")]);
+        Self::write_header(&mut w, event);
+        w.open(SURVEY, &[]);
+        w.leaf("成果編號", notice.survey_id.as_str());
+        w.leaf_opt(
+            "替代成果編號",
+            notice.supersedes.as_ref().map(SurveyId::as_str),
+        );
+        w.leaf("項目代碼", result.project.as_str());
+        w.leaf("測繪類型", code_of(&SURVEY_KINDS, result.kind));
+        w.leaf("測繪單位", result.agency.name.as_str());
+        w.leaf("統一社會信用代碼", result.agency.credit_code.as_str());
+        w.leaf("版本", &result.version.to_string());
+        w.leaf("測繪日期", &result.surveyed_on.to_string());
+        w.open(FIGURES, &[]);
+        for (index, figure) in result.figures.iter().enumerate() {
+            if result.figures[..index]
+                .iter()
+                .any(|f| f.name == figure.name)
+            {
+                return Err(EncodeError {
+                    bureau: self.bureau(),
+                    field: "survey.figures",
+                    reason: format!("figure {:?} given more than once", figure.name),
+                });
+            }
+            let value = figure_text(figure.name, &figure.quantity).ok_or_else(|| EncodeError {
+                bureau: self.bureau(),
+                field: "survey.figures",
+                reason: format!("figure {:?} has a value of another unit", figure.name),
+            })?;
+            w.open(FIGURE, &[]);
+            w.leaf("名稱", code_of(&FIGURE_NAMES, figure.name));
+            w.leaf("數值", &value);
+            w.close(FIGURE);
+        }
+        w.close(FIGURES);
+        w.open(FILES, &[]);
+        for file in &result.files {
+            w.open(FILE, &[]);
+            w.leaf("文件名", file.name.as_str());
+            w.leaf("類型", &file.media_type);
+            w.leaf("摘要", file.sha256.as_str());
+            w.leaf("大小", &format!("{}字節", file.size_bytes));
+            w.close(FILE);
+        }
+        w.close(FILES);
+        w.close(SURVEY);
+        w.close(SURVEY_ROOT);
+        Ok(Encoded {
+            content_type: FORMAT.media_type.to_owned(),
+            body: w.finish(),
+        })
+    }
+
+    fn write_header(w: &mut XmlWriter, event: &Event) {
+        w.open(HEADER, &[]);
+        w.leaf("報文編號", event.message_id.as_str());
+        w.leaf("發送單位", event.source.short_name_zh());
+        w.leaf("發生時間", &event.occurred_at.format_local(LOCAL));
+        w.close(HEADER);
     }
 }
 
@@ -288,34 +673,31 @@ impl Adapter for Water {
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let text = decode_text(&FORMAT, body, content_type)?;
         let root = xml::parse(&text)?;
-        if root.name != ROOT {
-            return Err(DecodeError::Malformed {
-                path: format!("/{}", root.name),
-                message: format!("root element must be {ROOT}"),
-            });
-        }
+        let decode = match root.name.as_str() {
+            ROOT => Self::decode_case,
+            SURVEY_ROOT => Self::decode_survey,
+            _ => {
+                return Err(DecodeError::Malformed {
+                    path: format!("/{}", root.name),
+                    message: format!("root element must be {ROOT} or {SURVEY_ROOT}"),
+                });
+            }
+        };
         let mut n = Normalizer::new();
-        let event = Self::decode_case(&root, &mut n);
+        let event = decode(&root, &mut n);
         n.finish(|| event)
             .map(|e| vec![e])
             .map_err(DecodeError::Invalid)
     }
 
     fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let Some(case) = event.case() else {
-            return Err(EncodeError {
-                bureau: self.bureau(),
-                field: "payload",
-                reason: "survey notices are not encoded yet".into(),
-            });
+        let case = match &event.payload {
+            Payload::Case(case) => case,
+            Payload::Survey(notice) => return self.encode_survey(event, notice),
         };
         let mut w = XmlWriter::new(GB18030);
         w.open(ROOT, &[(VERSION_ATTRIBUTE, "1.0")]);
-        w.open(HEADER, &[]);
-        w.leaf("報文編號", event.message_id.as_str());
-        w.leaf("發送單位", event.source.short_name_zh());
-        w.leaf("發生時間", &event.occurred_at.format_local(LOCAL));
-        w.close(HEADER);
+        Self::write_header(&mut w, event);
         w.open(CASE, &[]);
         w.leaf("辦件編號", event.case_id.as_str());
         w.leaf("序號", &event.sequence.to_string());
@@ -377,7 +759,20 @@ mod tests {
         for item in Item::ALL {
             assert_eq!(parse_item(item.name_zh()), Ok(item));
         }
+        for kind in SurveyKind::ALL {
+            assert_eq!(
+                lookup(&SURVEY_KINDS, code_of(&SURVEY_KINDS, kind), "kind"),
+                Ok(kind)
+            );
+        }
+        for name in FigureName::ALL {
+            assert_eq!(
+                lookup(&FIGURE_NAMES, code_of(&FIGURE_NAMES, name), "figure"),
+                Ok(name)
+            );
+        }
         assert!(parse_sender("市水务局").is_err());
+        assert!(lookup(&SURVEY_KINDS, "房产测绘", "kind").is_err());
         assert!(parse_item("排水许可").is_err());
         assert!(lookup(&STATUSES, "准予许可", "status").is_err());
     }
@@ -409,5 +804,71 @@ mod tests {
         ] {
             assert!(paths.contains(&want), "no error at {want}: {paths:?}");
         }
+    }
+
+    #[test]
+    fn survey_notice_collects_every_error_with_native_paths() {
+        let doc = "<?xml version=\"1.0\" encoding=\"GB18030\"?>\
+            <多測合一成果通知 版本=\"1.0\"><報文頭><報文編號>gw-1</報文編號><發送單位>市規資局</發送單位>\
+            <發生時間>2023-05-06 10:00:00</發生時間></報文頭><成果>\
+            <成果編號>sv-0123456789abcdef0123456789abcdeg</成果編號>\
+            <項目代碼>2201-310115-04-01-123456</項目代碼><測繪類型>房产测绘</測繪類型>\
+            <測繪單位>上海測繪院</測繪單位><統一社會信用代碼>91350100M000100Y44</統一社會信用代碼>\
+            <版本>0</版本><測繪日期>2023-02-30</測繪日期>\
+            <指標><指標項><名稱>綠地率</名稱><數值>11,6%</數值></指標項>\
+            <指標項><名稱>建築高度</名稱><數值>99.5平方米</數值></指標項>\
+            <指標項><名稱>綠地率</名稱><數值>11.6%</數值></指標項>\
+            <指標項><名稱>容積率</名稱></指標項></指標>\
+            <附件><文件><文件名>報告.pdf</文件名><類型>pdf</類型><摘要>abc</摘要><大小>12KB</大小>\
+            <備註>x</備註></文件></附件></成果></多測合一成果通知>";
+        let (bytes, _, _) = GB18030.encode(doc);
+        let Err(DecodeError::Invalid(errors)) = Water.decode(&bytes, "application/xml") else {
+            panic!("accepted");
+        };
+        let found: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.path.as_str(), e.field.as_str()))
+            .collect();
+        let r = "/多測合一成果通知/成果";
+        for (path, field) in [
+            (format!("{r}/成果編號"), "document"),
+            (format!("{r}/測繪類型"), "survey.kind"),
+            (format!("{r}/統一社會信用代碼"), "survey.agency.credit_code"),
+            (format!("{r}/版本"), "survey.version"),
+            (format!("{r}/測繪日期"), "survey.surveyed_on"),
+            (format!("{r}/指標/指標項[1]/數值"), "survey.figures"),
+            (format!("{r}/指標/指標項[2]/數值"), "survey.figures"),
+            (format!("{r}/指標/指標項[3]/名稱"), "survey.figures"),
+            (format!("{r}/指標/指標項[4]/名稱"), "survey.figures"),
+            (format!("{r}/指標/指標項[4]/數值"), "survey.figures"),
+            (format!("{r}/附件/文件[1]/類型"), "survey.files"),
+            (format!("{r}/附件/文件[1]/摘要"), "survey.files"),
+            (format!("{r}/附件/文件[1]/大小"), "survey.files"),
+            (format!("{r}/附件/文件[1]/備註"), "document"),
+        ] {
+            assert!(
+                found.contains(&(path.as_str(), field)),
+                "no error at {path} ({field}): {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn survey_notice_dispatches_on_the_root_and_writes_units() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let event = crate::sample::survey_event(&mut rng);
+        let encoded = Water.encode(&event).unwrap();
+        let (text, _, _) = GB18030.decode(&encoded.body);
+        assert!(text.contains("<多測合一成果通知 版本=\"1.0\">"), "{text}");
+        assert!(!text.contains("水務辦件報文"));
+        assert_eq!(
+            Water.decode(&encoded.body, "application/xml"),
+            Ok(vec![event])
+        );
+        assert!(parse_size("1048576字節") == Ok(1_048_576));
+        assert!(parse_size("1.5MB").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert_eq!(parse_version("3"), Ok(3));
+        assert!(parse_version("4294967296").is_err());
     }
 }

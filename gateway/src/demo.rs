@@ -78,6 +78,10 @@ struct Tally {
     refused: AtomicU64,
     /// Deliveries it could not decode in its own format (must stay 0).
     undecodable: AtomicU64,
+    /// Survey notices it received, and reads of results and files it made because of them.
+    survey_notices: AtomicU64,
+    survey_fetches: AtomicU64,
+    survey_fetch_failures: AtomicU64,
 }
 
 /// Every bureau's tally.
@@ -101,6 +105,59 @@ struct Endpoint {
     bureau: BureauId,
     behaviour: Behaviour,
     tallies: Tallies,
+    /// The bureau's own client, to fetch shared survey results it is notified of.
+    fetcher: Fetcher,
+}
+
+/// A bureau system's way back to the gateway, to read survey results.
+#[derive(Clone)]
+struct Fetcher {
+    client: HttpsClient,
+    gateway: String,
+}
+
+impl Fetcher {
+    /// Reads a notified survey result and downloads its files (multi-survey-in-one reuse:
+    /// the bureau uses the shared survey instead of commissioning its own).
+    fn fetch(&self, notice: &schemas::SurveyNotice, tally: &'static Tally) {
+        let this = self.clone();
+        let id = notice.survey_id.as_str().to_owned();
+        let files: Vec<String> = notice
+            .result
+            .files
+            .iter()
+            .map(|f| f.sha256.as_str().to_owned())
+            .collect();
+        tokio::spawn(async move {
+            let mut paths = vec![format!("/v1/surveys/{id}")];
+            paths.extend(
+                files
+                    .iter()
+                    .map(|sha| format!("/v1/surveys/{id}/files/{sha}")),
+            );
+            for path in paths {
+                let ok = match hyper::Request::get(format!("{}{path}", this.gateway))
+                    .body(Full::new(Bytes::new()))
+                {
+                    Ok(request) => match this.client.request(request).await {
+                        Ok(response) => {
+                            let status = response.status();
+                            let drained = response.into_body().collect().await.is_ok();
+                            status.is_success() && drained
+                        }
+                        Err(_) => false,
+                    },
+                    Err(_) => false,
+                };
+                let counter = if ok {
+                    &tally.survey_fetches
+                } else {
+                    &tally.survey_fetch_failures
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
 }
 
 /// A bureau's receiving endpoint: only the gateway may call it; it decodes every delivery in
@@ -134,6 +191,11 @@ async fn inbox(
             for event in events {
                 if !received.insert(event.message_id.as_str().to_owned()) {
                     tally.redelivered.fetch_add(1, Ordering::Relaxed);
+                } else if let Some(notice) = event.survey() {
+                    tally.survey_notices.fetch_add(1, Ordering::Relaxed);
+                    endpoint
+                        .fetcher
+                        .fetch(notice, leak(&endpoint.tallies, endpoint.bureau));
                 }
             }
             StatusCode::OK
@@ -143,6 +205,12 @@ async fn inbox(
             StatusCode::UNPROCESSABLE_ENTITY
         }
     }
+}
+
+/// A bureau's tally for the rest of the process (the demo's tallies live until it exits).
+fn leak(tallies: &Tallies, bureau: BureauId) -> &'static Tally {
+    let tallies: &'static BTreeMap<BureauId, Tally> = Box::leak(Box::new(Arc::clone(tallies)));
+    &tallies[&bureau]
 }
 
 /// Serves a bureau's inbox on `listener` until `stop`.
@@ -315,6 +383,10 @@ async fn pull_feed(
     tallies: Tallies,
     mut stop: watch::Receiver<bool>,
 ) {
+    let fetcher = Fetcher {
+        client: client.clone(),
+        gateway: gateway.clone(),
+    };
     let bureau = BureauId::CivilDefense;
     let Some(adapter) = adapters::for_bureau(bureau) else {
         return;
@@ -359,6 +431,9 @@ async fn pull_feed(
                 for event in events {
                     if !received.insert(event.message_id.as_str().to_owned()) {
                         tally.redelivered.fetch_add(1, Ordering::Relaxed);
+                    } else if let Some(notice) = event.survey() {
+                        tally.survey_notices.fetch_add(1, Ordering::Relaxed);
+                        fetcher.fetch(notice, leak(&tallies, bureau));
                     }
                 }
             }
@@ -377,6 +452,152 @@ async fn pull_feed(
                     .body(Full::new(Bytes::new()))
         {
             let _ = client.request(request).await;
+        }
+    }
+}
+
+/// A file to upload: its name, media type and content.
+pub type UploadFile = (String, String, Vec<u8>);
+
+/// A `multipart/form-data` body: the metadata part, then one part per file.
+pub fn survey_upload(metadata: &serde_json::Value, files: &[UploadFile]) -> (String, Vec<u8>) {
+    let boundary = format!("survey-{}", uuid::Uuid::now_v7().simple());
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(metadata.to_string().as_bytes());
+    for (name, media_type, content) in files {
+        body.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {media_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+    }
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The metadata of a survey result as a publisher sends it: values with their units.
+pub fn survey_metadata(result: &schemas::SurveyResult) -> serde_json::Value {
+    let figures: Vec<serde_json::Value> = result
+        .figures
+        .iter()
+        .map(|f| {
+            let unit = match f.name.unit_symbol() {
+                "count" => "",
+                unit => unit,
+            };
+            serde_json::json!({
+                "name": crate::routing::name(&f.name),
+                "value": format!("{}{unit}", schemas::FigureName::value_text(&f.quantity)),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "project": result.project.as_str(),
+        "kind": crate::routing::name(&result.kind),
+        "agency": {
+            "name": result.agency.name.as_str(),
+            "credit_code": result.agency.credit_code.as_str(),
+        },
+        "surveyed_on": result.surveyed_on.to_string(),
+        "figures": figures,
+    })
+}
+
+/// What planning's publishing did.
+#[derive(Debug, Default)]
+struct Publications {
+    ids: Mutex<Vec<String>>,
+    corrections: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Planning publishes survey results on behalf of surveying agencies: every two seconds a new
+/// result, every third one a correction (a new version) of an earlier result that reuses one
+/// of its files unchanged (stored once).
+async fn publish_surveys(
+    client: HttpsClient,
+    gateway: String,
+    until: Instant,
+    publications: Arc<Publications>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rng = fastrand::Rng::with_seed(99);
+    let mut earlier: Vec<(schemas::SurveyResult, Vec<UploadFile>)> = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    while Instant::now() < until && !*stop.borrow() {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let correction = !earlier.is_empty() && rng.u32(0..3) == 0;
+        let (mut result, mut files) = if correction {
+            earlier[rng.usize(..earlier.len())].clone()
+        } else {
+            let notice = adapters::sample::survey_notice(&mut rng);
+            let files = notice
+                .result
+                .files
+                .iter()
+                .map(|f| {
+                    let size = rng.usize(16 * 1024..256 * 1024);
+                    let content: Vec<u8> = (0..size).map(|_| rng.u8(..)).collect();
+                    (f.name.as_str().to_owned(), f.media_type.clone(), content)
+                })
+                .collect();
+            (notice.result, files)
+        };
+        if correction {
+            // A corrected figure and a corrected first file; the other files are unchanged.
+            result
+                .figures
+                .truncate(result.figures.len().saturating_sub(1));
+            if let Some((_, _, content)) = files.first_mut() {
+                content.push(b'\n');
+            }
+        }
+        let (content_type, body) = survey_upload(&survey_metadata(&result), &files);
+        let request = hyper::Request::post(format!("{gateway}/v1/surveys"))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)));
+        let outcome = match request {
+            Ok(request) => client.request(request).await.ok(),
+            Err(_) => None,
+        };
+        match outcome {
+            Some(response) if response.status() == hyper::StatusCode::CREATED => {
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                if let Some(id) = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("survey_id")?.as_str().map(str::to_owned))
+                {
+                    publications
+                        .ids
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(id);
+                }
+                if correction {
+                    publications.corrections.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    earlier.push((result, files));
+                }
+            }
+            _ => {
+                publications.failures.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -456,9 +677,14 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         } else {
             Behaviour::Healthy
         };
+        let fetcher = Fetcher {
+            client: client(&ca, &cert, &key)?,
+            gateway: format!("https://{}", args.listen),
+        };
         let endpoint = Endpoint {
             bureau,
             behaviour,
+            fetcher,
             tallies: tallies.clone(),
         };
         if bureau == BureauId::Transport {
@@ -472,6 +698,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     let mut layer = format!(
         "listen = \"{}\"\nstore = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+         [surveys]\nblob_dir = \"{}\"\n\
          [retry]\ninitial_delay_ms = 200\nmax_delay_seconds = 5\nmax_attempts = 100\n\
          [circuit]\nfailure_threshold = 5\nopen_seconds = 2\n\
          [delivery]\nlease_seconds = 15\nrequest_timeout_seconds = 5\npoll_interval_ms = 200\n",
@@ -480,6 +707,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         ca.display(),
         pki_dir.join("gateway.pem").display(),
         pki_dir.join("gateway.key").display(),
+        args.data.join("blobs").display(),
     );
     for (bureau, url) in &endpoints {
         layer.push_str(&format!(
@@ -532,6 +760,18 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         &pki_dir.join("civil_defense.pem"),
         &pki_dir.join("civil_defense.key"),
     )?;
+    let publications = Arc::new(Publications::default());
+    let publisher = tokio::spawn(publish_surveys(
+        client(
+            &ca,
+            &pki_dir.join("planning.pem"),
+            &pki_dir.join("planning.key"),
+        )?,
+        gateway.clone(),
+        until,
+        publications.clone(),
+        stop_rx.clone(),
+    ));
     let feed = tokio::spawn(pull_feed(
         feed_client,
         gateway.clone(),
@@ -569,6 +809,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     for sender in senders {
         let _ = sender.await;
     }
+    let _ = publisher.await;
     if let Some((addr, tls, endpoint)) = transport_listener.take()
         && let Ok(listener) = TcpListener::bind(addr).await
     {
@@ -590,15 +831,103 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         }
         print_progress(running.store(), &tallies, started).await;
     }
+    // Let the bureaus finish reading the results they were notified of.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let total_seconds = started.elapsed().as_secs_f64();
     let stats = running.store().queue_stats().await.unwrap_or_default();
+    let reuse = survey_reuse(running.store(), &publications).await;
     let _ = stop.send(true);
     let _ = feed.await;
     running.shutdown().await;
     for inbox in inboxes {
         let _ = inbox.await;
     }
-    Ok(summary(&tallies, &stats, sending_seconds, total_seconds))
+    let code = summary(&tallies, &stats, sending_seconds, total_seconds);
+    let blobs = count_files(&args.data.join("blobs"));
+    reuse.print(&publications, &tallies, blobs);
+    Ok(if reuse.failed(&tallies, &publications) {
+        ExitCode::FAILURE
+    } else {
+        code
+    })
+}
+
+/// How the published survey results were reused.
+struct Reuse {
+    /// Per result, the bureaus other than planning that read it.
+    readers: Vec<usize>,
+}
+
+impl Reuse {
+    fn print(&self, publications: &Publications, tallies: &Tallies, blobs: usize) {
+        let notices: u64 = tallies
+            .values()
+            .map(|t| t.survey_notices.load(Ordering::Relaxed))
+            .sum();
+        let fetches: u64 = tallies
+            .values()
+            .map(|t| t.survey_fetches.load(Ordering::Relaxed))
+            .sum();
+        let saved: usize = self.readers.iter().sum();
+        println!(
+            "\nmulti-survey-in-one: {} results published ({} corrections as new versions), {notices} notices delivered in the bureaus' own formats, {fetches} reads of results and files; {saved} reuses by other bureaus (survey jobs saved); {blobs} distinct files stored",
+            self.readers.len(),
+            publications.corrections.load(Ordering::Relaxed),
+        );
+    }
+
+    fn failed(&self, tallies: &Tallies, publications: &Publications) -> bool {
+        let fetch_failures: u64 = tallies
+            .values()
+            .map(|t| t.survey_fetch_failures.load(Ordering::Relaxed))
+            .sum();
+        let publish_failures = publications.failures.load(Ordering::Relaxed);
+        if fetch_failures > 0 || publish_failures > 0 {
+            println!(
+                "FAILED: {publish_failures} publications and {fetch_failures} survey reads failed"
+            );
+            return true;
+        }
+        false
+    }
+}
+
+async fn survey_reuse<S: Store>(store: &S, publications: &Publications) -> Reuse {
+    let ids = publications
+        .ids
+        .lock()
+        .map(|ids| ids.clone())
+        .unwrap_or_default();
+    let mut readers = Vec::new();
+    for id in ids {
+        let Ok(id) = schemas::SurveyId::parse(&id) else {
+            continue;
+        };
+        let reads = store.survey_reads(id).await.unwrap_or_default();
+        let mut bureaus: Vec<BureauId> = reads
+            .iter()
+            .map(|r| r.bureau)
+            .filter(|b| *b != BureauId::Planning)
+            .collect();
+        bureaus.sort();
+        bureaus.dedup();
+        readers.push(bureaus.len());
+    }
+    Reuse { readers }
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != "tmp")
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() { count_files(&path) } else { 1 }
+        })
+        .sum()
 }
 
 fn summary(

@@ -9,15 +9,15 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use axum::http::StatusCode;
 use gateway::config::{Config, DeliveryMode};
 use gateway::store::Store;
 use schemas::{BureauId, CaseStatus, Event, Item};
 use support::{
-    Behaviour, BureauClient, Receiver, TestPki, as_delivered, case_event, next_in_case,
-    push_receivers, receiver, start_gateway, status_of, subscribers, totals, wait_until,
+    Behaviour, BureauClient, ChildGateway, Receiver, TestPki, as_delivered, case_event,
+    next_in_case, push_receivers, receiver, start_gateway, status_of, subscribers, totals,
+    wait_until,
 };
 
 /// Every default route: an event matching it reaches every bureau it names, push bureaus in
@@ -522,81 +522,12 @@ async fn dead_letter_then_replay() {
     running.shutdown().await;
 }
 
-const CHILD_CONFIG: &str = "GATEWAY_E2E_CHILD_CONFIG";
-
 /// Not a test: the gateway process of `sigkill_with_backlog_loses_nothing`, started by it with
 /// the config file in `GATEWAY_E2E_CHILD_CONFIG` and the address in `GATEWAY_LISTEN`.
 #[test]
 #[ignore = "the child process of sigkill_with_backlog_loses_nothing"]
 fn child_gateway_process() {
-    let Some(path) = std::env::var_os(CHILD_CONFIG) else {
-        return;
-    };
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.block_on(async {
-        let config = Config::load(Path::new(&path)).expect("the child's config");
-        let _running = gateway::start(config)
-            .await
-            .expect("the child gateway starts");
-        std::future::pending::<()>().await;
-    });
-}
-
-/// A gateway child process, SIGKILLed when dropped.
-struct ChildGateway {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl ChildGateway {
-    fn spawn(config: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = Command::new(std::env::current_exe().expect("the test binary"))
-            .args([
-                "--exact",
-                "child_gateway_process",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env(CHILD_CONFIG, config)
-            .env("GATEWAY_LISTEN", addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the child gateway");
-        Self { child, addr }
-    }
-
-    async fn wait_ready(&mut self, pki: &TestPki) {
-        let client = BureauClient::anonymous(pki, self.addr);
-        let child = &mut self.child;
-        wait_until("the child gateway answers /healthz", async || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the child gateway exited: {status}");
-            }
-            client
-                .try_request("GET", "/healthz", &[], Vec::new())
-                .await
-                .is_ok_and(|r| r.status == StatusCode::OK)
-        })
-        .await;
-    }
-
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL the child");
-        self.child.wait().expect("reap the child");
-    }
-}
-
-impl Drop for ChildGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    support::run_child_gateway();
 }
 
 /// A gateway killed with SIGKILL while holding a backlog loses nothing: the next process on

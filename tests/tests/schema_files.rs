@@ -51,7 +51,7 @@ fn run(command: &mut Command) {
 }
 
 /// Writes every message the adapter reads or writes into `dir`: its valid samples, the encoding
-/// of every event they carry, and 30 generated messages.
+/// of every event they carry, 30 generated messages and 20 survey notices.
 fn messages_of(adapter: &dyn Adapter, dir: &Path, extension: &str) -> Vec<PathBuf> {
     let samples = repo()
         .join("schemas/bureaus")
@@ -71,6 +71,12 @@ fn messages_of(adapter: &dyn Adapter, dir: &Path, extension: &str) -> Vec<PathBu
     let mut rng = fastrand::Rng::with_seed(2022);
     for _ in 0..30 {
         bodies.push(adapter.sample(&mut rng).body);
+    }
+    // Survey notices (multi-survey-in-one), in the bureau's own format.
+    let mut rng = fastrand::Rng::with_seed(2023);
+    for _ in 0..20 {
+        let event = adapters::sample::survey_event(&mut rng);
+        bodies.push(adapter.encode(&event).expect("survey notice encodes").body);
     }
     bodies
         .into_iter()
@@ -147,6 +153,10 @@ fn canonical_events_validate_against_the_canonical_schema() {
     let mut rng = fastrand::Rng::with_seed(9);
     let mut files = Vec::new();
     for adapter in adapters::ALL {
+        let survey = adapters::sample::survey_event(&mut rng);
+        let path = dir.join(format!("{}-survey.json", adapter.bureau()));
+        std::fs::write(&path, serde_json::to_vec_pretty(&survey).expect("json")).expect("write");
+        files.push(path);
         for i in 0..10 {
             let sample = adapter.sample(&mut rng);
             let events = adapter

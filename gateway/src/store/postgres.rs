@@ -624,7 +624,8 @@ async fn ingest_in(
 /// older pending delivery in their (subscriber, case) queue (`deliveries_case_queue`), oldest
 /// due first; rows another node is locking right now are skipped. `$1` subscribers, `$2` now,
 /// `$3` lease end, `$4` limit.
-const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
+#[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
+pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
         SELECT h.id
         FROM UNNEST($1::text[]) AS s (subscriber)
         CROSS JOIN LATERAL (
@@ -662,7 +663,8 @@ const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
 /// `subscriber = $1` the primary key yields it too, and when pending rows look plentiful the
 /// planner may walk the primary key past every delivered row (the statistics do not know the
 /// pending ones are the newest).
-const FEED: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.created_at
+#[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
+pub const FEED: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.created_at
     FROM deliveries d JOIN events e ON e.id = d.event_id
     WHERE d.subscriber = ANY (ARRAY[$1::text]) AND d.state = 'pending'
     ORDER BY d.subscriber, d.id

@@ -1,13 +1,20 @@
 //! Helpers of the gateway's end-to-end tests: a throw-away PKI and store folder, simulated bureau
-//! endpoints that record what the gateway pushes to them, a configured gateway, and HTTPS
-//! clients with a bureau's, an operator's, a stranger's or no certificate.
+//! endpoints that record what the gateway pushes to them, a configured gateway (in process, or
+//! a child process that can be SIGKILLed), and HTTPS clients with a bureau's, an operator's, a
+//! stranger's or no certificate.
 //!
 //! Everything is real: TLS with certificates of a dev CA, HTTP over loopback sockets, a SQLite
-//! file. Nothing waits for a fixed time: [`wait_until`] polls a condition and fails only after a
-//! generous timeout.
+//! file or a PostgreSQL schema. Nothing waits for a fixed time: [`wait_until`] polls a condition
+//! and fails only after a generous timeout.
+
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries (SQLite and PostgreSQL suites), each using a part"
+)]
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -121,9 +128,19 @@ impl TestPki {
         self.root().join("gateway.db")
     }
 
-    /// The test configuration layer: this PKI, this store, fast retries, and every push
-    /// bureau's endpoint (a receiver's, else a closed loopback port). Civil defense pulls.
+    /// The SQLite store location of the gateway of this test.
+    pub(crate) fn sqlite_store(&self) -> String {
+        format!("sqlite:{}", self.store_path().display())
+    }
+
+    /// The test configuration layer: this PKI, this test's SQLite store, fast retries, and every
+    /// push bureau's endpoint (a receiver's, else a closed loopback port). Civil defense pulls.
     pub(crate) fn config_toml(&self, receivers: &[&Receiver]) -> String {
+        self.config_toml_on(&self.sqlite_store(), receivers)
+    }
+
+    /// [`Self::config_toml`] with `store` (`sqlite:PATH` or `postgres://…`) as the store.
+    pub(crate) fn config_toml_on(&self, store: &str, receivers: &[&Receiver]) -> String {
         let (cert, key) = self.gateway();
         let mut toml = format!(
             "listen = \"127.0.0.1:0\"\nstore = {}\n\
@@ -131,7 +148,7 @@ impl TestPki {
              [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\n\
              [circuit]\nopen_seconds = 1\n\
              [delivery]\npoll_interval_ms = 50\nlease_seconds = 5\nrequest_timeout_seconds = 2\n",
-            toml_string(&format!("sqlite:{}", self.store_path().display())),
+            toml_string(store),
             toml_string(&self.ca().display().to_string()),
             toml_string(&cert.display().to_string()),
             toml_string(&key.display().to_string()),
@@ -163,7 +180,18 @@ pub(crate) async fn start_gateway(
     receivers: &[&Receiver],
     extra_toml: &str,
 ) -> gateway::Running {
-    let config = test_config(pki, receivers, extra_toml);
+    start_gateway_on(pki, &pki.sqlite_store(), receivers, extra_toml).await
+}
+
+/// [`start_gateway`] with `store` (`sqlite:PATH` or `postgres://…`) as the store.
+pub(crate) async fn start_gateway_on(
+    pki: &TestPki,
+    store: &str,
+    receivers: &[&Receiver],
+    extra_toml: &str,
+) -> gateway::Running {
+    let config = Config::from_layers(&[&pki.config_toml_on(store, receivers), extra_toml], &[])
+        .expect("test config");
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the gateway's port");
@@ -175,6 +203,93 @@ pub(crate) async fn start_gateway(
 /// The configuration [`start_gateway`] uses.
 pub(crate) fn test_config(pki: &TestPki, receivers: &[&Receiver], extra_toml: &str) -> Config {
     Config::from_layers(&[&pki.config_toml(receivers), extra_toml], &[]).expect("test config")
+}
+
+/// The environment variable naming the config file of a [`ChildGateway`].
+const CHILD_CONFIG: &str = "GATEWAY_E2E_CHILD_CONFIG";
+
+/// The body of the ignored `child_gateway_process` test every binary that uses [`ChildGateway`]
+/// defines: runs a gateway with the config file in `GATEWAY_E2E_CHILD_CONFIG` (and `GATEWAY_*`
+/// from the environment) until killed; returns at once when that variable is not set.
+pub(crate) fn run_child_gateway() {
+    let Some(path) = std::env::var_os(CHILD_CONFIG) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let config = Config::load(Path::new(&path)).expect("the child's config");
+        let _running = gateway::start(config)
+            .await
+            .expect("the child gateway starts");
+        std::future::pending::<()>().await;
+    });
+}
+
+/// A gateway child process (the test binary itself, running its `child_gateway_process`),
+/// SIGKILLed when dropped.
+pub(crate) struct ChildGateway {
+    child: Child,
+    pub(crate) addr: std::net::SocketAddr,
+}
+
+impl ChildGateway {
+    /// Starts a child on a free loopback port with the config file `config`.
+    pub(crate) fn spawn(config: &Path) -> Self {
+        Self::spawn_with(config, &[])
+    }
+
+    /// Like [`Self::spawn`], with more environment variables (e.g. `GATEWAY_NODE`).
+    pub(crate) fn spawn_with(config: &Path, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "child_gateway_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_CONFIG, config)
+            .env("GATEWAY_LISTEN", addr.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the child gateway");
+        Self { child, addr }
+    }
+
+    /// Waits until it answers `/healthz`; panics if it exits.
+    pub(crate) async fn wait_ready(&mut self, pki: &TestPki) {
+        let client = BureauClient::anonymous(pki, self.addr);
+        let child = &mut self.child;
+        wait_until("the child gateway answers /healthz", async || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the child gateway exited: {status}");
+            }
+            client
+                .try_request("GET", "/healthz", &[], Vec::new())
+                .await
+                .is_ok_and(|r| r.status == StatusCode::OK)
+        })
+        .await;
+    }
+
+    /// SIGKILL, and reap it.
+    pub(crate) fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL the child");
+        self.child.wait().expect("reap the child");
+    }
+}
+
+impl Drop for ChildGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// How a simulated bureau endpoint answers.
