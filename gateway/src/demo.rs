@@ -527,6 +527,7 @@ async fn publish_surveys(
     gateway: String,
     until: Instant,
     publications: Arc<Publications>,
+    tallies: Tallies,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut rng = fastrand::Rng::with_seed(99);
@@ -579,16 +580,19 @@ async fn publish_surveys(
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
-                if let Some(id) = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("survey_id")?.as_str().map(str::to_owned))
-                {
-                    publications
-                        .ids
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(id);
+                let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if let Some(id) = answer.get("survey_id").and_then(|v| v.as_str()) {
+                    let mut ids = publications.ids.lock().unwrap_or_else(|p| p.into_inner());
+                    ids.push(id.to_owned());
                 }
+                // The notices are deliveries like any other: they count in the loss check.
+                let deliveries = answer
+                    .get("deliveries")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                tallies[&BureauId::Planning]
+                    .promised
+                    .fetch_add(deliveries, Ordering::Relaxed);
                 if correction {
                     publications.corrections.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -770,6 +774,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         gateway.clone(),
         until,
         publications.clone(),
+        tallies.clone(),
         stop_rx.clone(),
     ));
     let feed = tokio::spawn(pull_feed(
