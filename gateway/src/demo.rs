@@ -539,8 +539,9 @@ async fn publish_surveys(
             _ = stop.changed() => break,
         }
         let correction = !earlier.is_empty() && rng.u32(0..3) == 0;
+        let corrected = rng.usize(..earlier.len().max(1));
         let (mut result, mut files) = if correction {
-            earlier[rng.usize(..earlier.len())].clone()
+            earlier[corrected].clone()
         } else {
             let notice = adapters::sample::survey_notice(&mut rng);
             let files = notice
@@ -574,12 +575,17 @@ async fn publish_surveys(
         };
         match outcome {
             Some(response) if response.status() == hyper::StatusCode::CREATED => {
+                // A replay of an earlier publication (same content, same key) adds nothing.
+                let replayed = response.headers().contains_key("idempotent-replayed");
                 let body = response
                     .into_body()
                     .collect()
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
+                if replayed {
+                    continue;
+                }
                 let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if let Some(id) = answer.get("survey_id").and_then(|v| v.as_str()) {
                     let mut ids = publications.ids.lock().unwrap_or_else(|p| p.into_inner());
@@ -595,6 +601,8 @@ async fn publish_surveys(
                     .fetch_add(deliveries, Ordering::Relaxed);
                 if correction {
                     publications.corrections.fetch_add(1, Ordering::Relaxed);
+                    // The next correction of this result starts from this version.
+                    earlier[corrected] = (result, files);
                 } else {
                     earlier.push((result, files));
                 }

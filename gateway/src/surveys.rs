@@ -219,13 +219,12 @@ async fn publish<S: Store + Clone>(
     let mut digests = Sha256::new();
     digests.update(&metadata_bytes);
     let limit = surveys.max_upload_bytes as u64;
-    loop {
+    for i in 0.. {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) => return bad_upload(error),
         };
-        let i = files.len();
         if field.name() != Some("file") {
             return bad_upload("parts after metadata must be named file");
         }
@@ -241,6 +240,10 @@ async fn publish<S: Store + Clone>(
             field.content_type(),
             parse_media_type,
         );
+        // A part refused for its name or type is not stored: no orphan file is left behind.
+        let (Some(name), Some(media_type)) = (file_name, media_type) else {
+            continue;
+        };
         let stored = match state.blobs.put(field, limit).await {
             Ok(stored) => stored,
             Err(BlobError::TooLarge { limit }) => {
@@ -253,10 +256,8 @@ async fn publish<S: Store + Clone>(
             }
         };
         digests.update(stored.sha256.as_bytes());
-        let (Some(name), Some(media_type), Ok(sha256)) =
-            (file_name, media_type, Sha256Hex::parse(&stored.sha256))
-        else {
-            continue;
+        let Ok(sha256) = Sha256Hex::parse(&stored.sha256) else {
+            return Problem::internal().into_response();
         };
         files.push(FileRef {
             name,
@@ -377,7 +378,35 @@ async fn publish<S: Store + Clone>(
             (StatusCode::CREATED, axum::Json(body)).into_response()
         }
         Ok(IngestOutcome::Duplicate(receipt)) => {
-            let mut response = (StatusCode::CREATED, axum::Json(receipt)).into_response();
+            // The first publication's answer: its version, what it superseded, who was told.
+            let first = match receipt.survey_id.as_deref().map(SurveyId::parse) {
+                Some(Ok(id)) => state.store.survey(id).await.ok().flatten(),
+                _ => None,
+            };
+            let notified: Vec<BureauId> = match &first {
+                Some(first) => state
+                    .config
+                    .bureaus
+                    .keys()
+                    .copied()
+                    .filter(|b| *b != first.publisher)
+                    .filter(|b| {
+                        surveys
+                            .entitlement_of(*b)
+                            .is_some_and(|e| e.kinds.contains(&first.result.kind))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let body = serde_json::json!({
+                "survey_id": receipt.survey_id,
+                "version": first.as_ref().map(|f| f.result.version),
+                "supersedes": first.as_ref().and_then(|f| f.supersedes.as_ref().map(SurveyId::as_str)),
+                "notified": notified,
+                "message_ids": receipt.message_ids,
+                "deliveries": receipt.deliveries,
+            });
+            let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
             response
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));

@@ -29,6 +29,7 @@ use gateway::config::Config;
 use gateway::delivery::{HttpsClient, https_client};
 use gateway::identity::Identity;
 use gateway::store::Receipt;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use schemas::{BureauId, CaseStatus, Event, EventKind, Item, MessageId, Payload};
 use tokio::net::TcpListener;
@@ -128,13 +129,19 @@ impl TestPki {
         self.root().join("gateway.db")
     }
 
+    /// The survey file folder of the gateway of this test (`surveys.blob_dir`).
+    pub(crate) fn blob_dir(&self) -> PathBuf {
+        self.root().join("blobs")
+    }
+
     /// The SQLite store location of the gateway of this test.
     pub(crate) fn sqlite_store(&self) -> String {
         format!("sqlite:{}", self.store_path().display())
     }
 
-    /// The test configuration layer: this PKI, this test's SQLite store, fast retries, and every
-    /// push bureau's endpoint (a receiver's, else a closed loopback port). Civil defense pulls.
+    /// The test configuration layer: this PKI, this test's SQLite store and survey file folder,
+    /// fast retries, and every push bureau's endpoint (a receiver's, else a closed loopback
+    /// port). Civil defense pulls.
     pub(crate) fn config_toml(&self, receivers: &[&Receiver]) -> String {
         self.config_toml_on(&self.sqlite_store(), receivers)
     }
@@ -147,11 +154,13 @@ impl TestPki {
              [tls]\nca = {}\ncert = {}\nkey = {}\n\
              [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\n\
              [circuit]\nopen_seconds = 1\n\
-             [delivery]\npoll_interval_ms = 50\nlease_seconds = 5\nrequest_timeout_seconds = 2\n",
+             [delivery]\npoll_interval_ms = 50\nlease_seconds = 5\nrequest_timeout_seconds = 2\n\
+             [surveys]\nblob_dir = {}\n",
             toml_string(store),
             toml_string(&self.ca().display().to_string()),
             toml_string(&cert.display().to_string()),
             toml_string(&key.display().to_string()),
+            toml_string(&self.blob_dir().display().to_string()),
         );
         for bureau in BureauId::ALL {
             if bureau == BureauId::CivilDefense {
@@ -260,6 +269,11 @@ impl ChildGateway {
             .spawn()
             .expect("start the child gateway");
         Self { child, addr }
+    }
+
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits until it answers `/healthz`; panics if it exits.
@@ -575,10 +589,35 @@ impl Reply {
     }
 }
 
+/// A request body sent as it is produced (e.g. a large upload generated on the fly).
+pub(crate) type StreamingBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// An HTTPS client whose request bodies stream.
+type StreamingClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    StreamingBody,
+>;
+
+/// Like [`https_client`], for streaming request bodies.
+fn streaming_client(tls: &rustls::ClientConfig) -> StreamingClient {
+    let mut tls = tls.clone();
+    tls.alpn_protocols.clear();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
+}
+
 /// An HTTPS client of the gateway with some identity (or none).
 pub(crate) struct BureauClient {
     bureau: Option<BureauId>,
     client: HttpsClient,
+    streaming: StreamingClient,
     base: String,
 }
 
@@ -608,6 +647,7 @@ impl BureauClient {
         Self {
             bureau: None,
             client: https_client(&tls),
+            streaming: streaming_client(&tls),
             base: format!("https://{gateway}"),
         }
     }
@@ -618,6 +658,7 @@ impl BureauClient {
         Self {
             bureau: None,
             client: https_client(&tls),
+            streaming: streaming_client(&tls),
             base: format!("https://{gateway}"),
         }
     }
@@ -670,6 +711,34 @@ impl BureauClient {
 
     pub(crate) async fn get(&self, path: &str) -> Reply {
         self.request("GET", path, &[], Vec::new()).await
+    }
+
+    /// POSTs `body` as `content_type`.
+    pub(crate) async fn post_body(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        self.request("POST", path, &[("content-type", content_type)], body)
+            .await
+    }
+
+    /// Sends a request whose body streams, and returns the answer with its body unread (to be
+    /// streamed in turn). Panics on a connection or TLS failure.
+    pub(crate) async fn stream_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: StreamingBody,
+    ) -> hyper::Response<hyper::body::Incoming> {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body).expect("a valid request");
+        self.streaming
+            .request(request)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
     }
 
     pub(crate) async fn post_json(&self, path: &str, json: serde_json::Value) -> Reply {
