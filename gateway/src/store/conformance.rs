@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             queue_stats_count_per_subscriber,
             concurrent_leases_never_overlap,
             surveys_are_stored_with_their_notices_and_reads_are_counted,
+            an_ack_covers_only_what_was_fetched,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -1056,4 +1057,51 @@ pub(crate) async fn surveys_are_stored_with_their_notices_and_reads_are_counted<
             (BureauId::Water, "metadata")
         ]
     );
+}
+
+/// A feed acknowledgement never covers a delivery the subscriber was not handed, even one
+/// under the cursor.
+pub(crate) async fn an_ack_covers_only_what_was_fetched<S: Store + Clone>(store: S) {
+    accept(
+        &store,
+        message(
+            "f-1",
+            100,
+            vec![(event(1, "f1"), vec![BureauId::CivilDefense])],
+        ),
+    )
+    .await;
+    let fetched = store.feed_fetch(BureauId::CivilDefense, 10).await.unwrap();
+    assert_eq!(fetched.len(), 1);
+    // Committed after the fetch.
+    accept(
+        &store,
+        message(
+            "f-2",
+            200,
+            vec![(event(2, "f2"), vec![BureauId::CivilDefense])],
+        ),
+    )
+    .await;
+    let everything = store.feed_fetch(BureauId::CivilDefense, 10).await.unwrap();
+    let newest = everything.last().unwrap().id;
+    // Unfetched items below the cursor stay pending: here the second fetch handed out both,
+    // so make a third delivery that nobody fetched.
+    accept(
+        &store,
+        message(
+            "f-3",
+            300,
+            vec![(event(3, "f3"), vec![BureauId::CivilDefense])],
+        ),
+    )
+    .await;
+    let acknowledged = store
+        .feed_ack(BureauId::CivilDefense, newest + 1_000, 400)
+        .await
+        .unwrap();
+    assert_eq!(acknowledged, 2, "only the two fetched deliveries");
+    let left = store.feed_fetch(BureauId::CivilDefense, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event.message_id.as_str(), "gw-f3");
 }

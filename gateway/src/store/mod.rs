@@ -273,7 +273,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
 
-    /// Acknowledges a pull subscriber's pending deliveries up to and including `cursor`.
+    /// Acknowledges a pull subscriber's pending deliveries up to and including `cursor` that
+    /// a fetch has handed out: one committed after the fetch is never covered, whatever its id.
     /// Returns how many were marked delivered.
     fn feed_ack(
         &self,

@@ -145,6 +145,9 @@ const MIGRATIONS: &[&str] = &[
         at        BIGINT NOT NULL
     );
     CREATE INDEX survey_reads_survey ON survey_reads (survey_id, bureau, id);",
+    // 4: a pull subscriber acknowledges only what it was handed: a delivery committed after a
+    // fetch (even with a lower id, which concurrent nodes can produce) is not covered.
+    "ALTER TABLE deliveries ADD COLUMN fetched BOOLEAN NOT NULL DEFAULT false;",
 ];
 
 /// One ingest waiting for the batcher.
@@ -1056,13 +1059,26 @@ impl Store for PgStore {
         subscriber: BureauId,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(FEED).await.map_err(pg_err)?;
-        let rows = client
+        let mut client = self.client().await?;
+        let tx = relaxed(&mut client).await?;
+        let statement = tx.prepare_cached(FEED).await.map_err(pg_err)?;
+        let rows = tx
             .query(&statement, &[&subscriber.as_str(), &sql_limit(limit)])
             .await
             .map_err(pg_err)?;
-        rows.iter().map(|row| delivery_row(row, 0)).collect()
+        let fetched: Vec<Delivery> = rows
+            .iter()
+            .map(|row| delivery_row(row, 0))
+            .collect::<Result<_, _>>()?;
+        let ids: Vec<i64> = fetched.iter().map(|d| d.id).collect();
+        tx.execute(
+            "UPDATE deliveries SET fetched = true WHERE id = ANY($1) AND NOT fetched",
+            &[&ids],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(fetched)
     }
 
     async fn feed_ack(
@@ -1076,7 +1092,7 @@ impl Store for PgStore {
         let statement = tx
             .prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', delivered_at = $3, lease_until = NULL
-                 WHERE subscriber = $1 AND state = 'pending' AND id <= $2",
+                 WHERE subscriber = $1 AND state = 'pending' AND id <= $2 AND fetched",
             )
             .await
             .map_err(pg_err)?;

@@ -112,6 +112,9 @@ const MIGRATIONS: &[&str] = &[
         at        INTEGER NOT NULL
     );
     CREATE INDEX survey_reads_survey ON survey_reads (survey_id, bureau, id);",
+    // 4: a pull subscriber acknowledges only what it was handed (see the PostgreSQL store,
+    // where concurrent nodes can commit a lower id after a fetch).
+    "ALTER TABLE deliveries ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// What a job leaves once it has run: whether it failed (its savepoint is rolled back then) and
@@ -859,6 +862,13 @@ fn feed_fetch_in(
     while let Some(row) = rows.next().map_err(db_err)? {
         fetched.push(delivery_row(row, 0)?);
     }
+    drop(rows);
+    let mut mark = conn
+        .prepare_cached("UPDATE deliveries SET fetched = 1 WHERE id = ?1 AND fetched = 0")
+        .map_err(db_err)?;
+    for delivery in &fetched {
+        mark.execute(params![delivery.id]).map_err(db_err)?;
+    }
     Ok(fetched)
 }
 
@@ -991,7 +1001,7 @@ impl Store for SqliteStore {
         self.call(move |conn| {
             conn.prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', delivered_at = ?3, lease_until = NULL
-                 WHERE subscriber = ?1 AND state = 'pending' AND id <= ?2",
+                 WHERE subscriber = ?1 AND state = 'pending' AND id <= ?2 AND fetched = 1",
             )
             .and_then(|mut s| s.execute(params![subscriber.as_str(), cursor, now]))
             .map(|changed| changed as u64)
