@@ -55,14 +55,15 @@ use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
-    Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
-    Organization, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
-    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
+    FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
+    Organization, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure,
+    SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::assemble::CaseParts;
 use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
@@ -625,35 +626,26 @@ impl Greenery {
         let time_limit = c.take(n, F::TimeLimit, "办理时限", WorkingDays::parse);
         let floor_area = c.take_opt(n, F::FloorArea, "建筑面积", Area::parse);
         let investment = c.take_opt(n, F::Investment, "总投资", Money::parse);
-        if !n.is_clean() {
-            return None;
-        }
-        let case = Case {
-            project: Project {
-                code: project_code?,
-                name: project_name?,
-            },
-            item: item?,
-            stage: stage?,
-            district: district?,
-            applicant: Organization {
-                name: applicant_name?,
-                credit_code: credit_code?,
-            },
-            status: status?,
-            submitted_at: submitted_at?,
-            time_limit_working_days: time_limit?,
-            floor_area: floor_area?,
-            investment: investment?,
+        let parts = CaseParts {
+            message_id,
+            source,
+            case_id,
+            sequence,
+            occurred_at,
+            project_code,
+            project_name,
+            item,
+            stage,
+            district,
+            applicant_name,
+            credit_code,
+            status,
+            submitted_at,
+            time_limit,
+            floor_area,
+            investment,
         };
-        match Event::for_case(
-            message_id?,
-            source?,
-            case_id?,
-            sequence?,
-            occurred_at?,
-            case,
-        ) {
+        match parts.into_event(n)? {
             Ok(event) => Some(event),
             Err(problem) => {
                 let text = header

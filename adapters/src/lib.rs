@@ -9,6 +9,7 @@
 
 use schemas::{BureauId, Event, NormalizeError};
 
+mod assemble;
 pub mod civil_defense;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -38,12 +38,13 @@ use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
-    Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, FigureName, FileRef, Item, MessageId, Money, Normalizer, Organization, Payload, Problem,
-    Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId,
-    SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
+    FigureName, FileRef, Item, MessageId, Money, Normalizer, Organization, Payload, Problem,
+    ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId, SurveyKind,
+    SurveyNotice, SurveyResult, WorkingDays,
 };
 
+use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
@@ -355,35 +356,26 @@ impl Planning {
                 |t| Money::from_number_and_unit(t, unit),
             )
         });
-        if !n.is_clean() {
-            return None;
-        }
-        let case = Case {
-            project: Project {
-                code: project_code?,
-                name: project_name?,
-            },
-            item: item?,
-            stage: stage?,
-            district: district?,
-            applicant: Organization {
-                name: applicant_name?,
-                credit_code: credit_code?,
-            },
-            status: status?,
-            submitted_at: submitted_at?,
-            time_limit_working_days: time_limit?,
-            floor_area: floor_area.map(|a| a.ok_or(())).transpose().ok()?,
-            investment: investment.map(|m| m.ok_or(())).transpose().ok()?,
+        let parts = CaseParts {
+            message_id,
+            source,
+            case_id,
+            sequence,
+            occurred_at,
+            project_code,
+            project_name,
+            item,
+            stage,
+            district,
+            applicant_name,
+            credit_code,
+            status,
+            submitted_at,
+            time_limit,
+            floor_area: floor_area.map(|a| a.ok_or(())).transpose().ok(),
+            investment: investment.map(|m| m.ok_or(())).transpose().ok(),
         };
-        match Event::for_case(
-            message_id?,
-            source?,
-            case_id?,
-            sequence?,
-            occurred_at?,
-            case,
-        ) {
+        match parts.into_event(n)? {
             Ok(event) => Some(event),
             Err(problem) => {
                 n.reject(

@@ -57,14 +57,15 @@ use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
 use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
-    Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, FigureName, FigureValue, FileRef, Item, MessageId, Money, Normalizer, Organization,
-    Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
-    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
+    FigureName, FigureValue, FileRef, Item, MessageId, Money, Normalizer, Organization, Payload,
+    Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId,
+    SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::assemble::CaseParts;
 use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
@@ -457,35 +458,26 @@ impl Transport {
         let investment = case.string_opt(n, F::Investment, "investmentYuan", |t| {
             Money::from_number_in(t, MoneyUnit::Yuan)
         });
-        if !n.is_clean() {
-            return None;
-        }
-        let case = Case {
-            project: Project {
-                code: project_code?,
-                name: project_name?,
-            },
-            item: item?,
-            stage: stage?,
-            district: district?,
-            applicant: Organization {
-                name: applicant_name?,
-                credit_code: credit_code?,
-            },
-            status: status?,
-            submitted_at: submitted_at?,
-            time_limit_working_days: time_limit?,
-            floor_area: floor_area?,
-            investment: investment?,
+        let parts = CaseParts {
+            message_id: header.message_id,
+            source: header.source,
+            case_id,
+            sequence,
+            occurred_at: header.occurred_at,
+            project_code,
+            project_name,
+            item,
+            stage,
+            district,
+            applicant_name,
+            credit_code,
+            status,
+            submitted_at,
+            time_limit,
+            floor_area,
+            investment,
         };
-        match Event::for_case(
-            header.message_id?,
-            header.source?,
-            case_id?,
-            sequence?,
-            header.occurred_at?,
-            case,
-        ) {
+        match parts.into_event(n)? {
             Ok(event) => Some(event),
             Err(problem) => {
                 let text = root

@@ -50,12 +50,13 @@ use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
-    Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
-    Organization, Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime,
-    Stage, SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
+    FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
+    Organization, Payload, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
+    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
 };
 
+use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
@@ -375,35 +376,26 @@ impl Water {
         let floor_area = n.optional(F::FloorArea, || c("建築面積"), text, Area::parse);
         let text = leaf(case, "總投資", &cp, n);
         let investment = n.optional(F::Investment, || c("總投資"), text, Money::parse);
-        if !n.is_clean() {
-            return None;
-        }
-        let case = Case {
-            project: Project {
-                code: project_code?,
-                name: project_name?,
-            },
-            item: item?,
-            stage: stage?,
-            district: district?,
-            applicant: Organization {
-                name: applicant_name?,
-                credit_code: credit_code?,
-            },
-            status: status?,
-            submitted_at: submitted_at?,
-            time_limit_working_days: time_limit?,
-            floor_area: floor_area?,
-            investment: investment?,
+        let parts = CaseParts {
+            message_id: head.message_id,
+            source: head.source,
+            case_id,
+            sequence,
+            occurred_at: head.occurred_at,
+            project_code,
+            project_name,
+            item,
+            stage,
+            district,
+            applicant_name,
+            credit_code,
+            status,
+            submitted_at,
+            time_limit,
+            floor_area,
+            investment,
         };
-        match Event::for_case(
-            head.message_id?,
-            head.source?,
-            case_id?,
-            sequence?,
-            head.occurred_at?,
-            case,
-        ) {
+        match parts.into_event(n)? {
             Ok(event) => Some(event),
             Err(problem) => {
                 n.reject(
