@@ -2,7 +2,7 @@
 //! on behalf of the surveying agency, and shared with every bureau entitled to it.
 //!
 //! `POST /v1/surveys` takes `multipart/form-data`: a `metadata` part (JSON) first, then one
-//! `file` part per file, streamed into the content-addressed [`BlobStore`]. The figures are
+//! `file` part per file, streamed into the content-addressed [`BlobStore`](crate::blobs::BlobStore). The figures are
 //! normalized with the same strict rules as case data. The result, and one survey notice per
 //! entitled bureau (only that bureau's figures), are committed in one transaction; the notices
 //! then travel through the normal delivery machinery, in each bureau's own format. Reads of a

@@ -3,7 +3,7 @@
 //! - A [`deadpool_postgres`] pool of plain TCP connections ([`NoTls`]: the database is expected
 //!   on the local host or a private network; put it behind a TLS tunnel otherwise).
 //! - **Group commit for ingest**: one batcher task takes the ingests queued on a bounded channel
-//!   (up to [`MAX_BATCH`]), runs each inside its own `SAVEPOINT` of **one** transaction (a failing
+//!   (up to 256), runs each inside its own `SAVEPOINT` of **one** transaction (a failing
 //!   message rolls back alone), `NOTIFY exchange_work`s, commits with `synchronous_commit = on`
 //!   and only then replies to every caller.
 //! - **Leasing** with `FOR UPDATE SKIP LOCKED`: several nodes lease at once and never get the
