@@ -119,7 +119,7 @@ struct Fetcher {
 impl Fetcher {
     /// Reads a notified survey result and downloads its files (multi-survey-in-one reuse:
     /// the bureau uses the shared survey instead of commissioning its own).
-    fn fetch(&self, notice: &schemas::SurveyNotice, tally: &'static Tally) {
+    fn fetch(&self, notice: &schemas::SurveyNotice, tallies: Tallies, bureau: BureauId) {
         let this = self.clone();
         let id = notice.survey_id.as_str().to_owned();
         let files: Vec<String> = notice
@@ -149,6 +149,7 @@ impl Fetcher {
                     },
                     Err(_) => false,
                 };
+                let tally = &tallies[&bureau];
                 let counter = if ok {
                     &tally.survey_fetches
                 } else {
@@ -195,7 +196,7 @@ async fn inbox(
                     tally.survey_notices.fetch_add(1, Ordering::Relaxed);
                     endpoint
                         .fetcher
-                        .fetch(notice, leak(&endpoint.tallies, endpoint.bureau));
+                        .fetch(notice, endpoint.tallies.clone(), endpoint.bureau);
                 }
             }
             StatusCode::OK
@@ -205,12 +206,6 @@ async fn inbox(
             StatusCode::UNPROCESSABLE_ENTITY
         }
     }
-}
-
-/// A bureau's tally for the rest of the process (the demo's tallies live until it exits).
-fn leak(tallies: &Tallies, bureau: BureauId) -> &'static Tally {
-    let tallies: &'static BTreeMap<BureauId, Tally> = Box::leak(Box::new(Arc::clone(tallies)));
-    &tallies[&bureau]
 }
 
 /// Serves a bureau's inbox on `listener` until `stop`.
@@ -433,7 +428,7 @@ async fn pull_feed(
                         tally.redelivered.fetch_add(1, Ordering::Relaxed);
                     } else if let Some(notice) = event.survey() {
                         tally.survey_notices.fetch_add(1, Ordering::Relaxed);
-                        fetcher.fetch(notice, leak(&tallies, bureau));
+                        fetcher.fetch(notice, tallies.clone(), bureau);
                     }
                 }
             }
