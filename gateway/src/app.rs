@@ -248,6 +248,13 @@ async fn ingest_as<S: Store + Clone>(
             return problem.into_response();
         }
     };
+    if events.iter().any(|e| e.survey().is_some()) {
+        count(sender, "invalid");
+        return Problem::bad_request(
+            "survey results are published with POST /v1/surveys, not sent as messages",
+        )
+        .into_response();
+    }
     if let Some(event) = events.iter().find(|e| e.source != sender) {
         count(sender, "forbidden");
         tracing::warn!(message = "impersonation refused", certificate = %sender, claimed = %event.source);
@@ -359,6 +366,8 @@ async fn feed<S: Store + Clone>(
     loop {
         // Register for wake-ups before looking, so a commit in between is not missed.
         let notified = waker.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
         let items = match state.store.feed_fetch(bureau, limit).await {
             Ok(items) => items,
             Err(error) => {

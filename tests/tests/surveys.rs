@@ -694,6 +694,19 @@ async fn non_entitled_bureaus_get_nothing_and_403() {
         serde_json::json!(["planning"]),
         "refused reads are not reads"
     );
+    // A survey notice is published through /v1/surveys only: sent as a message, it is refused.
+    let notice = adapters::sample::survey_event(&mut rng);
+    let encoded = adapters::for_bureau(BureauId::Planning)
+        .expect("planning adapter")
+        .encode(&notice)
+        .expect("encodes");
+    assert_problem(
+        &planning
+            .post_body("/v1/messages", &encoded.content_type, encoded.body)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "urn:exchange:problem:bad-request",
+    );
     running.shutdown().await;
 }
 
