@@ -1105,3 +1105,39 @@ pub(crate) async fn an_ack_covers_only_what_was_fetched<S: Store + Clone>(store:
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event.message_id.as_str(), "gw-f3");
 }
+
+/// Group commit: 200 concurrent ingests all commit, in fewer transactions than ingests.
+/// `commits` reads the backend's own counter of committed transactions.
+pub(crate) async fn concurrent_ingests_share_commits<S: Store + Clone>(
+    store: S,
+    commits: impl Fn(&S) -> u64,
+) {
+    let before = commits(&store);
+    let tasks: Vec<_> = (0..200u64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let m = message(
+                    &format!("key-{n}"),
+                    10_000 + n as i64,
+                    vec![(event(n, &format!("g{n}")), vec![BureauId::Water])],
+                );
+                store.ingest(m).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap().unwrap(),
+            IngestOutcome::Accepted(_)
+        ));
+    }
+    let committed = commits(&store) - before;
+    assert!(
+        (1..200).contains(&committed),
+        "{committed} commits for 200 ingests"
+    );
+    let water = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!(water.pending, 200);
+    assert_eq!(water.oldest_pending, Some(10_000));
+}

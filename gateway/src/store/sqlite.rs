@@ -1199,34 +1199,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_ingests_share_commits() {
         let (_dir, store) = open("group");
-        let before = store.commits();
-        let tasks: Vec<_> = (0..200u64)
-            .map(|n| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let m = message(
-                        &format!("key-{n}"),
-                        10_000 + n as i64,
-                        vec![(event(n, &format!("g{n}")), vec![BureauId::Water])],
-                    );
-                    store.ingest(m).await
-                })
-            })
-            .collect();
-        for task in tasks {
-            assert!(matches!(
-                task.await.unwrap().unwrap(),
-                IngestOutcome::Accepted(_)
-            ));
-        }
-        let commits = store.commits() - before;
-        assert!(
-            (1..200).contains(&commits),
-            "{commits} commits for 200 ingests"
-        );
-        let water = stat(&store, BureauId::Water).await.unwrap();
-        assert_eq!(water.pending, 200);
-        assert_eq!(water.oldest_pending, Some(10_000));
+        conformance::concurrent_ingests_share_commits(store, SqliteStore::commits).await;
     }
 
     #[tokio::test]
