@@ -61,6 +61,7 @@ use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use schemas::survey::{parse_size, parse_version};
 
 const ROOT: &str = "CivilDefenseBatch";
 const ROOT_PATH: &str = "/CivilDefenseBatch";
@@ -177,37 +178,6 @@ fn parse_figure(name: FigureName, text: &str) -> Result<FigureValue, Problem> {
         });
     }
     name.parse_canonical(&text)
-}
-
-/// A survey result's version: digits only, from 1.
-fn parse_version(text: &str) -> Result<u32, Problem> {
-    let text = clean(text);
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Problem::BadFormat {
-            expected: "a version number in digits",
-        });
-    }
-    match text.parse::<u32>() {
-        Ok(0) | Err(_) => Err(Problem::OutOfRange {
-            min: "1",
-            max: "4294967295",
-        }),
-        Ok(version) => Ok(version),
-    }
-}
-
-/// A file size in bytes: digits only.
-fn parse_size(text: &str) -> Result<u64, Problem> {
-    let text = clean(text);
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Problem::BadFormat {
-            expected: "a size in bytes, in digits",
-        });
-    }
-    text.parse().map_err(|_| Problem::OutOfRange {
-        min: "0",
-        max: "18446744073709551615",
-    })
 }
 
 /// A bureau id as the project spells it (`civil_defense`).
@@ -501,13 +471,13 @@ impl CivilDefense {
             ShanghaiTime::parse_rfc3339,
         );
         let survey_id = n.field(
-            F::SurveyVersion,
+            F::SurveyId,
             || a("surveyId"),
             survey.attribute("surveyId"),
             SurveyId::parse,
         );
         let supersedes = n.optional(
-            F::SurveyVersion,
+            F::SurveySupersedes,
             || a("supersedes"),
             survey.attribute("supersedes"),
             SurveyId::parse,

@@ -53,7 +53,6 @@
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
-use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
     FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
@@ -67,6 +66,7 @@ use crate::assemble::CaseParts;
 use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/json",
@@ -146,28 +146,6 @@ const FIGURES: [(FigureName, &str); 8] = [
 
 fn parse_time(text: &str) -> Result<ShanghaiTime, Problem> {
     ShanghaiTime::parse_local(text, TIME)
-}
-
-/// A survey version: a sequence number (digits, from 1) that fits the canonical `u32`.
-fn parse_version(text: &str) -> Result<u32, Problem> {
-    u32::try_from(parse_sequence(text)?).map_err(|_| Problem::OutOfRange {
-        min: "1",
-        max: "4294967295",
-    })
-}
-
-/// A file size in bytes: digits only.
-fn parse_size(input: &str) -> Result<u64, Problem> {
-    let text = clean(input);
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Problem::BadFormat {
-            expected: "a size in bytes written in digits",
-        });
-    }
-    text.parse().map_err(|_| Problem::OutOfRange {
-        min: "0",
-        max: "18446744073709551615",
-    })
 }
 
 /// A figure's value as this format writes it: areas in 公顷, heights in 米, the ratio in %,
@@ -458,8 +436,8 @@ impl Greenery {
         let s = root.object("测绘成果", F::Document, n)?;
         s.check_keys(&SURVEY_KEYS, n);
         // The survey id names the published version, as a case id names a case.
-        let survey_id = s.take(n, F::CaseId, "成果编号", SurveyId::parse);
-        let supersedes = s.take_opt(n, F::CaseId, "替代成果编号", SurveyId::parse);
+        let survey_id = s.take(n, F::SurveyId, "成果编号", SurveyId::parse);
+        let supersedes = s.take_opt(n, F::SurveySupersedes, "替代成果编号", SurveyId::parse);
         if let (Some(id), Some(Some(old))) = (&survey_id, &supersedes)
             && id == old
         {

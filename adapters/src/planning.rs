@@ -48,6 +48,7 @@ use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use schemas::survey::parse_version;
 
 const ROOT: &str = "GhzyExchange";
 const SURVEY_ROOT: &str = "GhzySurveyNotice";
@@ -129,18 +130,6 @@ fn parse_digits(text: &str, max_digits: usize) -> Result<u64, Problem> {
         min: "0",
         max: "18446744073709551615",
     })
-}
-
-/// A survey result's version: 1 or more.
-fn parse_version(text: &str) -> Result<u32, Problem> {
-    match parse_digits(text, 10).map(u32::try_from) {
-        Ok(Ok(version)) if version >= 1 => Ok(version),
-        Ok(_) => Err(Problem::OutOfRange {
-            min: "1",
-            max: "4294967295",
-        }),
-        Err(problem) => Err(problem),
-    }
 }
 
 /// A unit attribute: present and not blank (the figure's parser judges the spelling).
@@ -412,16 +401,14 @@ impl Planning {
         ];
         survey.check_children("/GhzySurveyNotice/Survey", &SURVEY_FIELDS, &[], n);
         let s = |name: &str| format!("{R}/Survey/{name}");
-        // The canonical model has no field of its own for a version's id: it is reported as
-        // part of the version.
         let survey_id = n.field(
-            F::SurveyVersion,
+            F::SurveyId,
             || s("SurveyId"),
             survey.text_of("SurveyId"),
             SurveyId::parse,
         );
         let supersedes = n.optional(
-            F::SurveyVersion,
+            F::SurveySupersedes,
             || s("Supersedes"),
             survey.text_of("Supersedes"),
             SurveyId::parse,

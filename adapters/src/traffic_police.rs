@@ -70,6 +70,7 @@ use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::truncate;
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/json",
@@ -173,30 +174,6 @@ fn unit_of(name: FigureName) -> &'static str {
         "%" => "%",
         _ => "套",
     }
-}
-
-/// 版本: digits, from 1.
-fn parse_version(text: &str) -> Result<u32, Problem> {
-    parse_sequence(text).and_then(|v| {
-        u32::try_from(v).map_err(|_| Problem::OutOfRange {
-            min: "1",
-            max: "4294967295",
-        })
-    })
-}
-
-/// 大小: a file size in bytes, digits only.
-fn parse_size(text: &str) -> Result<u64, Problem> {
-    let text = clean(text);
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) || text.len() > 20 {
-        return Err(Problem::BadFormat {
-            expected: "a size in bytes of at most 20 digits",
-        });
-    }
-    text.parse::<u64>().map_err(|_| Problem::OutOfRange {
-        min: "0",
-        max: "18446744073709551615",
-    })
 }
 
 /// 指標值: a plain decimal in the figure's one unit (`11,6` and `35.5%` are refused).
@@ -370,8 +347,8 @@ impl TrafficPolice {
         chcg.check_keys(&SURVEY_KEYS, n);
         // The canonical model has no field of its own for the survey id: it is reported
         // against the event's id within its series, `case_id`.
-        let survey_id = chcg.string(n, F::CaseId, "CGBH", SurveyId::parse);
-        let supersedes = chcg.string_opt(n, F::CaseId, "TDCG", SurveyId::parse);
+        let survey_id = chcg.string(n, F::SurveyId, "CGBH", SurveyId::parse);
+        let supersedes = chcg.string_opt(n, F::SurveySupersedes, "TDCG", SurveyId::parse);
         let project = chcg.string(n, F::SurveyProject, "XMDM", ProjectCode::parse);
         let kind = chcg.string(n, F::SurveyKind, "CHLX", |t| {
             lookup(&SURVEY_KINDS, t, "survey kind code (測繪類型 1-4)")

@@ -69,6 +69,7 @@ use crate::assemble::CaseParts;
 use crate::json::{Obj, decode_value, pointer, value_text};
 use crate::vocabulary::{code_of, lookup};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/json",
@@ -165,27 +166,6 @@ fn parse_figure_value(name: FigureName, text: &str) -> Result<FigureValue, Probl
     name.parse_canonical(text)
 }
 
-/// A survey version: a whole number from 1.
-fn parse_version(text: &str) -> Result<u32, Problem> {
-    u32::try_from(parse_sequence(text)?).map_err(|_| Problem::OutOfRange {
-        min: "1",
-        max: "4294967295",
-    })
-}
-
-/// A file size in bytes: a whole number, 0 allowed.
-fn parse_size(text: &str) -> Result<u64, Problem> {
-    let text = clean(text);
-    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Problem::BadFormat {
-            expected: "a size in bytes of at most 18 digits",
-        });
-    }
-    text.parse().map_err(|_| Problem::BadFormat {
-        expected: "a size in bytes of at most 18 digits",
-    })
-}
-
 /// The header keys, then the two bodies: exactly one of `case` and `surveyNotice` is present.
 const ROOT_KEYS: [&str; 6] = [
     "schemaVersion",
@@ -271,8 +251,8 @@ impl Transport {
     fn decode_survey(root: &Obj<'_>, header: Header, n: &mut Normalizer) -> Option<Event> {
         let notice = root.object("surveyNotice", F::Document, n)?;
         notice.check_keys(&SURVEY_KEYS, n);
-        let survey_id = notice.string(n, F::Document, "surveyId", SurveyId::parse);
-        let supersedes = notice.string_opt(n, F::Document, "supersedes", SurveyId::parse);
+        let survey_id = notice.string(n, F::SurveyId, "surveyId", SurveyId::parse);
+        let supersedes = notice.string_opt(n, F::SurveySupersedes, "supersedes", SurveyId::parse);
         let project = notice.string(n, F::SurveyProject, "projectCode", ProjectCode::parse);
         let kind = notice.string(n, F::SurveyKind, "surveyKind", |t| {
             lookup(&SURVEY_KINDS, t, "survey kind")

@@ -60,6 +60,7 @@ use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use schemas::survey::{parse_size, parse_version};
 
 const ROOT: &str = "水務辦件報文";
 const SURVEY_ROOT: &str = "多測合一成果通知";
@@ -116,10 +117,6 @@ const SURVEY_FIELDS: [&str; 10] = [
 ];
 const FIGURE_FIELDS: [&str; 2] = ["名稱", "數值"];
 const FILE_FIELDS: [&str; 4] = ["文件名", "類型", "摘要", "大小"];
-
-/// The canonical field a rejected survey id (成果編號, 替代成果編號) is reported under: the
-/// canonical model names no field for it, so it counts as the document's.
-const SURVEY_ID_FIELD: F = F::Document;
 
 const SURVEY_KINDS: [(SurveyKind, &str); 4] = [
     (SurveyKind::PlanningVerification, "規劃核實測量"),
@@ -181,17 +178,8 @@ fn parse_local_time(text: &str) -> Result<ShanghaiTime, Problem> {
     ShanghaiTime::parse_local(text, LOCAL)
 }
 
-/// A survey result's version: a whole number from 1.
-fn parse_version(text: &str) -> Result<u32, Problem> {
-    let version = parse_sequence(text)?;
-    u32::try_from(version).map_err(|_| Problem::OutOfRange {
-        min: "1",
-        max: "4294967295",
-    })
-}
-
 /// A file size in bytes: digits, optionally followed by 字節 (or 字节).
-fn parse_size(text: &str) -> Result<u64, Problem> {
+fn parse_size_with_unit(text: &str) -> Result<u64, Problem> {
     const EXPECTED: Problem = Problem::BadFormat {
         expected: "a size in bytes such as 1048576字節",
     };
@@ -204,10 +192,7 @@ fn parse_size(text: &str) -> Result<u64, Problem> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(EXPECTED);
     }
-    digits.parse().map_err(|_| Problem::OutOfRange {
-        min: "0",
-        max: "18446744073709551615",
-    })
+    parse_size(digits)
 }
 
 /// A figure's value as the format writes it: the canonical number and the unit in one text.
@@ -420,9 +405,14 @@ impl Water {
         survey.check_attributes(&sp, &[], n);
         let s = |name: &str| format!("{sp}/{name}");
         let text = leaf(survey, "成果編號", &sp, n);
-        let survey_id = n.field(SURVEY_ID_FIELD, || s("成果編號"), text, SurveyId::parse);
+        let survey_id = n.field(F::SurveyId, || s("成果編號"), text, SurveyId::parse);
         let text = leaf(survey, "替代成果編號", &sp, n);
-        let supersedes = n.optional(SURVEY_ID_FIELD, || s("替代成果編號"), text, SurveyId::parse);
+        let supersedes = n.optional(
+            F::SurveySupersedes,
+            || s("替代成果編號"),
+            text,
+            SurveyId::parse,
+        );
         let text = leaf(survey, "項目代碼", &sp, n);
         let project = n.field(F::SurveyProject, || s("項目代碼"), text, ProjectCode::parse);
         let text = leaf(survey, "測繪類型", &sp, n);
@@ -571,7 +561,7 @@ impl Water {
             let text = leaf(file, "摘要", &fp, n);
             let sha256 = n.field(F::SurveyFile, || f("摘要"), text, Sha256Hex::parse);
             let text = leaf(file, "大小", &fp, n);
-            let size_bytes = n.field(F::SurveyFile, || f("大小"), text, parse_size);
+            let size_bytes = n.field(F::SurveyFile, || f("大小"), text, parse_size_with_unit);
             if let (Some(name), Some(media_type), Some(sha256), Some(size_bytes)) =
                 (name, media_type, sha256, size_bytes)
             {
@@ -823,7 +813,7 @@ mod tests {
             .collect();
         let r = "/多測合一成果通知/成果";
         for (path, field) in [
-            (format!("{r}/成果編號"), "document"),
+            (format!("{r}/成果編號"), "survey.survey_id"),
             (format!("{r}/測繪類型"), "survey.kind"),
             (format!("{r}/統一社會信用代碼"), "survey.agency.credit_code"),
             (format!("{r}/版本"), "survey.version"),
@@ -857,9 +847,9 @@ mod tests {
             Water.decode(&encoded.body, "application/xml"),
             Ok(vec![event])
         );
-        assert!(parse_size("1048576字節") == Ok(1_048_576));
-        assert!(parse_size("1.5MB").is_err());
-        assert!(parse_size("99999999999999999999").is_err());
+        assert_eq!(parse_size_with_unit("1048576字節"), Ok(1_048_576));
+        assert!(parse_size_with_unit("1.5MB").is_err());
+        assert!(parse_size_with_unit("99999999999999999999").is_err());
         assert_eq!(parse_version("3"), Ok(3));
         assert!(parse_version("4294967296").is_err());
     }

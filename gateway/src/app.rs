@@ -489,8 +489,13 @@ async fn replay<S: Store + Clone>(
 
 /// Refreshes the queue gauges from the store.
 pub async fn refresh_queue_gauges<S: Store>(store: &S) {
-    let Ok(stats) = store.queue_stats().await else {
-        return;
+    let stats = match store.queue_stats().await {
+        Ok(stats) => stats,
+        Err(error) => {
+            // The gauges keep their last values; /readyz reports the store itself.
+            tracing::warn!(message = "queue gauges not refreshed", %error);
+            return;
+        }
     };
     let now = now_ms();
     for stat in stats {

@@ -193,6 +193,29 @@ string_newtype_serde!(
     "The gateway's id of one published version of a survey result."
 );
 
+/// Parses a survey version: digits, 1 to 4294967295.
+pub fn parse_version(input: &str) -> Result<u32, Problem> {
+    let version = crate::model::parse_sequence(input)?;
+    u32::try_from(version).map_err(|_| Problem::OutOfRange {
+        min: "1",
+        max: "4294967295",
+    })
+}
+
+/// Parses a file size in bytes: digits only (at most 20).
+pub fn parse_size(input: &str) -> Result<u64, Problem> {
+    let text = clean(input);
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::BadFormat {
+            expected: "a size in bytes written in digits",
+        });
+    }
+    text.parse().map_err(|_| Problem::OutOfRange {
+        min: "0",
+        max: "18446744073709551615",
+    })
+}
+
 /// A media type such as `application/pdf` or `image/vnd.dwg`.
 pub fn parse_media_type(input: &str) -> Result<String, Problem> {
     let text = clean(input).to_ascii_lowercase();

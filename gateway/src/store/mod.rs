@@ -88,6 +88,38 @@ pub struct NewEvent {
     pub subscribers: Vec<BureauId>,
 }
 
+/// An event with the bureaus that receive it (each once) and the sender's own id of it.
+pub(crate) type RoutedEvent = (Event, String, Vec<BureauId>);
+
+/// What both backends write for one ingest: the events with their subscribers made unique (one
+/// delivery per (event, subscriber), even if a subscriber is listed twice), and the receipt.
+pub(crate) fn routed_events(
+    events: Vec<NewEvent>,
+    survey: Option<&SurveyRecord>,
+) -> (Vec<RoutedEvent>, Receipt) {
+    let events: Vec<RoutedEvent> = events
+        .into_iter()
+        .map(|e| {
+            let mut subscribers = Vec::with_capacity(e.subscribers.len());
+            for s in e.subscribers {
+                if !subscribers.contains(&s) {
+                    subscribers.push(s);
+                }
+            }
+            (e.event, e.source_message_id, subscribers)
+        })
+        .collect();
+    let receipt = Receipt {
+        message_ids: events
+            .iter()
+            .map(|(e, _, _)| e.message_id.as_str().to_owned())
+            .collect(),
+        deliveries: events.iter().map(|(_, _, s)| s.len()).sum(),
+        survey_id: survey.map(|s| s.id.as_str().to_owned()),
+    };
+    (events, receipt)
+}
+
 /// What the sender is told once its message is committed; stored, so that a repeated
 /// idempotency key gets exactly the same answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -415,9 +415,6 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
     }
 }
 
-/// One delivery per (event, subscriber), even if a subscriber is listed twice.
-type RoutedEvent = (Event, String, Vec<BureauId>);
-
 async fn insert_survey(
     client: &ClientWrapper,
     message_row: i64,
@@ -477,27 +474,7 @@ async fn ingest_in(
     client: &ClientWrapper,
     message: NewMessage,
 ) -> Result<IngestOutcome, StoreError> {
-    let events: Vec<RoutedEvent> = message
-        .events
-        .into_iter()
-        .map(|e| {
-            let mut subscribers = Vec::with_capacity(e.subscribers.len());
-            for s in e.subscribers {
-                if !subscribers.contains(&s) {
-                    subscribers.push(s);
-                }
-            }
-            (e.event, e.source_message_id, subscribers)
-        })
-        .collect();
-    let receipt = Receipt {
-        message_ids: events
-            .iter()
-            .map(|(e, _, _)| e.message_id.as_str().to_owned())
-            .collect(),
-        deliveries: events.iter().map(|(_, _, s)| s.len()).sum(),
-        survey_id: message.survey.as_ref().map(|s| s.id.as_str().to_owned()),
-    };
+    let (events, receipt) = super::routed_events(message.events, message.survey.as_ref());
     let receipt_json =
         serde_json::to_string(&receipt).map_err(|e| corrupt("cannot encode receipt", e))?;
 
