@@ -10,6 +10,8 @@ use std::time::Duration;
 use schemas::{BureauId, District, EventKind, FigureName, Item, Stage, SurveyKind};
 use serde::Deserialize;
 
+use crate::net::Identity;
+
 /// The documented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
 
@@ -469,13 +471,23 @@ impl Config {
     }
 }
 
-use crate::identity::Identity;
-use crate::store::any::StoreLocation;
+/// Where the store lives, parsed from `store = "…"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
 
-impl Identity {
-    /// A gateway identity from a node name, if the name is valid.
-    pub fn from_node(node: &str) -> Option<Self> {
-        Self::from_uri(&format!("urn:gateway:{node}"))
+impl StoreLocation {
+    /// Parses `sqlite:PATH` or `postgres://…` / `postgresql://…`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            return (!path.is_empty()).then(|| Self::Sqlite(PathBuf::from(path)));
+        }
+        (text.starts_with("postgres://") || text.starts_with("postgresql://"))
+            .then(|| Self::Postgres(text.to_owned()))
     }
 }
 
@@ -570,5 +582,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.problem.contains("housing"), "{err}");
+    }
+
+    #[test]
+    fn store_locations() {
+        assert_eq!(
+            StoreLocation::parse("sqlite:data/g.db"),
+            Some(StoreLocation::Sqlite("data/g.db".into()))
+        );
+        assert!(matches!(
+            StoreLocation::parse("postgres://postgres@127.0.0.1/test"),
+            Some(StoreLocation::Postgres(_))
+        ));
+        assert_eq!(StoreLocation::parse("sqlite:"), None);
+        assert_eq!(StoreLocation::parse("mysql://x"), None);
     }
 }

@@ -9,10 +9,11 @@ use std::process::ExitCode;
 use adapters::{Adapter, DecodeError, Syntax};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gateway::config::Config;
-use gateway::identity::Identity;
-use gateway::routing::{RouteTable, name};
-use gateway::store::any::{AnyStore, StoreLocation};
+use gateway::config::{Config, StoreLocation};
+use gateway::net::Identity;
+use gateway::routing::RouteTable;
+use gateway::store::any::AnyStore;
+use gateway::vocabulary::name;
 use schemas::BureauId;
 
 #[derive(Parser)]
@@ -193,7 +194,7 @@ fn fastrand_rng(seed: u64) -> fastrand::Rng {
 fn pki(command: PkiCommand) -> Result<ExitCode> {
     match command {
         PkiCommand::Init { dir, node } => {
-            gateway::pki::init(&dir, &node)?;
+            gateway::net::pki::init(&dir, &node)?;
             println!("dev PKI in {}", dir.display());
         }
         PkiCommand::Issue {
@@ -212,7 +213,7 @@ fn pki(command: PkiCommand) -> Result<ExitCode> {
                 }
                 _ => anyhow::bail!("give exactly one of --bureau, --operator, --gateway"),
             };
-            let (cert, key) = gateway::pki::issue(&dir, &identity, &stem)?;
+            let (cert, key) = gateway::net::pki::issue(&dir, &identity, &stem)?;
             println!("{identity}: {} {}", cert.display(), key.display());
         }
     }

@@ -3,6 +3,7 @@
 use schemas::{BureauId, Event};
 
 use crate::config::Route;
+use crate::vocabulary::name;
 
 /// The routes of a configuration, ready to match events.
 #[derive(Debug, Clone)]
@@ -17,15 +18,6 @@ pub struct RouteMatch<'a> {
     pub route: &'a Route,
     /// `None` when it matched, else the first condition the event failed.
     pub failed: Option<String>,
-}
-
-/// A value's canonical (serialized) name, e.g. `construction_planning_permit`.
-pub fn name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        Ok(other) => other.to_string(),
-        Err(_) => String::from("?"),
-    }
 }
 
 fn matches<T: PartialEq + serde::Serialize>(list: &[T], value: &T) -> Result<(), String> {

@@ -87,11 +87,11 @@ async fn every_default_route_delivers() {
             "route {}: one delivery per subscriber {expected:?}",
             route.name
         );
-        assert!(receipt.message_ids[0].starts_with("gw-"));
-        assert_ne!(receipt.message_ids[0], event.message_id.as_str());
+        assert!(receipt.message_ids[0].as_str().starts_with("gw-"));
+        assert_ne!(receipt.message_ids[0].as_str(), event.message_id.as_str());
         sent.push((
             route.name.clone(),
-            as_delivered(&event, &receipt.message_ids[0]),
+            as_delivered(&event, receipt.message_ids[0].as_str()),
             expected.into_iter().collect(),
         ));
     }
@@ -209,11 +209,15 @@ async fn idempotent_resend() {
     for bureau in &to {
         let r = receiver(&receivers, *bureau);
         wait_until(&format!("{bureau} receives the last event"), async || {
-            r.copies_of(&receipt_three.message_ids[0]) > 0
+            r.copies_of(receipt_three.message_ids[0].as_str()) > 0
         })
         .await;
-        assert_eq!(r.copies_of(&receipt.message_ids[0]), 1, "{bureau}");
-        assert_eq!(r.copies_of(&receipt_two.message_ids[0]), 1, "{bureau}");
+        assert_eq!(r.copies_of(receipt.message_ids[0].as_str()), 1, "{bureau}");
+        assert_eq!(
+            r.copies_of(receipt_two.message_ids[0].as_str()),
+            1,
+            "{bureau}"
+        );
     }
 
     let store = running.store();
@@ -409,7 +413,7 @@ async fn subscriber_down_then_up_delivers_everything_in_case_order() {
         for case in &cases {
             let event = next_in_case(case, sequence, &mut rng);
             let receipt = planning.send(&event).await.receipt();
-            ids.push(receipt.message_ids[0].clone());
+            ids.push(receipt.message_ids[0].as_str().to_owned());
         }
     }
     let store = running.store();
@@ -469,7 +473,9 @@ async fn dead_letter_then_replay() {
         Item::LandUsePlanningPermit,
         CaseStatus::Approved,
     );
-    let id = planning.send(&event).await.receipt().message_ids[0].clone();
+    let id = planning.send(&event).await.receipt().message_ids[0]
+        .as_str()
+        .to_owned();
 
     let mut letters = serde_json::Value::Null;
     wait_until("water's delivery is a dead letter", async || {
@@ -571,7 +577,7 @@ async fn sigkill_with_backlog_loses_nothing() {
             assert!(to.iter().all(|b| by_bureau.contains_key(b)), "{to:?}");
             let receipt = client.send(&event).await.receipt();
             assert_eq!(receipt.deliveries, to.len());
-            promised.insert(receipt.message_ids[0].clone(), to);
+            promised.insert(receipt.message_ids[0].as_str().to_owned(), to);
         }
     }
     assert_eq!(promised.len(), 40);
@@ -648,7 +654,9 @@ async fn pull_feed_ack_and_redelivery() {
             CaseStatus::Approved,
         );
         assert!(subscribers(&event).contains(&BureauId::CivilDefense));
-        let id = planning.send(&event).await.receipt().message_ids[0].clone();
+        let id = planning.send(&event).await.receipt().message_ids[0]
+            .as_str()
+            .to_owned();
         expected.push(as_delivered(&event, &id));
     }
 

@@ -408,7 +408,7 @@ async fn send_cases(pki: Arc<TestPki>, load: Arc<Load>, sender: usize, run: u32)
             assert_eq!(receipt.deliveries, to.len(), "{key}");
             load.accepted.fetch_add(1, Ordering::Relaxed);
             accepted.push(Accepted {
-                id: receipt.message_ids[0].clone(),
+                id: receipt.message_ids[0].as_str().to_owned(),
                 event,
                 to,
             });
@@ -587,7 +587,7 @@ async fn send_through_outage(
                     let receipt = reply.receipt();
                     assert_eq!(receipt.deliveries, to.len(), "{key}");
                     accepted.push(Accepted {
-                        id: receipt.message_ids[0].clone(),
+                        id: receipt.message_ids[0].as_str().to_owned(),
                         event,
                         to,
                     });

@@ -2,36 +2,16 @@
 //! `postgres://…` (shared by several nodes). One enum, so the rest of the gateway is written
 //! once against [`Store`].
 
-use std::path::PathBuf;
+use schemas::{BureauId, ProjectCode, SurveyId, SurveyKind};
 
-use schemas::{BureauId, SurveyId, SurveyKind};
+use crate::config::StoreLocation;
 
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    QueueStat, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
+    QueueStat, ReadOf, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
 };
-
-/// Where the store lives, parsed from `store = "…"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// A SQLite file.
-    Sqlite(PathBuf),
-    /// A PostgreSQL connection URL.
-    Postgres(String),
-}
-
-impl StoreLocation {
-    /// Parses `sqlite:PATH` or `postgres://…` / `postgresql://…`.
-    pub fn parse(text: &str) -> Option<Self> {
-        if let Some(path) = text.strip_prefix("sqlite:") {
-            return (!path.is_empty()).then(|| Self::Sqlite(PathBuf::from(path)));
-        }
-        (text.starts_with("postgres://") || text.starts_with("postgresql://"))
-            .then(|| Self::Postgres(text.to_owned()))
-    }
-}
 
 /// Either backend.
 #[derive(Debug, Clone)]
@@ -50,7 +30,7 @@ impl AnyStore {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || SqliteStore::open(&path))
                     .await
-                    .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))?
+                    .map_err(|e| StoreError::unavailable_from("opening the store", e))?
                     .map(Self::Sqlite)
             }
             StoreLocation::Postgres(url) => {
@@ -111,8 +91,13 @@ impl Store for AnyStore {
         delegate!(self, s => s.dead_letters(subscriber, limit))
     }
 
-    async fn replay(&self, selector: ReplaySelector, now: Millis) -> Result<u64, StoreError> {
-        delegate!(self, s => s.replay(selector, now))
+    async fn replay(
+        &self,
+        selector: ReplaySelector,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        delegate!(self, s => s.replay(selector, now, limit))
     }
 
     async fn feed_fetch(
@@ -150,7 +135,7 @@ impl Store for AnyStore {
 
     async fn latest_survey(
         &self,
-        project: String,
+        project: ProjectCode,
         kind: SurveyKind,
     ) -> Result<Option<SurveyRecord>, StoreError> {
         delegate!(self, s => s.latest_survey(project, kind))
@@ -160,14 +145,18 @@ impl Store for AnyStore {
         &self,
         id: SurveyId,
         bureau: BureauId,
-        what: String,
+        what: ReadOf,
         at: Millis,
     ) -> Result<bool, StoreError> {
         delegate!(self, s => s.record_survey_read(id, bureau, what, at))
     }
 
-    async fn survey_reads(&self, id: SurveyId) -> Result<Vec<SurveyRead>, StoreError> {
-        delegate!(self, s => s.survey_reads(id))
+    async fn survey_reads(
+        &self,
+        id: SurveyId,
+        limit: usize,
+    ) -> Result<Vec<SurveyRead>, StoreError> {
+        delegate!(self, s => s.survey_reads(id, limit))
     }
 
     fn work_notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -175,24 +164,5 @@ impl Store for AnyStore {
             Self::Sqlite(s) => s.work_notifications(),
             Self::Postgres(s) => s.work_notifications(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations() {
-        assert_eq!(
-            StoreLocation::parse("sqlite:data/g.db"),
-            Some(StoreLocation::Sqlite("data/g.db".into()))
-        );
-        assert!(matches!(
-            StoreLocation::parse("postgres://postgres@127.0.0.1/test"),
-            Some(StoreLocation::Postgres(_))
-        ));
-        assert_eq!(StoreLocation::parse("sqlite:"), None);
-        assert_eq!(StoreLocation::parse("mysql://x"), None);
     }
 }

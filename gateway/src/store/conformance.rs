@@ -5,12 +5,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use schemas::{BureauCaseId, BureauId, Event, MessageId};
+use schemas::{BureauCaseId, BureauId, Event, MessageId, Sha256Hex};
 
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewEvent,
-    NewMessage, QueueStat, Receipt, ReplaySelector, Store, StoreError,
+    NewMessage, QueueStat, ReadOf, Receipt, ReplaySelector, Store, StoreError,
 };
+use crate::ids::IdempotencyKey;
 
 /// Expands one `#[tokio::test]` per conformance function for a backend. `$open` is an async
 /// function `fn(&'static str) -> Option<(Guard, S)>`: a fresh, empty store (the guard cleans it
@@ -71,15 +72,16 @@ pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>
     NewMessage {
         survey: None,
         sender: BureauId::Planning,
-        idempotency_key: key.to_owned(),
+        idempotency_key: IdempotencyKey::from_header(key.as_bytes()).unwrap(),
         content_type: "application/xml".to_owned(),
         body: format!("<body key=\"{key}\"/>").into_bytes(),
-        sha256: "0".repeat(64),
+        sha256: Sha256Hex::parse(&"0".repeat(64)).unwrap(),
         received_at: at,
         events: events
             .into_iter()
             .map(|(event, subscribers)| NewEvent {
-                source_message_id: format!("src-{}", event.message_id.as_str()),
+                source_message_id: MessageId::parse(&format!("src-{}", event.message_id.as_str()))
+                    .unwrap(),
                 event,
                 subscribers,
             })
@@ -131,7 +133,10 @@ pub(crate) async fn same_key_returns_the_first_receipt_and_writes_nothing<S: Sto
     assert_eq!(
         receipt,
         Receipt {
-            message_ids: vec!["gw-a".into(), "gw-b".into()],
+            message_ids: vec![
+                MessageId::parse("gw-a").unwrap(),
+                MessageId::parse("gw-b").unwrap()
+            ],
             deliveries: 3,
             survey_id: None,
         }
@@ -257,7 +262,7 @@ pub(crate) async fn a_failing_ingest_rolls_back_only_itself<S: Store + Clone>(st
     );
     assert!(matches!(good.unwrap(), IngestOutcome::Accepted(_)));
     let error = bad.unwrap_err();
-    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
     assert!(!error.is_retryable());
     // Nothing of the failed one remains (not even its first event); its key is free again.
     assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 1);
@@ -479,7 +484,7 @@ pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_c
         vec![DeadLetter {
             id: first[0].id,
             subscriber: BureauId::Water,
-            message_id: "gw-c1".into(),
+            message_id: MessageId::parse("gw-c1").unwrap(),
             attempts: vec![failed, gave_up],
             dead_at: retry_at,
         }]
@@ -548,7 +553,7 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
 
     // By subscriber: both of Water's, none of Transport's.
     let replayed = store
-        .replay(ReplaySelector::Subscriber(BureauId::Water), 1_000)
+        .replay(ReplaySelector::Subscriber(BureauId::Water), 1_000, 100)
         .await
         .unwrap();
     assert_eq!(replayed, 2);
@@ -573,13 +578,14 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
         .replay(
             ReplaySelector::Ids(vec![transport_dead[1], water_dead[0], 9_999]),
             2_000,
+            100,
         )
         .await
         .unwrap();
     assert_eq!(replayed, 1);
     assert_eq!(
         store
-            .replay(ReplaySelector::Ids(vec![]), 2_000)
+            .replay(ReplaySelector::Ids(vec![]), 2_000, 100)
             .await
             .unwrap(),
         0
@@ -633,6 +639,21 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
     assert_eq!(
         dead.iter().map(|d| d.id).collect::<Vec<_>>(),
         [transport_dead[0], transport_dead[1]]
+    );
+
+    // Replay is bounded: a limit of one revives the oldest dead letter only.
+    let replayed = store
+        .replay(ReplaySelector::Subscriber(BureauId::Transport), 3_000, 1)
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    let left = store
+        .dead_letters(Some(BureauId::Transport), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [transport_dead[1]]
     );
 }
 
@@ -990,7 +1011,7 @@ pub(crate) async fn surveys_are_stored_with_their_notices_and_reads_are_counted<
         store.survey(record.id.clone()).await.unwrap(),
         Some(record.clone())
     );
-    let project = record.result.project.as_str().to_owned();
+    let project = record.result.project.clone();
     assert_eq!(
         store
             .latest_survey(project.clone(), record.result.kind)
@@ -1029,34 +1050,40 @@ pub(crate) async fn surveys_are_stored_with_their_notices_and_reads_are_counted<
     );
 
     let id = record.id.clone();
+    let file = ReadOf::File(Sha256Hex::parse(&"ab".repeat(32)).unwrap());
     assert!(
         store
-            .record_survey_read(id.clone(), BureauId::Greenery, "metadata".into(), 3_000)
+            .record_survey_read(id.clone(), BureauId::Greenery, ReadOf::Metadata, 3_000)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .record_survey_read(id.clone(), BureauId::Greenery, "file:ab".into(), 3_001)
+            .record_survey_read(id.clone(), BureauId::Greenery, file.clone(), 3_001)
             .await
             .unwrap()
     );
     assert!(
         store
-            .record_survey_read(id.clone(), BureauId::Water, "metadata".into(), 3_002)
+            .record_survey_read(id.clone(), BureauId::Water, ReadOf::Metadata, 3_002)
             .await
             .unwrap()
     );
-    let reads = store.survey_reads(id).await.unwrap();
-    let who: Vec<(BureauId, &str)> = reads.iter().map(|r| (r.bureau, r.what.as_str())).collect();
+    let reads = store.survey_reads(id.clone(), 100).await.unwrap();
+    let who: Vec<(BureauId, &ReadOf)> = reads.iter().map(|r| (r.bureau, &r.what)).collect();
     assert_eq!(
         who,
         [
-            (BureauId::Greenery, "metadata"),
-            (BureauId::Greenery, "file:ab"),
-            (BureauId::Water, "metadata")
+            (BureauId::Greenery, &ReadOf::Metadata),
+            (BureauId::Greenery, &file),
+            (BureauId::Water, &ReadOf::Metadata)
         ]
     );
+    assert_eq!(file.to_string(), format!("file:{}", "ab".repeat(32)));
+    // Listing is bounded: the oldest `limit` reads.
+    let first_two = store.survey_reads(id, 2).await.unwrap();
+    assert_eq!(first_two.len(), 2);
+    assert_eq!(first_two[1].what, file);
 }
 
 /// A feed acknowledgement never covers a delivery the subscriber was not handed, even one

@@ -14,10 +14,15 @@
 //!
 //! Times are Unix milliseconds passed in by the caller, so the store holds no clock.
 
-use schemas::{BureauId, Event, SurveyId, SurveyKind, SurveyResult};
+use schemas::{
+    BureauId, Event, MessageId, ProjectCode, Sha256Hex, SurveyId, SurveyKind, SurveyResult,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::IdempotencyKey;
+
 pub mod any;
+pub(crate) mod codec;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod postgres;
@@ -26,8 +31,7 @@ pub mod sqlite;
 /// Row id of a delivery; increases with arrival, so it also orders a (subscriber, case) queue.
 pub type DeliveryId = i64;
 
-/// Unix time in milliseconds.
-pub type Millis = i64;
+pub use crate::clock::Millis;
 
 /// One accepted message, ready to commit.
 #[derive(Debug, Clone)]
@@ -35,13 +39,13 @@ pub struct NewMessage {
     /// The bureau that sent it (from its certificate).
     pub sender: BureauId,
     /// The sender's idempotency key: the same key again returns the first receipt.
-    pub idempotency_key: String,
+    pub idempotency_key: IdempotencyKey,
     /// The content type it was sent with.
     pub content_type: String,
     /// The raw payload, exactly as received.
     pub body: Vec<u8>,
-    /// Lowercase hex SHA-256 of `body`.
-    pub sha256: String,
+    /// SHA-256 of `body`.
+    pub sha256: Sha256Hex,
     /// When the gateway received it.
     pub received_at: Millis,
     /// The canonical events it carries, each with its subscribers.
@@ -71,10 +75,48 @@ pub struct SurveyRecord {
 pub struct SurveyRead {
     /// Who read.
     pub bureau: BureauId,
-    /// `metadata`, or `file:<sha256>`.
-    pub what: String,
+    /// What was read.
+    pub what: ReadOf,
     /// When.
     pub at: Millis,
+}
+
+/// What a survey read fetched. Stored and shown as `metadata` or `file:<sha256>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOf {
+    /// The result's metadata and figures.
+    Metadata,
+    /// One of its files.
+    File(Sha256Hex),
+}
+
+impl std::fmt::Display for ReadOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Metadata => f.write_str("metadata"),
+            Self::File(sha256) => write!(f, "file:{}", sha256.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for ReadOf {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        match text.strip_prefix("file:") {
+            None if text == "metadata" => Ok(Self::Metadata),
+            Some(hex) => Sha256Hex::parse(hex)
+                .map(Self::File)
+                .map_err(|e| StoreError::corrupt(format!("stored survey read {text:?}: {e}"))),
+            None => Err(StoreError::corrupt(format!("stored survey read {text:?}"))),
+        }
+    }
+}
+
+impl Serialize for ReadOf {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// One canonical event of an accepted message and the bureaus it is routed to.
@@ -82,42 +124,10 @@ pub struct SurveyRead {
 pub struct NewEvent {
     /// The event, its `message_id` already the gateway's stable id (what receivers see).
     pub event: Event,
-    /// The id the sender's own format gave the event.
-    pub source_message_id: String,
+    /// The id the sender's own format gave the event (for a survey notice, the survey id).
+    pub source_message_id: MessageId,
     /// Every bureau that must receive it; one delivery record each.
     pub subscribers: Vec<BureauId>,
-}
-
-/// An event with the bureaus that receive it (each once) and the sender's own id of it.
-pub(crate) type RoutedEvent = (Event, String, Vec<BureauId>);
-
-/// What both backends write for one ingest: the events with their subscribers made unique (one
-/// delivery per (event, subscriber), even if a subscriber is listed twice), and the receipt.
-pub(crate) fn routed_events(
-    events: Vec<NewEvent>,
-    survey: Option<&SurveyRecord>,
-) -> (Vec<RoutedEvent>, Receipt) {
-    let events: Vec<RoutedEvent> = events
-        .into_iter()
-        .map(|e| {
-            let mut subscribers = Vec::with_capacity(e.subscribers.len());
-            for s in e.subscribers {
-                if !subscribers.contains(&s) {
-                    subscribers.push(s);
-                }
-            }
-            (e.event, e.source_message_id, subscribers)
-        })
-        .collect();
-    let receipt = Receipt {
-        message_ids: events
-            .iter()
-            .map(|(e, _, _)| e.message_id.as_str().to_owned())
-            .collect(),
-        deliveries: events.iter().map(|(_, _, s)| s.len()).sum(),
-        survey_id: survey.map(|s| s.id.as_str().to_owned()),
-    };
-    (events, receipt)
 }
 
 /// What the sender is told once its message is committed; stored, so that a repeated
@@ -125,12 +135,12 @@ pub(crate) fn routed_events(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     /// The gateway's stable ids of the message's events, in order.
-    pub message_ids: Vec<String>,
+    pub message_ids: Vec<MessageId>,
     /// How many deliveries were queued.
     pub deliveries: usize,
     /// For a survey publication: the id of the published version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub survey_id: Option<String>,
+    pub survey_id: Option<SurveyId>,
 }
 
 /// The result of an ingest.
@@ -186,7 +196,7 @@ pub struct DeadLetter {
     /// The receiving bureau.
     pub subscriber: BureauId,
     /// The gateway's message id of the event.
-    pub message_id: String,
+    pub message_id: MessageId,
     /// Every attempt, oldest first.
     pub attempts: Vec<Attempt>,
     /// When it was dead-lettered.
@@ -219,15 +229,32 @@ pub struct QueueStat {
     pub failed_attempts: u64,
 }
 
-/// Why the store could not do something. Says whether trying again can help.
-#[derive(Debug, thiserror::Error)]
+/// The underlying cause of a store error (a driver error, an I/O error, a decoding error),
+/// shared so that every caller of a failed group commit gets the same error with its source.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why the store could not do something. Says whether trying again can help; keeps the driver's
+/// error as its `source()`.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is busy: try again later (503 to senders).
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("store unavailable: {context}")]
+    Unavailable {
+        /// What the store was doing.
+        context: String,
+        /// The driver's error, if there was one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The store holds something it cannot read back (a bug or tampering): not retryable.
-    #[error("store data is corrupt: {0}")]
-    Corrupt(String),
+    #[error("store data is corrupt: {context}")]
+    Corrupt {
+        /// What was being read or written.
+        context: String,
+        /// The driver's or decoder's error, if there was one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The store has been shut down.
     #[error("store is closed")]
     Closed,
@@ -240,11 +267,50 @@ pub enum StoreError {
 impl StoreError {
     /// True when the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// Unavailable, with no underlying error.
+    pub fn unavailable(context: impl Into<String>) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Unavailable because of `source`.
+    pub fn unavailable_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// Corrupt, with no underlying error.
+    pub fn corrupt(context: impl Into<String>) -> Self {
+        Self::Corrupt {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Corrupt because of `source`.
+    pub fn corrupt_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Corrupt {
+            context: context.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
     }
 }
 
-/// The store interface every backend implements (SQLite now, PostgreSQL next).
+/// The store interface every backend implements (embedded SQLite, and PostgreSQL for several
+/// nodes).
 pub trait Store: Send + Sync + 'static {
     /// Commits a message, its events and their deliveries in one transaction, or returns the
     /// first receipt when `(sender, idempotency_key)` was seen before. Returns after commit.
@@ -289,12 +355,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 
-    /// Makes dead letters pending again, due now, with their attempt count reset (their
-    /// history is kept). Returns how many were replayed.
+    /// Makes up to `limit` dead letters pending again (the oldest first), due now, with their
+    /// attempt count reset (their history is kept). Returns how many were replayed; an
+    /// operator replaying a long list calls again until it returns 0.
     fn replay(
         &self,
         selector: ReplaySelector,
         now: Millis,
+        limit: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The oldest pending deliveries of a pull subscriber, in queue order (unacknowledged items
@@ -340,24 +408,25 @@ pub trait Store: Send + Sync + 'static {
     /// The latest version of a project's survey kind.
     fn latest_survey(
         &self,
-        project: String,
+        project: ProjectCode,
         kind: SurveyKind,
     ) -> impl Future<Output = Result<Option<SurveyRecord>, StoreError>> + Send;
 
-    /// Records that `bureau` read a survey result (`what`: `metadata` or `file:<sha256>`).
+    /// Records that `bureau` read a survey result (its metadata or one of its files).
     /// Returns true when it is that bureau's first read of that result.
     fn record_survey_read(
         &self,
         id: SurveyId,
         bureau: BureauId,
-        what: String,
+        what: ReadOf,
         at: Millis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Every read of a survey result, oldest first.
+    /// Up to `limit` reads of a survey result, oldest first.
     fn survey_reads(
         &self,
         id: SurveyId,
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<SurveyRead>, StoreError>> + Send;
 
     /// A counter that changes whenever any node commits new work, for stores shared by several

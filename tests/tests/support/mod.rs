@@ -24,10 +24,10 @@ use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use gateway::app::Peer;
 use gateway::config::Config;
 use gateway::delivery::{HttpsClient, https_client};
-use gateway::identity::Identity;
+use gateway::net::Identity;
+use gateway::net::Peer;
 use gateway::store::Receipt;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -94,13 +94,13 @@ impl Drop for TempDir {
 /// A dev PKI (CA, gateway, six bureaus, operator) and room for the store, in a fresh folder.
 pub(crate) struct TestPki {
     root: TempDir,
-    layout: gateway::pki::PkiLayout,
+    layout: gateway::net::pki::PkiLayout,
 }
 
 impl TestPki {
     pub(crate) fn new(name: &str) -> Self {
         let root = TempDir::new(name);
-        let layout = gateway::pki::init(&root.path().join("pki"), "gw-1").expect("dev PKI");
+        let layout = gateway::net::pki::init(&root.path().join("pki"), "gw-1").expect("dev PKI");
         Self { root, layout }
     }
 
@@ -392,13 +392,13 @@ impl Receiver {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let tls = gateway::tls::endpoint_server_config(&self.ca, &self.cert, &self.key)
+        let tls = gateway::net::tls::endpoint_server_config(&self.ca, &self.cert, &self.key)
             .expect("receiver TLS");
         let router = Router::new()
             .route("/inbox", post(inbox))
             .with_state(self.state.clone());
         let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(gateway::server::serve(
+        let task = tokio::spawn(gateway::net::listener::serve(
             listener,
             tls,
             router,
@@ -643,7 +643,7 @@ impl BureauClient {
         key: &Path,
         gateway: std::net::SocketAddr,
     ) -> Self {
-        let tls = gateway::tls::client_config(ca, cert, key).expect("client TLS");
+        let tls = gateway::net::tls::client_config(ca, cert, key).expect("client TLS");
         Self {
             bureau: None,
             client: https_client(&tls),
@@ -654,7 +654,7 @@ impl BureauClient {
 
     /// Presents no client certificate.
     pub(crate) fn anonymous(pki: &TestPki, gateway: std::net::SocketAddr) -> Self {
-        let tls = gateway::tls::client_config_without_identity(pki.ca()).expect("client TLS");
+        let tls = gateway::net::tls::client_config_without_identity(pki.ca()).expect("client TLS");
         Self {
             bureau: None,
             client: https_client(&tls),

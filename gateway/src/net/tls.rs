@@ -16,7 +16,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::extensions::GeneralName;
 
-use crate::identity::Identity;
+use super::identity::Identity;
 
 /// ALPN protocols offered and accepted, in order of preference.
 pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -262,8 +262,8 @@ mod tests {
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
     use super::*;
-    use crate::pki::testing::TempDir;
-    use crate::pki::{self, PkiLayout};
+    use crate::net::pki::testing::TempDir;
+    use crate::net::pki::{self, PkiLayout};
 
     /// What the server saw of a completed handshake.
     #[derive(Debug)]

@@ -25,9 +25,9 @@ use schemas::BureauId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::Peer;
 use crate::config::Config;
-use crate::identity::Identity;
+use crate::net::Identity;
+use crate::net::Peer;
 use crate::store::Store;
 
 /// Options of `gateway demo`.
@@ -88,7 +88,7 @@ struct Tally {
 type Tallies = Arc<BTreeMap<BureauId, Tally>>;
 
 fn client(ca: &Path, cert: &Path, key: &Path) -> Result<HttpsClient> {
-    let tls = crate::tls::client_config(ca, cert, key)?;
+    let tls = crate::net::tls::client_config(ca, cert, key)?;
     Ok(https_client(&tls))
 }
 
@@ -218,7 +218,7 @@ fn serve_inbox(
     let router = Router::new()
         .route("/inbox", post(inbox))
         .with_state(endpoint);
-    tokio::spawn(crate::server::serve(
+    tokio::spawn(crate::net::listener::serve(
         listener,
         tls,
         router,
@@ -489,14 +489,14 @@ pub fn survey_metadata(result: &schemas::SurveyResult) -> serde_json::Value {
                 unit => unit,
             };
             serde_json::json!({
-                "name": crate::routing::name(&f.name),
+                "name": crate::vocabulary::name(&f.name),
                 "value": format!("{}{unit}", schemas::FigureName::value_text(&f.quantity)),
             })
         })
         .collect();
     serde_json::json!({
         "project": result.project.as_str(),
-        "kind": crate::routing::name(&result.kind),
+        "kind": crate::vocabulary::name(&result.kind),
         "agency": {
             "name": result.agency.name.as_str(),
             "credit_code": result.agency.credit_code.as_str(),
@@ -636,12 +636,12 @@ async fn print_progress<S: Store>(store: &S, tallies: &Tallies, started: Instant
 /// Runs the demo; the exit status is non-zero if anything accepted was lost.
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let pki_dir = args.data.join("pki");
-    crate::pki::init(&pki_dir, "gw-1").context("creating the dev PKI")?;
+    crate::net::pki::init(&pki_dir, "gw-1").context("creating the dev PKI")?;
     let ca = pki_dir.join("ca.pem");
     let store = match &args.store {
         Some(url) if url.starts_with("postgres") => {
             // A fresh schema, so the summary counts this run only.
-            let schema = format!("demo_{}", crate::app::now_ms());
+            let schema = format!("demo_{}", crate::clock::now_ms());
             let separator = if url.contains('?') { '&' } else { '?' };
             format!("{url}{separator}options=-c%20search_path%3D{schema}")
         }
@@ -675,7 +675,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             pki_dir.join(format!("{bureau}.pem")),
             pki_dir.join(format!("{bureau}.key")),
         );
-        let tls = crate::tls::endpoint_server_config(&ca, &cert, &key)?;
+        let tls = crate::net::tls::endpoint_server_config(&ca, &cert, &key)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         endpoints.insert(bureau, format!("https://127.0.0.1:{}/inbox", addr.port()));
@@ -911,7 +911,7 @@ async fn survey_reuse<S: Store>(store: &S, publications: &Publications) -> Reuse
         let Ok(id) = schemas::SurveyId::parse(&id) else {
             continue;
         };
-        let reads = store.survey_reads(id).await.unwrap_or_default();
+        let reads = store.survey_reads(id, 1000).await.unwrap_or_default();
         let mut bureaus: Vec<BureauId> = reads
             .iter()
             .map(|r| r.bureau)

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::app::Peer;
+use super::Peer;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +64,7 @@ pub async fn serve(
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(crate::tls::peer_identity);
+                .and_then(super::tls::peer_identity);
             let peer = Peer(identity);
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {

@@ -21,7 +21,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use schemas::BureauId;
 
-use crate::identity::Identity;
+use super::identity::Identity;
 
 /// The common name of the development CA.
 pub const CA_COMMON_NAME: &str = "Shanghai Approval Exchange Dev CA";
@@ -398,7 +398,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::TempDir;
     use super::*;
-    use crate::tls::{peer_identity, seconds_until_expiry};
+    use crate::net::tls::{peer_identity, seconds_until_expiry};
 
     fn identity_of(cert: &Path) -> Option<Identity> {
         let der = CertificateDer::from_pem_file(cert).unwrap();

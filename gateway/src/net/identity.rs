@@ -26,6 +26,11 @@ impl Identity {
         }
     }
 
+    /// A gateway identity from a node name, if the name is valid.
+    pub fn from_node(node: &str) -> Option<Self> {
+        Self::from_uri(&format!("urn:gateway:{node}"))
+    }
+
     /// Parses a SAN URI; `None` for anything that is not one of ours.
     pub fn from_uri(uri: &str) -> Option<Self> {
         let name_ok = |name: &str| {
@@ -47,6 +52,12 @@ impl Identity {
         None
     }
 }
+
+/// The caller of one connection, as the TLS layer identified it from its client certificate
+/// (`None`: no certificate, or one naming no party of ours). The listener puts it into every
+/// request; nothing in a message can change it.
+#[derive(Debug, Clone)]
+pub struct Peer(pub Option<Identity>);
 
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -12,19 +12,22 @@
 
 use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use schemas::{BureauId, Event, SurveyId, SurveyKind};
+use schemas::{BureauId, ProjectCode, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot};
 
+use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    QueueStat, Receipt, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
+    QueueStat, ReadOf, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
 };
+
+mod schema;
+pub(crate) use schema::MIGRATIONS;
 
 /// How many jobs may wait for the writer thread; callers wait when it is full.
 const QUEUE_CAPACITY: usize = 1024;
@@ -34,88 +37,6 @@ const MAX_BATCH: usize = 256;
 
 /// How long SQLite waits for a lock held by another connection before reporting busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The schema, one step per version: step `i` takes `user_version` from `i` to `i + 1`.
-/// Never edit a released step; append a new one. Kept to portable SQL (plus partial indexes,
-/// which PostgreSQL has too) so the PostgreSQL backend can share it.
-const MIGRATIONS: &[&str] = &[
-    // 1: messages, events, deliveries and their attempt history.
-    "CREATE TABLE messages (
-        id              INTEGER PRIMARY KEY,
-        sender          TEXT    NOT NULL,
-        idempotency_key TEXT    NOT NULL,
-        content_type    TEXT    NOT NULL,
-        body            BLOB    NOT NULL,
-        sha256          TEXT    NOT NULL,
-        received_at     INTEGER NOT NULL,
-        receipt         TEXT    NOT NULL,
-        UNIQUE (sender, idempotency_key)
-    );
-    CREATE TABLE events (
-        id                 INTEGER PRIMARY KEY,
-        message_id         INTEGER NOT NULL REFERENCES messages (id),
-        gateway_message_id TEXT    NOT NULL UNIQUE,
-        source_message_id  TEXT    NOT NULL,
-        source             TEXT    NOT NULL,
-        case_key           TEXT    NOT NULL,
-        event              TEXT    NOT NULL
-    );
-    CREATE INDEX events_message ON events (message_id);
-    CREATE TABLE deliveries (
-        id           INTEGER PRIMARY KEY,
-        event_id     INTEGER NOT NULL REFERENCES events (id),
-        subscriber   TEXT    NOT NULL,
-        case_key     TEXT    NOT NULL,
-        state        TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
-        attempts     INTEGER NOT NULL DEFAULT 0,
-        due_at       INTEGER NOT NULL,
-        lease_until  INTEGER NULL,
-        lease        INTEGER NOT NULL DEFAULT 0,
-        created_at   INTEGER NOT NULL,
-        delivered_at INTEGER NULL,
-        dead_at      INTEGER NULL
-    );
-    CREATE INDEX deliveries_case_queue ON deliveries (subscriber, case_key, id)
-        WHERE state = 'pending';
-    CREATE INDEX deliveries_due ON deliveries (subscriber, due_at, id) WHERE state = 'pending';
-    CREATE INDEX deliveries_feed ON deliveries (subscriber, id) WHERE state = 'pending';
-    CREATE INDEX deliveries_dead ON deliveries (dead_at, id) WHERE state = 'dead';
-    CREATE INDEX deliveries_stats ON deliveries (subscriber, state, created_at);
-    CREATE INDEX deliveries_event ON deliveries (event_id);
-    CREATE TABLE delivery_attempts (
-        id          INTEGER PRIMARY KEY,
-        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
-        at          INTEGER NOT NULL,
-        error       TEXT    NOT NULL
-    );
-    CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);",
-    // 2: retention cleanup finds old delivered rows without scanning the table.
-    "CREATE INDEX deliveries_delivered ON deliveries (delivered_at, id) WHERE state = 'delivered';",
-    // 3: multi-survey-in-one: published survey results and who read them.
-    "CREATE TABLE surveys (
-        id           TEXT    PRIMARY KEY,
-        message_id   INTEGER NOT NULL REFERENCES messages (id),
-        project      TEXT    NOT NULL,
-        kind         TEXT    NOT NULL,
-        version      INTEGER NOT NULL,
-        supersedes   TEXT    NULL,
-        publisher    TEXT    NOT NULL,
-        result       TEXT    NOT NULL,
-        published_at INTEGER NOT NULL,
-        UNIQUE (project, kind, version)
-    );
-    CREATE TABLE survey_reads (
-        id        INTEGER PRIMARY KEY,
-        survey_id TEXT    NOT NULL REFERENCES surveys (id),
-        bureau    TEXT    NOT NULL,
-        what      TEXT    NOT NULL,
-        at        INTEGER NOT NULL
-    );
-    CREATE INDEX survey_reads_survey ON survey_reads (survey_id, bureau, id);",
-    // 4: a pull subscriber acknowledges only what it was handed (see the PostgreSQL store,
-    // where concurrent nodes can commit a lower id after a fetch).
-    "ALTER TABLE deliveries ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0;",
-];
 
 /// What a job leaves once it has run: whether it failed (its savepoint is rolled back then) and
 /// how to send its reply once the transaction's fate is known.
@@ -192,7 +113,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                StoreError::unavailable_from(format!("cannot create {}", parent.display()), e)
             })?;
         }
         let mut conn = Connection::open(path).map_err(db_err)?;
@@ -205,7 +126,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer(conn, receiver, &counter))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot start the writer thread", e))?;
         Ok(SqliteStore { jobs, commits })
     }
 
@@ -258,7 +179,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(db_err)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unavailable(format!(
+        return Err(StoreError::unavailable(format!(
             "the database refused WAL journaling (journal_mode is {mode})"
         )));
     }
@@ -281,7 +202,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .ok()
         .filter(|v| *v <= known)
         .ok_or_else(|| {
-            StoreError::Corrupt(format!(
+            StoreError::corrupt(format!(
                 "schema version {version} is not one this build knows (0 to {known})"
             ))
         })?;
@@ -290,7 +211,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db_err)?;
         tx.execute_batch(sql).map_err(db_err)?;
-        let version = i64::try_from(step + 1).map_err(|e| corrupt("schema version", e))?;
+        let version =
+            i64::try_from(step + 1).map_err(|e| StoreError::corrupt_from("schema version", e))?;
         tx.pragma_update(None, "user_version", version)
             .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
@@ -325,7 +247,7 @@ fn writer(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, commits: &At
                 Err(e) if durable => {
                     let e = db_err(e);
                     for job in batch.drain(..) {
-                        job.refuse(same_error(&e));
+                        job.refuse(e.clone());
                     }
                     continue;
                 }
@@ -367,7 +289,7 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = Box<dyn Job>>, commi
             Ok(()) if conn.is_autocommit() => abort(
                 conn,
                 &mut done,
-                &StoreError::Unavailable("the database rolled the transaction back".into()),
+                &StoreError::unavailable("the database rolled the transaction back"),
             ),
             Ok(()) => {}
             Err(e) => abort(conn, &mut done, &e),
@@ -393,17 +315,7 @@ fn abort(conn: &Connection, done: &mut Vec<Ran>, reason: &StoreError) {
         let _ = conn.execute_batch("ROLLBACK");
     }
     for ran in done.drain(..) {
-        (ran.reply)(Err(same_error(reason)));
-    }
-}
-
-/// A copy of an error for each caller of a failed group.
-fn same_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-        StoreError::Closed => StoreError::Closed,
-        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        (ran.reply)(Err(reason.clone()));
     }
 }
 
@@ -428,35 +340,10 @@ fn db_err(e: rusqlite::Error) -> StoreError {
         _ => false,
     };
     if retryable {
-        StoreError::Unavailable(e.to_string())
+        StoreError::unavailable_from("SQLite", e)
     } else {
-        StoreError::Corrupt(e.to_string())
+        StoreError::corrupt_from("SQLite", e)
     }
-}
-
-fn corrupt(what: &str, e: impl fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
-fn parse_bureau(text: &str) -> Result<BureauId, StoreError> {
-    BureauId::from_str(text).map_err(|_| corrupt("unknown bureau in the store", text))
-}
-
-fn parse_event(json: &str) -> Result<Event, StoreError> {
-    serde_json::from_str(json).map_err(|e| corrupt("stored event does not parse", e))
-}
-
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// A fresh lease token in `1..2^63` (fits SQLite's INTEGER; 0 means "no lease").
-fn new_lease() -> u64 {
-    fastrand::u64(1..(1 << 63))
-}
-
-fn lease_to_sql(lease: u64) -> Option<i64> {
-    i64::try_from(lease).ok().filter(|l| *l != 0)
 }
 
 /// Reads one delivery row shaped `(id, subscriber, event JSON, attempts, created_at)`.
@@ -466,9 +353,9 @@ fn delivery_row(row: &rusqlite::Row<'_>, lease: u64) -> Result<Delivery, StoreEr
     let attempts: i64 = row.get(3).map_err(db_err)?;
     Ok(Delivery {
         id: row.get(0).map_err(db_err)?,
-        subscriber: parse_bureau(&subscriber)?,
-        event: parse_event(&event)?,
-        attempts: u32::try_from(attempts).map_err(|e| corrupt("attempt count", e))?,
+        subscriber: codec::bureau(&subscriber)?,
+        event: codec::event(&event)?,
+        attempts: codec::attempts(attempts)?,
         created_at: row.get(4).map_err(db_err)?,
         lease,
     })
@@ -479,8 +366,7 @@ fn insert_survey(
     message_row: i64,
     survey: &SurveyRecord,
 ) -> Result<(), StoreError> {
-    let result =
-        serde_json::to_string(&survey.result).map_err(|e| corrupt("cannot encode survey", e))?;
+    let c = codec::survey_columns(survey)?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO surveys
@@ -489,84 +375,51 @@ fn insert_survey(
         )
         .and_then(|mut s| {
             s.execute(params![
-                survey.id.as_str(),
+                c.id,
                 message_row,
-                survey.result.project.as_str(),
-                crate::routing::name(&survey.result.kind),
-                survey.result.version,
-                survey.supersedes.as_ref().map(SurveyId::as_str),
-                survey.publisher.as_str(),
-                result,
-                survey.published_at
+                c.project,
+                c.kind,
+                c.version,
+                c.supersedes,
+                c.publisher,
+                c.result,
+                c.published_at
             ])
         });
     match inserted {
         Ok(_) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Err(StoreError::Conflict(format!(
-                "version {} of this survey was published concurrently",
-                survey.result.version
-            )))
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+            Err(codec::survey_version_taken(survey.result.version))
         }
         Err(e) => Err(db_err(e)),
     }
 }
 
-fn survey_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, Option<String>, String, String, Millis)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-    ))
+/// Reads a survey record from a row of [`SURVEY_COLUMNS`].
+fn survey_row(row: &rusqlite::Row<'_>) -> Result<SurveyRecord, StoreError> {
+    let text = |i: usize| row.get::<_, String>(i).map_err(db_err);
+    let supersedes: Option<String> = row.get(1).map_err(db_err)?;
+    codec::survey_record(
+        &text(0)?,
+        supersedes.as_deref(),
+        &text(2)?,
+        &text(3)?,
+        row.get(4).map_err(db_err)?,
+    )
 }
-
-fn to_survey(
-    (id, supersedes, publisher, result, published_at): (
-        String,
-        Option<String>,
-        String,
-        String,
-        Millis,
-    ),
-) -> Result<SurveyRecord, StoreError> {
-    Ok(SurveyRecord {
-        id: SurveyId::parse(&id).map_err(|e| corrupt("stored survey id", e))?,
-        supersedes: supersedes
-            .map(|s| SurveyId::parse(&s).map_err(|e| corrupt("stored survey id", e)))
-            .transpose()?,
-        publisher: parse_bureau(&publisher)?,
-        result: serde_json::from_str(&result).map_err(|e| corrupt("stored survey", e))?,
-        published_at,
-    })
-}
-
-const SURVEY_COLUMNS: &str = "id, supersedes, publisher, result, published_at";
 
 fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, StoreError> {
     let sender = message.sender.as_str();
+    let key = message.idempotency_key.as_str();
     let seen: Option<String> = conn
         .prepare_cached("SELECT receipt FROM messages WHERE sender = ?1 AND idempotency_key = ?2")
-        .and_then(|mut s| {
-            s.query_row(params![sender, message.idempotency_key], |r| r.get(0))
-                .optional()
-        })
+        .and_then(|mut s| s.query_row(params![sender, key], |r| r.get(0)).optional())
         .map_err(db_err)?;
     if let Some(receipt) = seen {
-        let receipt: Receipt =
-            serde_json::from_str(&receipt).map_err(|e| corrupt("stored receipt", e))?;
-        return Ok(IngestOutcome::Duplicate(receipt));
+        return Ok(IngestOutcome::Duplicate(codec::receipt(&receipt)?));
     }
 
-    let (events, receipt) = super::routed_events(message.events, message.survey.as_ref());
-    let receipt_json =
-        serde_json::to_string(&receipt).map_err(|e| corrupt("cannot encode receipt", e))?;
-
+    let rows = codec::ingest_rows(&message)?;
     conn.prepare_cached(
         "INSERT INTO messages
             (sender, idempotency_key, content_type, body, sha256, received_at, receipt)
@@ -575,12 +428,12 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
     .and_then(|mut s| {
         s.execute(params![
             sender,
-            message.idempotency_key,
+            key,
             message.content_type,
             message.body,
-            message.sha256,
+            message.sha256.as_str(),
             message.received_at,
-            receipt_json
+            rows.receipt_json
         ])
     })
     .map_err(db_err)?;
@@ -602,32 +455,30 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
              VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
         )
         .map_err(db_err)?;
-    for (event, source_message_id, subscribers) in &events {
-        let case_key = format!("{}:{}", event.source.as_str(), event.case_id.as_str());
-        let json = serde_json::to_string(event).map_err(|e| corrupt("cannot encode event", e))?;
+    for event in &rows.events {
         insert_event
             .execute(params![
                 message_row,
-                event.message_id.as_str(),
-                source_message_id,
-                event.source.as_str(),
-                case_key,
-                json
+                event.gateway_id,
+                event.source_id,
+                event.source,
+                event.case_key,
+                event.json
             ])
             .map_err(db_err)?;
         let event_row = conn.last_insert_rowid();
-        for subscriber in subscribers {
+        for subscriber in &event.subscribers {
             insert_delivery
                 .execute(params![
                     event_row,
                     subscriber.as_str(),
-                    case_key,
+                    event.case_key,
                     message.received_at
                 ])
                 .map_err(db_err)?;
         }
     }
-    Ok(IngestOutcome::Accepted(receipt))
+    Ok(IngestOutcome::Accepted(rows.receipt))
 }
 
 /// One subscriber's due heads, oldest due first: pending, due, not under an unexpired lease, and
@@ -693,7 +544,7 @@ fn lease_due_in(
         let row = rows
             .next()
             .map_err(db_err)?
-            .ok_or_else(|| corrupt("delivery without its event", id))?;
+            .ok_or_else(|| StoreError::corrupt(format!("delivery {id} without its event")))?;
         leased.push(delivery_row(row, lease)?);
     }
     Ok(leased)
@@ -785,8 +636,8 @@ fn dead_letters_in(
                 .map_err(db_err)?;
             Ok(DeadLetter {
                 id,
-                subscriber: parse_bureau(&subscriber)?,
-                message_id,
+                subscriber: codec::bureau(&subscriber)?,
+                message_id: codec::message_id(&message_id)?,
                 attempts,
                 dead_at,
             })
@@ -794,7 +645,12 @@ fn dead_letters_in(
         .collect()
 }
 
-fn replay_in(conn: &Connection, selector: &ReplaySelector, now: Millis) -> Result<u64, StoreError> {
+fn replay_in(
+    conn: &Connection,
+    selector: &ReplaySelector,
+    now: Millis,
+    limit: usize,
+) -> Result<u64, StoreError> {
     const REVIVE: &str = "SET state = 'pending', due_at = ?2, attempts = 0,
                               lease_until = NULL, lease = 0, dead_at = NULL";
     let changed = match selector {
@@ -805,16 +661,19 @@ fn replay_in(conn: &Connection, selector: &ReplaySelector, now: Millis) -> Resul
                 ))
                 .map_err(db_err)?;
             let mut changed = 0;
-            for id in ids {
+            for id in ids.iter().take(limit) {
                 changed += update.execute(params![id, now]).map_err(db_err)?;
             }
             changed
         }
         ReplaySelector::Subscriber(subscriber) => conn
             .prepare_cached(&format!(
-                "UPDATE deliveries {REVIVE} WHERE subscriber = ?1 AND state = 'dead'"
+                "UPDATE deliveries {REVIVE} WHERE id IN (
+                     SELECT id FROM deliveries INDEXED BY deliveries_dead
+                     WHERE state = 'dead' AND subscriber = ?1
+                     ORDER BY dead_at, id LIMIT ?3)"
             ))
-            .and_then(|mut s| s.execute(params![subscriber.as_str(), now]))
+            .and_then(|mut s| s.execute(params![subscriber.as_str(), now, sql_limit(limit)]))
             .map_err(db_err)?,
     };
     Ok(changed as u64)
@@ -880,13 +739,13 @@ fn queue_stats_in(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
         .map_err(db_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)?;
-    let count = |n: i64| u64::try_from(n).map_err(|e| corrupt("negative count", e));
+    let count = codec::count;
     let mut stats = rows
         .into_iter()
         .map(
             |(subscriber, pending, dead, delivered, oldest_pending, failed)| {
                 Ok(QueueStat {
-                    subscriber: parse_bureau(&subscriber)?,
+                    subscriber: codec::bureau(&subscriber)?,
                     pending: count(pending)?,
                     dead: count(dead)?,
                     delivered: count(delivered)?,
@@ -958,8 +817,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn replay(&self, selector: ReplaySelector, now: Millis) -> Result<u64, StoreError> {
-        self.call(move |conn| replay_in(conn, &selector, now)).await
+    async fn replay(
+        &self,
+        selector: ReplaySelector,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.call(move |conn| replay_in(conn, &selector, now, limit))
+            .await
     }
 
     async fn feed_fetch(
@@ -1007,9 +872,10 @@ impl Store for SqliteStore {
             conn.prepare_cached(&format!(
                 "SELECT {SURVEY_COLUMNS} FROM surveys WHERE id = ?1"
             ))
-            .and_then(|mut s| s.query_row(params![id.as_str()], survey_row).optional())
             .map_err(db_err)?
-            .map(to_survey)
+            .query(params![id.as_str()])
+            .and_then(|mut rows| rows.next().map(|row| row.map(survey_row)))
+            .map_err(db_err)?
             .transpose()
         })
         .await
@@ -1017,7 +883,7 @@ impl Store for SqliteStore {
 
     async fn latest_survey(
         &self,
-        project: String,
+        project: ProjectCode,
         kind: SurveyKind,
     ) -> Result<Option<SurveyRecord>, StoreError> {
         self.call(move |conn| {
@@ -1025,12 +891,10 @@ impl Store for SqliteStore {
                 "SELECT {SURVEY_COLUMNS} FROM surveys WHERE project = ?1 AND kind = ?2
                  ORDER BY version DESC LIMIT 1"
             ))
-            .and_then(|mut s| {
-                s.query_row(params![project, crate::routing::name(&kind)], survey_row)
-                    .optional()
-            })
             .map_err(db_err)?
-            .map(to_survey)
+            .query(params![project.as_str(), crate::vocabulary::name(&kind)])
+            .and_then(|mut rows| rows.next().map(|row| row.map(survey_row)))
+            .map_err(db_err)?
             .transpose()
         })
         .await
@@ -1040,7 +904,7 @@ impl Store for SqliteStore {
         &self,
         id: SurveyId,
         bureau: BureauId,
-        what: String,
+        what: ReadOf,
         at: Millis,
     ) -> Result<bool, StoreError> {
         self.call(move |conn| {
@@ -1053,22 +917,29 @@ impl Store for SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO survey_reads (survey_id, bureau, what, at) VALUES (?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut s| s.execute(params![id.as_str(), bureau.as_str(), what, at]))
+            .and_then(|mut s| {
+                s.execute(params![id.as_str(), bureau.as_str(), what.to_string(), at])
+            })
             .map_err(db_err)?;
             Ok(before == 0)
         })
         .await
     }
 
-    async fn survey_reads(&self, id: SurveyId) -> Result<Vec<SurveyRead>, StoreError> {
+    async fn survey_reads(
+        &self,
+        id: SurveyId,
+        limit: usize,
+    ) -> Result<Vec<SurveyRead>, StoreError> {
         self.call(move |conn| {
             let mut select = conn
                 .prepare_cached(
-                    "SELECT bureau, what, at FROM survey_reads WHERE survey_id = ?1 ORDER BY id",
+                    "SELECT bureau, what, at FROM survey_reads WHERE survey_id = ?1
+                     ORDER BY id LIMIT ?2",
                 )
                 .map_err(db_err)?;
             let rows = select
-                .query_map(params![id.as_str()], |r| {
+                .query_map(params![id.as_str(), sql_limit(limit)], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -1081,8 +952,8 @@ impl Store for SqliteStore {
             rows.into_iter()
                 .map(|(bureau, what, at)| {
                     Ok(SurveyRead {
-                        bureau: parse_bureau(&bureau)?,
-                        what,
+                        bureau: codec::bureau(&bureau)?,
+                        what: what.parse()?,
                         at,
                     })
                 })

@@ -11,70 +11,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::StatusCode;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use schemas::BureauId;
 use tokio::sync::{Semaphore, watch};
 
-use crate::app::{Wakers, now_ms};
-use crate::breaker::{Admission, Breaker};
-use crate::config::{Config, RetryPolicy};
+use crate::clock::now_ms;
+use crate::config::Config;
 use crate::metrics as m;
-use crate::store::{AfterFailure, Attempt, Delivery, Store};
+use crate::store::{AfterFailure, Attempt, Delivery, Store, StoreError};
 
-/// An HTTPS client (HTTP/2 or HTTP/1.1 by ALPN) with a rustls configuration of [`crate::tls`].
-pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub mod backoff;
+pub mod breaker;
+pub mod push;
+pub mod wakers;
 
-/// Builds an HTTPS-only client from a client configuration; hyper-rustls sets ALPN itself from
-/// the enabled protocols.
-pub fn https_client(tls: &rustls::ClientConfig) -> HttpsClient {
-    let mut tls = tls.clone();
-    tls.alpn_protocols.clear();
-    let mut http = HttpConnector::new();
-    // Small request/answer exchanges: Nagle's algorithm would hold them back for delayed ACKs.
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(https)
-}
-
-/// The ceiling of the backoff before attempt `attempt + 1` (after `attempt` failures, from 1):
-/// `initial * 2^(attempt-1)`, capped at `max_delay`. `backon` computes the sequence.
-pub fn backoff_ceiling(policy: &RetryPolicy, attempt: u32) -> Duration {
-    ExponentialBuilder::default()
-        .with_min_delay(policy.initial_delay())
-        .with_max_delay(policy.max_delay())
-        .with_factor(2.0)
-        .without_max_times()
-        .build()
-        .nth(attempt.saturating_sub(1) as usize)
-        .unwrap_or(policy.max_delay())
-}
-
-/// Full jitter: a uniformly random delay in `[0, ceiling]`, so that a subscriber coming back
-/// is not hit by every retry at the same instant.
-pub fn full_jitter(ceiling: Duration, rng: &mut fastrand::Rng) -> Duration {
-    Duration::from_millis(rng.u64(0..=ceiling.as_millis() as u64))
-}
-
-/// Why a push failed, and whether trying again can help.
-#[derive(Debug)]
-struct PushFailure {
-    retryable: bool,
-    error: String,
-}
+pub use backoff::{backoff_ceiling, full_jitter};
+use breaker::{Admission, Breaker};
+pub use push::{HttpsClient, PushFailure, https_client};
+pub use wakers::Wakers;
 
 /// The engine's shared parts.
 struct Shared<S> {
@@ -180,7 +133,7 @@ impl<S: Store + Clone> DeliveryEngine<S> {
 
 impl<S: Store + Clone> Shared<S> {
     /// Leases due work for every subscriber the breakers and concurrency limits allow.
-    async fn take_due(&self) -> Result<Vec<Delivery>, crate::store::StoreError> {
+    async fn take_due(&self) -> Result<Vec<Delivery>, StoreError> {
         let capacity = self.global.available_permits();
         if capacity == 0 {
             return Ok(Vec::new());
@@ -238,7 +191,7 @@ impl<S: Store + Clone> Shared<S> {
             None => None,
         };
         let started = Instant::now();
-        let outcome = self.push(&delivery).await;
+        let outcome = push::push(&self.client, &self.config, &delivery).await;
         metrics::histogram!(m::DELIVERY_SECONDS, "subscriber" => subscriber.as_str())
             .record(started.elapsed().as_secs_f64());
         let message_id = delivery.event.message_id.as_str();
@@ -306,85 +259,5 @@ impl<S: Store + Clone> Shared<S> {
         }
         let delay = full_jitter(backoff_ceiling(policy, attempts), &mut fastrand::Rng::new());
         AfterFailure::RetryAt(now + delay.as_millis() as i64)
-    }
-
-    /// One HTTPS POST of the event, in the subscriber's format.
-    async fn push(&self, delivery: &Delivery) -> Result<(), PushFailure> {
-        let permanent = |error: String| PushFailure {
-            retryable: false,
-            error,
-        };
-        let retryable = |error: String| PushFailure {
-            retryable: true,
-            error,
-        };
-        let subscriber = delivery.subscriber;
-        let adapter = adapters::for_bureau(subscriber)
-            .ok_or_else(|| permanent(format!("no adapter for {subscriber}")))?;
-        let encoded = adapter
-            .encode(&delivery.event)
-            .map_err(|e| permanent(format!("cannot encode: {e}")))?;
-        let endpoint = self
-            .config
-            .bureaus
-            .get(&subscriber)
-            .and_then(|b| b.endpoint.clone())
-            .ok_or_else(|| permanent(format!("{subscriber} has no push endpoint")))?;
-        let message_id = delivery.event.message_id.as_str();
-        let request = hyper::Request::post(endpoint)
-            .header(hyper::header::CONTENT_TYPE, encoded.content_type)
-            .header("message-id", message_id)
-            .header("idempotency-key", message_id)
-            .header("source-bureau", delivery.event.source.as_str())
-            .body(Full::new(Bytes::from(encoded.body)))
-            .map_err(|e| permanent(format!("cannot build request: {e}")))?;
-        let timeout = Duration::from_secs(self.config.delivery.request_timeout_seconds);
-        let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Err(_) => {
-                return Err(retryable(format!(
-                    "no answer within {} s",
-                    timeout.as_secs()
-                )));
-            }
-            Ok(Err(error)) => return Err(retryable(format!("connection failed: {error}"))),
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_server_error()
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS
-        {
-            Err(retryable(format!("HTTP {status}")))
-        } else {
-            Err(permanent(format!(
-                "HTTP {status}: the receiver refused the message"
-            )))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_and_jitter_stays_below_the_ceiling() {
-        let policy = Config::defaults().unwrap().retry;
-        assert_eq!(backoff_ceiling(&policy, 1), Duration::from_secs(1));
-        assert_eq!(backoff_ceiling(&policy, 2), Duration::from_secs(2));
-        assert_eq!(backoff_ceiling(&policy, 5), Duration::from_secs(16));
-        assert_eq!(backoff_ceiling(&policy, 20), policy.max_delay());
-        let mut rng = fastrand::Rng::with_seed(1);
-        let ceiling = Duration::from_secs(8);
-        let draws: Vec<Duration> = (0..1000).map(|_| full_jitter(ceiling, &mut rng)).collect();
-        assert!(draws.iter().all(|d| *d <= ceiling));
-        assert!(
-            draws.iter().any(|d| *d < Duration::from_secs(1)),
-            "full jitter reaches near zero"
-        );
-        assert!(draws.iter().any(|d| *d > Duration::from_secs(7)));
     }
 }

@@ -4,6 +4,9 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use schemas::NormalizeError;
+
+use crate::store::StoreError;
+use crate::surveys::blobs::BlobError;
 use serde::Serialize;
 
 /// A problem response.
@@ -189,5 +192,67 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// The one mapping from a store failure to what a caller is told. The error, with its source,
+/// is logged here, so no handler can drop it; the response never carries internals.
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::Conflict(detail) => Self::conflict(detail.clone()),
+            StoreError::Unavailable { .. } => {
+                tracing::warn!(
+                    message = "store unavailable",
+                    error = &error as &dyn std::error::Error
+                );
+                Self::unavailable(
+                    "the store cannot be reached now; nothing was committed, try again later",
+                )
+            }
+            StoreError::Corrupt { .. } | StoreError::Closed => {
+                tracing::error!(
+                    message = "store failed",
+                    error = &error as &dyn std::error::Error
+                );
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<BlobError> for Problem {
+    fn from(error: BlobError) -> Self {
+        match &error {
+            BlobError::TooLarge { limit } => {
+                Self::too_large(format!("a file exceeds {limit} bytes"))
+            }
+            BlobError::Upload(detail) => Self::bad_request(format!("multipart upload: {detail}")),
+            BlobError::NotFound(_) => Self::not_found("the file is missing from the store"),
+            BlobError::Corrupt { sha256, .. } => {
+                tracing::error!(
+                    message = "a stored survey file failed its integrity check",
+                    error = &error as &dyn std::error::Error
+                );
+                Self::integrity(format!(
+                    "file {sha256} failed its integrity check and is not served"
+                ))
+            }
+            BlobError::Io { .. } => {
+                tracing::error!(
+                    message = "blob store failed",
+                    error = &error as &dyn std::error::Error
+                );
+                Self::unavailable("the file store cannot be used now; try again later")
+            }
+        }
+    }
+}
+
+impl Problem {
+    /// 500 for an internal failure, logged with its source chain first.
+    pub fn internal_from(what: &'static str, error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(message = what, error);
+        Self::internal()
     }
 }

@@ -1,0 +1,180 @@
+//! A gateway node: the parts wired together and run in the current tokio runtime — the store,
+//! the HTTPS listener with the router, the delivery engine, the wake-ups from other nodes and
+//! the retention cleanup — with one graceful shutdown. `serve`, `demo` and the tests all start
+//! a node through [`start`] or [`start_on`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::now_ms;
+use crate::config::{Config, DeliveryMode};
+use crate::delivery::{DeliveryEngine, Wakers};
+use crate::http::{self, AppState};
+use crate::net::{listener, tls};
+use crate::routing::RouteTable;
+use crate::store::Store;
+use crate::store::any::AnyStore;
+use crate::surveys::blobs::BlobStore;
+
+/// Why a gateway node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The configuration is invalid.
+    #[error("config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway node.
+pub struct Running {
+    addr: SocketAddr,
+    store: AnyStore,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    engine: JoinHandle<()>,
+}
+
+impl Running {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// Stops accepting, lets open requests finish (up to 10 s) and stops the delivery workers.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        let _ = self.engine.await;
+    }
+}
+
+/// Starts a node on `config.listen`.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    start_on(config, listener).await
+}
+
+/// Starts a node on an already bound listener (tests bind `127.0.0.1:0`).
+pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, StartError> {
+    config.validate()?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let server_tls = tls::server_config(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+    let client_tls = tls::client_config(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+    let store = AnyStore::open(&config.store_location()?, config.postgres.pool_size).await?;
+    let config = Arc::new(config);
+    let pull = config
+        .bureaus
+        .iter()
+        .filter(|(_, b)| b.delivery == DeliveryMode::Pull)
+        .map(|(id, _)| *id);
+    let wakers = Arc::new(Wakers::new(pull));
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        store: store.clone(),
+        routes: RouteTable::new(config.routes.clone()),
+        wakers: wakers.clone(),
+        blobs: BlobStore::new(config.surveys.blob_dir.clone()),
+    });
+    crate::metrics::handle();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let engine = DeliveryEngine::new(
+        store.clone(),
+        config.clone(),
+        wakers.clone(),
+        (*client_tls).clone(),
+    );
+    let engine = tokio::spawn(engine.run(shutdown_rx.clone()));
+    if let Some(notifications) = store.work_notifications() {
+        tokio::spawn(forward_notifications(notifications, wakers.clone()));
+    }
+    tokio::spawn(clean_up(store.clone(), config.clone(), shutdown_rx.clone()));
+    let router = http::router(state);
+    let mut server_shutdown = shutdown_rx;
+    let server = tokio::spawn(listener::serve(
+        listener,
+        server_tls,
+        router,
+        async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        },
+        Duration::from_secs(10),
+    ));
+    tracing::info!(message = "gateway started", node = %config.node, %addr);
+    Ok(Running {
+        addr,
+        store,
+        shutdown,
+        server,
+        engine,
+    })
+}
+
+/// Wakes this node's workers and long-polls when another node commits new work.
+async fn forward_notifications(mut notifications: watch::Receiver<u64>, wakers: Arc<Wakers>) {
+    while notifications.changed().await.is_ok() {
+        wakers.wake_all();
+    }
+}
+
+/// Deletes delivered rows older than the retention period, now and then. With several nodes
+/// the store lets only one clean at a time.
+async fn clean_up(store: AnyStore, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) {
+    const BATCH: usize = 10_000;
+    let interval = Duration::from_secs(config.retention.cleanup_interval_seconds);
+    let retention_ms = (config.retention.delivered_hours * 3_600_000) as i64;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        loop {
+            match store.cleanup(now_ms() - retention_ms, BATCH).await {
+                Ok(deleted) if deleted as usize == BATCH => continue,
+                Ok(deleted) => {
+                    if deleted > 0 {
+                        tracing::info!(message = "cleaned up delivered rows", deleted);
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        message = "cleanup failed; will try again",
+                        error = &error as &dyn std::error::Error
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! How store values become columns and back, written once for both backends: the two stores
+//! differ in SQL dialect and driver, not in what a row means.
+//!
+//! Architecture invariant: a value read back that does not decode is `StoreError::Corrupt`,
+//! never skipped or defaulted.
+
+use std::str::FromStr;
+
+use schemas::{BureauId, Event, MessageId, SurveyId};
+
+use super::{NewEvent, NewMessage, Receipt, StoreError, SurveyRecord};
+use crate::clock::Millis;
+
+/// The queue key of a case: per-(subscriber, case) order is kept among deliveries of one key.
+/// A case is named by its source bureau and that bureau's own case id.
+pub(crate) fn case_key(event: &Event) -> String {
+    format!("{}:{}", event.source.as_str(), event.case_id.as_str())
+}
+
+/// One event row to insert, with the subscribers it gets a delivery for (each once).
+pub(crate) struct EventRow {
+    /// The gateway's stable id (`events.gateway_message_id`).
+    pub(crate) gateway_id: String,
+    /// The sender's own id of the event.
+    pub(crate) source_id: String,
+    /// The source bureau.
+    pub(crate) source: &'static str,
+    /// The case's queue key.
+    pub(crate) case_key: String,
+    /// The canonical event, JSON.
+    pub(crate) json: String,
+    /// One delivery each.
+    pub(crate) subscribers: Vec<BureauId>,
+}
+
+/// What one ingest writes, ready for either backend: the event rows and the receipt (also as
+/// JSON, stored with the message so that a repeated idempotency key gets the same answer).
+pub(crate) struct IngestRows {
+    pub(crate) events: Vec<EventRow>,
+    pub(crate) receipt: Receipt,
+    pub(crate) receipt_json: String,
+}
+
+/// Encodes an ingest: subscribers made unique (one delivery per (event, subscriber), even if a
+/// subscriber is listed twice), the receipt computed from what will be written.
+pub(crate) fn ingest_rows(message: &NewMessage) -> Result<IngestRows, StoreError> {
+    let events = message
+        .events
+        .iter()
+        .map(event_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let receipt = Receipt {
+        message_ids: message
+            .events
+            .iter()
+            .map(|e| e.event.message_id.clone())
+            .collect(),
+        deliveries: events.iter().map(|e| e.subscribers.len()).sum(),
+        survey_id: message.survey.as_ref().map(|s| s.id.clone()),
+    };
+    let receipt_json = serde_json::to_string(&receipt)
+        .map_err(|e| StoreError::corrupt_from("cannot encode the receipt", e))?;
+    Ok(IngestRows {
+        events,
+        receipt,
+        receipt_json,
+    })
+}
+
+fn event_row(new: &NewEvent) -> Result<EventRow, StoreError> {
+    let mut subscribers = Vec::with_capacity(new.subscribers.len());
+    for s in &new.subscribers {
+        if !subscribers.contains(s) {
+            subscribers.push(*s);
+        }
+    }
+    Ok(EventRow {
+        gateway_id: new.event.message_id.as_str().to_owned(),
+        source_id: new.source_message_id.as_str().to_owned(),
+        source: new.event.source.as_str(),
+        case_key: case_key(&new.event),
+        json: serde_json::to_string(&new.event)
+            .map_err(|e| StoreError::corrupt_from("cannot encode an event", e))?,
+        subscribers,
+    })
+}
+
+/// A stored receipt.
+pub(crate) fn receipt(json: &str) -> Result<Receipt, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::corrupt_from("stored receipt", e))
+}
+
+/// A stored bureau id.
+pub(crate) fn bureau(text: &str) -> Result<BureauId, StoreError> {
+    BureauId::from_str(text)
+        .map_err(|_| StoreError::corrupt(format!("unknown bureau {text:?} in the store")))
+}
+
+/// A stored canonical event.
+pub(crate) fn event(json: &str) -> Result<Event, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::corrupt_from("stored event", e))
+}
+
+/// A stored message id.
+pub(crate) fn message_id(text: &str) -> Result<MessageId, StoreError> {
+    MessageId::parse(text)
+        .map_err(|e| StoreError::corrupt(format!("stored message id {text:?}: {e}")))
+}
+
+/// A stored count (never negative).
+pub(crate) fn count(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|e| StoreError::corrupt_from("negative count", e))
+}
+
+/// A stored attempt count.
+pub(crate) fn attempts(n: i64) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|e| StoreError::corrupt_from("attempt count", e))
+}
+
+/// A `LIMIT` value.
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A fresh lease token in `1..2^63` (fits a signed 64-bit column; 0 means "no lease").
+pub(crate) fn new_lease() -> u64 {
+    fastrand::u64(1..(1 << 63))
+}
+
+/// A lease token as stored; `None` for 0 or out of range (no such lease can be held).
+pub(crate) fn lease_to_sql(lease: u64) -> Option<i64> {
+    i64::try_from(lease).ok().filter(|l| *l != 0)
+}
+
+/// The columns a survey record is read from, in this order, by both backends.
+pub(crate) const SURVEY_COLUMNS: &str = "id, supersedes, publisher, result, published_at";
+
+/// A survey record as its columns (see `surveys` in the schema).
+pub(crate) struct SurveyColumns<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) project: &'a str,
+    pub(crate) kind: String,
+    pub(crate) version: i64,
+    pub(crate) supersedes: Option<&'a str>,
+    pub(crate) publisher: &'static str,
+    pub(crate) result: String,
+    pub(crate) published_at: Millis,
+}
+
+/// Encodes a survey record for `INSERT INTO surveys`.
+pub(crate) fn survey_columns(survey: &SurveyRecord) -> Result<SurveyColumns<'_>, StoreError> {
+    Ok(SurveyColumns {
+        id: survey.id.as_str(),
+        project: survey.result.project.as_str(),
+        kind: crate::vocabulary::name(&survey.result.kind),
+        version: i64::from(survey.result.version),
+        supersedes: survey.supersedes.as_ref().map(SurveyId::as_str),
+        publisher: survey.publisher.as_str(),
+        result: serde_json::to_string(&survey.result)
+            .map_err(|e| StoreError::corrupt_from("cannot encode a survey result", e))?,
+        published_at: survey.published_at,
+    })
+}
+
+/// The error for a survey version another publication took first (the `(project, kind,
+/// version)` unique key).
+pub(crate) fn survey_version_taken(version: u32) -> StoreError {
+    StoreError::Conflict(format!(
+        "version {version} of this survey was published concurrently"
+    ))
+}
+
+/// Decodes a survey record from its [`SURVEY_COLUMNS`].
+pub(crate) fn survey_record(
+    id: &str,
+    supersedes: Option<&str>,
+    publisher: &str,
+    result: &str,
+    published_at: Millis,
+) -> Result<SurveyRecord, StoreError> {
+    let survey_id = |text: &str| {
+        SurveyId::parse(text)
+            .map_err(|e| StoreError::corrupt(format!("stored survey id {text:?}: {e}")))
+    };
+    Ok(SurveyRecord {
+        id: survey_id(id)?,
+        supersedes: supersedes.map(survey_id).transpose()?,
+        publisher: bureau(publisher)?,
+        result: serde_json::from_str(result)
+            .map_err(|e| StoreError::corrupt_from("stored survey result", e))?,
+        published_at,
+    })
+}

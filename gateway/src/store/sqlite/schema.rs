@@ -1,0 +1,83 @@
+//! The SQLite schema, as migrations.
+
+/// The schema, one step per version: step `i` takes `user_version` from `i` to `i + 1`.
+/// Never edit a released step; append a new one. The PostgreSQL store has the same tables,
+/// columns and indexes in its own dialect; a test compares the two.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: messages, events, deliveries and their attempt history.
+    "CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        sender          TEXT    NOT NULL,
+        idempotency_key TEXT    NOT NULL,
+        content_type    TEXT    NOT NULL,
+        body            BLOB    NOT NULL,
+        sha256          TEXT    NOT NULL,
+        received_at     INTEGER NOT NULL,
+        receipt         TEXT    NOT NULL,
+        UNIQUE (sender, idempotency_key)
+    );
+    CREATE TABLE events (
+        id                 INTEGER PRIMARY KEY,
+        message_id         INTEGER NOT NULL REFERENCES messages (id),
+        gateway_message_id TEXT    NOT NULL UNIQUE,
+        source_message_id  TEXT    NOT NULL,
+        source             TEXT    NOT NULL,
+        case_key           TEXT    NOT NULL,
+        event              TEXT    NOT NULL
+    );
+    CREATE INDEX events_message ON events (message_id);
+    CREATE TABLE deliveries (
+        id           INTEGER PRIMARY KEY,
+        event_id     INTEGER NOT NULL REFERENCES events (id),
+        subscriber   TEXT    NOT NULL,
+        case_key     TEXT    NOT NULL,
+        state        TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        due_at       INTEGER NOT NULL,
+        lease_until  INTEGER NULL,
+        lease        INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        delivered_at INTEGER NULL,
+        dead_at      INTEGER NULL
+    );
+    CREATE INDEX deliveries_case_queue ON deliveries (subscriber, case_key, id)
+        WHERE state = 'pending';
+    CREATE INDEX deliveries_due ON deliveries (subscriber, due_at, id) WHERE state = 'pending';
+    CREATE INDEX deliveries_feed ON deliveries (subscriber, id) WHERE state = 'pending';
+    CREATE INDEX deliveries_dead ON deliveries (dead_at, id) WHERE state = 'dead';
+    CREATE INDEX deliveries_stats ON deliveries (subscriber, state, created_at);
+    CREATE INDEX deliveries_event ON deliveries (event_id);
+    CREATE TABLE delivery_attempts (
+        id          INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+        at          INTEGER NOT NULL,
+        error       TEXT    NOT NULL
+    );
+    CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);",
+    // 2: retention cleanup finds old delivered rows without scanning the table.
+    "CREATE INDEX deliveries_delivered ON deliveries (delivered_at, id) WHERE state = 'delivered';",
+    // 3: multi-survey-in-one: published survey results and who read them.
+    "CREATE TABLE surveys (
+        id           TEXT    PRIMARY KEY,
+        message_id   INTEGER NOT NULL REFERENCES messages (id),
+        project      TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        version      INTEGER NOT NULL,
+        supersedes   TEXT    NULL,
+        publisher    TEXT    NOT NULL,
+        result       TEXT    NOT NULL,
+        published_at INTEGER NOT NULL,
+        UNIQUE (project, kind, version)
+    );
+    CREATE TABLE survey_reads (
+        id        INTEGER PRIMARY KEY,
+        survey_id TEXT    NOT NULL REFERENCES surveys (id),
+        bureau    TEXT    NOT NULL,
+        what      TEXT    NOT NULL,
+        at        INTEGER NOT NULL
+    );
+    CREATE INDEX survey_reads_survey ON survey_reads (survey_id, bureau, id);",
+    // 4: a pull subscriber acknowledges only what it was handed (see the PostgreSQL store,
+    // where concurrent nodes can commit a lower id after a fetch).
+    "ALTER TABLE deliveries ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0;",
+];

@@ -1,0 +1,103 @@
+//! Applying a parsed publication: the next version of the project's survey kind, the record to
+//! store and the notices for the entitled bureaus, as one message for the store to commit.
+//! Pure: the caller reads the latest version from the store and commits what this returns.
+
+use schemas::{BureauId, Event, FileRef, ShanghaiTime, SurveyResult};
+
+use super::publication::Metadata;
+use super::{entitled_bureaus, notice_for};
+use crate::clock::Millis;
+use crate::config::Config;
+use crate::ids::{self, IdempotencyKey};
+use crate::store::{NewEvent, NewMessage, SurveyRecord};
+
+/// A publication that passed every check, its files already stored.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// The publishing bureau (from its certificate).
+    pub publisher: BureauId,
+    /// Its normalized metadata.
+    pub metadata: Metadata,
+    /// Its stored files.
+    pub files: Vec<FileRef>,
+    /// The metadata part exactly as received (the raw message kept for the record).
+    pub metadata_bytes: Vec<u8>,
+    /// The sender's key, or one derived from the content.
+    pub key: IdempotencyKey,
+}
+
+/// What a publication commits: the record and the message carrying its notices.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The new version.
+    pub record: SurveyRecord,
+    /// The bureaus told about it.
+    pub notified: Vec<BureauId>,
+    /// The message to commit: the record and one notice per notified bureau.
+    pub message: NewMessage,
+}
+
+/// Plans a publication as the version after `latest` (version 1 if there is none), at `now`.
+pub fn plan(
+    config: &Config,
+    publication: Publication,
+    latest: Option<SurveyRecord>,
+    now: Millis,
+    occurred_at: ShanghaiTime,
+) -> Planned {
+    let Publication {
+        publisher,
+        metadata,
+        files,
+        metadata_bytes,
+        key,
+    } = publication;
+    let record = SurveyRecord {
+        id: ids::mint_survey_id(),
+        supersedes: latest.as_ref().map(|l| l.id.clone()),
+        publisher,
+        result: SurveyResult {
+            project: metadata.project,
+            kind: metadata.kind,
+            agency: metadata.agency,
+            version: latest.map_or(1, |l| l.result.version + 1),
+            surveyed_on: metadata.surveyed_on,
+            figures: metadata.figures,
+            files,
+        },
+        published_at: now,
+    };
+    let notified = entitled_bureaus(config, publisher, record.result.kind);
+    let events = notified
+        .iter()
+        .filter_map(|&bureau| {
+            let entitlement = config.surveys.entitlement_of(bureau)?;
+            let event = Event::for_survey(
+                ids::mint_message_id(),
+                publisher,
+                occurred_at,
+                notice_for(&record, &entitlement),
+            );
+            Some(NewEvent {
+                source_message_id: ids::survey_source_id(&record.id),
+                event,
+                subscribers: vec![bureau],
+            })
+        })
+        .collect();
+    let message = NewMessage {
+        sender: publisher,
+        idempotency_key: key,
+        content_type: "application/json".into(),
+        sha256: ids::sha256(&metadata_bytes),
+        body: metadata_bytes,
+        received_at: now,
+        events,
+        survey: Some(record.clone()),
+    };
+    Planned {
+        record,
+        notified,
+        message,
+    }
+}
