@@ -12,6 +12,7 @@
 
 pub mod bureau;
 pub mod codes;
+pub mod common;
 pub mod district;
 pub mod model;
 pub mod normalize;
@@ -23,11 +24,9 @@ pub mod time;
 
 pub use bureau::BureauId;
 pub use codes::{CreditCode, ProjectCode};
+pub use common::{Applicant, BureauCaseId, MessageId, Name, Organization};
 pub use district::District;
-pub use model::{
-    Applicant, BureauCaseId, Case, CaseStatus, Event, EventKind, Item, MessageId, Organization,
-    Payload, Project, Stage,
-};
+pub use model::{Case, CaseStatus, Event, EventKind, Item, Payload, Project, Stage};
 pub use normalize::{CanonicalField, NormalizeError, Normalizer, Problem};
 pub use quantity::{Area, Count, Length, Money, Percent, WorkingDays};
 pub use survey::{
