@@ -1,7 +1,7 @@
 //! JSON reading shared by the JSON adapters: envelope checks, then typed access to fields that
 //! reports problems with their JSON pointer (RFC 6901).
 
-use schemas::{CanonicalField, Normalizer, Problem};
+use schemas::{CanonicalField, FigureSet, NativeValue, Normalizer, Problem};
 use serde_json::{Map, Value};
 
 use crate::{DecodeError, NativeFormat, check_envelope, xml::truncate};
@@ -116,6 +116,92 @@ impl<'a> Obj<'a> {
                 None
             }
         }
+    }
+
+    /// The elements of a required array whose elements are objects. `None` when the key is
+    /// missing or holds no array; an element that is not an object is `None` in the list. Each
+    /// of these is recorded against `field`, at its pointer.
+    pub(crate) fn objects(
+        &self,
+        key: &str,
+        field: CanonicalField,
+        n: &mut Normalizer,
+    ) -> Option<Vec<Option<Obj<'a>>>> {
+        let path = pointer(&self.pointer, key);
+        let items = match self.map.get(key) {
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                n.reject(
+                    field,
+                    path,
+                    value_text(other),
+                    Problem::WrongType {
+                        expected: "a JSON array",
+                    },
+                );
+                return None;
+            }
+            None => {
+                n.reject(field, path, "", Problem::Missing);
+                return None;
+            }
+        };
+        let objects = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let item_path = pointer(&path, &i.to_string());
+                match item {
+                    Value::Object(map) => Some(Obj {
+                        map,
+                        pointer: item_path,
+                    }),
+                    other => {
+                        n.reject(
+                            field,
+                            item_path,
+                            value_text(other),
+                            Problem::WrongType {
+                                expected: "an object",
+                            },
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        Some(objects)
+    }
+
+    /// The survey figures of the array at `key` (objects, under `survey.figures`), each read by
+    /// `read` into one [`FigureSet`]; a missing array or an element that is no object leaves
+    /// the set incomplete.
+    pub(crate) fn figures(
+        &self,
+        key: &str,
+        n: &mut Normalizer,
+        mut read: impl FnMut(&Obj<'a>, &mut FigureSet, &mut Normalizer),
+    ) -> FigureSet {
+        let mut figures = FigureSet::new();
+        match self.objects(key, CanonicalField::SurveyFigure, n) {
+            Some(items) => {
+                for item in items {
+                    match item {
+                        Some(figure) => read(&figure, &mut figures, n),
+                        None => figures.push_unreadable(),
+                    }
+                }
+            }
+            None => figures.push_unreadable(),
+        }
+        figures
+    }
+
+    /// The path and text of `key` in this object (empty text when it is absent), for a rule
+    /// of `schemas::rules` that finds fault with it.
+    pub(crate) fn native(&self, key: &str) -> NativeValue {
+        let text = self.map.get(key).map(value_text).unwrap_or_default();
+        NativeValue::new(pointer(&self.pointer, key), text)
     }
 
     /// Reads and parses a required scalar field.
@@ -258,5 +344,51 @@ mod tests {
         root.check_keys(&["a"], &mut n);
         let paths: Vec<_> = n.errors().iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/a/b", "/a/missing", "/z"]);
+    }
+
+    #[test]
+    fn arrays_of_objects_report_each_element_that_is_not_one() {
+        let value: Value = serde_json::from_str(r#"{"l": [{"x": 1}, 2], "s": "x"}"#).unwrap();
+        let mut n = Normalizer::new();
+        let root = Obj::root(&value, &mut n).unwrap();
+        let items = root
+            .objects("l", CanonicalField::SurveyFigure, &mut n)
+            .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].as_ref().map(|o| o.pointer.as_str()), Some("/l/0"));
+        assert!(items[1].is_none());
+        assert!(
+            root.objects("s", CanonicalField::SurveyFile, &mut n)
+                .is_none()
+        );
+        assert!(
+            root.objects("m", CanonicalField::SurveyFile, &mut n)
+                .is_none()
+        );
+        let found: Vec<_> = n
+            .errors()
+            .iter()
+            .map(|e| (e.path.as_str(), e.field, e.problem.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "/l/1",
+                    CanonicalField::SurveyFigure,
+                    Problem::WrongType {
+                        expected: "an object"
+                    }
+                ),
+                (
+                    "/s",
+                    CanonicalField::SurveyFile,
+                    Problem::WrongType {
+                        expected: "a JSON array"
+                    }
+                ),
+                ("/m", CanonicalField::SurveyFile, Problem::Missing),
+            ]
+        );
     }
 }

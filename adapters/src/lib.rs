@@ -143,8 +143,19 @@ pub trait Adapter: Send + Sync {
     /// batch format). The content type selects the dialect.
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError>;
 
-    /// Encodes one canonical event as a native message, for delivery to this bureau.
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError>;
+    /// Encodes one canonical event as a native message, for delivery to this bureau. A value
+    /// that breaks a rule of the canonical model (`schemas::rules`: survey versioning, a figure
+    /// given twice ...) is refused, since this bureau's decoder would refuse it; everything
+    /// else is [`write`](Self::write)'s.
+    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
+        check_rules(self.bureau(), event)?;
+        self.write(event)
+    }
+
+    /// Writes one canonical event in the native format as it is, without the canonical rules'
+    /// checks of [`encode`](Self::encode). Delivery calls `encode`; the conformance kit calls
+    /// this to hand the decoder values that break the rules, written the bureau's way.
+    fn write(&self, event: &Event) -> Result<Encoded, EncodeError>;
 
     /// Encodes several events as one message, for a pull feed. Batch formats write their own
     /// batch document; the default is `multipart/mixed` (RFC 2046), one part per event in the
@@ -166,6 +177,21 @@ pub trait Adapter: Send + Sync {
             // The generator only draws values every format can hold; `conformance` checks it.
             Err(error) => unreachable!("sample event not encodable: {error}"),
         }
+    }
+}
+
+/// Refuses an event that breaks a rule of the canonical model (the first one it breaks).
+pub(crate) fn check_rules(bureau: BureauId, event: &Event) -> Result<(), EncodeError> {
+    let Some(notice) = event.survey() else {
+        return Ok(());
+    };
+    match notice.violations().into_iter().next() {
+        None => Ok(()),
+        Some(violation) => Err(EncodeError {
+            bureau,
+            field: violation.field.as_str(),
+            reason: violation.problem.to_string(),
+        }),
     }
 }
 

@@ -59,14 +59,14 @@ use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, FigureName, FileRef, Item, LocalFormat, MessageId, Money, Normalizer, Organization,
-    Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
-    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    Event, FigureName, FigureSet, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
+    Organization, Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime,
+    Stage, SurveyId, SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::json::{Obj, decode_value, pointer, value_text};
+use crate::json::{Obj, decode_value};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::truncate;
 use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
@@ -180,58 +180,6 @@ fn unit_of(name: FigureName) -> &'static str {
 fn parse_figure_value(name: FigureName, text: &str) -> Result<schemas::FigureValue, Problem> {
     parse_plain_decimal(&clean(text))?;
     name.parse_canonical(&clean(text))
-}
-
-/// The elements of a JSON array field; missing or of another type is recorded against `field`.
-fn array<'a>(
-    obj: &Obj<'a>,
-    key: &str,
-    field: F,
-    n: &mut Normalizer,
-) -> Option<Vec<(String, &'a Value)>> {
-    let path = pointer(&obj.pointer, key);
-    match obj.map.get(key) {
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (pointer(&path, &i.to_string()), item))
-                .collect(),
-        ),
-        Some(other) => {
-            n.reject(
-                field,
-                path,
-                value_text(other),
-                Problem::WrongType {
-                    expected: "a JSON array",
-                },
-            );
-            None
-        }
-        None => {
-            n.reject(field, path, "", Problem::Missing);
-            None
-        }
-    }
-}
-
-/// One element of an array, which must be an object.
-fn element<'a>(value: &'a Value, path: String, field: F, n: &mut Normalizer) -> Option<Obj<'a>> {
-    match value {
-        Value::Object(map) => Some(Obj { map, pointer: path }),
-        other => {
-            n.reject(
-                field,
-                path,
-                value_text(other),
-                Problem::WrongType {
-                    expected: "an object",
-                },
-            );
-            None
-        }
-    }
 }
 
 impl TrafficPolice {
@@ -357,42 +305,32 @@ impl TrafficPolice {
         let credit_code = chcg.string(n, F::SurveyAgencyCreditCode, "TYSHXYDM", CreditCode::parse);
         let version = chcg.string(n, F::SurveyVersion, "BB", parse_version);
         let surveyed_on = chcg.string(n, F::SurveyedOn, "CHRQ", ShanghaiDate::parse_compact);
-        let figures = array(chcg, "ZB", F::SurveyFigure, n).map(|items| {
+        let figures = chcg.figures("ZB", n, Self::decode_figure);
+        let files = chcg.objects("FJ", F::SurveyFile, n).and_then(|items| {
             items
                 .into_iter()
-                .map(|(path, item)| {
-                    element(item, path, F::SurveyFigure, n)
-                        .and_then(|zb| Self::decode_figure(&zb, n))
-                })
+                .map(|fj| fj.and_then(|fj| Self::decode_file(&fj, n)))
                 .collect::<Vec<_>>()
-        });
-        let files = array(chcg, "FJ", F::SurveyFile, n).map(|items| {
-            items
                 .into_iter()
-                .map(|(path, item)| {
-                    element(item, path, F::SurveyFile, n).and_then(|fj| Self::decode_file(&fj, n))
-                })
-                .collect::<Vec<_>>()
+                .collect::<Option<Vec<_>>>()
         });
-        Some(SurveyNotice {
-            survey_id: survey_id?,
-            supersedes: supersedes?,
-            result: SurveyResult {
-                project: project?,
-                kind: kind?,
-                agency: Organization {
-                    name: agency_name?,
-                    credit_code: credit_code?,
-                },
-                version: version?,
-                surveyed_on: surveyed_on?,
-                figures: figures?.into_iter().collect::<Option<_>>()?,
-                files: files?.into_iter().collect::<Option<_>>()?,
-            },
-        })
+        SurveyNoticeParts {
+            survey_id,
+            supersedes,
+            project,
+            kind,
+            agency_name,
+            agency_credit_code: credit_code,
+            version,
+            surveyed_on,
+            figures,
+            files,
+        }
+        .build(n, || chcg.native("TDCG"))
     }
 
-    fn decode_figure(zb: &Obj<'_>, n: &mut Normalizer) -> Option<SurveyFigure> {
+    /// Reads one 指標 into `figures`.
+    fn decode_figure(zb: &Obj<'_>, figures: &mut FigureSet, n: &mut Normalizer) {
         zb.check_keys(&FIGURE_KEYS, n);
         let name = zb.string(n, F::SurveyFigure, "ZBDM", |t| {
             lookup(&FIGURES, t, "figure code (指標代碼 ZB01-ZB08)")
@@ -408,11 +346,8 @@ impl TrafficPolice {
             Some(name) => parse_figure_value(name, t).map(Some),
             None => parse_plain_decimal(&clean(t)).map(|_| None),
         });
-        unit?;
-        Some(SurveyFigure {
-            name: name?,
-            quantity: quantity??,
-        })
+        let quantity = quantity.flatten().filter(|_| unit.is_some());
+        figures.push(n, name, quantity, || zb.native("ZBDM"));
     }
 
     fn decode_file(fj: &Obj<'_>, n: &mut Normalizer) -> Option<FileRef> {
@@ -572,7 +507,7 @@ impl Adapter for TrafficPolice {
             .map_err(DecodeError::Invalid)
     }
 
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
+    fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return to_json(&survey_message(event, notice)),
