@@ -3,7 +3,10 @@
 //!
 //! Every adapter implements [`Adapter`] and is registered once, in [`ALL`]. The gateway knows
 //! adapters only through that trait; adapters know only the canonical model, never the store,
-//! the queues or the network. Every adapter passes the same conformance kit
+//! the queues or the network. An adapter reads and writes its own format only: canonical
+//! values are assembled in one place (`assemble` for case events, `schemas::rules` for survey
+//! notices), so a rule that is not about one format is written once, and [`Adapter::encode`]
+//! checks those rules before the adapter's [`Adapter::write`]. Every adapter passes the same conformance kit
 //! (`conformance::check`), which reads its valid and invalid sample messages from
 //! `schemas/bureaus/<id>/`. `adapters/README.md` is the recipe for adding one.
 

@@ -166,7 +166,7 @@ pub(crate) fn decode_text<'b>(
 ) -> Result<Cow<'b, str>, DecodeError> {
     let charset = check_envelope(format, body, content_type)?;
     let Syntax::Xml { encoding: required } = format.syntax else {
-        unreachable!("decode_document is only called by XML adapters");
+        unreachable!("decode_text is only called by XML adapters");
     };
     // XML without an encoding declaration is UTF-8 (XML 1.0 §4.3.3).
     let declared = declared_encoding(body)?.unwrap_or(UTF_8);
