@@ -57,10 +57,10 @@ use schemas::{
     SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const ROOT: &str = "CivilDefenseBatch";
@@ -916,7 +916,7 @@ impl Adapter for CivilDefense {
     /// The office's own batch document: a pull feed of civil defense reads natively.
     fn encode_batch(&self, batch_id: &str, events: &[Event]) -> Result<Encoded, EncodeError> {
         for event in events {
-            crate::check_rules(BureauId::CivilDefense, event)?;
+            crate::adapter::check_rules(BureauId::CivilDefense, event)?;
         }
         Ok(Self::write_batch(batch_id, events))
     }

@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use schemas::{CanonicalField, Event, FigureName, SurveyFigure, SurveyId, SurveyNotice};
 
-use crate::{Adapter, DecodeError, Syntax};
+use crate::adapter::{Adapter, DecodeError, Syntax, parse_content_type};
 
 /// The folder of a bureau's schema and samples in this repository.
 pub fn samples_dir(adapter: &dyn Adapter) -> PathBuf {
@@ -152,7 +152,7 @@ fn check_generated_samples(adapter: &dyn Adapter) {
         let mut rng = fastrand::Rng::with_seed(seed);
         let sample = adapter.sample(&mut rng);
         assert_eq!(
-            crate::parse_content_type(&sample.content_type).0,
+            parse_content_type(&sample.content_type).0,
             adapter.format().media_type
         );
         let events = decode_ok(adapter, &sample.body, &format!("generated sample {seed}"));

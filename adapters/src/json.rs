@@ -4,7 +4,8 @@
 use schemas::{CanonicalField, FigureSet, NativeValue, Normalizer, Problem};
 use serde_json::{Map, Value};
 
-use crate::{DecodeError, NativeFormat, check_envelope, xml::truncate};
+use crate::adapter::{DecodeError, NativeFormat, check_envelope};
+use crate::xml::truncate;
 
 /// Checks the envelope of a JSON message and parses it.
 pub(crate) fn decode_value(

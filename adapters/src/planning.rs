@@ -44,10 +44,10 @@ use schemas::{
     SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::parse_version;
 
 const ROOT: &str = "GhzyExchange";

@@ -66,10 +66,10 @@ use schemas::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::json::{Obj, decode_value};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::truncate;
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {

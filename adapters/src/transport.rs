@@ -65,10 +65,10 @@ use schemas::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::CaseParts;
 use crate::json::{Obj, decode_value, value_text};
 use crate::vocabulary::{code_of, lookup};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {

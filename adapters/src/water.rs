@@ -56,10 +56,10 @@ use schemas::{
     SurveyId, SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::CaseParts;
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const ROOT: &str = "水務辦件報文";

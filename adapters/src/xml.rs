@@ -14,7 +14,7 @@ use quick_xml::reader::Reader;
 use quick_xml::writer::Writer;
 use schemas::{CanonicalField, Normalizer, Problem};
 
-use crate::{DecodeError, NativeFormat, Syntax, check_envelope};
+use crate::adapter::{DecodeError, NativeFormat, Syntax, check_envelope};
 
 /// Deepest element nesting any bureau format needs, with room to spare.
 const MAX_DEPTH: usize = 12;
