@@ -58,7 +58,7 @@ use schemas::{
 };
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
-use crate::assemble::CaseParts;
+use crate::assemble::{CaseParts, survey_event};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use schemas::survey::{parse_size, parse_version};
@@ -429,18 +429,9 @@ impl CivilDefense {
             floor_area,
             investment,
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                n.reject(
-                    F::OccurredAt,
-                    a("eventTime"),
-                    record.attribute("eventTime").unwrap_or(""),
-                    problem,
-                );
-                None
-            }
-        }
+        parts.into_event(n, || {
+            NativeValue::new(a("eventTime"), record.attribute("eventTime").unwrap_or(""))
+        })
     }
 
     /// Decodes one survey notice; `p` is its path, e.g. `/CivilDefenseBatch/survey[1]`.
@@ -583,13 +574,8 @@ impl CivilDefense {
                 a("supersedes"),
                 survey.attribute("supersedes").unwrap_or(""),
             )
-        })?;
-        Some(Event::for_survey(
-            message_id?,
-            source?,
-            occurred_at?,
-            notice,
-        ))
+        });
+        survey_event(message_id, source, occurred_at, notice)
     }
 
     /// Decodes `<figure name=".." unit="..">number</figure>`; `path` is e.g. `.../figure[2]`.

@@ -55,14 +55,14 @@ use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
-    FigureName, FigureSet, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
-    Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyId, SurveyKind,
-    SurveyNotice, SurveyNoticeParts, WorkingDays,
+    FigureName, FigureSet, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, NativeValue,
+    Normalizer, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyId,
+    SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 use serde::Serialize;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
-use crate::assemble::CaseParts;
+use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{Obj, decode_value, value_text};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
@@ -410,13 +410,8 @@ impl Greenery {
             figures,
             files,
         }
-        .build(n, || s.native("替代成果编号"))?;
-        Some(Event::for_survey(
-            header.message_id?,
-            header.source?,
-            header.occurred_at?,
-            notice,
-        ))
+        .build(n, || s.native("替代成果编号"));
+        survey_event(header.message_id, header.source, header.occurred_at, notice)
     }
 
     /// Reads one `{ 名称, 数值 }` of `指标` into `figures`.
@@ -524,18 +519,10 @@ impl Greenery {
             floor_area,
             investment,
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                let text = header
-                    .as_ref()
-                    .and_then(|h| h.map.get("时间"))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                n.reject(F::OccurredAt, "/报文/时间", text, problem);
-                None
-            }
-        }
+        parts.into_event(n, || match &header {
+            Some(h) => h.native("时间"),
+            None => NativeValue::new("/报文/时间", ""),
+        })
     }
 }
 
@@ -550,11 +537,7 @@ impl Adapter for Greenery {
 
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let value = decode_value(&FORMAT, body, content_type)?;
-        let mut n = Normalizer::new();
-        let event = Obj::root(&value, &mut n).and_then(|root| Self::decode_document(&root, &mut n));
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| Obj::root(&value, n).and_then(|root| Self::decode_document(&root, n)))
     }
 
     fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {

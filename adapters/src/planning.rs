@@ -45,7 +45,7 @@ use schemas::{
 };
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
-use crate::assemble::CaseParts;
+use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text};
 use schemas::survey::parse_version;
@@ -364,18 +364,9 @@ impl Planning {
             floor_area: floor_area.map(|a| a.ok_or(())).transpose().ok(),
             investment: investment.map(|m| m.ok_or(())).transpose().ok(),
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                n.reject(
-                    F::OccurredAt,
-                    h("SendTime"),
-                    header.text_of("SendTime").unwrap_or(""),
-                    problem,
-                );
-                None
-            }
-        }
+        parts.into_event(n, || {
+            NativeValue::new(h("SendTime"), header.text_of("SendTime").unwrap_or(""))
+        })
     }
 
     fn decode_survey(root: &Element, n: &mut Normalizer) -> Option<Event> {
@@ -565,13 +556,8 @@ impl Planning {
         }
         .build(n, || {
             NativeValue::new(s("Supersedes"), survey.text_of("Supersedes").unwrap_or(""))
-        })?;
-        Some(Event::for_survey(
-            message_id?,
-            source?,
-            occurred_at?,
-            notice,
-        ))
+        });
+        survey_event(message_id, source, occurred_at, notice)
     }
 
     fn write_header(w: &mut XmlWriter, event: &Event) {
@@ -651,11 +637,7 @@ impl Adapter for Planning {
                 });
             }
         };
-        let mut n = Normalizer::new();
-        let event = decode_document(&root, &mut n);
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| decode_document(&root, n))
     }
 
     fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {

@@ -58,18 +58,18 @@ use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
 use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
-    Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, FigureName, FigureSet, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
-    Organization, Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime,
-    Stage, SurveyId, SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
+    Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
+    FigureName, FigureSet, FileRef, Item, LocalFormat, MessageId, Money, Normalizer, Payload,
+    Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyId, SurveyKind,
+    SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{Obj, decode_value};
 use crate::vocabulary::{code_of, lookup};
-use crate::xml::truncate;
 use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {
@@ -215,36 +215,21 @@ impl TrafficPolice {
         if survey {
             let notice = root.object("CHCG", F::Document, n);
             let notice = notice.and_then(|chcg| Self::decode_survey(&chcg, n));
-            if !n.is_clean() {
-                return None;
-            }
-            return Some(Event::for_survey(
-                message_id?,
-                source?,
-                occurred_at?,
-                notice?,
-            ));
+            return survey_event(message_id, source, occurred_at, notice);
         }
-        let case = root.object("AJ", F::Document, n);
-        let case = case.and_then(|aj| Self::decode_case(&aj, n));
-        let (case_id, sequence, case) = case?;
-        if !n.is_clean() {
-            return None;
+        let aj = root.object("AJ", F::Document, n)?;
+        let parts = Self::decode_case(&aj, n);
+        CaseParts {
+            message_id,
+            source,
+            occurred_at,
+            ..parts
         }
-        match Event::for_case(message_id?, source?, case_id, sequence, occurred_at?, case) {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                let text = match root.map.get("FSSJ") {
-                    Some(Value::String(s)) => truncate(s),
-                    _ => String::new(),
-                };
-                n.reject(F::OccurredAt, "/FSSJ", text, problem);
-                None
-            }
-        }
+        .into_event(n, || root.native("FSSJ"))
     }
 
-    fn decode_case(aj: &Obj<'_>, n: &mut Normalizer) -> Option<(BureauCaseId, u64, Case)> {
+    /// The case `AJ`; the header's parts (message id, sender, event time) are the caller's.
+    fn decode_case(aj: &Obj<'_>, n: &mut Normalizer) -> CaseParts {
         aj.check_keys(&CASE_KEYS, n);
         let case_id = aj.string(n, F::CaseId, "AJBH", BureauCaseId::parse);
         let sequence = aj.string(n, F::Sequence, "XH", parse_sequence);
@@ -270,25 +255,25 @@ impl TrafficPolice {
         let investment = aj.string_opt(n, F::Investment, "ZTZ", |t| {
             Money::from_number_in(t, MoneyUnit::TenThousandYuan)
         });
-        let case = Case {
-            project: Project {
-                code: project_code?,
-                name: project_name?,
-            },
-            item: item?,
-            stage: stage?,
-            district: district?,
-            applicant: Organization {
-                name: applicant_name?,
-                credit_code: credit_code?,
-            },
-            status: status?,
-            submitted_at: submitted_at?,
-            time_limit_working_days: time_limit?,
-            floor_area: floor_area?,
-            investment: investment?,
-        };
-        Some((case_id?, sequence?, case))
+        CaseParts {
+            message_id: None,
+            source: None,
+            case_id,
+            sequence,
+            occurred_at: None,
+            project_code,
+            project_name,
+            item,
+            stage,
+            district,
+            applicant_name,
+            credit_code,
+            status,
+            submitted_at,
+            time_limit,
+            floor_area,
+            investment,
+        }
     }
 
     fn decode_survey(chcg: &Obj<'_>, n: &mut Normalizer) -> Option<SurveyNotice> {
@@ -500,11 +485,7 @@ impl Adapter for TrafficPolice {
 
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let value = decode_value(&FORMAT, body, content_type)?;
-        let mut n = Normalizer::new();
-        let event = Self::decode_event(&value, &mut n);
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| Self::decode_event(&value, n))
     }
 
     fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {

@@ -66,7 +66,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
-use crate::assemble::CaseParts;
+use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{Obj, decode_value, value_text};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
@@ -313,13 +313,8 @@ impl Transport {
             figures,
             files,
         }
-        .build(n, || notice.native("supersedes"))?;
-        Some(Event::for_survey(
-            header.message_id?,
-            header.source?,
-            header.occurred_at?,
-            notice,
-        ))
+        .build(n, || notice.native("supersedes"));
+        survey_event(header.message_id, header.source, header.occurred_at, notice)
     }
 
     /// Reads one `{ name, value, unit }` of `figures` into `figures`.
@@ -408,18 +403,7 @@ impl Transport {
             floor_area,
             investment,
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                let text = root
-                    .map
-                    .get("eventTime")
-                    .map(value_text)
-                    .unwrap_or_default();
-                n.reject(F::OccurredAt, "/eventTime", text, problem);
-                None
-            }
-        }
+        parts.into_event(n, || root.native("eventTime"))
     }
 }
 
@@ -571,11 +555,7 @@ impl Adapter for Transport {
 
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let value = decode_value(&FORMAT, body, content_type)?;
-        let mut n = Normalizer::new();
-        let event = Self::decode_document(&value, &mut n);
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| Self::decode_document(&value, n))
     }
 
     fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {

@@ -57,7 +57,7 @@ use schemas::{
 };
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
-use crate::assemble::CaseParts;
+use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use schemas::survey::{parse_size, parse_version};
@@ -380,18 +380,12 @@ impl Water {
             floor_area,
             investment,
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                n.reject(
-                    F::OccurredAt,
-                    format!("{}/發生時間", head.path),
-                    head.occurred_text.unwrap_or(""),
-                    problem,
-                );
-                None
-            }
-        }
+        parts.into_event(n, || {
+            NativeValue::new(
+                format!("{}/發生時間", head.path),
+                head.occurred_text.unwrap_or(""),
+            )
+        })
     }
 
     fn decode_survey(root: &Element, n: &mut Normalizer) -> Option<Event> {
@@ -463,13 +457,8 @@ impl Water {
         .build(n, || {
             let text = survey.text_of("替代成果編號").unwrap_or("");
             NativeValue::new(s("替代成果編號"), text)
-        })?;
-        Some(Event::for_survey(
-            head.message_id?,
-            head.source?,
-            head.occurred_at?,
-            notice,
-        ))
+        });
+        survey_event(head.message_id, head.source, head.occurred_at, notice)
     }
 
     /// The container of a survey's repeated items (指標, 附件): required, holding only `item`.
@@ -644,11 +633,7 @@ impl Adapter for Water {
                 });
             }
         };
-        let mut n = Normalizer::new();
-        let event = decode(&root, &mut n);
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| decode(&root, n))
     }
 
     fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
