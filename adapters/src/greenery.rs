@@ -63,7 +63,7 @@ use serde::Serialize;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
-use crate::json::{Obj, decode_value, value_text};
+use crate::json::{FinalNewline, Obj, decode_value, encode_pretty, value_text};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 
@@ -588,16 +588,7 @@ impl Adapter for Greenery {
 
 /// Writes a native document (pretty JSON and a final newline).
 fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
-    let mut body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
-        bureau: BureauId::Greenery,
-        field: "document",
-        reason: e.to_string(),
-    })?;
-    body.push(b'\n');
-    Ok(Encoded {
-        content_type: FORMAT.media_type.to_owned(),
-        body,
-    })
+    encode_pretty(BureauId::Greenery, &FORMAT, message, FinalNewline::Yes)
 }
 
 impl Greenery {

@@ -1,10 +1,12 @@
 //! JSON reading shared by the JSON adapters: envelope checks, then typed access to fields that
 //! reports problems with their JSON pointer (RFC 6901).
 
+use schemas::BureauId;
 use schemas::{CanonicalField, FigureSet, NativeValue, Normalizer, Problem};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::adapter::{DecodeError, NativeFormat, check_envelope};
+use crate::adapter::{DecodeError, EncodeError, Encoded, NativeFormat, check_envelope};
 use crate::xml::truncate;
 
 /// Checks the envelope of a JSON message and parses it.
@@ -32,6 +34,34 @@ pub(crate) fn decode_value(
     serde_json::from_slice(body).map_err(|e| DecodeError::Malformed {
         path: format!("line {} column {}", e.line(), e.column()),
         message: e.to_string(),
+    })
+}
+
+/// How a JSON format ends its document: some write a final newline, some do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FinalNewline {
+    Yes,
+    No,
+}
+
+/// Writes a native JSON document (pretty-printed) of `bureau`'s format.
+pub(crate) fn encode_pretty(
+    bureau: BureauId,
+    format: &NativeFormat,
+    message: &impl Serialize,
+    final_newline: FinalNewline,
+) -> Result<Encoded, EncodeError> {
+    let mut body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
+        bureau,
+        field: "document",
+        reason: e.to_string(),
+    })?;
+    if final_newline == FinalNewline::Yes {
+        body.push(b'\n');
+    }
+    Ok(Encoded {
+        content_type: format.media_type.to_owned(),
+        body,
     })
 }
 

@@ -68,7 +68,7 @@ use serde_json::Value;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
-use crate::json::{Obj, decode_value};
+use crate::json::{FinalNewline, Obj, decode_value, encode_pretty};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 
@@ -431,16 +431,9 @@ fn survey_message<'a>(event: &'a Event, notice: &'a SurveyNotice) -> SurveyMessa
     }
 }
 
+/// Writes a native document (pretty JSON, no final newline).
 fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
-    let body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
-        bureau: BureauId::TrafficPolice,
-        field: "document",
-        reason: e.to_string(),
-    })?;
-    Ok(Encoded {
-        content_type: FORMAT.media_type.to_owned(),
-        body,
-    })
+    encode_pretty(BureauId::TrafficPolice, &FORMAT, message, FinalNewline::No)
 }
 
 /// The message as the corps' system writes it.

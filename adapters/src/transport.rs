@@ -67,7 +67,7 @@ use serde_json::Value;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
-use crate::json::{Obj, decode_value, value_text};
+use crate::json::{FinalNewline, Obj, decode_value, encode_pretty, value_text};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 
@@ -490,17 +490,9 @@ struct WireFile<'a> {
     size_bytes: u64,
 }
 
-fn to_json<T: Serialize>(message: &T) -> Result<Encoded, EncodeError> {
-    let mut body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
-        bureau: BureauId::Transport,
-        field: "document",
-        reason: e.to_string(),
-    })?;
-    body.push(b'\n');
-    Ok(Encoded {
-        content_type: FORMAT.media_type.to_owned(),
-        body,
-    })
+/// Writes a native document (pretty JSON and a final newline).
+fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
+    encode_pretty(BureauId::Transport, &FORMAT, message, FinalNewline::Yes)
 }
 
 fn encode_survey(event: &Event, notice: &SurveyNotice) -> Result<Encoded, EncodeError> {

@@ -209,6 +209,23 @@ fn path_of(stack: &[Element<'_>]) -> String {
     path
 }
 
+/// Counts one more element and reads its start tag, refusing a document that nests deeper or
+/// holds more elements than any bureau format needs.
+fn open_element<'a>(
+    start: &BytesStart<'_>,
+    stack: &[Element<'_>],
+    count: &mut usize,
+) -> Result<Element<'a>, DecodeError> {
+    *count += 1;
+    if stack.len() >= MAX_DEPTH || *count > MAX_ELEMENTS {
+        return Err(malformed(
+            &path_of(stack),
+            "document nests too deep or too wide",
+        ));
+    }
+    start_element(start, stack)
+}
+
 fn start_element<'a>(
     start: &BytesStart<'_>,
     stack: &[Element<'_>],
@@ -256,25 +273,11 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
                 return Err(malformed("/", "content after the root element"));
             }
             Event::Start(start) => {
-                count += 1;
-                if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(malformed(
-                        &path_of(&stack),
-                        "document nests too deep or too wide",
-                    ));
-                }
-                let element = start_element(&start, &stack)?;
+                let element = open_element(&start, &stack, &mut count)?;
                 stack.push(element);
             }
             Event::Empty(start) => {
-                count += 1;
-                if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(malformed(
-                        &path_of(&stack),
-                        "document nests too deep or too wide",
-                    ));
-                }
-                let element = start_element(&start, &stack)?;
+                let element = open_element(&start, &stack, &mut count)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None => root = Some(element),
