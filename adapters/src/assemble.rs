@@ -1,12 +1,43 @@
-//! Assembling a canonical case event from the values an adapter parsed, so each adapter only
-//! reads its own format and every one builds the event the same way.
+//! Assembling canonical events from the values an adapter parsed, so each adapter only reads
+//! its own format and every one builds events (and ends a decode) the same way. Survey notices
+//! are assembled by `schemas::rules::SurveyNoticeParts`, which the gateway uses too.
 
 use schemas::model::Name;
 use schemas::{
-    Area, BureauCaseId, BureauId, Case, CaseStatus, CreditCode, District, Event, Item, MessageId,
-    Money, Normalizer, Organization, Problem, Project, ProjectCode, ShanghaiTime, Stage,
-    WorkingDays,
+    Area, BureauCaseId, BureauId, CanonicalField, Case, CaseStatus, CreditCode, District, Event,
+    Item, MessageId, Money, NativeValue, Normalizer, Organization, Project, ProjectCode,
+    ShanghaiTime, Stage, SurveyNotice, WorkingDays,
 };
+
+use crate::adapter::DecodeError;
+
+/// Ends the decode of a single-event message: the event `decode` reads, or every error it
+/// recorded.
+pub(crate) fn one_event(
+    decode: impl FnOnce(&mut Normalizer) -> Option<Event>,
+) -> Result<Vec<Event>, DecodeError> {
+    let mut n = Normalizer::new();
+    let event = decode(&mut n);
+    n.finish(|| event)
+        .map(|event| vec![event])
+        .map_err(DecodeError::Invalid)
+}
+
+/// A survey event: the notice, published by `source` at `occurred_at` (`None` when anything
+/// was rejected).
+pub(crate) fn survey_event(
+    message_id: Option<MessageId>,
+    source: Option<BureauId>,
+    occurred_at: Option<ShanghaiTime>,
+    notice: Option<SurveyNotice>,
+) -> Option<Event> {
+    Some(Event::for_survey(
+        message_id?,
+        source?,
+        occurred_at?,
+        notice?,
+    ))
+}
 
 /// The parsed parts of a case event. `None` means the value was rejected (or missing) and the
 /// normalizer holds why; the optional figures are `Some(None)` when absent.
@@ -31,10 +62,14 @@ pub(crate) struct CaseParts {
 }
 
 impl CaseParts {
-    /// `None` when anything was rejected; else the event, or the problem that makes the parts
-    /// contradict each other (an event dated before its case's submission), which the adapter
-    /// reports against its own event-time field.
-    pub(crate) fn into_event(self, n: &Normalizer) -> Option<Result<Event, Problem>> {
+    /// The event, or `None` when anything was rejected. Parts that contradict each other (an
+    /// event dated before its case's submission) are rejected under `occurred_at`, at the
+    /// adapter's own event-time field that `event_time_at` gives (asked for only then).
+    pub(crate) fn into_event(
+        self,
+        n: &mut Normalizer,
+        event_time_at: impl FnOnce() -> NativeValue,
+    ) -> Option<Event> {
         if !n.is_clean() {
             return None;
         }
@@ -56,13 +91,21 @@ impl CaseParts {
             floor_area: self.floor_area?,
             investment: self.investment?,
         };
-        Some(Event::for_case(
+        let event = Event::for_case(
             self.message_id?,
             self.source?,
             self.case_id?,
             self.sequence?,
             self.occurred_at?,
             case,
-        ))
+        );
+        match event {
+            Ok(event) => Some(event),
+            Err(problem) => {
+                let at = event_time_at();
+                n.reject(CanonicalField::OccurredAt, at.path, at.text, problem);
+                None
+            }
+        }
     }
 }

@@ -52,15 +52,15 @@ use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
-    FigureName, FigureValue, FileRef, Item, MessageId, Money, Normalizer, Organization, Payload,
-    Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId,
-    SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    FigureName, FigureSet, FigureValue, FileRef, Item, MessageId, Money, NativeValue, Normalizer,
+    Payload, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyId,
+    SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 
-use crate::assemble::CaseParts;
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use crate::assemble::{CaseParts, survey_event};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const ROOT: &str = "CivilDefenseBatch";
@@ -429,18 +429,9 @@ impl CivilDefense {
             floor_area,
             investment,
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                n.reject(
-                    F::OccurredAt,
-                    a("eventTime"),
-                    record.attribute("eventTime").unwrap_or(""),
-                    problem,
-                );
-                None
-            }
-        }
+        parts.into_event(n, || {
+            NativeValue::new(a("eventTime"), record.attribute("eventTime").unwrap_or(""))
+        })
     }
 
     /// Decodes one survey notice; `p` is its path, e.g. `/CivilDefenseBatch/survey[1]`.
@@ -549,46 +540,51 @@ impl CivilDefense {
             ShanghaiDate::parse_iso,
         );
 
-        let figures: Vec<Option<SurveyFigure>> = survey
-            .children_named("figure")
-            .enumerate()
-            .map(|(i, figure)| Self::decode_figure(figure, &format!("{p}/figure[{}]", i + 1), n))
-            .collect();
+        let mut figures = FigureSet::new();
+        for (i, figure) in survey.children_named("figure").enumerate() {
+            let path = format!("{p}/figure[{}]", i + 1);
+            let (name, quantity) = Self::decode_figure(figure, &path, n);
+            figures.push(n, name, quantity, || {
+                NativeValue::new(
+                    format!("{path}/@name"),
+                    figure.attribute("name").unwrap_or(""),
+                )
+            });
+        }
         let files: Vec<Option<FileRef>> = survey
             .children_named("file")
             .enumerate()
             .map(|(i, file)| Self::decode_file(file, &format!("{p}/file[{}]", i + 1), n))
             .collect();
 
-        if !n.is_clean() {
-            return None;
+        let notice = SurveyNoticeParts {
+            survey_id,
+            supersedes,
+            project: project_code,
+            kind,
+            agency_name,
+            agency_credit_code,
+            version,
+            surveyed_on,
+            figures,
+            files: files.into_iter().collect(),
         }
-        let notice = SurveyNotice {
-            survey_id: survey_id?,
-            supersedes: supersedes?,
-            result: SurveyResult {
-                project: project_code?,
-                kind: kind?,
-                agency: Organization {
-                    name: agency_name?,
-                    credit_code: agency_credit_code?,
-                },
-                version: version?,
-                surveyed_on: surveyed_on?,
-                figures: figures.into_iter().collect::<Option<Vec<_>>>()?,
-                files: files.into_iter().collect::<Option<Vec<_>>>()?,
-            },
-        };
-        Some(Event::for_survey(
-            message_id?,
-            source?,
-            occurred_at?,
-            notice,
-        ))
+        .build(n, || {
+            NativeValue::new(
+                a("supersedes"),
+                survey.attribute("supersedes").unwrap_or(""),
+            )
+        });
+        survey_event(message_id, source, occurred_at, notice)
     }
 
     /// Decodes `<figure name=".." unit="..">number</figure>`; `path` is e.g. `.../figure[2]`.
-    fn decode_figure(figure: &Element, path: &str, n: &mut Normalizer) -> Option<SurveyFigure> {
+    /// The name is returned even when the value is rejected, so a repeated name is found.
+    fn decode_figure(
+        figure: &Element,
+        path: &str,
+        n: &mut Normalizer,
+    ) -> (Option<FigureName>, Option<FigureValue>) {
         check_field(figure, path, &["name", "unit"], n);
         let name = n.field(
             F::SurveyFigure,
@@ -605,8 +601,10 @@ impl CivilDefense {
                 Problem::Missing,
             );
         }
-        let (name, unit) = (name?, unit?);
-        let expected = figure_unit(name);
+        let (Some(known), Some(unit)) = (name, unit) else {
+            return (name, None);
+        };
+        let expected = figure_unit(known);
         if clean(unit) != expected {
             n.reject(
                 F::SurveyFigure,
@@ -614,15 +612,15 @@ impl CivilDefense {
                 truncate(unit),
                 Problem::UnknownUnit { allowed: expected },
             );
-            return None;
+            return (name, None);
         }
-        n.field(
+        let quantity = n.field(
             F::SurveyFigure,
             || path.to_owned(),
             Some(&figure.text),
-            |t| parse_figure(name, t),
-        )
-        .map(|quantity| SurveyFigure { name, quantity })
+            |t| parse_figure(known, t),
+        );
+        (name, quantity)
     }
 
     /// Decodes `<file name=".." mediaType=".." sha256=".." sizeBytes=".."/>`.
@@ -806,44 +804,6 @@ impl CivilDefense {
         w.close(SURVEY);
     }
 
-    /// Refuses a survey figure whose value is not in the figure's unit (the format writes one
-    /// unit per figure name), and a media type the format's decoder would not read back.
-    fn check_encodable(event: &Event) -> Result<(), EncodeError> {
-        let Some(notice) = event.survey() else {
-            return Ok(());
-        };
-        let refuse = |field, reason: String| EncodeError {
-            bureau: BureauId::CivilDefense,
-            field,
-            reason,
-        };
-        for figure in &notice.result.figures {
-            if value_unit(&figure.quantity) != figure_unit(figure.name) {
-                return Err(refuse(
-                    "survey.figures",
-                    format!(
-                        "figure {} is given in {}, not in {}",
-                        code_of(&FIGURES, figure.name),
-                        value_unit(&figure.quantity),
-                        figure_unit(figure.name)
-                    ),
-                ));
-            }
-        }
-        for file in &notice.result.files {
-            if parse_media_type(&file.media_type).as_deref() != Ok(file.media_type.as_str()) {
-                return Err(refuse(
-                    "survey.files",
-                    format!(
-                        "media type {:?} is not a lowercase media type",
-                        file.media_type
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// Writes one batch of records and surveys, in the events' order.
     fn write_batch(batch_id: &str, events: &[Event]) -> Encoded {
         let mut w = XmlWriter::new(UTF_8);
@@ -932,8 +892,7 @@ impl Adapter for CivilDefense {
         n.finish(|| Some(events)).map_err(DecodeError::Invalid)
     }
 
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        Self::check_encodable(event)?;
+    fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
         Ok(Self::write_batch(
             event.message_id.as_str(),
             std::slice::from_ref(event),
@@ -943,7 +902,7 @@ impl Adapter for CivilDefense {
     /// The office's own batch document: a pull feed of civil defense reads natively.
     fn encode_batch(&self, batch_id: &str, events: &[Event]) -> Result<Encoded, EncodeError> {
         for event in events {
-            Self::check_encodable(event)?;
+            crate::adapter::check_rules(BureauId::CivilDefense, event)?;
         }
         Ok(Self::write_batch(batch_id, events))
     }

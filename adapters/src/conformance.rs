@@ -1,5 +1,11 @@
 //! The conformance kit: what every adapter must do, checked with one call, [`check`].
 //!
+//! Besides the bureau's own samples, the kit hands every adapter the same survey notices that
+//! break a rule of the canonical model (`schemas::rules`: version 1 naming a superseded
+//! version, a later version naming none, a version superseding itself, a figure given twice),
+//! written in the bureau's format by [`Adapter::write`]; each must be refused under the same
+//! canonical field by every adapter, and refused by [`Adapter::encode`].
+//!
 //! Sample files are discovered, not listed: `schemas/bureaus/<id>/valid/*` must decode, and
 //! every `schemas/bureaus/<id>/invalid/<name>` must fail as its sidecar `<name>.expect` says.
 //! An `.expect` file holds lines `path <native path>` and optionally `field <canonical field>`
@@ -10,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use schemas::Event;
+use schemas::{CanonicalField, Event, FigureName, SurveyFigure, SurveyId, SurveyNotice};
 
-use crate::{Adapter, DecodeError, Syntax};
+use crate::adapter::{Adapter, DecodeError, Syntax, parse_content_type};
 
 /// The folder of a bureau's schema and samples in this repository.
 pub fn samples_dir(adapter: &dyn Adapter) -> PathBuf {
@@ -35,6 +41,7 @@ pub fn check(adapter: &dyn Adapter) {
     check_invalid_samples(adapter, &dir.join("invalid"));
     check_generated_samples(adapter);
     check_survey_notices(adapter);
+    check_canonical_rules(adapter);
     check_hostile_inputs(adapter, &valid[0].1);
     check_mutations_never_panic(adapter, valid.iter().map(|(_, b)| b.clone()).collect());
 }
@@ -145,7 +152,7 @@ fn check_generated_samples(adapter: &dyn Adapter) {
         let mut rng = fastrand::Rng::with_seed(seed);
         let sample = adapter.sample(&mut rng);
         assert_eq!(
-            crate::parse_content_type(&sample.content_type).0,
+            parse_content_type(&sample.content_type).0,
             adapter.format().media_type
         );
         let events = decode_ok(adapter, &sample.body, &format!("generated sample {seed}"));
@@ -165,6 +172,85 @@ fn check_survey_notices(adapter: &dyn Adapter) {
     let mut rng = fastrand::Rng::with_seed(77);
     for _ in 0..32 {
         check_round_trip(adapter, &crate::sample::survey_event(&mut rng));
+    }
+}
+
+/// Survey notices that break a rule of the canonical model (`schemas::rules`), each paired
+/// with the canonical field every adapter must refuse it under.
+fn rule_breaking_notices() -> Vec<(&'static str, SurveyNotice, CanonicalField)> {
+    let mut rng = fastrand::Rng::with_seed(2022);
+    let base = crate::sample::survey_notice(&mut rng);
+    let other = SurveyId::parse("sv-0123456789abcdef0123456789abcdef").expect("a survey id");
+    let with = |version: u32, supersedes: Option<SurveyId>| {
+        let mut notice = base.clone();
+        notice.result.version = version;
+        notice.supersedes = supersedes;
+        notice
+    };
+    let ratio = SurveyFigure {
+        name: FigureName::GreeningRatio,
+        quantity: FigureName::GreeningRatio
+            .parse_value("35.5%")
+            .expect("a ratio"),
+    };
+    let mut twice = with(1, None);
+    twice.result.figures = vec![ratio, ratio];
+    vec![
+        (
+            "version 1 naming a superseded version",
+            with(1, Some(other.clone())),
+            CanonicalField::SurveyVersion,
+        ),
+        (
+            "version 2 naming none",
+            with(2, None),
+            CanonicalField::SurveyVersion,
+        ),
+        (
+            "a version superseding itself",
+            with(2, Some(base.survey_id.clone())),
+            CanonicalField::SurveyVersion,
+        ),
+        ("a figure given twice", twice, CanonicalField::SurveyFigure),
+    ]
+}
+
+/// The same rule-breaking notices, written in the bureau's format by its writer (which checks
+/// nothing), are refused by its decoder under the same canonical field as by every other
+/// adapter, and `encode` refuses to write them.
+fn check_canonical_rules(adapter: &dyn Adapter) {
+    let bureau = adapter.bureau();
+    let valid = crate::sample::survey_event(&mut fastrand::Rng::with_seed(2022));
+    for (what, notice, field) in rule_breaking_notices() {
+        assert!(
+            !notice.violations().is_empty(),
+            "{what}: the kit's notice breaks no rule"
+        );
+        let event = Event::for_survey(
+            valid.message_id.clone(),
+            valid.source,
+            valid.occurred_at,
+            notice,
+        );
+        match adapter.encode(&event) {
+            Err(error) => assert_eq!(error.field, field.as_str(), "{bureau}, {what}: {error}"),
+            Ok(_) => panic!("{bureau} encodes {what}"),
+        }
+        let written = adapter
+            .write(&event)
+            .unwrap_or_else(|e| panic!("{bureau} cannot write {what}: {e}"));
+        match adapter.decode(&written.body, &written.content_type) {
+            Err(DecodeError::Invalid(errors)) => {
+                assert!(
+                    errors.len() == 1 && errors[0].field == field && !errors[0].path.is_empty(),
+                    "{bureau}, {what}: expected one error under {field}, got {errors:#?}"
+                );
+            }
+            other => panic!(
+                "{bureau} does not refuse {what} under {field}: {other:?}\n{}",
+                String::from_utf8_lossy(&written.body)
+            ),
+        }
     }
 }
 

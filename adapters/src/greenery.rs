@@ -55,17 +55,16 @@ use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
-    FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
-    Organization, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure,
-    SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    FigureName, FigureSet, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, NativeValue,
+    Normalizer, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyId,
+    SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::assemble::CaseParts;
-use crate::json::{Obj, decode_value, pointer, value_text};
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use crate::assemble::{CaseParts, one_event, survey_event};
+use crate::json::{FinalNewline, Obj, decode_value, encode_pretty, value_text};
 use crate::vocabulary::{code_of, lookup};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {
@@ -314,60 +313,6 @@ struct HeaderIn<'a> {
     occurred_at: Option<ShanghaiTime>,
 }
 
-/// The elements of a required array, each an object; `None` when the array is missing or not
-/// an array, a `None` element for each element that is not an object (all reported).
-fn objects<'a>(
-    parent: &Obj<'a>,
-    key: &str,
-    field: F,
-    n: &mut Normalizer,
-) -> Option<Vec<Option<Obj<'a>>>> {
-    let path = pointer(&parent.pointer, key);
-    match parent.map.get(key) {
-        None => {
-            n.reject(field, path, "", Problem::Missing);
-            None
-        }
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let item_path = pointer(&path, &i.to_string());
-                    match item {
-                        Value::Object(map) => Some(Obj {
-                            map,
-                            pointer: item_path,
-                        }),
-                        other => {
-                            n.reject(
-                                field,
-                                item_path,
-                                value_text(other),
-                                Problem::WrongType {
-                                    expected: "an object",
-                                },
-                            );
-                            None
-                        }
-                    }
-                })
-                .collect(),
-        ),
-        Some(other) => {
-            n.reject(
-                field,
-                path,
-                value_text(other),
-                Problem::WrongType {
-                    expected: "an array",
-                },
-            );
-            None
-        }
-    }
-}
-
 /// Reads an organization `{ 名称, 统一社会信用代码 }`.
 fn organization(
     parent: &Obj<'_>,
@@ -438,18 +383,6 @@ impl Greenery {
         // The survey id names the published version, as a case id names a case.
         let survey_id = s.take(n, F::SurveyId, "成果编号", SurveyId::parse);
         let supersedes = s.take_opt(n, F::SurveySupersedes, "替代成果编号", SurveyId::parse);
-        if let (Some(id), Some(Some(old))) = (&survey_id, &supersedes)
-            && id == old
-        {
-            n.reject(
-                F::CaseId,
-                pointer(&s.pointer, "替代成果编号"),
-                old.as_str(),
-                Problem::Inconsistent {
-                    reason: "a survey version cannot supersede itself",
-                },
-            );
-        }
         let project = s.take(n, F::SurveyProject, "项目代码", ProjectCode::parse);
         let kind = s.take(n, F::SurveyKind, "测绘类型", |t| {
             lookup(&SURVEY_KINDS, t, "survey kind (simplified)")
@@ -463,77 +396,40 @@ impl Greenery {
         );
         let version = s.take(n, F::SurveyVersion, "版本号", parse_version);
         let surveyed_on = s.take(n, F::SurveyedOn, "测绘日期", ShanghaiDate::parse_iso);
-        let figures = Self::decode_figures(&s, n);
+        let figures = s.figures("指标", n, Self::decode_figure);
         let files = Self::decode_files(&s, n);
-        if !n.is_clean() {
-            return None;
+        let notice = SurveyNoticeParts {
+            survey_id,
+            supersedes,
+            project,
+            kind,
+            agency_name,
+            agency_credit_code: agency_code,
+            version,
+            surveyed_on,
+            figures,
+            files,
         }
-        let notice = SurveyNotice {
-            survey_id: survey_id?,
-            supersedes: supersedes?,
-            result: SurveyResult {
-                project: project?,
-                kind: kind?,
-                agency: Organization {
-                    name: agency_name?,
-                    credit_code: agency_code?,
-                },
-                version: version?,
-                surveyed_on: surveyed_on?,
-                figures: figures?,
-                files: files?,
-            },
-        };
-        Some(Event::for_survey(
-            header.message_id?,
-            header.source?,
-            header.occurred_at?,
-            notice,
-        ))
+        .build(n, || s.native("替代成果编号"));
+        survey_event(header.message_id, header.source, header.occurred_at, notice)
     }
 
-    fn decode_figures(s: &Obj<'_>, n: &mut Normalizer) -> Option<Vec<SurveyFigure>> {
-        let items = objects(s, "指标", F::SurveyFigure, n)?;
-        let mut figures = Vec::with_capacity(items.len());
-        let mut seen: Vec<FigureName> = Vec::with_capacity(items.len());
-        let mut complete = true;
-        for item in items {
-            let Some(f) = item else {
-                complete = false;
-                continue;
-            };
-            f.check_keys(&FIGURE_KEYS, n);
-            let name = f.take(n, F::SurveyFigure, "名称", |t| {
-                lookup(&FIGURES, t, "figure name (simplified)")
-            });
-            if let Some(name) = name
-                && seen.contains(&name)
-            {
-                n.reject(
-                    F::SurveyFigure,
-                    pointer(&f.pointer, "名称"),
-                    code_of(&FIGURES, name),
-                    Problem::Inconsistent {
-                        reason: "a figure is given more than once",
-                    },
-                );
-            }
-            seen.extend(name);
-            let quantity = match name {
-                Some(name) => f.take(n, F::SurveyFigure, "数值", |t| name.parse_value(t)),
-                // Without a known name the value cannot be read; it is still required.
-                None => f.take(n, F::SurveyFigure, "数值", |_| Ok(())).and(None),
-            };
-            match (name, quantity) {
-                (Some(name), Some(quantity)) => figures.push(SurveyFigure { name, quantity }),
-                _ => complete = false,
-            }
-        }
-        complete.then_some(figures)
+    /// Reads one `{ 名称, 数值 }` of `指标` into `figures`.
+    fn decode_figure(f: &Obj<'_>, figures: &mut FigureSet, n: &mut Normalizer) {
+        f.check_keys(&FIGURE_KEYS, n);
+        let name = f.take(n, F::SurveyFigure, "名称", |t| {
+            lookup(&FIGURES, t, "figure name (simplified)")
+        });
+        let quantity = match name {
+            Some(name) => f.take(n, F::SurveyFigure, "数值", |t| name.parse_value(t)),
+            // Without a known name the value cannot be read; it is still required.
+            None => f.take(n, F::SurveyFigure, "数值", |_| Ok(())).and(None),
+        };
+        figures.push(n, name, quantity, || f.native("名称"));
     }
 
     fn decode_files(s: &Obj<'_>, n: &mut Normalizer) -> Option<Vec<FileRef>> {
-        let items = objects(s, "附件", F::SurveyFile, n)?;
+        let items = s.objects("附件", F::SurveyFile, n)?;
         let mut files = Vec::with_capacity(items.len());
         let mut complete = true;
         for item in items {
@@ -623,18 +519,10 @@ impl Greenery {
             floor_area,
             investment,
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                let text = header
-                    .as_ref()
-                    .and_then(|h| h.map.get("时间"))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                n.reject(F::OccurredAt, "/报文/时间", text, problem);
-                None
-            }
-        }
+        parts.into_event(n, || match &header {
+            Some(h) => h.native("时间"),
+            None => NativeValue::new("/报文/时间", ""),
+        })
     }
 }
 
@@ -649,14 +537,10 @@ impl Adapter for Greenery {
 
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let value = decode_value(&FORMAT, body, content_type)?;
-        let mut n = Normalizer::new();
-        let event = Obj::root(&value, &mut n).and_then(|root| Self::decode_document(&root, &mut n));
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| Obj::root(&value, n).and_then(|root| Self::decode_document(&root, n)))
     }
 
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
+    fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
         let Some(case) = event.case() else {
             return match event.survey() {
                 Some(notice) => Self::encode_survey(event, notice),
@@ -704,42 +588,22 @@ impl Adapter for Greenery {
 
 /// Writes a native document (pretty JSON and a final newline).
 fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
-    let mut body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
-        bureau: BureauId::Greenery,
-        field: "document",
-        reason: e.to_string(),
-    })?;
-    body.push(b'\n');
-    Ok(Encoded {
-        content_type: FORMAT.media_type.to_owned(),
-        body,
-    })
+    encode_pretty(BureauId::Greenery, &FORMAT, message, FinalNewline::Yes)
 }
 
 impl Greenery {
     fn encode_survey(event: &Event, notice: &SurveyNotice) -> Result<Encoded, EncodeError> {
-        let refuse = |reason: String| EncodeError {
-            bureau: BureauId::Greenery,
-            field: "survey.figures",
-            reason,
-        };
         let result = &notice.result;
-        let mut figures: Vec<FigureOut> = Vec::with_capacity(result.figures.len());
-        for figure in &result.figures {
-            let name = code_of(&FIGURES, figure.name);
-            // The decoder must read back exactly this figure: a value in another figure's unit
-            // or a figure given twice would not survive the trip, so it is refused here.
-            let value = figure_text(&figure.quantity);
-            if figure.name.parse_value(&value) != Ok(figure.quantity) {
-                return Err(refuse(format!(
-                    "{name} = {value} is not in the figure's unit"
-                )));
-            }
-            if figures.iter().any(|f| f.name == name) {
-                return Err(refuse(format!("{name} is given more than once")));
-            }
-            figures.push(FigureOut { name, value });
-        }
+        // A value in another figure's unit, or a figure given twice, is refused by `encode`
+        // (the canonical rules), before it gets here.
+        let figures = result
+            .figures
+            .iter()
+            .map(|figure| FigureOut {
+                name: code_of(&FIGURES, figure.name),
+                value: figure_text(&figure.quantity),
+            })
+            .collect();
         let message = SurveyMessage {
             header: Header {
                 message_id: event.message_id.as_str(),
@@ -923,7 +787,7 @@ mod tests {
         value["测绘成果"]["替代成果编号"] = id;
         assert_eq!(
             decode_errors(&value),
-            [("/测绘成果/替代成果编号".to_owned(), "case_id")]
+            [("/测绘成果/替代成果编号".to_owned(), "survey.version")]
         );
     }
 

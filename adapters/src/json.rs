@@ -1,10 +1,13 @@
 //! JSON reading shared by the JSON adapters: envelope checks, then typed access to fields that
 //! reports problems with their JSON pointer (RFC 6901).
 
-use schemas::{CanonicalField, Normalizer, Problem};
+use schemas::BureauId;
+use schemas::{CanonicalField, FigureSet, NativeValue, Normalizer, Problem};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{DecodeError, NativeFormat, check_envelope, xml::truncate};
+use crate::adapter::{DecodeError, EncodeError, Encoded, NativeFormat, check_envelope};
+use crate::xml::truncate;
 
 /// Checks the envelope of a JSON message and parses it.
 pub(crate) fn decode_value(
@@ -31,6 +34,34 @@ pub(crate) fn decode_value(
     serde_json::from_slice(body).map_err(|e| DecodeError::Malformed {
         path: format!("line {} column {}", e.line(), e.column()),
         message: e.to_string(),
+    })
+}
+
+/// How a JSON format ends its document: some write a final newline, some do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FinalNewline {
+    Yes,
+    No,
+}
+
+/// Writes a native JSON document (pretty-printed) of `bureau`'s format.
+pub(crate) fn encode_pretty(
+    bureau: BureauId,
+    format: &NativeFormat,
+    message: &impl Serialize,
+    final_newline: FinalNewline,
+) -> Result<Encoded, EncodeError> {
+    let mut body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
+        bureau,
+        field: "document",
+        reason: e.to_string(),
+    })?;
+    if final_newline == FinalNewline::Yes {
+        body.push(b'\n');
+    }
+    Ok(Encoded {
+        content_type: format.media_type.to_owned(),
+        body,
     })
 }
 
@@ -116,6 +147,92 @@ impl<'a> Obj<'a> {
                 None
             }
         }
+    }
+
+    /// The elements of a required array whose elements are objects. `None` when the key is
+    /// missing or holds no array; an element that is not an object is `None` in the list. Each
+    /// of these is recorded against `field`, at its pointer.
+    pub(crate) fn objects(
+        &self,
+        key: &str,
+        field: CanonicalField,
+        n: &mut Normalizer,
+    ) -> Option<Vec<Option<Obj<'a>>>> {
+        let path = pointer(&self.pointer, key);
+        let items = match self.map.get(key) {
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                n.reject(
+                    field,
+                    path,
+                    value_text(other),
+                    Problem::WrongType {
+                        expected: "a JSON array",
+                    },
+                );
+                return None;
+            }
+            None => {
+                n.reject(field, path, "", Problem::Missing);
+                return None;
+            }
+        };
+        let objects = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let item_path = pointer(&path, &i.to_string());
+                match item {
+                    Value::Object(map) => Some(Obj {
+                        map,
+                        pointer: item_path,
+                    }),
+                    other => {
+                        n.reject(
+                            field,
+                            item_path,
+                            value_text(other),
+                            Problem::WrongType {
+                                expected: "an object",
+                            },
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        Some(objects)
+    }
+
+    /// The survey figures of the array at `key` (objects, under `survey.figures`), each read by
+    /// `read` into one [`FigureSet`]; a missing array or an element that is no object leaves
+    /// the set incomplete.
+    pub(crate) fn figures(
+        &self,
+        key: &str,
+        n: &mut Normalizer,
+        mut read: impl FnMut(&Obj<'a>, &mut FigureSet, &mut Normalizer),
+    ) -> FigureSet {
+        let mut figures = FigureSet::new();
+        match self.objects(key, CanonicalField::SurveyFigure, n) {
+            Some(items) => {
+                for item in items {
+                    match item {
+                        Some(figure) => read(&figure, &mut figures, n),
+                        None => figures.push_unreadable(),
+                    }
+                }
+            }
+            None => figures.push_unreadable(),
+        }
+        figures
+    }
+
+    /// The path and text of `key` in this object (empty text when it is absent), for a rule
+    /// of `schemas::rules` that finds fault with it.
+    pub(crate) fn native(&self, key: &str) -> NativeValue {
+        let text = self.map.get(key).map(value_text).unwrap_or_default();
+        NativeValue::new(pointer(&self.pointer, key), text)
     }
 
     /// Reads and parses a required scalar field.
@@ -258,5 +375,51 @@ mod tests {
         root.check_keys(&["a"], &mut n);
         let paths: Vec<_> = n.errors().iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/a/b", "/a/missing", "/z"]);
+    }
+
+    #[test]
+    fn arrays_of_objects_report_each_element_that_is_not_one() {
+        let value: Value = serde_json::from_str(r#"{"l": [{"x": 1}, 2], "s": "x"}"#).unwrap();
+        let mut n = Normalizer::new();
+        let root = Obj::root(&value, &mut n).unwrap();
+        let items = root
+            .objects("l", CanonicalField::SurveyFigure, &mut n)
+            .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].as_ref().map(|o| o.pointer.as_str()), Some("/l/0"));
+        assert!(items[1].is_none());
+        assert!(
+            root.objects("s", CanonicalField::SurveyFile, &mut n)
+                .is_none()
+        );
+        assert!(
+            root.objects("m", CanonicalField::SurveyFile, &mut n)
+                .is_none()
+        );
+        let found: Vec<_> = n
+            .errors()
+            .iter()
+            .map(|e| (e.path.as_str(), e.field, e.problem.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "/l/1",
+                    CanonicalField::SurveyFigure,
+                    Problem::WrongType {
+                        expected: "an object"
+                    }
+                ),
+                (
+                    "/s",
+                    CanonicalField::SurveyFile,
+                    Problem::WrongType {
+                        expected: "a JSON array"
+                    }
+                ),
+                ("/m", CanonicalField::SurveyFile, Problem::Missing),
+            ]
+        );
     }
 }

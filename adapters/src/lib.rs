@@ -3,12 +3,16 @@
 //!
 //! Every adapter implements [`Adapter`] and is registered once, in [`ALL`]. The gateway knows
 //! adapters only through that trait; adapters know only the canonical model, never the store,
-//! the queues or the network. Every adapter passes the same conformance kit
+//! the queues or the network. An adapter reads and writes its own format only: canonical
+//! values are assembled in one place (`assemble` for case events, `schemas::rules` for survey
+//! notices), so a rule that is not about one format is written once, and [`Adapter::encode`]
+//! checks those rules before the adapter's [`Adapter::write`]. Every adapter passes the same conformance kit
 //! (`conformance::check`), which reads its valid and invalid sample messages from
 //! `schemas/bureaus/<id>/`. `adapters/README.md` is the recipe for adding one.
 
-use schemas::{BureauId, Event, NormalizeError};
+use schemas::BureauId;
 
+mod adapter;
 mod assemble;
 pub mod civil_defense;
 #[cfg(any(test, feature = "conformance"))]
@@ -40,204 +44,13 @@ pub fn for_bureau(bureau: BureauId) -> Option<&'static dyn Adapter> {
         .find(|adapter| adapter.bureau() == bureau)
 }
 
-/// How a bureau's native messages are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Syntax {
-    /// XML in the given character encoding, declared in the document's prolog.
-    Xml {
-        /// The encoding the format's specification requires.
-        encoding: &'static encoding_rs::Encoding,
-    },
-    /// JSON (always UTF-8, RFC 8259).
-    Json,
-}
-
-/// What an adapter reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NativeFormat {
-    /// The media type of its messages, e.g. `application/xml`.
-    pub media_type: &'static str,
-    /// XML (in which encoding) or JSON.
-    pub syntax: Syntax,
-    /// Whether one message may carry many cases.
-    pub batch: bool,
-    /// The largest message accepted, in bytes.
-    pub max_message_bytes: usize,
-}
-
-/// A native message ready to send: its bytes and the content type that names its dialect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    /// The `Content-Type` to send it with.
-    pub content_type: String,
-    /// The message.
-    pub body: Vec<u8>,
-}
-
-/// Why a native message was refused. Every variant is the sender's fault: sending the same
-/// bytes again cannot succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The message exceeds the format's size limit.
-    #[error("message is {size} bytes; this format accepts at most {limit}")]
-    TooLarge {
-        /// The message's size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The content type does not name this bureau's format.
-    #[error("content type {got:?} is not this bureau's format ({expected})")]
-    UnsupportedContentType {
-        /// What was sent.
-        got: String,
-        /// What the format uses.
-        expected: &'static str,
-    },
-    /// The declared character encoding is not the format's, or the bytes are not valid in it.
-    #[error("character encoding: {0}")]
-    Encoding(String),
-    /// DOCTYPE and entity declarations are refused: they enable entity-expansion bombs and
-    /// external fetches, and no bureau format needs them.
-    #[error("DOCTYPE and entity declarations are not accepted")]
-    DtdForbidden,
-    /// The bytes are not well-formed XML or JSON, or nest deeper than the format allows.
-    #[error("not well-formed at {path}: {message}")]
-    Malformed {
-        /// Where parsing stopped (element path or byte offset).
-        path: String,
-        /// The parser's account of the problem.
-        message: String,
-    },
-    /// The message is well-formed but values in it are invalid: every one is listed.
-    #[error("{} invalid field(s); first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
-    Invalid(Vec<NormalizeError>),
-}
-
-/// Why a canonical event could not be written in a bureau's format. This is the gateway's
-/// problem, not the sender's: the event was valid when accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot encode {field} for {bureau}: {reason}")]
-pub struct EncodeError {
-    /// The bureau whose format cannot hold the value.
-    pub bureau: BureauId,
-    /// The canonical field.
-    pub field: &'static str,
-    /// Why.
-    pub reason: String,
-}
-
-/// One bureau's native format, both ways.
-///
-/// Implementations must be pure: no I/O, no clocks, no global state. Decoding is strict (see
-/// the `schemas` crate): a value that does not parse exactly is rejected, never guessed, and
-/// every rejected value is reported with its native path.
-pub trait Adapter: Send + Sync {
-    /// The bureau this adapter speaks for.
-    fn bureau(&self) -> BureauId;
-
-    /// The format it reads and writes.
-    fn format(&self) -> NativeFormat;
-
-    /// Decodes one native message into the canonical events it carries (one, or many for a
-    /// batch format). The content type selects the dialect.
-    fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError>;
-
-    /// Encodes one canonical event as a native message, for delivery to this bureau.
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError>;
-
-    /// Encodes several events as one message, for a pull feed. Batch formats write their own
-    /// batch document; the default is `multipart/mixed` (RFC 2046), one part per event in the
-    /// format's single-event encoding, each part carrying its `Message-Id`.
-    fn encode_batch(&self, batch_id: &str, events: &[Event]) -> Result<Encoded, EncodeError> {
-        let parts = events
-            .iter()
-            .map(|event| Ok((event.message_id.as_str(), self.encode(event)?)))
-            .collect::<Result<Vec<_>, EncodeError>>()?;
-        Ok(multipart(batch_id, &parts))
-    }
-
-    /// A realistic native message as this bureau's system would send it, drawn from `rng`: for
-    /// the demo, tests and benchmarks.
-    fn sample(&self, rng: &mut fastrand::Rng) -> Encoded {
-        let event = sample::case_event(rng, self.bureau());
-        match self.encode(&event) {
-            Ok(encoded) => encoded,
-            // The generator only draws values every format can hold; `conformance` checks it.
-            Err(error) => unreachable!("sample event not encodable: {error}"),
-        }
-    }
-}
-
-/// Writes `multipart/mixed` with one part per encoded event. The boundary is derived from the
-/// batch id and lengthened until no part contains it.
-fn multipart(batch_id: &str, parts: &[(&str, Encoded)]) -> Encoded {
-    let mut boundary = format!("=_exchange_batch_{batch_id}");
-    while parts.iter().any(|(_, part)| {
-        part.body
-            .windows(boundary.len())
-            .any(|w| w == boundary.as_bytes())
-    }) {
-        boundary.push('_');
-    }
-    let mut body = Vec::new();
-    for (message_id, part) in parts {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Type: {}\r\nMessage-Id: {message_id}\r\n\r\n",
-                part.content_type
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&part.body);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    Encoded {
-        content_type: format!("multipart/mixed; boundary=\"{boundary}\""),
-        body,
-    }
-}
-
-/// Splits a content type into its lower-cased essence and its `charset` parameter.
-pub(crate) fn parse_content_type(content_type: &str) -> (String, Option<String>) {
-    let mut parts = content_type.split(';');
-    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-    let charset = parts.find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
-    });
-    (essence, charset)
-}
-
-/// Checks the size limit and content type shared by every format, returning the declared
-/// charset parameter if any.
-pub(crate) fn check_envelope(
-    format: &NativeFormat,
-    body: &[u8],
-    content_type: &str,
-) -> Result<Option<String>, DecodeError> {
-    if body.len() > format.max_message_bytes {
-        return Err(DecodeError::TooLarge {
-            size: body.len(),
-            limit: format.max_message_bytes,
-        });
-    }
-    let (essence, charset) = parse_content_type(content_type);
-    if essence != format.media_type {
-        return Err(DecodeError::UnsupportedContentType {
-            got: content_type.to_owned(),
-            expected: format.media_type,
-        });
-    }
-    Ok(charset)
-}
+pub use adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapter::parse_content_type;
+    use schemas::Event;
 
     #[test]
     fn registry_is_complete_and_in_bureau_order() {

@@ -39,15 +39,15 @@ use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
-    FigureName, FileRef, Item, MessageId, Money, Normalizer, Organization, Payload, Problem,
-    ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId, SurveyKind,
-    SurveyNotice, SurveyResult, WorkingDays,
+    FigureName, FigureSet, FileRef, Item, MessageId, Money, NativeValue, Normalizer, Payload,
+    Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyId, SurveyKind,
+    SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 
-use crate::assemble::CaseParts;
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::parse_version;
 
 const ROOT: &str = "GhzyExchange";
@@ -364,18 +364,9 @@ impl Planning {
             floor_area: floor_area.map(|a| a.ok_or(())).transpose().ok(),
             investment: investment.map(|m| m.ok_or(())).transpose().ok(),
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                n.reject(
-                    F::OccurredAt,
-                    h("SendTime"),
-                    header.text_of("SendTime").unwrap_or(""),
-                    problem,
-                );
-                None
-            }
-        }
+        parts.into_event(n, || {
+            NativeValue::new(h("SendTime"), header.text_of("SendTime").unwrap_or(""))
+        })
     }
 
     fn decode_survey(root: &Element, n: &mut Normalizer) -> Option<Event> {
@@ -473,8 +464,7 @@ impl Planning {
             &empty
         });
         figures_element.check_children("/GhzySurveyNotice/Survey/Figures", &[], &["Figure"], n);
-        let mut figures = Vec::new();
-        let mut seen = Vec::new();
+        let mut figures = FigureSet::new();
         for (i, figure) in figures_element.children_named("Figure").enumerate() {
             let path = format!("{R}/Survey/Figures/Figure[{}]", i + 1);
             figure.check_children(&path, &[], &[], n);
@@ -500,23 +490,12 @@ impl Planning {
                 ),
                 _ => None,
             };
-            if let Some(name) = name {
-                if seen.contains(&name) {
-                    n.reject(
-                        F::SurveyFigure,
-                        format!("{path}/@code"),
-                        figure.attribute("code").unwrap_or(""),
-                        Problem::Inconsistent {
-                            reason: "figure given more than once",
-                        },
-                    );
-                }
-                seen.push(name);
-            }
-            figures.push(
-                name.zip(quantity)
-                    .map(|(name, quantity)| SurveyFigure { name, quantity }),
-            );
+            figures.push(n, name, quantity, || {
+                NativeValue::new(
+                    format!("{path}/@code"),
+                    figure.attribute("code").unwrap_or(""),
+                )
+            });
         }
 
         let files_element = survey.child("Files").unwrap_or_else(|| {
@@ -563,51 +542,22 @@ impl Planning {
             })());
         }
 
-        // A correction supersedes an earlier version; a first version supersedes nothing.
-        if let (Some(version), Some(supersedes)) = (version, &supersedes) {
-            let reason = match (version, supersedes) {
-                (1, Some(_)) => Some("version 1 supersedes nothing"),
-                (2.., None) => Some("a version after 1 names the version it supersedes"),
-                (_, Some(old)) if survey_id.as_ref() == Some(old) => {
-                    Some("a version cannot supersede itself")
-                }
-                _ => None,
-            };
-            if let Some(reason) = reason {
-                n.reject(
-                    F::SurveyVersion,
-                    s("Supersedes"),
-                    survey.text_of("Supersedes").unwrap_or(""),
-                    Problem::Inconsistent { reason },
-                );
-            }
+        let notice = SurveyNoticeParts {
+            survey_id,
+            supersedes,
+            project,
+            kind,
+            agency_name,
+            agency_credit_code,
+            version,
+            surveyed_on,
+            figures,
+            files: files.into_iter().collect(),
         }
-
-        if !n.is_clean() {
-            return None;
-        }
-        let notice = SurveyNotice {
-            survey_id: survey_id?,
-            supersedes: supersedes?,
-            result: SurveyResult {
-                project: project?,
-                kind: kind?,
-                agency: Organization {
-                    name: agency_name?,
-                    credit_code: agency_credit_code?,
-                },
-                version: version?,
-                surveyed_on: surveyed_on?,
-                figures: figures.into_iter().collect::<Option<_>>()?,
-                files: files.into_iter().collect::<Option<_>>()?,
-            },
-        };
-        Some(Event::for_survey(
-            message_id?,
-            source?,
-            occurred_at?,
-            notice,
-        ))
+        .build(n, || {
+            NativeValue::new(s("Supersedes"), survey.text_of("Supersedes").unwrap_or(""))
+        });
+        survey_event(message_id, source, occurred_at, notice)
     }
 
     fn write_header(w: &mut XmlWriter, event: &Event) {
@@ -687,14 +637,10 @@ impl Adapter for Planning {
                 });
             }
         };
-        let mut n = Normalizer::new();
-        let event = decode_document(&root, &mut n);
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| decode_document(&root, n))
     }
 
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
+    fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => {

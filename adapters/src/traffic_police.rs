@@ -58,18 +58,18 @@ use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
 use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
-    Area, BureauCaseId, BureauId, CanonicalField as F, Case, CaseStatus, CreditCode, District,
-    Event, FigureName, FileRef, Item, LocalFormat, MessageId, Money, Normalizer, Organization,
-    Payload, Problem, Project, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
-    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
+    FigureName, FigureSet, FileRef, Item, LocalFormat, MessageId, Money, Normalizer, Payload,
+    Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage, SurveyId, SurveyKind,
+    SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::json::{Obj, decode_value, pointer, value_text};
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use crate::assemble::{CaseParts, one_event, survey_event};
+use crate::json::{FinalNewline, Obj, decode_value, encode_pretty};
 use crate::vocabulary::{code_of, lookup};
-use crate::xml::truncate;
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const FORMAT: NativeFormat = NativeFormat {
@@ -182,58 +182,6 @@ fn parse_figure_value(name: FigureName, text: &str) -> Result<schemas::FigureVal
     name.parse_canonical(&clean(text))
 }
 
-/// The elements of a JSON array field; missing or of another type is recorded against `field`.
-fn array<'a>(
-    obj: &Obj<'a>,
-    key: &str,
-    field: F,
-    n: &mut Normalizer,
-) -> Option<Vec<(String, &'a Value)>> {
-    let path = pointer(&obj.pointer, key);
-    match obj.map.get(key) {
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (pointer(&path, &i.to_string()), item))
-                .collect(),
-        ),
-        Some(other) => {
-            n.reject(
-                field,
-                path,
-                value_text(other),
-                Problem::WrongType {
-                    expected: "a JSON array",
-                },
-            );
-            None
-        }
-        None => {
-            n.reject(field, path, "", Problem::Missing);
-            None
-        }
-    }
-}
-
-/// One element of an array, which must be an object.
-fn element<'a>(value: &'a Value, path: String, field: F, n: &mut Normalizer) -> Option<Obj<'a>> {
-    match value {
-        Value::Object(map) => Some(Obj { map, pointer: path }),
-        other => {
-            n.reject(
-                field,
-                path,
-                value_text(other),
-                Problem::WrongType {
-                    expected: "an object",
-                },
-            );
-            None
-        }
-    }
-}
-
 impl TrafficPolice {
     fn decode_event(value: &Value, n: &mut Normalizer) -> Option<Event> {
         let root = Obj::root(value, n)?;
@@ -267,36 +215,21 @@ impl TrafficPolice {
         if survey {
             let notice = root.object("CHCG", F::Document, n);
             let notice = notice.and_then(|chcg| Self::decode_survey(&chcg, n));
-            if !n.is_clean() {
-                return None;
-            }
-            return Some(Event::for_survey(
-                message_id?,
-                source?,
-                occurred_at?,
-                notice?,
-            ));
+            return survey_event(message_id, source, occurred_at, notice);
         }
-        let case = root.object("AJ", F::Document, n);
-        let case = case.and_then(|aj| Self::decode_case(&aj, n));
-        let (case_id, sequence, case) = case?;
-        if !n.is_clean() {
-            return None;
+        let aj = root.object("AJ", F::Document, n)?;
+        let parts = Self::decode_case(&aj, n);
+        CaseParts {
+            message_id,
+            source,
+            occurred_at,
+            ..parts
         }
-        match Event::for_case(message_id?, source?, case_id, sequence, occurred_at?, case) {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                let text = match root.map.get("FSSJ") {
-                    Some(Value::String(s)) => truncate(s),
-                    _ => String::new(),
-                };
-                n.reject(F::OccurredAt, "/FSSJ", text, problem);
-                None
-            }
-        }
+        .into_event(n, || root.native("FSSJ"))
     }
 
-    fn decode_case(aj: &Obj<'_>, n: &mut Normalizer) -> Option<(BureauCaseId, u64, Case)> {
+    /// The case `AJ`; the header's parts (message id, sender, event time) are the caller's.
+    fn decode_case(aj: &Obj<'_>, n: &mut Normalizer) -> CaseParts {
         aj.check_keys(&CASE_KEYS, n);
         let case_id = aj.string(n, F::CaseId, "AJBH", BureauCaseId::parse);
         let sequence = aj.string(n, F::Sequence, "XH", parse_sequence);
@@ -322,25 +255,25 @@ impl TrafficPolice {
         let investment = aj.string_opt(n, F::Investment, "ZTZ", |t| {
             Money::from_number_in(t, MoneyUnit::TenThousandYuan)
         });
-        let case = Case {
-            project: Project {
-                code: project_code?,
-                name: project_name?,
-            },
-            item: item?,
-            stage: stage?,
-            district: district?,
-            applicant: Organization {
-                name: applicant_name?,
-                credit_code: credit_code?,
-            },
-            status: status?,
-            submitted_at: submitted_at?,
-            time_limit_working_days: time_limit?,
-            floor_area: floor_area?,
-            investment: investment?,
-        };
-        Some((case_id?, sequence?, case))
+        CaseParts {
+            message_id: None,
+            source: None,
+            case_id,
+            sequence,
+            occurred_at: None,
+            project_code,
+            project_name,
+            item,
+            stage,
+            district,
+            applicant_name,
+            credit_code,
+            status,
+            submitted_at,
+            time_limit,
+            floor_area,
+            investment,
+        }
     }
 
     fn decode_survey(chcg: &Obj<'_>, n: &mut Normalizer) -> Option<SurveyNotice> {
@@ -357,42 +290,32 @@ impl TrafficPolice {
         let credit_code = chcg.string(n, F::SurveyAgencyCreditCode, "TYSHXYDM", CreditCode::parse);
         let version = chcg.string(n, F::SurveyVersion, "BB", parse_version);
         let surveyed_on = chcg.string(n, F::SurveyedOn, "CHRQ", ShanghaiDate::parse_compact);
-        let figures = array(chcg, "ZB", F::SurveyFigure, n).map(|items| {
+        let figures = chcg.figures("ZB", n, Self::decode_figure);
+        let files = chcg.objects("FJ", F::SurveyFile, n).and_then(|items| {
             items
                 .into_iter()
-                .map(|(path, item)| {
-                    element(item, path, F::SurveyFigure, n)
-                        .and_then(|zb| Self::decode_figure(&zb, n))
-                })
+                .map(|fj| fj.and_then(|fj| Self::decode_file(&fj, n)))
                 .collect::<Vec<_>>()
-        });
-        let files = array(chcg, "FJ", F::SurveyFile, n).map(|items| {
-            items
                 .into_iter()
-                .map(|(path, item)| {
-                    element(item, path, F::SurveyFile, n).and_then(|fj| Self::decode_file(&fj, n))
-                })
-                .collect::<Vec<_>>()
+                .collect::<Option<Vec<_>>>()
         });
-        Some(SurveyNotice {
-            survey_id: survey_id?,
-            supersedes: supersedes?,
-            result: SurveyResult {
-                project: project?,
-                kind: kind?,
-                agency: Organization {
-                    name: agency_name?,
-                    credit_code: credit_code?,
-                },
-                version: version?,
-                surveyed_on: surveyed_on?,
-                figures: figures?.into_iter().collect::<Option<_>>()?,
-                files: files?.into_iter().collect::<Option<_>>()?,
-            },
-        })
+        SurveyNoticeParts {
+            survey_id,
+            supersedes,
+            project,
+            kind,
+            agency_name,
+            agency_credit_code: credit_code,
+            version,
+            surveyed_on,
+            figures,
+            files,
+        }
+        .build(n, || chcg.native("TDCG"))
     }
 
-    fn decode_figure(zb: &Obj<'_>, n: &mut Normalizer) -> Option<SurveyFigure> {
+    /// Reads one 指標 into `figures`.
+    fn decode_figure(zb: &Obj<'_>, figures: &mut FigureSet, n: &mut Normalizer) {
         zb.check_keys(&FIGURE_KEYS, n);
         let name = zb.string(n, F::SurveyFigure, "ZBDM", |t| {
             lookup(&FIGURES, t, "figure code (指標代碼 ZB01-ZB08)")
@@ -408,11 +331,8 @@ impl TrafficPolice {
             Some(name) => parse_figure_value(name, t).map(Some),
             None => parse_plain_decimal(&clean(t)).map(|_| None),
         });
-        unit?;
-        Some(SurveyFigure {
-            name: name?,
-            quantity: quantity??,
-        })
+        let quantity = quantity.flatten().filter(|_| unit.is_some());
+        figures.push(n, name, quantity, || zb.native("ZBDM"));
     }
 
     fn decode_file(fj: &Obj<'_>, n: &mut Normalizer) -> Option<FileRef> {
@@ -511,16 +431,9 @@ fn survey_message<'a>(event: &'a Event, notice: &'a SurveyNotice) -> SurveyMessa
     }
 }
 
+/// Writes a native document (pretty JSON, no final newline).
 fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
-    let body = serde_json::to_vec_pretty(message).map_err(|e| EncodeError {
-        bureau: BureauId::TrafficPolice,
-        field: "document",
-        reason: e.to_string(),
-    })?;
-    Ok(Encoded {
-        content_type: FORMAT.media_type.to_owned(),
-        body,
-    })
+    encode_pretty(BureauId::TrafficPolice, &FORMAT, message, FinalNewline::No)
 }
 
 /// The message as the corps' system writes it.
@@ -565,14 +478,10 @@ impl Adapter for TrafficPolice {
 
     fn decode(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
         let value = decode_value(&FORMAT, body, content_type)?;
-        let mut n = Normalizer::new();
-        let event = Self::decode_event(&value, &mut n);
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| Self::decode_event(&value, n))
     }
 
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
+    fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return to_json(&survey_message(event, notice)),

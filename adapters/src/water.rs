@@ -51,15 +51,15 @@ use schemas::survey::parse_media_type;
 use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
-    FigureName, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, Normalizer,
-    Organization, Payload, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
-    SurveyFigure, SurveyId, SurveyKind, SurveyNotice, SurveyResult, WorkingDays,
+    FigureName, FigureSet, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, NativeValue,
+    Normalizer, Payload, Problem, ProjectCode, Sha256Hex, ShanghaiDate, ShanghaiTime, Stage,
+    SurveyId, SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
 
-use crate::assemble::CaseParts;
+use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
-use crate::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use schemas::survey::{parse_size, parse_version};
 
 const ROOT: &str = "水務辦件報文";
@@ -380,18 +380,12 @@ impl Water {
             floor_area,
             investment,
         };
-        match parts.into_event(n)? {
-            Ok(event) => Some(event),
-            Err(problem) => {
-                n.reject(
-                    F::OccurredAt,
-                    format!("{}/發生時間", head.path),
-                    head.occurred_text.unwrap_or(""),
-                    problem,
-                );
-                None
-            }
-        }
+        parts.into_event(n, || {
+            NativeValue::new(
+                format!("{}/發生時間", head.path),
+                head.occurred_text.unwrap_or(""),
+            )
+        })
     }
 
     fn decode_survey(root: &Element, n: &mut Normalizer) -> Option<Event> {
@@ -448,31 +442,23 @@ impl Water {
         );
         let figures = Self::decode_figures(survey, &sp, n);
         let files = Self::decode_files(survey, &sp, n);
-        if !n.is_clean() {
-            return None;
+        let notice = SurveyNoticeParts {
+            survey_id,
+            supersedes,
+            project,
+            kind,
+            agency_name,
+            agency_credit_code: agency_code,
+            version,
+            surveyed_on,
+            figures,
+            files: Some(files),
         }
-        let notice = SurveyNotice {
-            survey_id: survey_id?,
-            supersedes: supersedes?,
-            result: SurveyResult {
-                project: project?,
-                kind: kind?,
-                agency: Organization {
-                    name: agency_name?,
-                    credit_code: agency_code?,
-                },
-                version: version?,
-                surveyed_on: surveyed_on?,
-                figures,
-                files,
-            },
-        };
-        Some(Event::for_survey(
-            head.message_id?,
-            head.source?,
-            head.occurred_at?,
-            notice,
-        ))
+        .build(n, || {
+            let text = survey.text_of("替代成果編號").unwrap_or("");
+            NativeValue::new(s("替代成果編號"), text)
+        });
+        survey_event(head.message_id, head.source, head.occurred_at, notice)
     }
 
     /// The container of a survey's repeated items (指標, 附件): required, holding only `item`.
@@ -493,12 +479,11 @@ impl Water {
         Some((container, path))
     }
 
-    /// 指標/指標項*, in document order; a figure named twice is rejected.
-    fn decode_figures(survey: &Element, sp: &str, n: &mut Normalizer) -> Vec<SurveyFigure> {
-        let mut figures: Vec<SurveyFigure> = Vec::new();
-        // Every name read so far, whether or not its value was valid.
-        let mut seen: Vec<FigureName> = Vec::new();
+    /// 指標/指標項*, in document order; a figure named twice is rejected (by [`FigureSet`]).
+    fn decode_figures(survey: &Element, sp: &str, n: &mut Normalizer) -> FigureSet {
+        let mut figures = FigureSet::new();
         let Some((container, path)) = Self::container(survey, FIGURES, FIGURE, sp, n) else {
+            figures.push_unreadable();
             return figures;
         };
         for (index, figure) in container.children_named(FIGURE).enumerate() {
@@ -506,27 +491,20 @@ impl Water {
             figure.check_children(&fp, &FIGURE_FIELDS, &[], n);
             figure.check_attributes(&fp, &[], n);
             let f = |name: &str| format!("{fp}/{name}");
-            let text = leaf(figure, "名稱", &fp, n);
+            let name_text = leaf(figure, "名稱", &fp, n);
             let name = n.field(
                 F::SurveyFigure,
                 || f("名稱"),
-                text,
+                name_text,
                 |t| {
-                    let name = lookup(
+                    lookup(
                         &FIGURE_NAMES,
                         t,
                         "figure name (用地面積, 地上建築面積, 地下建築面積, 建築高度, 綠地面積, 綠地率, 人防面積, 房屋套數)",
-                    )?;
-                    if seen.contains(&name) {
-                        return Err(Problem::Inconsistent {
-                            reason: "figure given more than once",
-                        });
-                    }
-                    Ok(name)
+                    )
                 },
             );
             let text = leaf(figure, "數值", &fp, n);
-            seen.extend(name);
             let quantity = match name {
                 Some(name) => n.field(F::SurveyFigure, || f("數值"), text, |t| name.parse_value(t)),
                 None => {
@@ -536,9 +514,9 @@ impl Water {
                     None
                 }
             };
-            if let (Some(name), Some(quantity)) = (name, quantity) {
-                figures.push(SurveyFigure { name, quantity });
-            }
+            figures.push(n, name, quantity, || {
+                NativeValue::new(f("名稱"), name_text.unwrap_or(""))
+            });
         }
         figures
     }
@@ -594,17 +572,7 @@ impl Water {
         w.leaf("版本", &result.version.to_string());
         w.leaf("測繪日期", &result.surveyed_on.to_string());
         w.open(FIGURES, &[]);
-        for (index, figure) in result.figures.iter().enumerate() {
-            if result.figures[..index]
-                .iter()
-                .any(|f| f.name == figure.name)
-            {
-                return Err(EncodeError {
-                    bureau: self.bureau(),
-                    field: "survey.figures",
-                    reason: format!("figure {:?} given more than once", figure.name),
-                });
-            }
+        for figure in &result.figures {
             let value = figure_text(figure.name, &figure.quantity).ok_or_else(|| EncodeError {
                 bureau: self.bureau(),
                 field: "survey.figures",
@@ -665,14 +633,10 @@ impl Adapter for Water {
                 });
             }
         };
-        let mut n = Normalizer::new();
-        let event = decode(&root, &mut n);
-        n.finish(|| event)
-            .map(|e| vec![e])
-            .map_err(DecodeError::Invalid)
+        one_event(|n| decode(&root, n))
     }
 
-    fn encode(&self, event: &Event) -> Result<Encoded, EncodeError> {
+    fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return self.encode_survey(event, notice),

@@ -14,7 +14,7 @@ use quick_xml::reader::Reader;
 use quick_xml::writer::Writer;
 use schemas::{CanonicalField, Normalizer, Problem};
 
-use crate::{DecodeError, NativeFormat, Syntax, check_envelope};
+use crate::adapter::{DecodeError, NativeFormat, Syntax, check_envelope};
 
 /// Deepest element nesting any bureau format needs, with room to spare.
 const MAX_DEPTH: usize = 12;
@@ -166,7 +166,7 @@ pub(crate) fn decode_text<'b>(
 ) -> Result<Cow<'b, str>, DecodeError> {
     let charset = check_envelope(format, body, content_type)?;
     let Syntax::Xml { encoding: required } = format.syntax else {
-        unreachable!("decode_document is only called by XML adapters");
+        unreachable!("decode_text is only called by XML adapters");
     };
     // XML without an encoding declaration is UTF-8 (XML 1.0 §4.3.3).
     let declared = declared_encoding(body)?.unwrap_or(UTF_8);
@@ -207,6 +207,23 @@ fn path_of(stack: &[Element<'_>]) -> String {
         path.push('/');
     }
     path
+}
+
+/// Counts one more element and reads its start tag, refusing a document that nests deeper or
+/// holds more elements than any bureau format needs.
+fn open_element<'a>(
+    start: &BytesStart<'_>,
+    stack: &[Element<'_>],
+    count: &mut usize,
+) -> Result<Element<'a>, DecodeError> {
+    *count += 1;
+    if stack.len() >= MAX_DEPTH || *count > MAX_ELEMENTS {
+        return Err(malformed(
+            &path_of(stack),
+            "document nests too deep or too wide",
+        ));
+    }
+    start_element(start, stack)
 }
 
 fn start_element<'a>(
@@ -256,25 +273,11 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
                 return Err(malformed("/", "content after the root element"));
             }
             Event::Start(start) => {
-                count += 1;
-                if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(malformed(
-                        &path_of(&stack),
-                        "document nests too deep or too wide",
-                    ));
-                }
-                let element = start_element(&start, &stack)?;
+                let element = open_element(&start, &stack, &mut count)?;
                 stack.push(element);
             }
             Event::Empty(start) => {
-                count += 1;
-                if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(malformed(
-                        &path_of(&stack),
-                        "document nests too deep or too wide",
-                    ));
-                }
-                let element = start_element(&start, &stack)?;
+                let element = open_element(&start, &stack, &mut count)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None => root = Some(element),

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::codes::{ProjectCode, string_newtype_serde};
-use crate::model::{BureauCaseId, Name, Organization};
+use crate::common::{BureauCaseId, Name, Organization, parse_sequence};
 use crate::normalize::Problem;
 use crate::quantity::{Area, Count, Length, Percent};
 use crate::text::clean;
@@ -195,7 +195,7 @@ string_newtype_serde!(
 
 /// Parses a survey version: digits, 1 to 4294967295.
 pub fn parse_version(input: &str) -> Result<u32, Problem> {
-    let version = crate::model::parse_sequence(input)?;
+    let version = parse_sequence(input)?;
     u32::try_from(version).map_err(|_| Problem::OutOfRange {
         min: "1",
         max: "4294967295",
