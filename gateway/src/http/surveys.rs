@@ -145,7 +145,8 @@ async fn publish<S: Store + Clone>(
         tracing::error!(message = "the system clock is outside the canonical model's range");
         Problem::internal()
     })?;
-    let planned = publish::plan(&state.config, publication, latest, now_ms(), occurred_at);
+    let planned = publish::plan(&state.config, publication, latest, now_ms(), occurred_at)
+        .map_err(|error| Problem::internal_from("survey version not planned", &error))?;
     match state.store.ingest(planned.message).await? {
         IngestOutcome::Accepted(receipt) => {
             let kind_name = vocabulary::name(&kind);

@@ -4,6 +4,7 @@
 //! all. Nothing here touches the store or the blobs.
 
 use schemas::model::Name;
+use schemas::rules::{FigureSet, NativeValue};
 use schemas::survey::parse_media_type;
 use schemas::{
     CanonicalField as F, CreditCode, FigureName, NormalizeError, Normalizer, Organization,
@@ -108,7 +109,8 @@ pub fn parse_metadata(bytes: &[u8]) -> Result<Metadata, MetadataError> {
         Some(&metadata.surveyed_on),
         ShanghaiDate::parse_iso,
     );
-    let mut figures = Vec::new();
+    // Figures given once: the canonical model's own rule, the same check every adapter runs.
+    let mut figures = FigureSet::new();
     for (i, figure) in metadata.figures.iter().enumerate() {
         let name: Option<FigureName> = n.field(
             F::SurveyFigure,
@@ -116,39 +118,41 @@ pub fn parse_metadata(bytes: &[u8]) -> Result<Metadata, MetadataError> {
             Some(&figure.name),
             |t| by_name(t, "figure name"),
         );
-        if let Some(name) = name
-            && let Some(quantity) = n.field(
+        let value = name.and_then(|name| {
+            n.field(
                 F::SurveyFigure,
                 || format!("/figures/{i}/value"),
                 Some(&figure.value),
                 |t| name.parse_value(t),
             )
-        {
-            if figures.iter().any(|f: &SurveyFigure| f.name == name) {
-                n.reject(
-                    F::SurveyFigure,
-                    format!("/figures/{i}/name"),
-                    &figure.name,
-                    ValueProblem::Inconsistent {
-                        reason: "figure given more than once",
-                    },
-                );
-            }
-            figures.push(SurveyFigure { name, quantity });
-        }
+        });
+        figures.push(&mut n, name, value, || {
+            NativeValue::new(format!("/figures/{i}/name"), &figure.name)
+        });
     }
-    match (project, kind, agency_name, agency_code, surveyed_on) {
-        (Some(project), Some(kind), Some(name), Some(credit_code), Some(surveyed_on))
-            if n.is_clean() =>
-        {
-            Ok(Metadata {
-                project,
-                kind,
-                agency: Organization { name, credit_code },
-                surveyed_on,
-                figures,
-            })
-        }
+    let figures = figures.finish();
+    match (
+        project,
+        kind,
+        agency_name,
+        agency_code,
+        surveyed_on,
+        figures,
+    ) {
+        (
+            Some(project),
+            Some(kind),
+            Some(name),
+            Some(credit_code),
+            Some(surveyed_on),
+            Some(figures),
+        ) if n.is_clean() => Ok(Metadata {
+            project,
+            kind,
+            agency: Organization { name, credit_code },
+            surveyed_on,
+            figures,
+        }),
         _ => Err(MetadataError::Invalid(n.errors().to_vec())),
     }
 }
@@ -198,6 +202,19 @@ mod tests {
         };
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/figures/0/value", "/figures/1/name"], "{errors:?}");
+    }
+
+    #[test]
+    fn a_figure_given_twice_is_refused_at_its_second_name() {
+        let text = metadata(
+            r#"[{"name": "land_area", "value": "1200m2"}, {"name": "land_area", "value": "9m2"}]"#,
+        );
+        let Err(MetadataError::Invalid(errors)) = parse_metadata(text.as_bytes()) else {
+            panic!("refused");
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, F::SurveyFigure);
+        assert_eq!(errors[0].path, "/figures/1/name");
     }
 
     #[test]

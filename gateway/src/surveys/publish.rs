@@ -2,7 +2,7 @@
 //! store and the notices for the entitled bureaus, as one message for the store to commit.
 //! Pure: the caller reads the latest version from the store and commits what this returns.
 
-use schemas::{BureauId, Event, FileRef, ShanghaiTime, SurveyResult};
+use schemas::{BureauId, Event, FileRef, ShanghaiTime, SurveyNotice, SurveyResult};
 
 use super::publication::Metadata;
 use super::{entitled_bureaus, notice_for};
@@ -37,14 +37,22 @@ pub struct Planned {
     pub message: NewMessage,
 }
 
+/// A planned version breaks a rule of the canonical model: a bug of the planner, never the
+/// sender's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("the planned survey version breaks a canonical rule: {0:?}")]
+pub struct PlanError(Vec<schemas::rules::Violation>);
+
 /// Plans a publication as the version after `latest` (version 1 if there is none), at `now`.
+/// The planned version is checked against the canonical model's rules (versioning, figures
+/// given once) before anything is committed.
 pub fn plan(
     config: &Config,
     publication: Publication,
     latest: Option<SurveyRecord>,
     now: Millis,
     occurred_at: ShanghaiTime,
-) -> Planned {
+) -> Result<Planned, PlanError> {
     let Publication {
         publisher,
         metadata,
@@ -67,6 +75,15 @@ pub fn plan(
         },
         published_at: now,
     };
+    let violations = SurveyNotice {
+        survey_id: record.id.clone(),
+        supersedes: record.supersedes.clone(),
+        result: record.result.clone(),
+    }
+    .violations();
+    if !violations.is_empty() {
+        return Err(PlanError(violations));
+    }
     let notified = entitled_bureaus(config, publisher, record.result.kind);
     let events = notified
         .iter()
@@ -95,9 +112,56 @@ pub fn plan(
         events,
         survey: Some(record.clone()),
     };
-    Planned {
+    Ok(Planned {
         record,
         notified,
         message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::surveys::publication::parse_metadata;
+
+    fn publication() -> Publication {
+        let bytes = r#"{"project": "2201-310115-04-01-123456", "kind": "greening",
+            "agency": {"name": "上海市测绘院", "credit_code": "91350100M000100Y43"},
+            "surveyed_on": "2024-05-06",
+            "figures": [{"name": "greening_area", "value": "1200m2"}]}"#
+            .as_bytes();
+        Publication {
+            publisher: BureauId::Planning,
+            metadata: parse_metadata(bytes).unwrap(),
+            files: Vec::new(),
+            metadata_bytes: bytes.to_vec(),
+            key: IdempotencyKey::from_header(b"p-1").unwrap(),
+        }
+    }
+
+    #[test]
+    fn versions_follow_the_latest_and_notify_the_entitled() {
+        let config = Config::defaults().unwrap();
+        let at = crate::clock::shanghai_now().unwrap();
+        let first = plan(&config, publication(), None, 1_000, at).unwrap();
+        assert_eq!(first.record.result.version, 1);
+        assert_eq!(first.record.supersedes, None);
+        assert!(!first.notified.is_empty());
+        assert!(!first.notified.contains(&BureauId::Planning));
+        assert_eq!(first.message.events.len(), first.notified.len());
+        let second = plan(
+            &config,
+            publication(),
+            Some(first.record.clone()),
+            2_000,
+            at,
+        )
+        .unwrap();
+        assert_eq!(second.record.result.version, 2);
+        assert_eq!(second.record.supersedes, Some(first.record.id.clone()));
+        for event in &second.message.events {
+            let notice = event.event.survey().unwrap();
+            assert_eq!(notice.supersedes, Some(first.record.id.clone()));
+        }
     }
 }
