@@ -73,4 +73,53 @@ fn describe() {
         Unit::Seconds,
         "Time one push delivery took."
     );
+    describe_counter!(
+        SURVEYS_SHARED,
+        "Survey results published, each shared once with every entitled bureau, by kind."
+    );
+    describe_counter!(
+        SURVEY_NOTICES,
+        "Survey notices queued for entitled bureaus, by kind."
+    );
+    describe_counter!(
+        SURVEY_REUSES,
+        "First reads of a survey result by a bureau other than its publisher (survey jobs saved), by bureau."
+    );
+}
+
+/// Every metric this module names, for the test that each has help text.
+#[cfg(test)]
+const ALL: [&str; 11] = [
+    MESSAGES_RECEIVED,
+    DELIVERIES,
+    QUEUE_DEPTH,
+    QUEUE_OLDEST_SECONDS,
+    DEAD_LETTERS,
+    CIRCUIT_STATE,
+    INGEST_SECONDS,
+    DELIVERY_SECONDS,
+    SURVEYS_SHARED,
+    SURVEY_NOTICES,
+    SURVEY_REUSES,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_has_help_text() {
+        let handle = handle();
+        // A sample of each, so that the exporter renders them.
+        for name in ALL {
+            metrics::counter!(name).increment(0);
+        }
+        let rendered = handle.render();
+        for name in ALL {
+            assert!(
+                rendered.contains(&format!("# HELP {name} ")),
+                "{name} has no help text in:\n{rendered}"
+            );
+        }
+    }
 }

@@ -63,6 +63,15 @@ pub enum PkiError {
         #[source]
         source: rcgen::Error,
     },
+    /// The CA certificate is not a readable PEM X.509 certificate.
+    #[error("{}: not a readable CA certificate", path.display())]
+    ReadCa {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `ca.key` is not the private key of `ca.pem`.
     #[error("{}: is not the private key of {}", key.display(), cert.display())]
     CaKeyMismatch {
@@ -272,16 +281,14 @@ fn load_ca(cert: &Path, key: &Path) -> Result<Issuer<'static, KeyPair>, PkiError
     let key_pair = KeyPair::from_pem(&key_pem).map_err(load_error(key))?;
 
     // rcgen would happily sign with an unrelated key; check the pair belongs together.
+    let unreadable = |source: Box<dyn std::error::Error + Send + Sync>| PkiError::ReadCa {
+        path: cert.to_owned(),
+        source,
+    };
     let cert_der =
-        CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|_| PkiError::LoadCa {
-            path: cert.to_owned(),
-            source: rcgen::Error::CouldNotParseCertificate,
-        })?;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(&cert_der).map_err(|_| PkiError::LoadCa {
-            path: cert.to_owned(),
-            source: rcgen::Error::CouldNotParseCertificate,
-        })?;
+        CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| unreadable(Box::new(e)))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der)
+        .map_err(|e| unreadable(Box::new(e.to_owned())))?;
     if parsed.public_key().subject_public_key.data.as_ref() != key_pair.public_key_raw() {
         return Err(PkiError::CaKeyMismatch {
             cert: cert.to_owned(),

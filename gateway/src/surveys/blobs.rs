@@ -115,13 +115,13 @@ impl BlobStore {
         let (sha256, size) = match result {
             Ok(done) => done,
             Err(error) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                remove_leftover(&tmp).await;
                 return Err(error);
             }
         };
         let path = self.path_of(&sha256);
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            let _ = tokio::fs::remove_file(&tmp).await;
+        if tokio::fs::try_exists(&path).await.map_err(io(&path))? {
+            remove_leftover(&tmp).await;
             return Ok(StoredBlob {
                 sha256,
                 size,
@@ -133,10 +133,13 @@ impl BlobStore {
             .await
             .map_err(io(&parent))?;
         tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
-        // The rename is durable once the folder is synced.
-        if let Ok(folder) = tokio::fs::File::open(&parent).await {
-            let _ = folder.sync_all().await;
-        }
+        // The rename is durable once the folder is synced; the publication commits only after.
+        tokio::fs::File::open(&parent)
+            .await
+            .map_err(io(&parent))?
+            .sync_all()
+            .await
+            .map_err(io(&parent))?;
         Ok(StoredBlob {
             sha256,
             size,
@@ -222,6 +225,18 @@ impl BlobStore {
             }
         });
         Ok((size, stream))
+    }
+}
+
+/// Removes a temporary upload file that is no longer needed; a failure only leaves garbage in
+/// `tmp/` (logged), never a wrong blob.
+async fn remove_leftover(tmp: &Path) {
+    if let Err(error) = tokio::fs::remove_file(tmp).await {
+        tracing::warn!(
+            message = "temporary upload file not removed",
+            path = %tmp.display(),
+            error = &error as &dyn std::error::Error
+        );
     }
 }
 

@@ -251,7 +251,10 @@ fn writer(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, commits: &At
                     }
                     continue;
                 }
-                Err(_) => {}
+                Err(e) => tracing::warn!(
+                    message = "SQLite stays at synchronous=FULL for bookkeeping",
+                    error = &e as &dyn std::error::Error
+                ),
             }
         }
         run_batch(&conn, batch.drain(..), commits);
@@ -311,8 +314,14 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = Box<dyn Job>>, commi
 
 /// Rolls the open transaction back and tells every job that ran in it why.
 fn abort(conn: &Connection, done: &mut Vec<Ran>, reason: &StoreError) {
-    if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        // The next batch's BEGIN fails too, and its callers are told so.
+        tracing::error!(
+            message = "SQLite rollback failed",
+            error = &e as &dyn std::error::Error
+        );
     }
     for ran in done.drain(..) {
         (ran.reply)(Err(reason.clone()));
