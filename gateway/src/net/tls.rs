@@ -157,11 +157,7 @@ fn build_server_config(
         .map_err(TlsError::Protocol)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(load_certs(cert)?, load_key(key)?)
-        .map_err(|source| TlsError::CertifiedKey {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            source,
-        })?;
+        .map_err(certified_key_error(cert, key))?;
     config.alpn_protocols = alpn();
     Ok(Arc::new(config))
 }
@@ -184,6 +180,12 @@ pub fn endpoint_server_config(
     build_server_config(ca, cert, key, true)
 }
 
+/// The error for a certificate and key that rustls refuses as a pair.
+fn certified_key_error(cert: &Path, key: &Path) -> impl FnOnce(rustls::Error) -> TlsError {
+    let (cert, key) = (cert.to_owned(), key.to_owned());
+    move |source| TlsError::CertifiedKey { cert, key, source }
+}
+
 fn client_builder(
     ca: &Path,
 ) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, TlsError> {
@@ -198,11 +200,7 @@ fn client_builder(
 pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientConfig>, TlsError> {
     let mut config = client_builder(ca)?
         .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-        .map_err(|source| TlsError::CertifiedKey {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            source,
-        })?;
+        .map_err(certified_key_error(cert, key))?;
     config.alpn_protocols = alpn();
     Ok(Arc::new(config))
 }

@@ -101,6 +101,19 @@ pub(crate) fn event(json: &str) -> Result<Event, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::corrupt_from("stored event", e))
 }
 
+/// How many of the `known` migration steps a database at schema `version` has applied, or the
+/// error for a version this build does not know (a newer build migrated it).
+pub(crate) fn applied_migrations(version: i64, known: usize) -> Result<usize, StoreError> {
+    usize::try_from(version)
+        .ok()
+        .filter(|v| *v <= known)
+        .ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "schema version {version} is not one this build knows (0 to {known})"
+            ))
+        })
+}
+
 /// A stored message id.
 pub(crate) fn message_id(text: &str) -> Result<MessageId, StoreError> {
     MessageId::parse(text)

@@ -105,6 +105,27 @@ pub(crate) fn ids(deliveries: &[Delivery]) -> Vec<String> {
         .collect()
 }
 
+/// Marks a leased delivery delivered; true when the lease was still held.
+pub(crate) async fn record_delivered<S: Store>(store: &S, delivery: &Delivery, at: Millis) -> bool {
+    store
+        .mark_delivered(delivery.id, delivery.lease, at)
+        .await
+        .unwrap()
+}
+
+/// Records a failed attempt of a leased delivery; true when the lease was still held.
+pub(crate) async fn record_failure<S: Store>(
+    store: &S,
+    delivery: &Delivery,
+    attempt: Attempt,
+    after: AfterFailure,
+) -> bool {
+    store
+        .mark_failed(delivery.id, delivery.lease, attempt, after)
+        .await
+        .unwrap()
+}
+
 /// The queue stats of one subscriber.
 pub(crate) async fn stat<S: Store>(store: &S, subscriber: BureauId) -> Option<QueueStat> {
     store
@@ -309,27 +330,12 @@ pub(crate) async fn only_the_head_of_each_case_is_leased<S: Store + Clone>(store
             .is_empty()
     );
 
-    assert!(
-        store
-            .mark_delivered(first[0].id, first[0].lease, now)
-            .await
-            .unwrap()
-    );
+    assert!(record_delivered(&store, &first[0], now).await);
     // Already delivered: a second completion is refused.
-    assert!(
-        !store
-            .mark_delivered(first[0].id, first[0].lease, now)
-            .await
-            .unwrap()
-    );
+    assert!(!record_delivered(&store, &first[0], now).await);
     let second = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
     assert_eq!(ids(&second), ["gw-a2"]);
-    assert!(
-        store
-            .mark_delivered(second[0].id, second[0].lease, now)
-            .await
-            .unwrap()
-    );
+    assert!(record_delivered(&store, &second[0], now).await);
     let third = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
     assert_eq!(ids(&third), ["gw-a3"]);
 
@@ -381,17 +387,12 @@ pub(crate) async fn expired_leases_come_back_with_a_new_token<S: Store + Clone>(
     assert_ne!(again[0].lease, old.lease);
 
     // The old holder can neither complete nor fail it.
-    assert!(!store.mark_delivered(old.id, old.lease, now).await.unwrap());
+    assert!(!record_delivered(&store, &old, now).await);
     let attempt = Attempt {
         at: now,
         error: "late".into(),
     };
-    assert!(
-        !store
-            .mark_failed(old.id, old.lease, attempt, AfterFailure::DeadLetter)
-            .await
-            .unwrap()
-    );
+    assert!(!record_failure(&store, &old, attempt, AfterFailure::DeadLetter).await);
     assert!(!store.mark_delivered(old.id, 0, now).await.unwrap());
     assert!(!store.mark_delivered(old.id, u64::MAX, now).await.unwrap());
     assert!(
@@ -425,27 +426,23 @@ pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_c
         error: "HTTP 503".into(),
     };
     assert!(
-        store
-            .mark_failed(
-                first[0].id,
-                first[0].lease,
-                failed.clone(),
-                AfterFailure::RetryAt(retry_at)
-            )
-            .await
-            .unwrap()
+        record_failure(
+            &store,
+            &first[0],
+            failed.clone(),
+            AfterFailure::RetryAt(retry_at)
+        )
+        .await
     );
     // A repeated report with the same token is refused (nothing written twice).
     assert!(
-        !store
-            .mark_failed(
-                first[0].id,
-                first[0].lease,
-                failed.clone(),
-                AfterFailure::RetryAt(retry_at)
-            )
-            .await
-            .unwrap()
+        !record_failure(
+            &store,
+            &first[0],
+            failed.clone(),
+            AfterFailure::RetryAt(retry_at)
+        )
+        .await
     );
     // Not due before its retry time, and it still blocks c2.
     assert!(
@@ -467,15 +464,13 @@ pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_c
         error: "connection refused".into(),
     };
     assert!(
-        store
-            .mark_failed(
-                retried[0].id,
-                retried[0].lease,
-                gave_up.clone(),
-                AfterFailure::DeadLetter
-            )
-            .await
-            .unwrap()
+        record_failure(
+            &store,
+            &retried[0],
+            gave_up.clone(),
+            AfterFailure::DeadLetter
+        )
+        .await
     );
 
     let dead = store.dead_letters(Some(BureauId::Water), 10).await.unwrap();
@@ -521,12 +516,7 @@ async fn kill_head<S: Store>(store: &S, subscriber: BureauId, now: Millis) -> De
         at: now,
         error: "HTTP 500".into(),
     };
-    assert!(
-        store
-            .mark_failed(d.id, d.lease, attempt, AfterFailure::DeadLetter)
-            .await
-            .unwrap()
-    );
+    assert!(record_failure(store, d, attempt, AfterFailure::DeadLetter).await);
     d.id
 }
 
@@ -617,17 +607,7 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
         at: 2_001,
         error: "still down".into(),
     };
-    assert!(
-        store
-            .mark_failed(
-                again[0].id,
-                again[0].lease,
-                attempt,
-                AfterFailure::DeadLetter
-            )
-            .await
-            .unwrap()
-    );
+    assert!(record_failure(&store, &again[0], attempt, AfterFailure::DeadLetter).await);
     let dead = store
         .dead_letters(Some(BureauId::Transport), 10)
         .await
@@ -742,55 +722,20 @@ pub(crate) async fn cleanup_deletes_only_old_delivered_rows<S: Store + Clone>(st
         at: 100,
         error: "HTTP 502".into(),
     };
-    assert!(
-        store
-            .mark_failed(
-                leased[0].id,
-                leased[0].lease,
-                retry,
-                AfterFailure::RetryAt(100)
-            )
-            .await
-            .unwrap()
-    );
+    assert!(record_failure(&store, &leased[0], retry, AfterFailure::RetryAt(100)).await);
     let again = store
         .lease_due(vec![BureauId::Water], 100, 1_000, 10)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
-    assert!(
-        store
-            .mark_delivered(again[0].id, again[0].lease, 150)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .mark_delivered(leased[1].id, leased[1].lease, 200)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .mark_delivered(leased[2].id, leased[2].lease, 300)
-            .await
-            .unwrap()
-    );
+    assert!(record_delivered(&store, &again[0], 150).await);
+    assert!(record_delivered(&store, &leased[1], 200).await);
+    assert!(record_delivered(&store, &leased[2], 300).await);
     let dead = Attempt {
         at: 100,
         error: "HTTP 410".into(),
     };
-    assert!(
-        store
-            .mark_failed(
-                leased[3].id,
-                leased[3].lease,
-                dead,
-                AfterFailure::DeadLetter
-            )
-            .await
-            .unwrap()
-    );
+    assert!(record_failure(&store, &leased[3], dead, AfterFailure::DeadLetter).await);
     accept(
         &store,
         message(
@@ -835,27 +780,12 @@ pub(crate) async fn queue_stats_count_per_subscriber<S: Store + Clone>(store: S)
         .await
         .unwrap();
     assert_eq!(leased.len(), 3);
-    assert!(
-        store
-            .mark_delivered(leased[0].id, leased[0].lease, 1_000)
-            .await
-            .unwrap()
-    );
+    assert!(record_delivered(&store, &leased[0], 1_000).await);
     let attempt = Attempt {
         at: 1_000,
         error: "bad".into(),
     };
-    assert!(
-        store
-            .mark_failed(
-                leased[1].id,
-                leased[1].lease,
-                attempt,
-                AfterFailure::DeadLetter
-            )
-            .await
-            .unwrap()
-    );
+    assert!(record_failure(&store, &leased[1], attempt, AfterFailure::DeadLetter).await);
 
     let stats = store.queue_stats().await.unwrap();
     assert_eq!(
@@ -880,12 +810,7 @@ pub(crate) async fn queue_stats_count_per_subscriber<S: Store + Clone>(store: S)
         ]
     );
     // Fully drained: counts stay, no oldest pending.
-    assert!(
-        store
-            .mark_delivered(leased[2].id, leased[2].lease, 1_001)
-            .await
-            .unwrap()
-    );
+    assert!(record_delivered(&store, &leased[2], 1_001).await);
     let water = stat(&store, BureauId::Water).await.unwrap();
     assert_eq!((water.pending, water.oldest_pending), (0, None));
 }
@@ -954,7 +879,7 @@ pub(crate) async fn concurrent_leases_never_overlap<S: Store + Clone>(store: S) 
                     for d in leased {
                         let key = (d.subscriber, d.event.case_id.as_str().to_owned());
                         out.lock().unwrap().remove(&key);
-                        assert!(store.mark_delivered(d.id, d.lease, 10_001).await.unwrap());
+                        assert!(record_delivered(&store, &d, 10_001).await);
                         delivered += 1;
                     }
                 }

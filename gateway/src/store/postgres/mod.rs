@@ -234,15 +234,7 @@ async fn migrate_config(config: &Config) -> Result<(), StoreError> {
             .map_err(pg_err)?
             .try_get(0)
             .map_err(|e| StoreError::corrupt_from("schema version", e))?;
-        let known = MIGRATIONS.len();
-        let applied = usize::try_from(version)
-            .ok()
-            .filter(|v| *v <= known)
-            .ok_or_else(|| {
-                StoreError::corrupt(format!(
-                    "schema version {version} is not one this build knows (0 to {known})"
-                ))
-            })?;
+        let applied = codec::applied_migrations(version.into(), MIGRATIONS.len())?;
         for (step, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
             tx.batch_execute(sql).await.map_err(pg_err)?;
             let version = i32::try_from(step + 1)

@@ -197,15 +197,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(db_err)?;
-    let known = MIGRATIONS.len();
-    let applied = usize::try_from(version)
-        .ok()
-        .filter(|v| *v <= known)
-        .ok_or_else(|| {
-            StoreError::corrupt(format!(
-                "schema version {version} is not one this build knows (0 to {known})"
-            ))
-        })?;
+    let applied = codec::applied_migrations(version, MIGRATIONS.len())?;
     for (step, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
