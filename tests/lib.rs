@@ -1,5 +1,8 @@
-//! Cross-crate tests of the exchange, one integration-test binary per concern under `tests/`.
+//! Cross-crate tests of the exchange, one integration-test binary per concern under `tests/`:
 //!
-//! `schema_files` checks every schema file in `schemas/` with validators that share no code with
-//! the gateway (`xmllint` for XSD, Python's `jsonschema` for JSON Schema), against the bureaus'
-//! sample messages and against what the adapters actually write.
+//! - `gateway`, `surveys`, `postgres`: the end-to-end suites of the service (real TLS, HTTP,
+//!   SQLite and PostgreSQL; simulated bureaus from `gateway::sim`);
+//! - `schema_files`: every schema file in `schemas/` checked with validators that share no code
+//!   with the gateway (`xmllint` for XSD, Python's `jsonschema` for JSON Schema), against the
+//!   bureaus' sample messages and against what the adapters actually write;
+//! - `layout`: the layering and no-cycle rules of `ARCHITECTURE.md`, read off the source.

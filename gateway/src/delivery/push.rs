@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::config::Config;
 use crate::store::Delivery;
 
-/// An HTTPS client (HTTP/2 or HTTP/1.1 by ALPN) with a rustls configuration of [`crate::tls`].
+/// An HTTPS client (HTTP/2 or HTTP/1.1 by ALPN) with a rustls configuration of [`crate::net::tls`].
 pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Builds an HTTPS-only client from a client configuration; hyper-rustls sets ALPN itself from
