@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod routing;
+pub mod sim;
 pub mod store;
 pub mod surveys;
 pub mod vocabulary;
