@@ -15,7 +15,7 @@ use gateway::config::{Config, DeliveryMode};
 use gateway::store::Store;
 use schemas::{BureauId, CaseStatus, Event, Item};
 use support::{
-    Behaviour, BureauClient, ChildGateway, Receiver, TestPki, as_delivered, case_event,
+    Behaviour, BureauClient, ChildGateway, Receiver, ReplyExt, TestPki, as_delivered, case_event,
     next_in_case, push_receivers, receiver, start_gateway, status_of, subscribers, totals,
     wait_until,
 };

@@ -24,8 +24,8 @@ use gateway::store::Store;
 use gateway::store::postgres::PgStore;
 use schemas::{BureauId, CaseStatus, Event, Item, Stage};
 use support::{
-    Behaviour, BureauClient, ChildGateway, Receiver, TestPki, WAIT, as_delivered, case_event,
-    next_in_case, push_receivers, start_gateway_on, subscribers, totals, wait_until,
+    Behaviour, BureauClient, ChildGateway, Receiver, ReplyExt, TestPki, WAIT, as_delivered,
+    case_event, next_in_case, push_receivers, start_gateway_on, subscribers, totals, wait_until,
     wait_until_for,
 };
 use tokio_postgres::NoTls;

@@ -27,8 +27,8 @@ use schemas::{
 };
 use sha2::{Digest, Sha256};
 use support::{
-    Behaviour, BureauClient, ChildGateway, Receiver, Reply, TestPki, push_receivers, receiver,
-    start_gateway, wait_until,
+    Behaviour, BureauClient, ChildGateway, Receiver, Reply, ReplyExt, TestPki, push_receivers,
+    receiver, start_gateway, wait_until,
 };
 
 /// Not a test: the gateway process of `large_files_stream_with_bounded_memory`, started by it
@@ -84,7 +84,7 @@ fn result_of(
 
 /// The metadata part as planning sends it: the figures in their native texts.
 fn metadata(result: &SurveyResult, figures: &[(FigureName, &str)]) -> serde_json::Value {
-    let mut metadata = gateway::demo::survey_metadata(result);
+    let mut metadata = gateway::sim::survey_metadata(result);
     metadata["figures"] = figures
         .iter()
         .map(|(name, text)| serde_json::json!({"name": figure_name(*name), "value": text}))
@@ -142,7 +142,7 @@ impl Upload {
 
 /// POSTs a publication (multipart: metadata, then the files).
 async fn publish(client: &BureauClient, metadata: &serde_json::Value, files: &[Upload]) -> Reply {
-    let files: Vec<gateway::demo::UploadFile> = files
+    let files: Vec<gateway::sim::UploadFile> = files
         .iter()
         .map(|f| {
             (
@@ -152,7 +152,7 @@ async fn publish(client: &BureauClient, metadata: &serde_json::Value, files: &[U
             )
         })
         .collect();
-    let (content_type, body) = gateway::demo::survey_upload(metadata, &files);
+    let (content_type, body) = gateway::sim::survey_upload(metadata, &files);
     client.post_body("/v1/surveys", &content_type, body).await
 }
 
@@ -988,7 +988,7 @@ async fn large_files_stream_with_bounded_memory() {
 
     // The body: the metadata part, the file part generated 1 MiB at a time (hashed as it is
     // sent), the closing boundary.
-    let (content_type, empty) = gateway::demo::survey_upload(
+    let (content_type, empty) = gateway::sim::survey_upload(
         &metadata(&result, &figures),
         &[(name.to_owned(), media_type.to_owned(), Vec::new())],
     );

@@ -1,7 +1,8 @@
-//! Helpers of the gateway's end-to-end tests: a throw-away PKI and store folder, simulated bureau
-//! endpoints that record what the gateway pushes to them, a configured gateway (in process, or
-//! a child process that can be SIGKILLed), and HTTPS clients with a bureau's, an operator's, a
-//! stranger's or no certificate.
+//! Helpers of the gateway's end-to-end tests: a throw-away PKI and store folder, a configured
+//! gateway (in process, or a child process that can be SIGKILLed), and the simulated bureau
+//! systems of `gateway::sim` (the same ones `gateway demo` runs) in test form: receivers that
+//! record what the gateway pushes to them, and HTTPS clients with a bureau's, an operator's, a
+//! stranger's or no certificate, whose requests panic instead of returning errors.
 //!
 //! Everything is real: TLS with certificates of a dev CA, HTTP over loopback sockets, a SQLite
 //! file or a PostgreSQL schema. Nothing waits for a fixed time: [`wait_until`] polls a condition
@@ -13,28 +14,21 @@
 )]
 
 use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::http::StatusCode;
 use gateway::config::Config;
-use gateway::delivery::{HttpsClient, https_client};
-use gateway::net::Identity;
-use gateway::net::Peer;
+use gateway::sim::{self, Endpoint, Inbox, SimError};
 use gateway::store::Receipt;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
 use schemas::{BureauId, CaseStatus, Event, EventKind, Item, MessageId, Payload};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+
+pub(crate) use gateway::sim::{Behaviour, Received, Reply, StreamingBody};
 
 /// How long [`wait_until`] waits before it declares the condition never came true.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
@@ -106,6 +100,10 @@ impl TestPki {
 
     pub(crate) fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    pub(crate) fn layout(&self) -> &gateway::net::pki::PkiLayout {
+        &self.layout
     }
 
     pub(crate) fn ca(&self) -> &Path {
@@ -306,232 +304,66 @@ impl Drop for ChildGateway {
     }
 }
 
-/// How a simulated bureau endpoint answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Behaviour {
-    /// Decodes and records every delivery, answers 200.
-    Healthy,
-    /// Answers 503 to everything (and counts it).
-    Unavailable,
-    /// Not listening: connections are refused.
-    Down,
-}
-
-/// One delivery as a receiver saw it.
-#[derive(Debug, Clone)]
-pub(crate) struct Received {
-    /// The `message-id` header of the request.
-    pub(crate) header_id: String,
-    /// The canonical event decoded from the body with the receiver's own adapter.
-    pub(crate) event: Event,
-}
-
-struct ReceiverState {
-    bureau: BureauId,
-    behaviour: Mutex<Behaviour>,
-    received: Mutex<Vec<Received>>,
-    refused: AtomicUsize,
-    errors: Mutex<Vec<String>>,
-}
-
-/// A push bureau's receiving endpoint: HTTPS with the bureau's certificate, requiring a client
-/// certificate of the exchange CA; only the gateway may deliver.
-pub(crate) struct Receiver {
-    state: Arc<ReceiverState>,
-    port: u16,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    server: Mutex<Option<(watch::Sender<bool>, JoinHandle<()>)>>,
-}
+/// A push bureau's receiving endpoint ([`Endpoint`]) that keeps every delivery; reading what
+/// it received fails the test if it ever got a delivery it could not accept (from something
+/// other than the gateway, not in its bureau's format, or not exactly one event).
+pub(crate) struct Receiver(Endpoint);
 
 impl Receiver {
     pub(crate) async fn start(pki: &TestPki, bureau: BureauId, behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a receiver's port");
-        let port = listener.local_addr().expect("receiver address").port();
-        let (cert, key) = pki.bureau(bureau);
-        let receiver = Self {
-            state: Arc::new(ReceiverState {
-                bureau,
-                behaviour: Mutex::new(Behaviour::Healthy),
-                received: Mutex::new(Vec::new()),
-                refused: AtomicUsize::new(0),
-                errors: Mutex::new(Vec::new()),
-            }),
-            port,
-            ca: pki.ca().to_owned(),
-            cert,
-            key,
-            server: Mutex::new(None),
-        };
-        if behaviour == Behaviour::Down {
-            drop(listener);
-        } else {
-            receiver.serve(listener);
-        }
-        receiver.set_answer(behaviour);
-        receiver
+        let inbox = Arc::new(Inbox::new(bureau));
+        Self(
+            Endpoint::start(pki.layout(), inbox, behaviour)
+                .await
+                .unwrap_or_else(|e| panic!("{bureau}'s receiver starts: {e}")),
+        )
     }
 
     pub(crate) fn bureau(&self) -> BureauId {
-        self.state.bureau
+        self.0.bureau()
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("https://127.0.0.1:{}/inbox", self.port)
-    }
-
-    fn set_answer(&self, behaviour: Behaviour) {
-        *self
-            .state
-            .behaviour
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = behaviour;
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        let tls = gateway::net::tls::endpoint_server_config(&self.ca, &self.cert, &self.key)
-            .expect("receiver TLS");
-        let router = Router::new()
-            .route("/inbox", post(inbox))
-            .with_state(self.state.clone());
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(gateway::net::listener::serve(
-            listener,
-            tls,
-            router,
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            },
-            Duration::from_secs(1),
-        ));
-        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some((stop, task));
+        self.0.url()
     }
 
     /// Changes how it answers; `Down` closes the port, anything else (re)opens the same one.
     pub(crate) async fn set(&self, behaviour: Behaviour) {
-        self.set_answer(behaviour);
-        let running = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match (behaviour, running) {
-            (Behaviour::Down, Some((stop, task))) => {
-                let _ = stop.send(true);
-                let _ = task.await;
-            }
-            (Behaviour::Down, None) => {}
-            (_, Some(running)) => {
-                *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(running);
-            }
-            (_, None) => {
-                let mut listener = None;
-                let addr = format!("127.0.0.1:{}", self.port);
-                wait_until(
-                    &format!("{} can listen on {addr} again", self.bureau()),
-                    async || {
-                        listener = TcpListener::bind(&addr).await.ok();
-                        listener.is_some()
-                    },
-                )
-                .await;
-                if let Some(listener) = listener {
-                    self.serve(listener);
-                }
-            }
-        }
+        self.0
+            .set(behaviour)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.bureau()));
     }
 
-    /// Every delivery recorded, in arrival order. Panics if any delivery could not be decoded
-    /// in the bureau's own format or came from something other than the gateway.
-    pub(crate) fn received(&self) -> Vec<Received> {
-        let errors = self
-            .state
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+    fn inbox(&self) -> &Inbox {
+        let inbox = self.0.inbox();
+        let problems = inbox.problems();
         assert!(
-            errors.is_empty(),
-            "{} received bad deliveries: {errors:?}",
+            problems.is_empty(),
+            "{} received bad deliveries: {problems:?}",
             self.bureau()
         );
-        self.state
-            .received
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        inbox
+    }
+
+    /// Every delivery recorded, in arrival order.
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.inbox().received()
     }
 
     /// The distinct message ids received.
     pub(crate) fn ids(&self) -> HashSet<String> {
-        self.received()
-            .into_iter()
-            .map(|r| r.event.message_id.as_str().to_owned())
-            .collect()
+        self.inbox().ids()
     }
 
     /// How many deliveries of this id arrived.
     pub(crate) fn copies_of(&self, id: &str) -> usize {
-        self.received()
-            .iter()
-            .filter(|r| r.event.message_id.as_str() == id)
-            .count()
+        self.inbox().copies_of(id) as usize
     }
 
     /// How many requests it answered 503 on purpose.
     pub(crate) fn refused(&self) -> usize {
-        self.state.refused.load(Ordering::Relaxed)
-    }
-}
-
-async fn inbox(
-    State(state): State<Arc<ReceiverState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let error = |text: String| {
-        state
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(text);
-    };
-    if !matches!(peer.0, Some(Identity::Gateway(_))) {
-        error(format!("delivery from {:?}, not the gateway", peer.0));
-        return StatusCode::FORBIDDEN;
-    }
-    let behaviour = *state.behaviour.lock().unwrap_or_else(|p| p.into_inner());
-    if behaviour != Behaviour::Healthy {
-        state.refused.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::SERVICE_UNAVAILABLE;
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    let adapter = adapters::for_bureau(state.bureau).expect("every bureau has an adapter");
-    match adapter.decode(&body, &header("content-type")) {
-        Ok(events) if events.len() == 1 => {
-            let header_id = header("message-id");
-            let mut received = state.received.lock().unwrap_or_else(|p| p.into_inner());
-            received.extend(events.into_iter().map(|event| Received {
-                header_id: header_id.clone(),
-                event,
-            }));
-            StatusCode::OK
-        }
-        Ok(events) => {
-            error(format!("a push carried {} events", events.len()));
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        Err(e) => {
-            error(format!("undecodable in {}'s format: {e}", state.bureau));
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        self.0.inbox().refused() as usize
     }
 }
 
@@ -554,16 +386,16 @@ pub(crate) fn receiver(receivers: &[Receiver], bureau: BureauId) -> &Receiver {
         .unwrap_or_else(|| panic!("no receiver for {bureau}"))
 }
 
-/// An HTTP answer, read whole.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
+/// The test's conveniences on an answer: its JSON, its receipt (the answer must be a 202).
+pub(crate) trait ReplyExt {
+    /// The body as JSON; panics if it is not.
+    fn json(&self) -> serde_json::Value;
+    /// The receipt of an accepted message; panics unless the status is 202.
+    fn receipt(&self) -> Receipt;
 }
 
-impl Reply {
-    pub(crate) fn json(&self) -> serde_json::Value {
+impl ReplyExt for Reply {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "{} answered non-JSON ({e}): {}",
@@ -573,11 +405,7 @@ impl Reply {
         })
     }
 
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub(crate) fn receipt(&self) -> Receipt {
+    fn receipt(&self) -> Receipt {
         assert_eq!(
             self.status,
             StatusCode::ACCEPTED,
@@ -589,78 +417,29 @@ impl Reply {
     }
 }
 
-/// A request body sent as it is produced (e.g. a large upload generated on the fly).
-pub(crate) type StreamingBody = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// An HTTPS client whose request bodies stream.
-type StreamingClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    StreamingBody,
->;
-
-/// Like [`https_client`], for streaming request bodies.
-fn streaming_client(tls: &rustls::ClientConfig) -> StreamingClient {
-    let mut tls = tls.clone();
-    tls.alpn_protocols.clear();
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
-}
-
-/// An HTTPS client of the gateway with some identity (or none).
-pub(crate) struct BureauClient {
-    bureau: Option<BureauId>,
-    client: HttpsClient,
-    streaming: StreamingClient,
-    base: String,
-}
+/// A [`sim::BureauClient`] whose requests panic on a connection or TLS failure (except
+/// [`Self::try_request`]), for tests that expect an answer.
+pub(crate) struct BureauClient(sim::BureauClient);
 
 impl BureauClient {
     /// A bureau's system.
-    pub(crate) fn new(pki: &TestPki, gateway: std::net::SocketAddr, bureau: BureauId) -> Self {
-        let (cert, key) = pki.bureau(bureau);
-        let mut client = Self::with_identity(pki.ca(), &cert, &key, gateway);
-        client.bureau = Some(bureau);
-        client
+    pub(crate) fn new(pki: &TestPki, gateway: SocketAddr, bureau: BureauId) -> Self {
+        Self(sim::BureauClient::new(pki.layout(), gateway, bureau).expect("client TLS"))
     }
 
     /// An operator.
-    pub(crate) fn operator(pki: &TestPki, gateway: std::net::SocketAddr) -> Self {
-        let (cert, key) = pki.operator();
-        Self::with_identity(pki.ca(), &cert, &key, gateway)
+    pub(crate) fn operator(pki: &TestPki, gateway: SocketAddr) -> Self {
+        Self(sim::BureauClient::operator(pki.layout(), gateway).expect("client TLS"))
     }
 
     /// Trusts `ca` for the server and presents `cert`/`key`.
-    pub(crate) fn with_identity(
-        ca: &Path,
-        cert: &Path,
-        key: &Path,
-        gateway: std::net::SocketAddr,
-    ) -> Self {
-        let tls = gateway::net::tls::client_config(ca, cert, key).expect("client TLS");
-        Self {
-            bureau: None,
-            client: https_client(&tls),
-            streaming: streaming_client(&tls),
-            base: format!("https://{gateway}"),
-        }
+    pub(crate) fn with_identity(ca: &Path, cert: &Path, key: &Path, gateway: SocketAddr) -> Self {
+        Self(sim::BureauClient::with_identity(ca, cert, key, gateway).expect("client TLS"))
     }
 
     /// Presents no client certificate.
-    pub(crate) fn anonymous(pki: &TestPki, gateway: std::net::SocketAddr) -> Self {
-        let tls = gateway::net::tls::client_config_without_identity(pki.ca()).expect("client TLS");
-        Self {
-            bureau: None,
-            client: https_client(&tls),
-            streaming: streaming_client(&tls),
-            base: format!("https://{gateway}"),
-        }
+    pub(crate) fn anonymous(pki: &TestPki, gateway: SocketAddr) -> Self {
+        Self(sim::BureauClient::anonymous(pki.ca(), gateway).expect("client TLS"))
     }
 
     /// Sends `request`; `Err` for a connection or TLS failure.
@@ -670,31 +449,9 @@ impl BureauClient {
         path: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> Result<Reply, String> {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .expect("a valid request");
-        let response = tokio::time::timeout(WAIT, self.client.request(request))
-            .await
-            .map_err(|_| format!("no answer to {method} {path} within {} s", WAIT.as_secs()))?
-            .map_err(|e| format!("{method} {path}: {e:?}"))?;
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?
-            .to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+    ) -> Result<Reply, SimError> {
+        let method = method.parse().expect("an HTTP method");
+        self.0.request(method, path, headers, body).await
     }
 
     pub(crate) async fn request(
@@ -728,36 +485,23 @@ impl BureauClient {
         headers: &[(&str, &str)],
         body: StreamingBody,
     ) -> hyper::Response<hyper::body::Incoming> {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(body).expect("a valid request");
-        self.streaming
-            .request(request)
+        let method = method.parse().expect("an HTTP method");
+        self.0
+            .stream_request(method, path, headers, body)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub(crate) async fn post_json(&self, path: &str, json: serde_json::Value) -> Reply {
-        self.request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            json.to_string().into_bytes(),
-        )
-        .await
+        self.post_body(path, "application/json", json.to_string().into_bytes())
+            .await
     }
 
     /// The event in this bureau's own format, as its system would send it.
     pub(crate) fn encode(&self, event: &Event) -> adapters::Encoded {
-        let bureau = self.bureau.expect("a bureau client");
-        adapters::for_bureau(bureau)
-            .expect("every bureau has an adapter")
+        self.0
             .encode(event)
-            .unwrap_or_else(|e| panic!("{bureau} cannot encode the event: {e}"))
+            .unwrap_or_else(|e| panic!("cannot encode the event: {e}"))
     }
 
     /// Encodes the event with this bureau's adapter and POSTs it to `/v1/messages`.
@@ -767,13 +511,10 @@ impl BureauClient {
 
     /// Like [`Self::send`], with an `Idempotency-Key`.
     pub(crate) async fn send_with_key(&self, event: &Event, key: Option<&str>) -> Reply {
-        let encoded = self.encode(event);
-        let mut headers = vec![("content-type", encoded.content_type.as_str())];
-        if let Some(key) = key {
-            headers.push(("idempotency-key", key));
-        }
-        self.request("POST", "/v1/messages", &headers, encoded.body)
+        self.0
+            .send(event, key)
             .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
