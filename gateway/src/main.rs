@@ -2,7 +2,7 @@
 //! dev PKI (`pki`), explain routing (`routes explain`), and the adapter tools (`adapters`,
 //! `decode`, `sample`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,6 +47,12 @@ enum Command {
     },
     /// Run the gateway with six simulated bureau systems on the embedded store, show live
     /// progress, and check at the end that every accepted message reached every subscriber.
+    ///
+    /// On a terminal the progress is one status block redrawn in place; otherwise (a file, a
+    /// pipe) a plain line every few seconds, without escape codes. The gateway's log goes to
+    /// DIR/gateway.log (info and above); the console shows only its warnings and errors. With
+    /// RUST_LOG set, that filter applies to both the file and the console (e.g.
+    /// RUST_LOG=debug, or RUST_LOG=error to keep the console quieter still).
     Demo(gateway::demo::DemoArgs),
     /// Manage the development PKI (exchange CA, gateway, bureau and operator certificates).
     Pki {
@@ -292,15 +298,67 @@ async fn shutdown_signal() {
     }
 }
 
-fn main() -> Result<ExitCode> {
+/// The log filter: `RUST_LOG` when set (and valid), else `default`.
+fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
+/// Every command but `demo` logs to standard error, with colours only on a terminal (a file or
+/// a journal would keep the escape codes as text).
+fn log_to_stderr() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter("info"))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+}
+
+/// `demo` logs to a file in its data folder (recreated on every run), so the console keeps its
+/// progress and summary; the console gets warnings and errors only, written around the status
+/// block. `RUST_LOG`, when set, filters both.
+fn log_demo(args: &gateway::demo::DemoArgs, console: &gateway::demo::Console) -> Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
+    let path = args.log_file();
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .with_filter(log_filter("info")),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(console.clone())
+                .with_filter(log_filter("warn")),
+        )
+        .try_init()
+        .context("setting up logging")
+}
+
+fn main() -> Result<ExitCode> {
+    let command = Cli::parse().command;
+    // The demo's console is shared by its status block and its log lines.
+    let console = match &command {
+        Command::Demo(args) => {
+            let console = gateway::demo::Console::new();
+            log_demo(args, &console)?;
+            Some(console)
+        }
+        _ => {
+            log_to_stderr();
+            None
+        }
+    };
+    match command {
         Command::Serve { config, store } => serve(config, store),
         Command::Migrate { store } => {
             let location = StoreLocation::parse(&store)
@@ -309,10 +367,8 @@ fn main() -> Result<ExitCode> {
             println!("{store}: migrated");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo(args) => {
-            let code = tokio::runtime::Runtime::new()?.block_on(gateway::demo::run(args))?;
-            Ok(code)
-        }
+        Command::Demo(args) => tokio::runtime::Runtime::new()?
+            .block_on(gateway::demo::run(args, console.unwrap_or_default())),
         Command::Pki { command } => pki(command),
         Command::Routes {
             command:
