@@ -15,9 +15,9 @@ use gateway::config::{Config, DeliveryMode};
 use gateway::store::Store;
 use schemas::{BureauId, CaseStatus, Event, Item};
 use support::{
-    Behaviour, BureauClient, ChildGateway, Receiver, ReplyExt, TestPki, as_delivered, case_event,
-    next_in_case, push_receivers, receiver, start_gateway, status_of, subscribers, totals,
-    wait_until,
+    Behaviour, BureauClient, ChildGateway, Receiver, Reply, ReplyExt, TestPki, as_delivered,
+    case_event, next_in_case, push_receivers, receiver, start_gateway, status_of, subscribers,
+    totals, wait_until,
 };
 
 /// Every default route: an event matching it reaches every bureau it names, push bureaus in
@@ -705,5 +705,98 @@ async fn pull_feed_ack_and_redelivery() {
         .find(|s| s.subscriber == BureauId::CivilDefense)
         .expect("civil defense has deliveries");
     assert_eq!((civil_stat.pending, civil_stat.delivered), (0, 3));
+    running.shutdown().await;
+}
+
+/// Requests the handlers cannot even extract — a query string, a JSON body, a multipart body,
+/// an out-of-range limit — are answered as problem+json like every other refusal, never as
+/// axum's plain-text rejections, and `null` is not read as "not given".
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_requests_are_problems() {
+    let pki = TestPki::new("unreadable");
+    let running = start_gateway(&pki, &[], "").await;
+    let addr = running.addr();
+    let operator = BureauClient::operator(&pki, addr);
+    let civil_defense = BureauClient::new(&pki, addr, BureauId::CivilDefense);
+    let planning = BureauClient::new(&pki, addr, BureauId::Planning);
+    let json = [("content-type", "application/json")];
+    let cases: Vec<(&str, Reply, StatusCode)> = vec![
+        (
+            "a query value that is no number",
+            civil_defense.get("/v1/feed?wait=soon").await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a feed limit of zero",
+            civil_defense.get("/v1/feed?limit=0").await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "an ack without its cursor",
+            civil_defense
+                .request("POST", "/v1/feed/ack", &[], Vec::new())
+                .await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a dead-letter limit above the maximum",
+            operator.get("/v1/dead-letters?limit=1001").await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a replay body that is no JSON",
+            operator
+                .request("POST", "/v1/dead-letters/replay", &json, b"{".to_vec())
+                .await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a replay body with a null subscriber",
+            operator
+                .request(
+                    "POST",
+                    "/v1/dead-letters/replay",
+                    &json,
+                    br#"{"subscriber": null}"#.to_vec(),
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a replay naming an unknown field",
+            operator
+                .request(
+                    "POST",
+                    "/v1/dead-letters/replay",
+                    &json,
+                    br#"{"subscriber": "water", "all": true}"#.to_vec(),
+                )
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "a replay without a content type",
+            operator
+                .request("POST", "/v1/dead-letters/replay", &[], b"{}".to_vec())
+                .await,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "a survey upload that is not multipart",
+            planning
+                .request("POST", "/v1/surveys", &json, b"{}".to_vec())
+                .await,
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (what, reply, status) in cases {
+        assert_eq!(reply.status, status, "{what}: {reply:?}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json"),
+            "{what}: {reply:?}"
+        );
+        assert_eq!(reply.json()["status"], status.as_u16(), "{what}");
+    }
     running.shutdown().await;
 }

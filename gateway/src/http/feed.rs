@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,8 +37,9 @@ struct FeedQuery {
 async fn feed<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     PullBureau(bureau): PullBureau,
-    Query(query): Query<FeedQuery>,
+    query: Result<Query<FeedQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let Query(query) = query?;
     let (Some(waker), Some(adapter)) = (state.wakers.feed(bureau), adapters::for_bureau(bureau))
     else {
         tracing::error!(message = "a pull bureau has no feed waker or adapter", %bureau);
@@ -45,10 +47,12 @@ async fn feed<S: Store + Clone>(
     };
     let limits = &state.config.limits;
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(limits.feed_max_wait_seconds));
-    let limit = query
-        .limit
-        .unwrap_or(limits.feed_max_items)
-        .clamp(1, limits.feed_max_items);
+    // Above the maximum is capped (documented); below one asks for nothing and is refused.
+    let limit = match query.limit {
+        Some(0) => return Err(Problem::bad_request("limit must be at least 1")),
+        Some(limit) => limit.min(limits.feed_max_items),
+        None => limits.feed_max_items,
+    };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Register for wake-ups before looking, so a commit in between is not missed.
@@ -85,8 +89,9 @@ struct AckQuery {
 async fn feed_ack<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     PullBureau(bureau): PullBureau,
-    Query(query): Query<AckQuery>,
+    query: Result<Query<AckQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let Query(query) = query?;
     let acknowledged = state.store.feed_ack(bureau, query.cursor, now_ms()).await?;
     metrics::counter!(m::DELIVERIES, "subscriber" => bureau.as_str(), "outcome" => "delivered")
         .increment(acknowledged);

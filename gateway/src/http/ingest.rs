@@ -12,6 +12,7 @@ use adapters::DecodeError;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -64,9 +65,22 @@ async fn ingest<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Bureau(sender): Bureau,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let outcome = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "malformed"
+            };
+            let refusal = Refusal::new(outcome, Problem::from(rejection));
+            count(sender, refusal.outcome);
+            return refusal.problem.into_response();
+        }
+    };
     let response = match parse(sender, &headers, body).await {
         Ok(submission) => commit(&state, route(submission, &state.routes)).await,
         Err(refusal) => {

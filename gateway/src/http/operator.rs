@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -38,9 +39,18 @@ struct DeadLetterQuery {
 async fn dead_letters<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     _: Operator,
-    Query(query): Query<DeadLetterQuery>,
+    query: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let limit = query.limit.unwrap_or(100).min(MAX_DEAD_LETTERS_PER_CALL);
+    let Query(query) = query?;
+    let limit = match query.limit {
+        Some(limit @ 1..=MAX_DEAD_LETTERS_PER_CALL) => limit,
+        Some(_) => {
+            return Err(Problem::bad_request(format!(
+                "limit must be 1 to {MAX_DEAD_LETTERS_PER_CALL}"
+            )));
+        }
+        None => 100,
+    };
     let letters = state.store.dead_letters(query.subscriber, limit).await?;
     Ok(axum::Json(letters).into_response())
 }
@@ -48,8 +58,20 @@ async fn dead_letters<S: Store + Clone>(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
+    #[serde(default, deserialize_with = "present")]
     subscriber: Option<BureauId>,
+    #[serde(default, deserialize_with = "present")]
     ids: Option<Vec<DeliveryId>>,
+}
+
+/// A field that may be absent but, when given, must hold a value: `null` is refused rather than
+/// read as "not given".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 impl ReplayRequest {
@@ -73,8 +95,9 @@ impl ReplayRequest {
 async fn replay<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Operator(operator): Operator,
-    axum::Json(request): axum::Json<ReplayRequest>,
+    request: Result<axum::Json<ReplayRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
+    let axum::Json(request) = request?;
     let selector = request.selector()?;
     let replayed = state
         .store

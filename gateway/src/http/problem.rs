@@ -256,3 +256,45 @@ impl Problem {
         Self::internal()
     }
 }
+
+/// A request axum could not extract (a query string, JSON body, path segment, multipart body
+/// or body that breaks its limit) answered as a problem like every other refusal, with the
+/// extractor's status and its description of what is wrong.
+fn rejected(status: StatusCode, detail: String) -> Problem {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::too_large(detail),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::unsupported_media_type(detail),
+        StatusCode::UNPROCESSABLE_ENTITY => Problem::new(
+            "urn:exchange:problem:invalid-request",
+            "The request's values are not valid",
+            status,
+            detail,
+        ),
+        status if status.is_server_error() => {
+            tracing::error!(message = "request extraction failed", %status, detail);
+            Problem::internal()
+        }
+        _ => Problem::bad_request(detail),
+    }
+}
+
+/// `From<rejection> for Problem` for each axum extractor the handlers use, so a handler takes
+/// `Result<Extractor, Rejection>` and answers with `?`.
+macro_rules! problem_from_rejection {
+    ($($rejection:ty),* $(,)?) => {
+        $(impl From<$rejection> for Problem {
+            fn from(rejection: $rejection) -> Self {
+                rejected(rejection.status(), rejection.body_text())
+            }
+        })*
+    };
+}
+
+problem_from_rejection!(
+    axum::extract::rejection::BytesRejection,
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::PathRejection,
+    axum::extract::rejection::QueryRejection,
+    axum::extract::multipart::MultipartError,
+    axum::extract::multipart::MultipartRejection,
+);

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -53,9 +55,9 @@ async fn receive<S: Store + Clone>(
     headers: &HeaderMap,
     multipart: &mut Multipart,
 ) -> Result<Publication, Problem> {
-    let metadata_bytes = match multipart.next_field().await.map_err(bad_upload)? {
+    let metadata_bytes = match multipart.next_field().await? {
         Some(field) if field.name() == Some("metadata") => {
-            let bytes = field.bytes().await.map_err(bad_upload)?;
+            let bytes = field.bytes().await?;
             if bytes.len() > MAX_METADATA_BYTES {
                 return Err(Problem::too_large("the metadata part exceeds 1 MiB"));
             }
@@ -81,7 +83,7 @@ async fn receive<S: Store + Clone>(
     digests.update(&metadata_bytes);
     let limit = state.config.surveys.max_upload_bytes as u64;
     let mut index = 0;
-    while let Some(field) = multipart.next_field().await.map_err(bad_upload)? {
+    while let Some(field) = multipart.next_field().await? {
         if field.name() != Some("file") {
             return Err(bad_upload("parts after metadata must be named file"));
         }
@@ -133,8 +135,9 @@ async fn publish<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Publisher(publisher): Publisher,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
+    let mut multipart = multipart?;
     let publication = receive(&state, publisher, &headers, &mut multipart).await?;
     let (project, kind) = (
         publication.metadata.project.clone(),
@@ -227,8 +230,9 @@ async fn record_read<S: Store + Clone>(
 async fn read_survey<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Bureau(bureau): Bureau,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path(id) = path?;
     let (record, entitlement) = readable(&state, bureau, &id).await?;
     record_read(&state, &record, bureau, ReadOf::Metadata).await;
     Ok(axum::Json(notice_for(&record, &entitlement)).into_response())
@@ -238,8 +242,9 @@ async fn read_survey<S: Store + Clone>(
 async fn read_file<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Bureau(bureau): Bureau,
-    Path((id, sha256)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path((id, sha256)) = path?;
     let (record, entitlement) = readable(&state, bureau, &id).await?;
     if !entitlement.files.contains(&record.result.kind) {
         return Err(Problem::forbidden(format!(
@@ -271,8 +276,9 @@ async fn read_file<S: Store + Clone>(
 async fn reads<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     _: OperatorOrPublisher,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path(id) = path?;
     let id = SurveyId::parse(&id).map_err(|_| Problem::not_found("no such survey result"))?;
     let reads = state
         .store
