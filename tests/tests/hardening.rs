@@ -704,10 +704,17 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 /// Connections of the hostile load.
 const HOSTILE_CONNECTIONS: usize = 512;
-/// The bound documented in `config.default.toml`, for this test's limits: the idle process,
-/// plus per connection (TLS and HTTP buffers at their limits), plus the body budget twice (the
-/// bytes received and the message's copy for the store).
-const PEAK_RSS_BOUND_KIB: u64 = 64 * 1024 + HOSTILE_CONNECTIONS as u64 * 160 + 2 * 16 * 1024;
+/// The child's `limits.max_header_bytes` (the default), `limits.http2_window_bytes` (the
+/// default) and `limits.max_in_flight_body_bytes`, in KiB.
+const MAX_HEADER_KIB: u64 = 64;
+const HTTP2_WINDOW_KIB: u64 = 256;
+const BODY_BUDGET_KIB: u64 = 16 * 1024;
+/// The bound documented in `config.default.toml`, for this test's limits: 64 MiB for the
+/// process, per connection its header buffer, HTTP/2 window and 40 KiB of TLS buffers, and the
+/// body budget twice (the bytes read and the message's copy for the store).
+const PEAK_RSS_BOUND_KIB: u64 = 64 * 1024
+    + HOSTILE_CONNECTIONS as u64 * (MAX_HEADER_KIB + HTTP2_WINDOW_KIB + 40)
+    + 2 * BODY_BUDGET_KIB;
 
 /// Unauthenticated traffic costs almost nothing: a child gateway with `max_connections = 512`
 /// under idle, slow-header, header-stuffing, unauthenticated-body and HTTP/2 DATA floods, and

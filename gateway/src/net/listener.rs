@@ -384,10 +384,10 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(600);
 /// Most (address, reason) pairs remembered; beyond that the oldest are forgotten.
 const REFUSAL_LOG_ENTRIES: usize = 1024;
 
-/// Every refused handshake is counted; a certificate refusal (revoked or otherwise bad) is
-/// logged once per address and reason per [`REFUSAL_LOG_INTERVAL`], with how many were not
-/// logged since, so a client retrying in a loop does not flood the log. Protocol refusals
-/// (scanners, resets) are logged at debug level only.
+/// Every refused handshake is counted; an unacceptable certificate is logged once per address
+/// per [`REFUSAL_LOG_INTERVAL`], with how many were not logged since, so a client retrying in a
+/// loop does not flood the log. A revoked certificate is logged once by the TLS verifier (with
+/// the identity it names), protocol refusals (scanners, resets) at debug level only.
 #[derive(Default)]
 struct RefusalLog(Mutex<HashMap<RefusalKey, (Instant, u64)>>);
 
@@ -397,8 +397,9 @@ type RefusalKey = (IpAddr, &'static str);
 impl RefusalLog {
     fn refused(&self, ip: IpAddr, reason: &'static str, error: &std::io::Error) {
         metrics::counter!(m::TLS_HANDSHAKES_REFUSED, "reason" => reason).increment(1);
-        if reason == "protocol" {
-            tracing::debug!(message = "TLS handshake refused", remote = %ip, %error);
+        if reason == "protocol" || reason == "revoked" {
+            // A revoked certificate is logged, once, by the verifier that knows whose it is.
+            tracing::debug!(message = "TLS handshake refused", remote = %ip, reason, %error);
             return;
         }
         let suppressed = {
@@ -461,10 +462,10 @@ mod tests {
         let ip: IpAddr = [127, 0, 0, 1].into();
         let error = std::io::Error::from(std::io::ErrorKind::InvalidData);
         for _ in 0..100 {
-            log.refused(ip, "revoked", &error);
+            log.refused(ip, "certificate", &error);
         }
         let seen = log.0.lock().unwrap();
         assert_eq!(seen.len(), 1);
-        assert_eq!(seen[&(ip, "revoked")].1, 99, "99 refusals not logged");
+        assert_eq!(seen[&(ip, "certificate")].1, 99, "99 refusals not logged");
     }
 }

@@ -705,6 +705,75 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_certificate_is_refused_and_logged_once() {
+        let temp = TempDir::new("tls-crl");
+        let layout = pki::init(&temp.0, "node-1").unwrap();
+        let crl = pki::revoke(&layout.dir, "water").unwrap();
+        assert_eq!((crl.revoked, crl.added), (1, true));
+        let files = TlsFiles {
+            ca: layout.ca.clone(),
+            cert: layout.gateway().0,
+            key: layout.gateway().1,
+            crls: vec![crl.path.clone()],
+        };
+        node_server_config(&files).unwrap();
+        let inner = WebPkiClientVerifier::builder_with_provider(
+            load_roots(&layout.ca).unwrap(),
+            provider(),
+        )
+        .with_crls(load_crls(&files.crls).unwrap())
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+        let verifier = LogsRevoked {
+            inner,
+            logged: Mutex::new(HashSet::new()),
+        };
+        let water = load_certs(&layout.bureau(BureauId::Water).0).unwrap();
+        let planning = load_certs(&layout.bureau(BureauId::Planning).0).unwrap();
+        for _ in 0..3 {
+            let refused = verifier.verify_client_cert(&water[0], &[], UnixTime::now());
+            assert!(
+                matches!(
+                    refused,
+                    Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+                ),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(verifier.logged.lock().unwrap().len(), 1, "logged once");
+        verifier
+            .verify_client_cert(&planning[0], &[], UnixTime::now())
+            .unwrap();
+
+        // The push side refuses a revoked receiver the same way.
+        let (_, push) = push_client_config(&files).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let refused = push.verify_server_cert(&water[0], &[], &name, &[], UnixTime::now());
+        assert!(
+            matches!(
+                refused,
+                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+            ),
+            "{refused:?}"
+        );
+        push.verify_server_cert(&planning[0], &[], &name, &[], UnixTime::now())
+            .unwrap();
+
+        // A stale CRL says so.
+        let past = SystemTime::now() - std::time::Duration::from_secs(3600);
+        pki::sign_crl(&layout.dir, past).unwrap();
+        assert!(crl_next_update(&crl.path).unwrap().unwrap() < 0);
+        // A file that is not a CRL is refused, not taken for an empty list.
+        std::fs::write(
+            &crl.path,
+            "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+        )
+        .unwrap();
+        assert!(matches!(load_crls(&files.crls), Err(TlsError::Crl { .. })));
+    }
+
+    #[test]
     fn peer_identity_needs_exactly_one_of_our_uris() {
         use rcgen::{CertificateParams, KeyPair, SanType};
         let key = KeyPair::generate().unwrap();
