@@ -11,6 +11,8 @@ use schemas::{BureauId, District, EventKind, FigureName, Item, Stage, SurveyKind
 use serde::Deserialize;
 
 use crate::net::Identity;
+use crate::net::listener;
+use crate::net::tls::TlsFiles;
 
 /// The documented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
@@ -40,6 +42,10 @@ pub struct Config {
     pub node: String,
     /// Listening address.
     pub listen: SocketAddr,
+    /// The operations listener: the same API with its own connection permits
+    /// (`limits.admin_max_connections`), for operators and health checks; absent: none.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// Store location, `sqlite:PATH` or `postgres://…`.
     pub store: String,
     /// PostgreSQL connection pool.
@@ -77,6 +83,8 @@ pub struct SurveysConfig {
     pub max_upload_bytes: usize,
     /// Longest upload.
     pub upload_timeout_seconds: u64,
+    /// An upload that sends no byte for this long is cut off (408).
+    pub upload_stall_seconds: u64,
     /// Per bureau: what it is entitled to.
     #[serde(default)]
     pub entitlements: BTreeMap<BureauId, Entitlement>,
@@ -140,6 +148,13 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// `/readyz` fails when the certificate expires within this many days.
     pub min_validity_days: u32,
+    /// The exchange CA's certificate revocation lists (PEM or DER), applied to every client
+    /// certificate on the listener and every receiver's certificate when pushing.
+    #[serde(default)]
+    pub crl_files: Vec<PathBuf>,
+    /// How often the node looks for changed TLS files (CRLs, CA, certificate, key) and reloads
+    /// them for new connections; SIGHUP reloads at once.
+    pub crl_check_interval_seconds: u64,
 }
 
 /// Request limits.
@@ -154,6 +169,24 @@ pub struct Limits {
     pub feed_max_wait_seconds: u64,
     /// Most items per feed fetch.
     pub feed_max_items: usize,
+    /// Connections open at once on `listen`.
+    pub max_connections: usize,
+    /// Connections open at once on `admin_listen`.
+    pub admin_max_connections: usize,
+    /// Time to finish a TLS handshake.
+    pub handshake_timeout_seconds: u64,
+    /// Time to send an HTTP/1.1 request head.
+    pub header_read_timeout_seconds: u64,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout_seconds: u64,
+    /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// HTTP/2 receive window, per connection and per stream.
+    pub http2_window_bytes: u32,
+    /// Requests in flight on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Request-body bytes held in memory at once, over all requests that buffer their body.
+    pub max_in_flight_body_bytes: usize,
 }
 
 /// Delivery workers.
@@ -338,6 +371,35 @@ impl Config {
                 self.limits.request_timeout_seconds,
             ),
             ("limits.feed_max_items", self.limits.feed_max_items as u64),
+            ("limits.max_connections", self.limits.max_connections as u64),
+            (
+                "limits.admin_max_connections",
+                self.limits.admin_max_connections as u64,
+            ),
+            (
+                "limits.handshake_timeout_seconds",
+                self.limits.handshake_timeout_seconds,
+            ),
+            (
+                "limits.header_read_timeout_seconds",
+                self.limits.header_read_timeout_seconds,
+            ),
+            (
+                "limits.idle_timeout_seconds",
+                self.limits.idle_timeout_seconds,
+            ),
+            (
+                "limits.http2_max_concurrent_streams",
+                u64::from(self.limits.http2_max_concurrent_streams),
+            ),
+            (
+                "surveys.upload_stall_seconds",
+                self.surveys.upload_stall_seconds,
+            ),
+            (
+                "tls.crl_check_interval_seconds",
+                self.tls.crl_check_interval_seconds,
+            ),
             ("delivery.concurrency", self.delivery.concurrency as u64),
             (
                 "delivery.per_subscriber_concurrency",
@@ -368,6 +430,24 @@ impl Config {
             if value == 0 {
                 return Err(error(key, "must be greater than 0"));
             }
+        }
+        if self.limits.max_header_bytes < 8192 {
+            return Err(error("limits.max_header_bytes", "must be at least 8192"));
+        }
+        if self.limits.http2_window_bytes < 65_535 {
+            return Err(error(
+                "limits.http2_window_bytes",
+                "must be at least 65535 (the HTTP/2 default window)",
+            ));
+        }
+        if self.limits.max_in_flight_body_bytes < self.limits.max_body_bytes {
+            return Err(error(
+                "limits.max_in_flight_body_bytes",
+                "must be at least limits.max_body_bytes, or a largest message could never be read",
+            ));
+        }
+        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(error("admin_listen", "must differ from listen"));
         }
         if self.delivery.request_timeout_seconds >= self.delivery.lease_seconds {
             return Err(error(
@@ -459,6 +539,40 @@ impl Config {
                 "expected sqlite:PATH or postgres://USER@HOST:PORT/DB",
             )
         })
+    }
+
+    /// The bounds of the main listener (`listen`).
+    pub fn listener_limits(&self) -> listener::Limits {
+        let limits = &self.limits;
+        listener::Limits {
+            max_connections: limits.max_connections,
+            handshake_timeout: Duration::from_secs(limits.handshake_timeout_seconds),
+            header_read_timeout: Duration::from_secs(limits.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(limits.idle_timeout_seconds),
+            max_header_bytes: limits.max_header_bytes,
+            http2_window_bytes: limits.http2_window_bytes,
+            http2_max_concurrent_streams: limits.http2_max_concurrent_streams,
+            drain: listener::Limits::default().drain,
+        }
+    }
+
+    /// The bounds of the operations listener (`admin_listen`): the main listener's, with its
+    /// own connection count.
+    pub fn admin_limits(&self) -> listener::Limits {
+        listener::Limits {
+            max_connections: self.limits.admin_max_connections,
+            ..self.listener_limits()
+        }
+    }
+
+    /// The TLS files of `[tls]`.
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.tls.ca.clone(),
+            cert: self.tls.cert.clone(),
+            key: self.tls.key.clone(),
+            crls: self.tls.crl_files.clone(),
+        }
     }
 
     /// The bureaus that receive by push.
@@ -582,6 +696,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.problem.contains("housing"), "{err}");
+    }
+
+    #[test]
+    fn listener_limits_come_from_the_documented_defaults() {
+        let config = Config::defaults().unwrap();
+        let limits = config.listener_limits();
+        assert_eq!(
+            limits,
+            listener::Limits::default(),
+            "config.default.toml and net::listener::Limits::default() agree"
+        );
+        assert_eq!(
+            config.admin_limits().max_connections,
+            config.limits.admin_max_connections
+        );
+        assert!(config.admin_listen.is_none());
+        assert!(config.tls.crl_files.is_empty());
+        let err =
+            Config::from_layers(&["[limits]\nmax_in_flight_body_bytes = 1\n"], &[]).unwrap_err();
+        assert_eq!(err.key, "limits.max_in_flight_body_bytes");
+        let err = Config::from_layers(&["[limits]\nmax_connections = 0\n"], &[]).unwrap_err();
+        assert_eq!(err.key, "limits.max_connections");
     }
 
     #[test]

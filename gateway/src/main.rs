@@ -119,6 +119,16 @@ enum PkiCommand {
         #[arg(long, group = "who")]
         gateway: Option<String>,
     },
+    /// Revoke a certificate of the CA in `dir`: add it to `<dir>/crl.pem` (list that file in
+    /// `tls.crl_files`; gateways apply it within `tls.crl_check_interval_seconds`, or at once
+    /// on SIGHUP).
+    Revoke {
+        /// Folder holding ca.pem, ca.key and the certificate.
+        #[arg(long, default_value = "data/pki")]
+        dir: PathBuf,
+        /// The certificate's file stem: `water`, `operator-alice`, `gateway-gw-2`...
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,6 +231,20 @@ fn pki(command: PkiCommand) -> Result<ExitCode> {
             };
             let (cert, key) = gateway::net::pki::issue(&dir, &identity, &stem)?;
             println!("{identity}: {} {}", cert.display(), key.display());
+        }
+        PkiCommand::Revoke { dir, name } => {
+            let crl = gateway::net::pki::revoke(&dir, &name)?;
+            let what = if crl.added {
+                "revoked"
+            } else {
+                "already revoked"
+            };
+            println!(
+                "{name}: {what}; {} (CRL number {}, {} revoked)",
+                crl.path.display(),
+                crl.number,
+                crl.revoked
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -22,6 +22,13 @@ pub const INGEST_SECONDS: &str = "gateway_ingest_duration_seconds";
 /// Seconds one push delivery took, by `subscriber`.
 pub const DELIVERY_SECONDS: &str = "gateway_delivery_duration_seconds";
 
+/// TLS handshakes the listener refused, by `reason`: `revoked` (a certificate on the exchange
+/// CA's CRL), `certificate` (another unacceptable certificate), `timeout`, `protocol`.
+pub const TLS_HANDSHAKES_REFUSED: &str = "gateway_tls_handshakes_refused_total";
+
+/// Request-body bytes reserved now in the in-flight body budget (`limits.max_in_flight_body_bytes`).
+pub const REQUEST_BODY_BYTES_RESERVED: &str = "gateway_request_body_bytes_reserved";
+
 /// Survey results published (each shared once with every entitled bureau), by `kind`.
 pub const SURVEYS_SHARED: &str = "gateway_survey_results_shared_total";
 /// Survey notices queued for entitled bureaus, by `kind`.
@@ -74,6 +81,15 @@ fn describe() {
         "Time one push delivery took."
     );
     describe_counter!(
+        TLS_HANDSHAKES_REFUSED,
+        "TLS handshakes refused, by reason: revoked (certificate on the CRL), certificate (other unacceptable certificate), timeout, protocol."
+    );
+    describe_gauge!(
+        REQUEST_BODY_BYTES_RESERVED,
+        Unit::Bytes,
+        "Request-body bytes reserved now in the in-flight body budget (limits.max_in_flight_body_bytes)."
+    );
+    describe_counter!(
         SURVEYS_SHARED,
         "Survey results published, each shared once with every entitled bureau, by kind."
     );
@@ -89,7 +105,7 @@ fn describe() {
 
 /// Every metric this module names, for the test that each has help text.
 #[cfg(test)]
-const ALL: [&str; 11] = [
+const ALL: [&str; 13] = [
     MESSAGES_RECEIVED,
     DELIVERIES,
     QUEUE_DEPTH,
@@ -98,6 +114,8 @@ const ALL: [&str; 11] = [
     CIRCUIT_STATE,
     INGEST_SECONDS,
     DELIVERY_SECONDS,
+    TLS_HANDSHAKES_REFUSED,
+    REQUEST_BODY_BYTES_RESERVED,
     SURVEYS_SHARED,
     SURVEY_NOTICES,
     SURVEY_REUSES,

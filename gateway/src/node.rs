@@ -10,11 +10,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::clock::now_ms;
 use crate::config::{Config, DeliveryMode};
 use crate::delivery::{DeliveryEngine, Wakers};
 use crate::http::{self, AppState};
+use crate::net::tls::{PushVerifier, TlsFiles};
 use crate::net::{listener, tls};
 use crate::routing::RouteTable;
 use crate::store::Store;
@@ -46,9 +48,11 @@ pub enum StartError {
 /// A running gateway node.
 pub struct Running {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     store: AnyStore,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    admin_server: Option<JoinHandle<()>>,
     engine: JoinHandle<()>,
 }
 
@@ -56,6 +60,11 @@ impl Running {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of its operations listener (`admin_listen`), if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Its store.
@@ -67,6 +76,9 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
+        if let Some(admin) = self.admin_server {
+            let _ = admin.await;
+        }
         let _ = self.engine.await;
     }
 }
@@ -89,8 +101,27 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         addr: config.listen,
         source,
     })?;
-    let server_tls = tls::server_config(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
-    let client_tls = tls::client_config(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+    let admin_listener = match config.admin_listen {
+        Some(admin) => Some(
+            TcpListener::bind(admin)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: admin,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let admin_addr = match &admin_listener {
+        Some(admin) => Some(admin.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?),
+        None => None,
+    };
+    let files = config.tls_files();
+    let server_tls = tls::node_server_config(&files)?;
+    let (client_tls, push_verifier) = tls::push_client_config(&files)?;
     let store = AnyStore::open(&config.store_location()?, config.postgres.pool_size).await?;
     let config = Arc::new(config);
     let pull = config
@@ -119,25 +150,121 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         tokio::spawn(forward_notifications(notifications, wakers.clone()));
     }
     tokio::spawn(clean_up(store.clone(), config.clone(), shutdown_rx.clone()));
-    let router = http::router(state);
-    let mut server_shutdown = shutdown_rx;
-    let server = tokio::spawn(listener::serve(
-        listener,
+    let (server_tls, tls_updates) = watch::channel(server_tls);
+    tokio::spawn(reload_tls(
+        files,
         server_tls,
-        router,
-        async move {
-            let _ = server_shutdown.wait_for(|stop| *stop).await;
-        },
-        Duration::from_secs(10),
+        push_verifier,
+        Duration::from_secs(config.tls.crl_check_interval_seconds),
+        shutdown_rx.clone(),
     ));
-    tracing::info!(message = "gateway started", node = %config.node, %addr);
+    let router = http::router(state);
+    let stopped = |mut shutdown: watch::Receiver<bool>| async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let server = tokio::spawn(listener::serve_with(
+        listener,
+        tls_updates.clone(),
+        router.clone(),
+        stopped(shutdown_rx.clone()),
+        config.listener_limits(),
+    ));
+    let admin_server = admin_listener.map(|admin| {
+        tokio::spawn(listener::serve_with(
+            admin,
+            tls_updates,
+            router,
+            stopped(shutdown_rx),
+            config.admin_limits(),
+        ))
+    });
+    tracing::info!(message = "gateway started", node = %config.node, %addr, admin = ?admin_addr);
     Ok(Running {
         addr,
+        admin_addr,
         store,
         shutdown,
         server,
+        admin_server,
         engine,
     })
+}
+
+/// What the TLS files hold now, to notice a change: a digest of each file's content (or of its
+/// absence).
+fn fingerprint(files: &TlsFiles) -> Vec<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    [&files.ca, &files.cert, &files.key]
+        .into_iter()
+        .chain(&files.crls)
+        .map(|path| match std::fs::read(path) {
+            Ok(bytes) => Sha256::digest(&bytes).into(),
+            Err(_) => [0; 32],
+        })
+        .collect()
+}
+
+/// Reloads the TLS files when one of them changed (checked every `interval`) or on SIGHUP: the
+/// listener's next handshakes use the new server configuration and the push client's the new
+/// CRLs. A set of files that does not load leaves the previous configuration in force; the
+/// error is logged once per change of the files.
+async fn reload_tls(
+    files: TlsFiles,
+    server: watch::Sender<Arc<rustls::ServerConfig>>,
+    push: Arc<PushVerifier>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(
+                message = "SIGHUP does not reload TLS; the files are still checked",
+                error = &error as &dyn std::error::Error
+            );
+            None
+        }
+    };
+    let mut seen = fingerprint(&files);
+    loop {
+        let hangup = async {
+            let received = match hangups.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => None,
+            };
+            if received.is_none() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let forced = tokio::select! {
+            () = tokio::time::sleep_until(Instant::now() + interval) => false,
+            () = hangup => true,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let now = fingerprint(&files);
+        if now == seen && !forced {
+            continue;
+        }
+        seen = now;
+        let reloaded = tls::node_server_config(&files).and_then(|config| {
+            push.reload(&files)?;
+            Ok(config)
+        });
+        match reloaded {
+            Ok(config) => {
+                server.send_replace(config);
+                tracing::info!(
+                    message = "TLS configuration reloaded",
+                    crl_files = files.crls.len(),
+                    on_sighup = forced
+                );
+            }
+            Err(error) => tracing::error!(
+                message = "TLS files not reloaded; the previous configuration stays in force",
+                error = &error as &dyn std::error::Error
+            ),
+        }
+    }
 }
 
 /// Wakes this node's workers and long-polls when another node commits new work.

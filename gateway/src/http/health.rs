@@ -1,5 +1,7 @@
 //! Health: `GET /healthz` (the process answers; no certificate needed) and `GET /readyz` (the
-//! store answers and the node's certificate is valid for long enough).
+//! store answers and the node's certificate is valid for long enough; `warnings` names a CRL
+//! past its next update, or one that cannot be read, without failing readiness: the CRL in
+//! force is still applied, and a whole exchange must not go unready because its CA is late).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,18 @@ async fn readyz<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Resp
         Ok(_) => {}
         Err(error) => problems.push(format!("certificate: {error}")),
     }
+    let mut warnings = Vec::new();
+    for path in &state.config.tls.crl_files {
+        match crate::net::tls::crl_next_update(path) {
+            Ok(Some(left)) if left < 0 => warnings.push(format!(
+                "CRL {} is past its next update by {} s: publish a new one",
+                path.display(),
+                -left
+            )),
+            Ok(_) => {}
+            Err(error) => warnings.push(format!("CRL: {error}")),
+        }
+    }
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -48,6 +62,7 @@ async fn readyz<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Resp
     let body = serde_json::json!({
         "ready": problems.is_empty(),
         "problems": problems,
+        "warnings": warnings,
         "certificate_days_left": days_left.ok(),
     });
     (status, axum::Json(body)).into_response()

@@ -7,10 +7,13 @@
 //! - `operator`: dead letters, replay, `/metrics`.
 //! - `health`: `/healthz`, `/readyz`.
 //! - `problem`: RFC 9457 `Problem`, with the one `From<StoreError>`.
+//! - `limits`: one `Host` header, the in-flight body budget, the upload progress rule.
 //!
 //! Architecture invariant: a handler parses its request into typed values first, then applies
 //! them (to the store, through the domain modules); it answers 2xx for a write only after the
-//! store committed it. Nothing below this folder imports from it.
+//! store committed it. Nothing below this folder imports from it. Every handler names its caller
+//! (a `caller` extractor) before any body extractor, so no body byte is read, and nothing of the
+//! body budget is reserved, for a caller who may not call it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,7 @@ pub mod caller;
 mod feed;
 mod health;
 mod ingest;
+mod limits;
 mod operator;
 pub mod problem;
 mod state;
@@ -61,6 +65,10 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .merge(health::router())
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
+            limits::BodyBudget::new(limits.max_in_flight_body_bytes, limits.max_body_bytes),
+            limits::budget,
+        ))
+        .layer(middleware::from_fn_with_state(
             Duration::from_secs(limits.request_timeout_seconds),
             time_limit,
         ));
@@ -71,6 +79,10 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
             uploads.max_upload_bytes,
         ))
         .layer(middleware::from_fn_with_state(
+            Duration::from_secs(uploads.upload_stall_seconds),
+            limits::progress,
+        ))
+        .layer(middleware::from_fn_with_state(
             Duration::from_secs(uploads.upload_timeout_seconds),
             time_limit,
         ));
@@ -78,6 +90,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .merge(surveys)
         .with_state(state)
         .fallback(|| async { Problem::not_found("no such endpoint") })
+        .layer(middleware::from_fn(limits::single_host))
 }
 
 /// Answers 408 when a request takes longer than its limit; what was not committed by then is

@@ -1,7 +1,8 @@
 //! The survey endpoints: `POST /v1/surveys` (the publisher), reads of a result and its files
 //! (entitled bureaus), and who read a result (operators and the publisher).
 //!
-//! Publishing is parse, then apply: the metadata part is parsed first (so nothing is stored for
+//! Publishing is parse, then apply: the metadata part (at most 1 MiB, refused as soon as it grows
+//! past that) is parsed first (so nothing is stored for
 //! a refused publication), the files are streamed into the blob store, then
 //! `surveys::publish::plan` makes the version, record and notices, and the store commits them
 //! in one transaction before the 201.
@@ -56,12 +57,16 @@ async fn receive<S: Store + Clone>(
     multipart: &mut Multipart,
 ) -> Result<Publication, Problem> {
     let metadata_bytes = match multipart.next_field().await? {
-        Some(field) if field.name() == Some("metadata") => {
-            let bytes = field.bytes().await?;
-            if bytes.len() > MAX_METADATA_BYTES {
-                return Err(Problem::too_large("the metadata part exceeds 1 MiB"));
+        Some(mut field) if field.name() == Some("metadata") => {
+            // Limited while it streams: refused as soon as it grows past the limit.
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await? {
+                if bytes.len() + chunk.len() > MAX_METADATA_BYTES {
+                    return Err(Problem::too_large("the metadata part exceeds 1 MiB"));
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            bytes
+            axum::body::Bytes::from(bytes)
         }
         _ => return Err(bad_upload("the first part must be named metadata")),
     };

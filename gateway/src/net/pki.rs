@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use schemas::BureauId;
 
 use super::identity::Identity;
@@ -37,6 +38,12 @@ pub const GATEWAY_STEM: &str = "gateway";
 pub const OPERATOR_STEM: &str = "operator";
 /// Operator name of the certificate written by [`init`] (`urn:operator:operator`).
 pub const OPERATOR_NAME: &str = "operator";
+
+/// File name of the dev CA's certificate revocation list, written by [`revoke`] and
+/// [`sign_crl`]; list it in `tls.crl_files` to apply it.
+pub const CRL_FILE: &str = "crl.pem";
+/// A CRL written by [`revoke`] announces its next update this many days ahead.
+pub const CRL_VALIDITY_DAYS: u64 = 7;
 
 /// Leaves are dated this far back, to tolerate small clock differences between machines.
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
@@ -104,6 +111,30 @@ pub enum PkiError {
     /// A file stem that is empty or could escape the PKI directory.
     #[error("invalid file stem {0:?}: use letters, digits, - _ .")]
     InvalidStem(String),
+    /// A certificate or CRL of the PKI directory could not be read.
+    #[error("{}: not a readable {what}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// `certificate` or `CRL`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What [`revoke`] or [`sign_crl`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlWritten {
+    /// The CRL file, `<dir>/crl.pem`.
+    pub path: PathBuf,
+    /// Its CRL number (one more than the previous one's).
+    pub number: u64,
+    /// How many certificates it lists as revoked.
+    pub revoked: usize,
+    /// Whether this call added a certificate to it (false: it was already listed).
+    pub added: bool,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
@@ -159,6 +190,11 @@ impl PkiLayout {
     /// The operator's certificate and key.
     pub fn operator(&self) -> (PathBuf, PathBuf) {
         self.cert_and_key(OPERATOR_STEM)
+    }
+
+    /// The CA's certificate revocation list, `<dir>/crl.pem`.
+    pub fn crl(&self) -> PathBuf {
+        self.dir.join(CRL_FILE)
     }
 }
 
@@ -218,14 +254,7 @@ pub fn init(dir: &Path, node: &str) -> Result<PkiLayout, PkiError> {
 /// writes `<dir>/<stem>.pem` and `<dir>/<stem>.key`, replacing existing files. Returns the
 /// certificate and key paths.
 pub fn issue(dir: &Path, identity: &Identity, stem: &str) -> Result<(PathBuf, PathBuf), PkiError> {
-    let stem_ok = !stem.is_empty()
-        && !stem.starts_with('.')
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !stem_ok || stem == CA_STEM {
-        return Err(PkiError::InvalidStem(stem.to_owned()));
-    }
+    valid_stem(stem)?;
     let layout = PkiLayout::new(dir);
     let ca = load_ca(&layout.ca, &layout.ca_key)?;
     let (cert_pem, key_pem) = issue_leaf(&ca, identity)?;
@@ -233,6 +262,147 @@ pub fn issue(dir: &Path, identity: &Identity, stem: &str) -> Result<(PathBuf, Pa
     write_replacing(&key, &key_pem, true)?;
     write_replacing(&cert, &cert_pem, false)?;
     Ok((cert, key))
+}
+
+fn valid_stem(stem: &str) -> Result<(), PkiError> {
+    let stem_ok = !stem.is_empty()
+        && !stem.starts_with('.')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if stem_ok && stem != CA_STEM {
+        Ok(())
+    } else {
+        Err(PkiError::InvalidStem(stem.to_owned()))
+    }
+}
+
+/// Revokes the certificate `<dir>/<stem>.pem` (e.g. `water`, `operator-alice`): adds its serial
+/// number to the CA's CRL `<dir>/crl.pem` (created if missing) and signs it again with the next
+/// CRL number, due for its next update in [`CRL_VALIDITY_DAYS`]. Revoking a certificate twice
+/// only re-signs the list. A gateway with the file in `tls.crl_files` applies it to new
+/// handshakes at its next CRL check (`tls.crl_check_interval_seconds`) or on SIGHUP.
+pub fn revoke(dir: &Path, stem: &str) -> Result<CrlWritten, PkiError> {
+    valid_stem(stem)?;
+    let layout = PkiLayout::new(dir);
+    let (cert, _) = layout.cert_and_key(stem);
+    let der = CertificateDer::from_pem_file(&cert).map_err(unreadable(&cert, "certificate"))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| unreadable(&cert, "certificate")(e.to_owned()))?;
+    let serial = significant(parsed.raw_serial()).to_vec();
+    let now = SystemTime::now();
+    let (mut revoked, number) = read_crl(&layout.crl())?;
+    let added = !revoked.iter().any(|(s, _)| *s == serial);
+    if added {
+        revoked.push((serial, now));
+    }
+    write_crl(
+        &layout,
+        &revoked,
+        number + 1,
+        now + Duration::from_secs(CRL_VALIDITY_DAYS * DAY),
+        added,
+    )
+}
+
+/// Signs the CA's CRL again (an empty one if there is none yet) with the next CRL number and
+/// `next_update` as its next update (which may be in the past, to test staleness warnings).
+pub fn sign_crl(dir: &Path, next_update: SystemTime) -> Result<CrlWritten, PkiError> {
+    let layout = PkiLayout::new(dir);
+    let (revoked, number) = read_crl(&layout.crl())?;
+    write_crl(&layout, &revoked, number + 1, next_update, false)
+}
+
+/// A serial number without the sign byte DER may put in front of it.
+fn significant(serial: &[u8]) -> &[u8] {
+    let start = serial
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(serial.len().saturating_sub(1));
+    &serial[start..]
+}
+
+fn unreadable<'a, E: std::error::Error + Send + Sync + 'static>(
+    path: &'a Path,
+    what: &'static str,
+) -> impl FnOnce(E) -> PkiError + 'a {
+    move |source| PkiError::Unreadable {
+        path: path.to_owned(),
+        what,
+        source: Box::new(source),
+    }
+}
+
+/// The revoked serial numbers (with their revocation times) and the number of the CRL at
+/// `path`; nothing and 0 when there is no file yet.
+#[allow(clippy::type_complexity, reason = "a private helper's plain pair")]
+fn read_crl(path: &Path) -> Result<(Vec<(Vec<u8>, SystemTime)>, u64), PkiError> {
+    if !path.exists() {
+        return Ok((Vec::new(), 0));
+    }
+    let der = CertificateRevocationListDer::from_pem_file(path).map_err(unreadable(path, "CRL"))?;
+    let (_, crl) =
+        x509_parser::parse_x509_crl(&der).map_err(|e| unreadable(path, "CRL")(e.to_owned()))?;
+    let revoked = crl
+        .iter_revoked_certificates()
+        .map(|entry| {
+            let at = u64::try_from(entry.revocation_date.timestamp()).unwrap_or(0);
+            (
+                significant(entry.raw_serial()).to_vec(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(at),
+            )
+        })
+        .collect();
+    let number = crl.crl_number().map_or(0, |n| {
+        n.to_bytes_be().iter().fold(0u64, |acc, b| {
+            acc.saturating_mul(256).saturating_add(u64::from(*b))
+        })
+    });
+    Ok((revoked, number))
+}
+
+fn write_crl(
+    layout: &PkiLayout,
+    revoked: &[(Vec<u8>, SystemTime)],
+    number: u64,
+    next_update: SystemTime,
+    added: bool,
+) -> Result<CrlWritten, PkiError> {
+    let what = || "the CRL".to_owned();
+    let ca = load_ca(&layout.ca, &layout.ca_key)?;
+    let now = SystemTime::now();
+    // A CRL's this-update must come before its next update, even for a deliberately stale one.
+    let this_update = if next_update > now {
+        now
+    } else {
+        next_update - Duration::from_secs(DAY)
+    };
+    let params = CertificateRevocationListParams {
+        this_update: this_update.into(),
+        next_update: next_update.into(),
+        crl_number: SerialNumber::from(number.to_be_bytes().to_vec()),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|(serial, at)| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(serial),
+                revocation_time: (*at).into(),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&ca).map_err(generate(what))?;
+    let pem = crl.pem().map_err(generate(what))?;
+    let path = layout.crl();
+    write_replacing(&path, &pem, false)?;
+    Ok(CrlWritten {
+        path,
+        number,
+        revoked: revoked.len(),
+        added,
+    })
 }
 
 fn incomplete(present: &Path, missing: &Path) -> PkiError {

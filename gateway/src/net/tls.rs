@@ -4,16 +4,31 @@
 //! Every configuration trusts only the exchange CA (never public roots), uses the ring
 //! [`CryptoProvider`] explicitly (no process-wide default is installed or relied upon), speaks
 //! TLS 1.3 and TLS 1.2, and offers ALPN `h2` then `http/1.1`.
+//!
+//! Revocation: the node's configurations ([`node_server_config`], [`PushVerifier`]) check every
+//! peer certificate against the exchange CA's CRLs (`tls.crl_files`): a bureau's or operator's
+//! certificate on the listener, a receiver's when pushing. A certificate whose status no CRL
+//! gives is refused (rustls' default), a CRL past its next update is still applied (`/readyz`
+//! warns about it: [`crl_next_update`]). A revoked client certificate is logged once per
+//! certificate and configuration, however often its owner retries.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
+    ServerConfig, SignatureScheme, SupportedProtocolVersion,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use x509_parser::extensions::GeneralName;
 
 use super::identity::Identity;
@@ -78,6 +93,92 @@ pub enum TlsError {
     /// rustls refused the protocol versions (cannot happen with the ring provider).
     #[error("TLS protocol versions: {0}")]
     Protocol(#[source] rustls::Error),
+    /// The server-certificate verifier could not be built (e.g. a CRL rustls cannot use).
+    #[error("{}: cannot verify server certificates with this CA and these CRLs: {source}", ca.display())]
+    ServerVerifier {
+        /// The CA file.
+        ca: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rustls::client::VerifierBuilderError,
+    },
+    /// A CRL file holds no CRL, or one that does not parse.
+    #[error("{}: not a readable CRL: {reason}", path.display())]
+    Crl {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The files the node's TLS is built from, read again on every reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The exchange CA.
+    pub ca: PathBuf,
+    /// The node's certificate.
+    pub cert: PathBuf,
+    /// The node's private key.
+    pub key: PathBuf,
+    /// The exchange CA's certificate revocation lists (PEM or DER), possibly none.
+    pub crls: Vec<PathBuf>,
+}
+
+/// Loads every CRL of `paths` (each file PEM with one or more CRLs, or one DER CRL); each must
+/// parse, so a half-written file is refused rather than taken for an empty list.
+pub fn load_crls(
+    paths: &[PathBuf],
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let bad = |reason: String| TlsError::Crl {
+            path: path.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let found: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
+            CertificateRevocationListDer::pem_slice_iter(&bytes)
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?
+        } else {
+            vec![CertificateRevocationListDer::from(bytes)]
+        };
+        if found.is_empty() {
+            return Err(bad("no CRL in the file".into()));
+        }
+        for crl in &found {
+            x509_parser::parse_x509_crl(crl).map_err(|e| bad(e.to_string()))?;
+        }
+        crls.extend(found);
+    }
+    Ok(crls)
+}
+
+/// Seconds from now until the earliest `nextUpdate` of the CRLs in `path` (negative once it has
+/// passed); `None` for CRLs that name no next update.
+pub fn crl_next_update(path: &Path) -> Result<Option<i64>, TlsError> {
+    let crls = load_crls(std::slice::from_ref(&path.to_owned()))?;
+    let now = unix_now();
+    let mut earliest: Option<i64> = None;
+    for crl in &crls {
+        let (_, parsed) = x509_parser::parse_x509_crl(crl).map_err(|e| TlsError::Crl {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if let Some(next) = parsed.next_update() {
+            let left = next.timestamp().saturating_sub(now);
+            earliest = Some(earliest.map_or(left, |e| e.min(left)));
+        }
+    }
+    Ok(earliest)
+}
+
+fn unix_now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -138,9 +239,11 @@ fn build_server_config(
     cert: &Path,
     key: &Path,
     require_client_cert: bool,
+    crls: Vec<CertificateRevocationListDer<'static>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
-    let builder = WebPkiClientVerifier::builder_with_provider(load_roots(ca)?, provider.clone());
+    let builder = WebPkiClientVerifier::builder_with_provider(load_roots(ca)?, provider.clone())
+        .with_crls(crls);
     // Even when optional, a certificate that IS presented must chain to the exchange CA, or
     // the handshake fails.
     let builder = if require_client_cert {
@@ -152,6 +255,10 @@ fn build_server_config(
         ca: ca.to_owned(),
         source,
     })?;
+    let verifier = Arc::new(LogsRevoked {
+        inner: verifier,
+        logged: Mutex::new(HashSet::new()),
+    });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)
         .map_err(TlsError::Protocol)?
@@ -167,7 +274,19 @@ fn build_server_config(
 /// serve load balancers without certificates. The HTTP layer refuses bureau endpoints to a
 /// connection without a [`peer_identity`].
 pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    build_server_config(ca, cert, key, false)
+    build_server_config(ca, cert, key, false, Vec::new())
+}
+
+/// The gateway listener's configuration as [`server_config`], with every presented client
+/// certificate also checked against the CRLs of `files` (read now: build a new one to reload).
+pub fn node_server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    build_server_config(
+        &files.ca,
+        &files.cert,
+        &files.key,
+        false,
+        load_crls(&files.crls)?,
+    )
 }
 
 /// A bureau receiving endpoint's configuration: like [`server_config`], but a client certificate
@@ -177,7 +296,185 @@ pub fn endpoint_server_config(
     cert: &Path,
     key: &Path,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    build_server_config(ca, cert, key, true)
+    build_server_config(ca, cert, key, true, Vec::new())
+}
+
+/// Most revoked certificates remembered as logged by one configuration.
+const REVOKED_LOGGED_MAX: usize = 4096;
+
+/// The client-certificate verifier of the listener: rustls' WebPKI verifier, plus one warning
+/// per revoked certificate (not one per handshake of a client retrying in a loop).
+#[derive(Debug)]
+struct LogsRevoked {
+    inner: Arc<dyn ClientCertVerifier>,
+    /// The serial numbers of the revoked certificates already logged.
+    logged: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl LogsRevoked {
+    fn log_once(&self, end_entity: &CertificateDer<'_>) {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
+            return;
+        };
+        let serial = cert.raw_serial().to_vec();
+        {
+            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+            if logged.len() >= REVOKED_LOGGED_MAX || !logged.insert(serial) {
+                return;
+            }
+        }
+        let identity = peer_identity(std::slice::from_ref(end_entity));
+        tracing::warn!(
+            message = "revoked certificate refused at the handshake (logged once per certificate)",
+            identity = identity
+                .as_ref()
+                .map(Identity::uri)
+                .as_deref()
+                .unwrap_or("none"),
+            serial = cert.raw_serial_as_string(),
+        );
+    }
+}
+
+impl ClientCertVerifier for LogsRevoked {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now);
+        if let Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)) = &verified {
+            self.log_once(end_entity);
+        }
+        verified
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The verifier of the receivers' certificates on outgoing pushes: the exchange CA and its CRLs,
+/// replaced as a whole by [`PushVerifier::reload`] so the push client (built once) applies new
+/// CRLs to its next handshake. Connections already open to a receiver stay open until the push
+/// client's pool lets them go idle.
+#[derive(Debug)]
+pub struct PushVerifier(RwLock<Arc<WebPkiServerVerifier>>);
+
+impl PushVerifier {
+    fn build(files: &TlsFiles) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+        WebPkiServerVerifier::builder_with_provider(load_roots(&files.ca)?, provider())
+            .with_crls(load_crls(&files.crls)?)
+            .build()
+            .map_err(|source| TlsError::ServerVerifier {
+                ca: files.ca.clone(),
+                source,
+            })
+    }
+
+    /// Reads the CA and CRLs of `files` again; on an error the previous ones stay in force.
+    pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
+        let verifier = Self::build(files)?;
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = verifier;
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<WebPkiServerVerifier> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl ServerCertVerifier for PushVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.current().verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
+}
+
+/// The node's push client configuration: presents the node's certificate, verifies receivers
+/// with the [`PushVerifier`] it returns (reload that to apply new CRLs), and never resumes a
+/// session, so every new connection verifies the receiver's certificate again.
+pub fn push_client_config(
+    files: &TlsFiles,
+) -> Result<(Arc<ClientConfig>, Arc<PushVerifier>), TlsError> {
+    let verifier = Arc::new(PushVerifier(RwLock::new(PushVerifier::build(files)?)));
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)
+        .map_err(TlsError::Protocol)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)
+        .map_err(certified_key_error(&files.cert, &files.key))?;
+    config.alpn_protocols = alpn();
+    config.resumption = Resumption::disabled();
+    Ok((Arc::new(config), verifier))
 }
 
 /// The error for a certificate and key that rustls refuses as a pair.
@@ -245,11 +542,11 @@ pub fn seconds_until_expiry(cert: &Path) -> Result<i64, TlsError> {
             path: cert.to_owned(),
             reason: e.to_string(),
         })?;
-    let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
-    };
-    Ok(parsed.validity().not_after.timestamp().saturating_sub(now))
+    Ok(parsed
+        .validity()
+        .not_after
+        .timestamp()
+        .saturating_sub(unix_now()))
 }
 
 #[cfg(test)]
@@ -405,6 +702,75 @@ mod tests {
         assert!(client.is_err());
         let (_, client) = handshake(listener, client_for(&exchange, "water"), "example.com").await;
         assert!(client.is_err());
+    }
+
+    #[test]
+    fn a_revoked_certificate_is_refused_and_logged_once() {
+        let temp = TempDir::new("tls-crl");
+        let layout = pki::init(&temp.0, "node-1").unwrap();
+        let crl = pki::revoke(&layout.dir, "water").unwrap();
+        assert_eq!((crl.revoked, crl.added), (1, true));
+        let files = TlsFiles {
+            ca: layout.ca.clone(),
+            cert: layout.gateway().0,
+            key: layout.gateway().1,
+            crls: vec![crl.path.clone()],
+        };
+        node_server_config(&files).unwrap();
+        let inner = WebPkiClientVerifier::builder_with_provider(
+            load_roots(&layout.ca).unwrap(),
+            provider(),
+        )
+        .with_crls(load_crls(&files.crls).unwrap())
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+        let verifier = LogsRevoked {
+            inner,
+            logged: Mutex::new(HashSet::new()),
+        };
+        let water = load_certs(&layout.bureau(BureauId::Water).0).unwrap();
+        let planning = load_certs(&layout.bureau(BureauId::Planning).0).unwrap();
+        for _ in 0..3 {
+            let refused = verifier.verify_client_cert(&water[0], &[], UnixTime::now());
+            assert!(
+                matches!(
+                    refused,
+                    Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+                ),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(verifier.logged.lock().unwrap().len(), 1, "logged once");
+        verifier
+            .verify_client_cert(&planning[0], &[], UnixTime::now())
+            .unwrap();
+
+        // The push side refuses a revoked receiver the same way.
+        let (_, push) = push_client_config(&files).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let refused = push.verify_server_cert(&water[0], &[], &name, &[], UnixTime::now());
+        assert!(
+            matches!(
+                refused,
+                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+            ),
+            "{refused:?}"
+        );
+        push.verify_server_cert(&planning[0], &[], &name, &[], UnixTime::now())
+            .unwrap();
+
+        // A stale CRL says so.
+        let past = SystemTime::now() - std::time::Duration::from_secs(3600);
+        pki::sign_crl(&layout.dir, past).unwrap();
+        assert!(crl_next_update(&crl.path).unwrap().unwrap() < 0);
+        // A file that is not a CRL is refused, not taken for an empty list.
+        std::fs::write(
+            &crl.path,
+            "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+        )
+        .unwrap();
+        assert!(matches!(load_crls(&files.crls), Err(TlsError::Crl { .. })));
     }
 
     #[test]
