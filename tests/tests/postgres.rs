@@ -903,7 +903,7 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
     let lease = explain(
         &client,
         gateway::store::postgres::LEASE_DUE,
-        &[&subscribers, &now, &until, &limit],
+        &[&subscribers, &now, &until, &limit, &"gw-1"],
     )
     .await;
     assert!(!lease.contains("Seq Scan on deliveries"), "{lease}");
@@ -921,6 +921,7 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
 
     let leased = store
         .lease_due(
+            "gw-1",
             push.iter().map(|s| s.parse().expect("a bureau")).collect(),
             now,
             60_000,
