@@ -30,6 +30,9 @@ use tokio::net::TcpListener;
 
 pub(crate) use gateway::sim::{Behaviour, Received, Reply, StreamingBody};
 
+pub(crate) mod load;
+pub(crate) mod pg;
+
 /// How long [`wait_until`] waits before it declares the condition never came true.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
