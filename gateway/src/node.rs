@@ -148,7 +148,18 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
 /// nothing is released: those leases come back when they expire, as before.
 async fn take_back_leases(store: &AnyStore, node: &str) -> Result<(), crate::store::StoreError> {
     const BATCH: usize = 1_000;
-    if !store.claim_node(node).await? {
+    // After a crash the database sees the previous run's connection close at once, but may
+    // take a moment to end its session and the claim with it.
+    const CLAIM_TRIES: u32 = 30;
+    let mut claimed = store.claim_node(node).await?;
+    for _ in 1..CLAIM_TRIES {
+        if claimed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        claimed = store.claim_node(node).await?;
+    }
+    if !claimed {
         tracing::warn!(
             message = "another live session holds this node's name: its leases are left to \
                        expire. Node names must be unique; if no other node is named so, the \
