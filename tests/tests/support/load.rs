@@ -195,6 +195,10 @@ pub(crate) struct Load {
     pub(crate) retried_elsewhere: AtomicUsize,
     /// Re-sends answered with the first receipt (`idempotent-replayed`).
     pub(crate) replayed: AtomicUsize,
+    /// Sends answered 503 (store unavailable), and sent again.
+    pub(crate) unavailable: AtomicUsize,
+    /// Every message accepted so far, as the senders' results will list it.
+    pub(crate) log: Mutex<Vec<Accepted>>,
 }
 
 impl Load {
@@ -204,6 +208,11 @@ impl Load {
 
     pub(crate) fn set_nodes(&self, nodes: Vec<SocketAddr>) {
         *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = nodes;
+    }
+
+    /// Every message accepted so far.
+    pub(crate) fn accepted_so_far(&self) -> Vec<Accepted> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -259,6 +268,7 @@ pub(crate) async fn send_until_accepted(
                 return reply.receipt();
             }
             Ok(reply) if reply.status == StatusCode::SERVICE_UNAVAILABLE => {
+                load.unavailable.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(reply) => panic!(
@@ -313,12 +323,17 @@ pub(crate) async fn send_cases_paced(
                 send_until_accepted(&load, &pki, &mut clients, &mut rng, &event, &key).await;
             assert_eq!(receipt.message_ids.len(), 1);
             assert_eq!(receipt.deliveries, to.len(), "{key}");
-            load.accepted.fetch_add(1, Ordering::Relaxed);
-            accepted.push(Accepted {
+            let message = Accepted {
                 id: receipt.message_ids[0].as_str().to_owned(),
                 event,
                 to,
-            });
+            };
+            load.log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(message.clone());
+            load.accepted.fetch_add(1, Ordering::Relaxed);
+            accepted.push(message);
         }
         tokio::time::sleep(Duration::from_millis(rng.u64(pause_ms.clone()))).await;
     }
