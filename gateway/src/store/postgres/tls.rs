@@ -8,7 +8,7 @@
 //! The TLS itself is rustls (the ring provider, as everywhere in the gateway) through
 //! `tokio-postgres-rustls`; only the choice of certificate verifier is made here, from rustls's
 //! own WebPKI functions. tokio-postgres knows neither `verify-ca`/`verify-full` nor
-//! `sslrootcert`, so [`split_url`] takes them out of the URL before it is parsed.
+//! `sslrootcert`, so `split_url` takes them out of the URL before it is parsed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
