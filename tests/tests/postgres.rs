@@ -12,273 +12,23 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::Write as _;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use gateway::store::Store;
 use gateway::store::postgres::PgStore;
-use schemas::{BureauId, CaseStatus, Event, Item, Stage};
-use support::{
-    Behaviour, BureauClient, ChildGateway, Receiver, ReplyExt, TestPki, WAIT, as_delivered,
-    case_event, next_in_case, push_receivers, start_gateway_on, subscribers, totals, wait_until,
-    wait_until_for,
+use support::load::{
+    Accepted, CASE_KINDS, DELIVER_ALL, Load, check_deliveries, new_case, send_cases,
+    wait_all_delivered,
 };
-use tokio_postgres::NoTls;
-
-/// How long the end of a test may wait for every delivery: the nodes share two cores with the
-/// other tests of this binary (one of which loads a million rows).
-const DELIVER_ALL: Duration = Duration::from_secs(240);
-
-/// The server the tests use, from `EXCHANGE_TEST_POSTGRES`; `None` (after saying so) when it is
-/// not set, except in CI, where it must be.
-fn server() -> Option<String> {
-    match std::env::var("EXCHANGE_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run the PostgreSQL system tests: set \
-                 EXCHANGE_TEST_POSTGRES=postgres://..."
-            );
-            // Straight to stderr, past the test harness's capture: a skip must be visible.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: PostgreSQL system tests: set EXCHANGE_TEST_POSTGRES=postgres://..."
-            );
-            None
-        }
-    }
-}
-
-/// A schema of its own on the test server (the gateway's store creates it), dropped with
-/// everything in it when the guard goes, even when the test fails. Declare it before the
-/// gateways and stores that use it, so that it is dropped after them.
-struct Schema {
-    server: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(server: &str) -> Self {
-        Self {
-            server: server.to_owned(),
-            name: format!("t_{:016x}", fastrand::u64(..)),
-        }
-    }
-
-    /// The server URL with this schema as the search path.
-    fn url(&self) -> String {
-        self.url_with(&[])
-    }
-
-    /// [`Self::url`] with more query parameters (values URL-safe as given).
-    fn url_with(&self, params: &[(&str, &str)]) -> String {
-        let separator = if self.server.contains('?') { '&' } else { '?' };
-        let mut url = format!(
-            "{}{separator}options=-c%20search_path%3D{}",
-            self.server, self.name
-        );
-        for (name, value) in params {
-            url.push_str(&format!("&{name}={value}"));
-        }
-        url
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop may run inside the test's runtime: use a thread with its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let client = admin(&server).await.map_err(|e| e.to_string())?;
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test schema {}: {dropped:?}", self.name);
-        }
-    }
-}
-
-/// A plain connection to `url`, outside any store.
-async fn admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// The kinds of case the load tests send: a source bureau, one of its items and a status,
-/// whose events the default routes send to push bureaus only (not to civil defense, which
-/// pulls and has nobody pulling here). With the stage set to `EngineeringConstructionPermit`
-/// no one-stop route adds planning.
-const CASE_KINDS: [(BureauId, Item, CaseStatus); 3] = [
-    // → water, transport, greenery
-    (
-        BureauId::Planning,
-        Item::LandUsePlanningPermit,
-        CaseStatus::Approved,
-    ),
-    // → transport, greenery
-    (
-        BureauId::Water,
-        Item::WaterSupplyConnection,
-        CaseStatus::Approved,
-    ),
-    // → traffic police
-    (
-        BureauId::Transport,
-        Item::RoadExcavationPermit,
-        CaseStatus::Accepted,
-    ),
-];
-
-/// The first event of a new case of kind `kind` (an index into [`CASE_KINDS`]).
-fn new_case(rng: &mut fastrand::Rng, kind: usize) -> Event {
-    let (source, item, status) = CASE_KINDS[kind % CASE_KINDS.len()];
-    let mut event = case_event(rng, source, item, status);
-    let schemas::Payload::Case(case) = &mut event.payload else {
-        unreachable!("a case event")
-    };
-    case.stage = Stage::EngineeringConstructionPermit;
-    event
-}
-
-/// One message a sender got a 202 for.
-#[derive(Debug, Clone)]
-struct Accepted {
-    /// The gateway's id of its event.
-    id: String,
-    /// The event as sent (with the sender's own message id).
-    event: Event,
-    /// The bureaus the receipt promised.
-    to: BTreeSet<BureauId>,
-}
-
-/// `(source, case id)`: names a case.
-fn case_key(event: &Event) -> (BureauId, String) {
-    (event.source, event.case_id.as_str().to_owned())
-}
-
-/// Checks what the receivers got against what was accepted: every receiver got exactly the
-/// promised ids (nothing lost, nothing stray), and per case the sequences arrived in order —
-/// non-decreasing, the first copies being 1, 2, … n without a gap — with any further copy a
-/// redelivery of an id already received with that sequence (at-least-once, never a second
-/// message for one sequence). The first copy of every id is the event as sent, with the
-/// gateway's id. Returns how many redeliveries there were.
-fn check_deliveries(receivers: &[Receiver], accepted: &[Accepted]) -> usize {
-    let by_id: HashMap<&str, &Accepted> = accepted.iter().map(|a| (a.id.as_str(), a)).collect();
-    assert_eq!(by_id.len(), accepted.len(), "every receipt has its own id");
-    let mut redeliveries = 0;
-    for receiver in receivers {
-        let bureau = receiver.bureau();
-        let promised: Vec<&Accepted> = accepted.iter().filter(|a| a.to.contains(&bureau)).collect();
-        let received = receiver.received();
-        let ids: HashSet<&str> = received
-            .iter()
-            .map(|r| r.event.message_id.as_str())
-            .collect();
-        let expected: HashSet<&str> = promised.iter().map(|a| a.id.as_str()).collect();
-        let missing: Vec<&&str> = expected.difference(&ids).collect();
-        let stray: Vec<&&str> = ids.difference(&expected).collect();
-        assert!(
-            missing.is_empty() && stray.is_empty(),
-            "{bureau}: {} ids missing {missing:?}, {} stray {stray:?}",
-            missing.len(),
-            stray.len()
-        );
-        assert_eq!(ids.len(), promised.len(), "{bureau}: unique count");
-        redeliveries += received.len() - ids.len();
-
-        let mut per_case: BTreeMap<(BureauId, String), Vec<(u64, &str)>> = BTreeMap::new();
-        for r in &received {
-            let id = r.event.message_id.as_str();
-            assert_eq!(r.header_id, id, "{bureau}: message-id header");
-            per_case
-                .entry(case_key(&r.event))
-                .or_default()
-                .push((r.event.sequence, id));
-        }
-        let mut promised_per_case: BTreeMap<(BureauId, String), usize> = BTreeMap::new();
-        for a in &promised {
-            *promised_per_case.entry(case_key(&a.event)).or_default() += 1;
-        }
-        for (case, arrivals) in &per_case {
-            let sequences: Vec<u64> = arrivals.iter().map(|(s, _)| *s).collect();
-            assert!(
-                sequences.is_sorted(),
-                "{bureau}, case {case:?}: out of order: {sequences:?}"
-            );
-            let mut seen: HashMap<u64, &str> = HashMap::new();
-            let mut firsts = Vec::new();
-            for (sequence, id) in arrivals {
-                match seen.get(sequence) {
-                    None => {
-                        seen.insert(*sequence, id);
-                        firsts.push(*sequence);
-                        let sent = by_id[id];
-                        let got = received
-                            .iter()
-                            .find(|r| r.event.message_id.as_str() == *id)
-                            .expect("just seen");
-                        assert_eq!(
-                            got.event,
-                            as_delivered(&sent.event, id),
-                            "{bureau}: what it decoded of {id}"
-                        );
-                    }
-                    Some(first) => assert_eq!(
-                        first, id,
-                        "{bureau}, case {case:?}: sequence {sequence} came as two messages"
-                    ),
-                }
-            }
-            let n = promised_per_case.get(case).copied().unwrap_or(0) as u64;
-            assert_eq!(
-                firsts,
-                (1..=n).collect::<Vec<_>>(),
-                "{bureau}, case {case:?}: first copies by sequence (all arrivals {sequences:?})"
-            );
-        }
-        assert_eq!(
-            per_case.len(),
-            promised_per_case.len(),
-            "{bureau}: every case it was promised"
-        );
-    }
-    redeliveries
-}
-
-/// Waits until every receiver has every id promised to it.
-async fn wait_all_delivered(receivers: &[Receiver], accepted: &[Accepted]) {
-    wait_until_for(
-        "every accepted message reached every promised subscriber",
-        DELIVER_ALL,
-        async || {
-            receivers.iter().all(|r| {
-                let ids = r.ids();
-                accepted
-                    .iter()
-                    .filter(|a| a.to.contains(&r.bureau()))
-                    .all(|a| ids.contains(&a.id))
-            })
-        },
-    )
-    .await;
-}
+use support::pg::{Schema, admin, server};
+use support::{
+    Behaviour, BureauClient, ChildGateway, Receiver, ReplyExt, TestPki, WAIT, next_in_case,
+    push_receivers, start_gateway_on, subscribers, totals, wait_until, wait_until_for,
+};
 
 /// Not a test: a gateway node of `two_nodes_one_killed_midload_lose_nothing`, started by it
 /// with the config file in `GATEWAY_E2E_CHILD_CONFIG`, the address in `GATEWAY_LISTEN` and the
@@ -287,135 +37,6 @@ async fn wait_all_delivered(receivers: &[Receiver], accepted: &[Accepted]) {
 #[ignore = "the child process of two_nodes_one_killed_midload_lose_nothing"]
 fn child_gateway_process() {
     support::run_child_gateway();
-}
-
-/// What the senders of the two-node test share with its driver.
-#[derive(Default)]
-struct Load {
-    /// The nodes senders use, as a load balancer knows them.
-    nodes: Mutex<Vec<SocketAddr>>,
-    /// Senders finish their round and stop.
-    stop: AtomicBool,
-    /// Messages accepted so far.
-    accepted: AtomicUsize,
-    /// Sends that failed with a connection error (and were sent again elsewhere).
-    connection_errors: AtomicUsize,
-    /// Messages accepted by another node after a send failed with a connection error.
-    retried_elsewhere: AtomicUsize,
-    /// Re-sends answered with the first receipt (`idempotent-replayed`).
-    replayed: AtomicUsize,
-}
-
-impl Load {
-    fn nodes(&self) -> Vec<SocketAddr> {
-        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set_nodes(&self, nodes: Vec<SocketAddr>) {
-        *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = nodes;
-    }
-}
-
-/// Sends `event` with `key` until some node accepts it: after a connection error to a node,
-/// the same message with the same key goes to another node (it may or may not have been
-/// committed by the first).
-async fn send_until_accepted(
-    load: &Load,
-    pki: &TestPki,
-    clients: &mut HashMap<SocketAddr, BureauClient>,
-    rng: &mut fastrand::Rng,
-    event: &Event,
-    key: &str,
-) -> gateway::store::Receipt {
-    let encoded = adapters::for_bureau(event.source)
-        .expect("every bureau has an adapter")
-        .encode(event)
-        .expect("the source can encode its event");
-    let headers = [
-        ("content-type", encoded.content_type.as_str()),
-        ("idempotency-key", key),
-    ];
-    let started = Instant::now();
-    let mut failed_on: Option<SocketAddr> = None;
-    loop {
-        assert!(
-            started.elapsed() < WAIT,
-            "no node accepted {key} within {} s",
-            WAIT.as_secs()
-        );
-        let nodes = load.nodes();
-        let choices: Vec<SocketAddr> = nodes
-            .iter()
-            .copied()
-            .filter(|n| Some(*n) != failed_on)
-            .collect();
-        let choices = if choices.is_empty() { nodes } else { choices };
-        let addr = choices[rng.usize(..choices.len())];
-        let client = clients
-            .entry(addr)
-            .or_insert_with(|| BureauClient::new(pki, addr, event.source));
-        match client
-            .try_request("POST", "/v1/messages", &headers, encoded.body.clone())
-            .await
-        {
-            Ok(reply) if reply.status == StatusCode::ACCEPTED => {
-                if reply.header("idempotent-replayed") == Some("true") {
-                    load.replayed.fetch_add(1, Ordering::Relaxed);
-                }
-                if failed_on.is_some() {
-                    load.retried_elsewhere.fetch_add(1, Ordering::Relaxed);
-                }
-                return reply.receipt();
-            }
-            Ok(reply) if reply.status == StatusCode::SERVICE_UNAVAILABLE => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Ok(reply) => panic!(
-                "{addr} answered {} to {key}: {}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            ),
-            Err(_) => {
-                load.connection_errors.fetch_add(1, Ordering::Relaxed);
-                failed_on = Some(addr);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-/// One sender: two cases of one kind, their events in sequence 1, 2, … (each accepted before
-/// the next is sent), to whichever node, until told to stop.
-async fn send_cases(pki: Arc<TestPki>, load: Arc<Load>, sender: usize, run: u32) -> Vec<Accepted> {
-    let mut rng = fastrand::Rng::with_seed(1_000 + sender as u64);
-    let cases: Vec<Event> = (0..2).map(|_| new_case(&mut rng, sender)).collect();
-    let mut clients = HashMap::new();
-    let mut accepted = Vec::new();
-    let mut sequence = 0;
-    while !load.stop.load(Ordering::Relaxed) {
-        sequence += 1;
-        for (n, case) in cases.iter().enumerate() {
-            let event = next_in_case(case, sequence, &mut rng);
-            let to = subscribers(&event);
-            assert!(
-                !to.is_empty() && !to.contains(&BureauId::CivilDefense),
-                "{to:?}"
-            );
-            let key = format!("{run:08x}-{sender}-{n}-{sequence}");
-            let receipt =
-                send_until_accepted(&load, &pki, &mut clients, &mut rng, &event, &key).await;
-            assert_eq!(receipt.message_ids.len(), 1);
-            assert_eq!(receipt.deliveries, to.len(), "{key}");
-            load.accepted.fetch_add(1, Ordering::Relaxed);
-            accepted.push(Accepted {
-                id: receipt.message_ids[0].as_str().to_owned(),
-                event,
-                to,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(rng.u64(150..=250))).await;
-    }
-    accepted
 }
 
 /// Two nodes on one schema take a steady load; one is SIGKILLed in the middle of it. Senders
@@ -903,7 +524,7 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
     let lease = explain(
         &client,
         gateway::store::postgres::LEASE_DUE,
-        &[&subscribers, &now, &until, &limit],
+        &[&subscribers, &now, &until, &limit, &"gw-1"],
     )
     .await;
     assert!(!lease.contains("Seq Scan on deliveries"), "{lease}");
@@ -921,6 +542,7 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
 
     let leased = store
         .lease_due(
+            "gw-1",
             push.iter().map(|s| s.parse().expect("a bureau")).collect(),
             now,
             60_000,
@@ -951,4 +573,114 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
     assert_eq!(not_heads, 0, "every leased delivery is its case's head");
     assert!(leased.iter().all(|d| d.event == event));
     drop(store);
+}
+
+/// A store URL with libpq's TLS parameters (`sslmode=verify-full&sslrootcert=PATH`) reaches the
+/// server over TLS, verified: the store and a whole gateway on it work, and every one of their
+/// connections is TLS. A server whose certificate another CA signed is refused, with an error
+/// that says so (`verify-full` and `verify-ca` alike); `verify-full` also refuses a certificate
+/// that does not name the host, which `verify-ca` accepts; `require` alone encrypts without
+/// verifying, as libpq does.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_connects_over_verified_tls_and_refuses_the_wrong_ca() {
+    let Some(server) = server() else {
+        return;
+    };
+    let Some(ca) = support::pg::tls_ca() else {
+        return;
+    };
+    let schema = Schema::new(&server);
+    let pki = TestPki::new("pg-tls");
+    let ca = ca.display().to_string();
+    let name = format!("gw-tls-{:08x}", fastrand::u32(..));
+    let url = |mode: &str, ca: &str| {
+        schema.url_with(&[
+            ("application_name", &name),
+            ("sslmode", mode),
+            ("sslrootcert", ca),
+        ])
+    };
+
+    let store = PgStore::connect(&url("verify-full", &ca), 2)
+        .await
+        .expect("verify-full with the server's CA");
+    store.ping().await.expect("ping over TLS");
+    let (all_tls, connections) = support::pg::tls_of(&server, &name).await;
+    assert!(
+        all_tls && connections >= 2,
+        "{connections} connections, all TLS: {all_tls}"
+    );
+    drop(store);
+
+    // A whole gateway on it: a message in, pushed out.
+    let receivers = push_receivers(&pki, Behaviour::Healthy).await;
+    let all: Vec<&Receiver> = receivers.iter().collect();
+    let running = start_gateway_on(&pki, &url("verify-full", &ca), &all, "").await;
+    let mut rng = fastrand::Rng::with_seed(404);
+    let event = new_case(&mut rng, 0);
+    let planning = BureauClient::new(&pki, running.addr(), event.source);
+    let id = planning.send(&event).await.receipt().message_ids[0]
+        .as_str()
+        .to_owned();
+    for bureau in subscribers(&event) {
+        let r = support::receiver(&receivers, bureau);
+        wait_until("the event is pushed", async || r.copies_of(&id) > 0).await;
+    }
+    let (all_tls, _) = support::pg::tls_of(&server, &name).await;
+    assert!(all_tls, "the gateway's connections are TLS");
+    running.shutdown().await;
+
+    // Another CA: refused, saying why.
+    let wrong = pki.ca().display().to_string();
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let error = PgStore::connect(&url(mode, &wrong), 2)
+            .await
+            .expect_err("a server certificate of another CA");
+        let chain = error_chain(&error);
+        assert!(
+            chain.contains("certificate was refused") && chain.contains("UnknownIssuer"),
+            "{mode}: {chain}"
+        );
+    }
+
+    // A certificate that does not name the host: verify-full refuses, verify-ca accepts.
+    if server.contains("@127.0.0.1:") {
+        let url = |mode: &str| {
+            schema
+                .url_with(&[
+                    ("hostaddr", "127.0.0.1"),
+                    ("sslmode", mode),
+                    ("sslrootcert", &ca),
+                ])
+                .replacen("@127.0.0.1:", "@db.example.invalid:", 1)
+        };
+        let error = PgStore::connect(&url("verify-full"), 2)
+            .await
+            .expect_err("the certificate names 127.0.0.1 and localhost only");
+        let chain = error_chain(&error);
+        assert!(chain.contains("not valid for name"), "{chain}");
+        let store = PgStore::connect(&url("verify-ca"), 2)
+            .await
+            .expect("verify-ca checks the chain only");
+        store.ping().await.expect("ping");
+        drop(store);
+    }
+
+    // require without sslrootcert: encrypted, not verified.
+    let unverified = schema.url_with(&[("application_name", &name), ("sslmode", "require")]);
+    let store = PgStore::connect(&unverified, 2).await.expect("require");
+    store.ping().await.expect("ping");
+    assert!(support::pg::tls_of(&server, &name).await.0);
+}
+
+/// An error and its sources, one after the other.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

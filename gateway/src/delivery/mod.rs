@@ -164,13 +164,19 @@ impl<S: Store + Clone> Shared<S> {
         if !normal.is_empty() {
             leased = self
                 .store
-                .lease_due(normal, now_ms(), lease_ms, capacity.min(64))
+                .lease_due(
+                    &self.config.node,
+                    normal,
+                    now_ms(),
+                    lease_ms,
+                    capacity.min(64),
+                )
                 .await?;
         }
         for subscriber in probes {
             let probe = self
                 .store
-                .lease_due(vec![subscriber], now_ms(), lease_ms, 1)
+                .lease_due(&self.config.node, vec![subscriber], now_ms(), lease_ms, 1)
                 .await?;
             if probe.is_empty() {
                 let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());

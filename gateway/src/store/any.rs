@@ -56,12 +56,26 @@ impl Store for AnyStore {
 
     async fn lease_due(
         &self,
+        node: &str,
         subscribers: Vec<BureauId>,
         now: Millis,
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        delegate!(self, s => s.lease_due(subscribers, now, lease_ms, limit))
+        delegate!(self, s => s.lease_due(node, subscribers, now, lease_ms, limit))
+    }
+
+    async fn claim_node(&self, node: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.claim_node(node))
+    }
+
+    async fn release_leases(
+        &self,
+        node: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        delegate!(self, s => s.release_leases(node, now, limit))
     }
 
     async fn mark_delivered(

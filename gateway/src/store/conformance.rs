@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             concurrent_leases_never_overlap,
             surveys_are_stored_with_their_notices_and_reads_are_counted,
             an_ack_covers_only_what_was_fetched,
+            a_restarted_node_takes_back_its_own_leases_at_once,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -50,6 +51,9 @@ macro_rules! conformance_tests {
 pub(crate) use conformance_tests;
 
 const LEASE_MS: i64 = 30_000;
+
+/// The node name the suite leases as (another node is `gw-2`).
+pub(crate) const NODE: &str = "gw-1";
 
 /// A planning case event (the seed picks the case) with the gateway id `gw-<id>`.
 pub(crate) fn event(seed: u64, id: &str) -> Event {
@@ -315,7 +319,10 @@ pub(crate) async fn only_the_head_of_each_case_is_leased<S: Store + Clone>(store
     .await;
 
     let now = 1_000;
-    let first = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+    let first = store
+        .lease_due(NODE, subs(), now, LEASE_MS, 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&first), ["gw-a1", "gw-b1"]);
     assert!(first.iter().all(|d| d.subscriber == BureauId::Water));
     assert!(first.iter().all(|d| d.attempts == 0 && d.lease != 0));
@@ -324,7 +331,7 @@ pub(crate) async fn only_the_head_of_each_case_is_leased<S: Store + Clone>(store
     // Leased heads block their cases: nothing more now.
     assert!(
         store
-            .lease_due(subs(), now, LEASE_MS, 10)
+            .lease_due(NODE, subs(), now, LEASE_MS, 10)
             .await
             .unwrap()
             .is_empty()
@@ -333,24 +340,30 @@ pub(crate) async fn only_the_head_of_each_case_is_leased<S: Store + Clone>(store
     assert!(record_delivered(&store, &first[0], now).await);
     // Already delivered: a second completion is refused.
     assert!(!record_delivered(&store, &first[0], now).await);
-    let second = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+    let second = store
+        .lease_due(NODE, subs(), now, LEASE_MS, 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&second), ["gw-a2"]);
     assert!(record_delivered(&store, &second[0], now).await);
-    let third = store.lease_due(subs(), now, LEASE_MS, 10).await.unwrap();
+    let third = store
+        .lease_due(NODE, subs(), now, LEASE_MS, 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&third), ["gw-a3"]);
 
     // The limit holds; other subscribers are not touched unless asked for.
     let all = vec![BureauId::Water, BureauId::Transport];
     let limited = store
-        .lease_due(all.clone(), now, LEASE_MS, 0)
+        .lease_due(NODE, all.clone(), now, LEASE_MS, 0)
         .await
         .unwrap();
     assert!(limited.is_empty());
-    let transport = store.lease_due(all, now, LEASE_MS, 10).await.unwrap();
+    let transport = store.lease_due(NODE, all, now, LEASE_MS, 10).await.unwrap();
     assert_eq!(ids(&transport), ["gw-t1"]);
     assert!(
         store
-            .lease_due(vec![], now, LEASE_MS, 10)
+            .lease_due(NODE, vec![], now, LEASE_MS, 10)
             .await
             .unwrap()
             .is_empty()
@@ -366,20 +379,32 @@ pub(crate) async fn expired_leases_come_back_with_a_new_token<S: Store + Clone>(
     .await;
     let now = 1_000;
     let leased = store
-        .lease_due(vec![BureauId::Water], now, LEASE_MS, 10)
+        .lease_due(NODE, vec![BureauId::Water], now, LEASE_MS, 10)
         .await
         .unwrap();
     assert_eq!(leased.len(), 1);
     let old = leased[0].clone();
     // Still leased just before expiry.
     let early = store
-        .lease_due(vec![BureauId::Water], now + LEASE_MS - 1, LEASE_MS, 10)
+        .lease_due(
+            NODE,
+            vec![BureauId::Water],
+            now + LEASE_MS - 1,
+            LEASE_MS,
+            10,
+        )
         .await
         .unwrap();
     assert!(early.is_empty());
 
     let again = store
-        .lease_due(vec![BureauId::Water], now + LEASE_MS + 1, LEASE_MS, 10)
+        .lease_due(
+            NODE,
+            vec![BureauId::Water],
+            now + LEASE_MS + 1,
+            LEASE_MS,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -418,7 +443,10 @@ pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_c
     let c2 = next_in_case(&c1, "c2");
     accept(&store, message("m", 0, vec![(c1, water()), (c2, water())])).await;
 
-    let first = store.lease_due(water(), 100, LEASE_MS, 10).await.unwrap();
+    let first = store
+        .lease_due(NODE, water(), 100, LEASE_MS, 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&first), ["gw-c1"]);
     let retry_at = 5_000;
     let failed = Attempt {
@@ -447,13 +475,13 @@ pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_c
     // Not due before its retry time, and it still blocks c2.
     assert!(
         store
-            .lease_due(water(), retry_at - 1, LEASE_MS, 10)
+            .lease_due(NODE, water(), retry_at - 1, LEASE_MS, 10)
             .await
             .unwrap()
             .is_empty()
     );
     let retried = store
-        .lease_due(water(), retry_at, LEASE_MS, 10)
+        .lease_due(NODE, water(), retry_at, LEASE_MS, 10)
         .await
         .unwrap();
     assert_eq!(ids(&retried), ["gw-c1"]);
@@ -496,7 +524,7 @@ pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_c
 
     // A dead letter blocks nothing: the next event of the case is leasable.
     let next = store
-        .lease_due(water(), retry_at, LEASE_MS, 10)
+        .lease_due(NODE, water(), retry_at, LEASE_MS, 10)
         .await
         .unwrap();
     assert_eq!(ids(&next), ["gw-c2"]);
@@ -508,7 +536,7 @@ pub(crate) async fn failures_retry_later_then_dead_letter_without_blocking_the_c
 /// Leases the (single) head for `subscriber` and dead-letters it.
 async fn kill_head<S: Store>(store: &S, subscriber: BureauId, now: Millis) -> DeliveryId {
     let leased = store
-        .lease_due(vec![subscriber], now, LEASE_MS, 1)
+        .lease_due(NODE, vec![subscriber], now, LEASE_MS, 1)
         .await
         .unwrap();
     let d = &leased[0];
@@ -555,7 +583,7 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
             .is_empty()
     );
     let back = store
-        .lease_due(vec![BureauId::Water], 1_000, LEASE_MS, 10)
+        .lease_due(NODE, vec![BureauId::Water], 1_000, LEASE_MS, 10)
         .await
         .unwrap();
     assert_eq!(back.iter().map(|d| d.id).collect::<Vec<_>>(), water_dead);
@@ -588,13 +616,13 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
     // Not due before the replay time.
     assert!(
         store
-            .lease_due(vec![BureauId::Transport], 1_999, LEASE_MS, 10)
+            .lease_due(NODE, vec![BureauId::Transport], 1_999, LEASE_MS, 10)
             .await
             .unwrap()
             .is_empty()
     );
     let again = store
-        .lease_due(vec![BureauId::Transport], 2_000, LEASE_MS, 10)
+        .lease_due(NODE, vec![BureauId::Transport], 2_000, LEASE_MS, 10)
         .await
         .unwrap();
     assert_eq!(
@@ -712,7 +740,7 @@ pub(crate) async fn cleanup_deletes_only_old_delivered_rows<S: Store + Clone>(st
         .await;
     }
     let leased = store
-        .lease_due(vec![BureauId::Water], 100, 1_000, 10)
+        .lease_due(NODE, vec![BureauId::Water], 100, 1_000, 10)
         .await
         .unwrap();
     assert_eq!(leased.len(), 4);
@@ -724,7 +752,7 @@ pub(crate) async fn cleanup_deletes_only_old_delivered_rows<S: Store + Clone>(st
     };
     assert!(record_failure(&store, &leased[0], retry, AfterFailure::RetryAt(100)).await);
     let again = store
-        .lease_due(vec![BureauId::Water], 100, 1_000, 10)
+        .lease_due(NODE, vec![BureauId::Water], 100, 1_000, 10)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -776,7 +804,7 @@ pub(crate) async fn queue_stats_count_per_subscriber<S: Store + Clone>(store: S)
     accept(&store, message("m3", 700, vec![(event(3, "s3"), both())])).await;
     // Water: one delivered, one dead, one pending. Civil defense: all pending.
     let leased = store
-        .lease_due(vec![BureauId::Water], 1_000, LEASE_MS, 10)
+        .lease_due(NODE, vec![BureauId::Water], 1_000, LEASE_MS, 10)
         .await
         .unwrap();
     assert_eq!(leased.len(), 3);
@@ -855,7 +883,7 @@ pub(crate) async fn concurrent_leases_never_overlap<S: Store + Clone>(store: S) 
                 let mut idle = 0;
                 while idle < 20 {
                     let leased = store
-                        .lease_due(subscribers.clone(), 10_000, 600_000, 3)
+                        .lease_due(NODE, subscribers.clone(), 10_000, 600_000, 3)
                         .await
                         .unwrap();
                     if leased.is_empty() {
@@ -1056,6 +1084,83 @@ pub(crate) async fn an_ack_covers_only_what_was_fetched<S: Store + Clone>(store:
     let left = store.feed_fetch(BureauId::CivilDefense, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event.message_id.as_str(), "gw-f3");
+}
+
+/// A node restarting after a crash takes back its own unexpired leases at once: they are due
+/// now, as if expired, and leased again under new tokens (the crashed run's tokens are refused).
+/// Another node's leases, expired leases and deliveries no longer pending are not touched; the
+/// limit holds.
+pub(crate) async fn a_restarted_node_takes_back_its_own_leases_at_once<S: Store + Clone>(store: S) {
+    assert!(
+        store.claim_node(NODE).await.unwrap(),
+        "nobody else holds it"
+    );
+    let water = || vec![BureauId::Water];
+    let a1 = event(1, "a1");
+    let a2 = next_in_case(&a1, "a2");
+    let events = vec![
+        (a1, water()),
+        (a2, water()),
+        (event(2, "b1"), water()),
+        (event(3, "c1"), water()),
+        (event(4, "d1"), water()),
+        (event(5, "e1"), water()),
+    ];
+    accept(&store, message("crash", 0, events)).await;
+    let now = 10_000;
+    // The run that crashed leased three heads and completed one of them.
+    let mine = store
+        .lease_due(NODE, water(), now, LEASE_MS, 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&mine), ["gw-a1", "gw-b1", "gw-c1"]);
+    assert!(record_delivered(&store, &mine[2], now).await);
+    // Another node holds one; an earlier lease of this node has expired.
+    let theirs = store
+        .lease_due("gw-2", water(), now, LEASE_MS, 1)
+        .await
+        .unwrap();
+    assert_eq!(ids(&theirs), ["gw-d1"]);
+    let expired = store
+        .lease_due(NODE, water(), now - 100, 50, 1)
+        .await
+        .unwrap();
+    assert_eq!(ids(&expired), ["gw-e1"]);
+
+    // Restarted: its two unexpired leases come back, within the limit.
+    assert_eq!(store.release_leases(NODE, now, 0).await.unwrap(), 0);
+    assert_eq!(store.release_leases(NODE, now, 1).await.unwrap(), 1);
+    assert_eq!(store.release_leases(NODE, now, 10).await.unwrap(), 1);
+    assert_eq!(store.release_leases(NODE, now, 10).await.unwrap(), 0);
+    // Due at once, not after the lease: the released heads, and the expired one.
+    let again = store
+        .lease_due(NODE, water(), now, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&again), ["gw-a1", "gw-b1", "gw-e1"]);
+    assert_ne!(again[0].lease, mine[0].lease);
+    assert_ne!(again[1].lease, mine[1].lease);
+    assert!(!record_delivered(&store, &mine[0], now).await, "old token");
+    assert!(!record_delivered(&store, &mine[1], now).await, "old token");
+    for d in &again {
+        assert!(record_delivered(&store, d, now).await);
+    }
+    // The other node's lease held throughout; expired leases are nobody's to release.
+    let next = store
+        .lease_due(NODE, water(), now, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&next), ["gw-a2"]);
+    assert_eq!(
+        store
+            .release_leases("gw-2", now + LEASE_MS, 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(record_delivered(&store, &theirs[0], now).await);
+    let stats = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!((stats.pending, stats.delivered), (1, 5));
 }
 
 /// Group commit: 200 concurrent ingests all commit, in fewer transactions than ingests.

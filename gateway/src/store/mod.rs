@@ -9,7 +9,9 @@
 //! - The same (sender, idempotency key) returns the first receipt and writes nothing new.
 //! - `lease_due` hands out only the oldest pending delivery of each (subscriber, case): per-case
 //!   order holds however many workers or nodes take work.
-//! - Leases expire, so a crashed worker's deliveries come back.
+//! - Leases expire, so a crashed worker's deliveries come back; each lease names the node that
+//!   took it, so a node restarting after a crash takes its own back at once
+//!   ([`Store::claim_node`], [`Store::release_leases`]) instead of waiting for them to expire.
 //! - Backlogs live here, never in memory: every call is bounded by a `limit`.
 //!
 //! Times are Unix milliseconds passed in by the caller, so the store holds no clock.
@@ -320,15 +322,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<IngestOutcome, StoreError>> + Send;
 
     /// Leases up to `limit` due push deliveries for `subscribers`, each the oldest pending one of
-    /// its (subscriber, case), for `lease_ms`. A delivery is due when its next attempt time has
+    /// its (subscriber, case), for `lease_ms`, on behalf of the node named `node` (recorded with
+    /// the lease, see [`Store::release_leases`]). A delivery is due when its next attempt time has
     /// come and it is not under an unexpired lease.
     fn lease_due(
         &self,
+        node: &str,
         subscribers: Vec<BureauId>,
         now: Millis,
         lease_ms: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+
+    /// Claims the node name `node` for this process, before it releases that name's leases
+    /// ([`Store::release_leases`]). True when this process may take them back: no other running
+    /// node holds the name. A store shared by several nodes (PostgreSQL) holds the claim in a
+    /// session-level advisory lock on a connection of its own, until the store is dropped or that
+    /// connection is lost; false then means another live session holds the name (another node
+    /// with the same name, or a crashed node's connection the server has not noticed is dead
+    /// yet). The embedded store (SQLite) is one process by definition: always true.
+    fn claim_node(&self, node: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends up to `limit` unexpired leases taken by the node named `node` (a previous run of
+    /// this node, which crashed holding them), so that they are due at once, as if they had
+    /// expired. Returns how many; call again until it returns less than `limit`. A node calls it
+    /// at start, after [`Store::claim_node`] and before its workers lease anything. Node names
+    /// must be unique: a node releasing the leases of another live node with its name would
+    /// make it send them twice (at-least-once still holds, but a case's order may not).
+    fn release_leases(
+        &self,
+        node: &str,
+        now: Millis,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Marks a leased delivery delivered. False when the lease is no longer held.
     fn mark_delivered(

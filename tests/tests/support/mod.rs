@@ -30,6 +30,9 @@ use tokio::net::TcpListener;
 
 pub(crate) use gateway::sim::{Behaviour, Received, Reply, StreamingBody};
 
+pub(crate) mod load;
+pub(crate) mod pg;
+
 /// How long [`wait_until`] waits before it declares the condition never came true.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
@@ -146,13 +149,41 @@ impl TestPki {
 
     /// [`Self::config_toml`] with `store` (`sqlite:PATH` or `postgres://…`) as the store.
     pub(crate) fn config_toml_on(&self, store: &str, receivers: &[&Receiver]) -> String {
+        self.config_toml_with(store, receivers, &[], &[])
+    }
+
+    /// [`Self::config_toml_on`] with some `[delivery]` settings replaced or added (`key`,
+    /// TOML value) and some bureaus' endpoints given (instead of their receivers' URLs): for
+    /// the one file a [`ChildGateway`] reads.
+    pub(crate) fn config_toml_with(
+        &self,
+        store: &str,
+        receivers: &[&Receiver],
+        delivery: &[(&str, &str)],
+        endpoints: &[(BureauId, String)],
+    ) -> String {
         let (cert, key) = self.gateway();
+        let mut settings = vec![
+            ("poll_interval_ms", "50"),
+            ("lease_seconds", "5"),
+            ("request_timeout_seconds", "2"),
+        ];
+        for (name, value) in delivery {
+            match settings.iter_mut().find(|(n, _)| n == name) {
+                Some(setting) => setting.1 = value,
+                None => settings.push((name, value)),
+            }
+        }
+        let delivery: String = settings
+            .iter()
+            .map(|(name, value)| format!("{name} = {value}\n"))
+            .collect();
         let mut toml = format!(
             "listen = \"127.0.0.1:0\"\nstore = {}\n\
              [tls]\nca = {}\ncert = {}\nkey = {}\n\
              [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\n\
              [circuit]\nopen_seconds = 1\n\
-             [delivery]\npoll_interval_ms = 50\nlease_seconds = 5\nrequest_timeout_seconds = 2\n\
+             [delivery]\n{delivery}\
              [surveys]\nblob_dir = {}\n",
             toml_string(store),
             toml_string(&self.ca().display().to_string()),
@@ -164,10 +195,17 @@ impl TestPki {
             if bureau == BureauId::CivilDefense {
                 continue;
             }
-            let endpoint = receivers
+            let endpoint = endpoints
                 .iter()
-                .find(|r| r.bureau() == bureau)
-                .map_or_else(|| "https://127.0.0.1:1/inbox".to_owned(), |r| r.url());
+                .find(|(b, _)| *b == bureau)
+                .map(|(_, url)| url.clone())
+                .or_else(|| {
+                    receivers
+                        .iter()
+                        .find(|r| r.bureau() == bureau)
+                        .map(|r| r.url())
+                })
+                .unwrap_or_else(|| "https://127.0.0.1:1/inbox".to_owned());
             toml.push_str(&format!(
                 "[bureaus.{bureau}]\ndelivery = \"push\"\nendpoint = {}\n",
                 toml_string(&endpoint)
@@ -585,4 +623,94 @@ pub(crate) async fn totals(store: &impl gateway::store::Store) -> (u64, u64, u64
             f + s.failed_attempts,
         )
     })
+}
+
+/// A TCP relay in front of a receiver that holds every chunk a client sends for `delay` before
+/// passing it on (TLS passes through untouched: the receiver's certificate names 127.0.0.1, as
+/// the relay's address does). Each push through it takes at least `delay`, so a gateway under
+/// load always has deliveries to that bureau in flight, that is, leased. Stops when dropped.
+pub(crate) struct DelayRelay {
+    addr: SocketAddr,
+    held: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DelayRelay {
+    /// Relays to `receiver`'s endpoint.
+    pub(crate) async fn start(receiver: &Receiver, delay: Duration) -> Self {
+        let url = receiver.url();
+        let target: SocketAddr = url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|authority| authority.parse().ok())
+            .unwrap_or_else(|| panic!("a receiver URL on an IP address: {url}"));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the relay");
+        let addr = listener.local_addr().expect("the relay's address");
+        let held = Arc::new(AtomicU64::new(0));
+        let counter = held.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let held = counter.clone();
+                connections.spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    // Every chunk waits `delay` from when it was read, in order; chunks read
+                    // meanwhile wait alongside (latency, not a bottleneck).
+                    let (chunks, mut due) =
+                        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                    let counted = held.clone();
+                    let read = async move {
+                        use tokio::io::AsyncReadExt as _;
+                        let mut buffer = vec![0; 64 * 1024];
+                        while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            let at = tokio::time::Instant::now() + delay;
+                            if chunks.send((at, buffer[..n].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let write = async move {
+                        use tokio::io::AsyncWriteExt as _;
+                        while let Some((at, chunk)) = due.recv().await {
+                            tokio::time::sleep_until(at).await;
+                            held.fetch_sub(1, Ordering::SeqCst);
+                            if to_server.write_all(&chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to_server.shutdown().await;
+                    };
+                    let upstream = async {
+                        tokio::join!(read, write);
+                    };
+                    let downstream = tokio::io::copy(&mut from_server, &mut to_client);
+                    let _ = tokio::join!(upstream, downstream);
+                });
+            }
+        });
+        Self { addr, held, task }
+    }
+
+    /// The URL to configure as the bureau's endpoint.
+    pub(crate) fn url(&self) -> String {
+        format!("https://{}/inbox", self.addr)
+    }
+
+    /// How many chunks it is holding right now: each is part of a push in flight.
+    pub(crate) fn held(&self) -> u64 {
+        self.held.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DelayRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -1,7 +1,8 @@
 //! The PostgreSQL store, shared by several gateway nodes.
 //!
-//! - A [`deadpool_postgres`] pool of plain TCP connections ([`NoTls`]: the database is expected
-//!   on the local host or a private network; put it behind a TLS tunnel otherwise).
+//! - A [`deadpool_postgres`] pool of connections: plain TCP, or TLS with the server verified
+//!   when the URL asks for it with libpq's parameters (`sslmode=verify-full&sslrootcert=PATH`;
+//!   see [`tls`]).
 //! - **Group commit for ingest**: one batcher task takes the ingests queued on a bounded channel
 //!   (up to 256), runs each inside its own `SAVEPOINT` of **one** transaction (a failing
 //!   message rolls back alone), `NOTIFY exchange_work`s, commits with `synchronous_commit = on`
@@ -28,7 +29,8 @@ use deadpool_postgres::{
 use schemas::{BureauId, ProjectCode, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Config, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
 use super::{
@@ -37,6 +39,7 @@ use super::{
 };
 
 mod schema;
+pub mod tls;
 pub(crate) use schema::MIGRATIONS;
 
 /// How many ingests may wait for the batcher; callers wait when it is full.
@@ -70,6 +73,10 @@ const MIGRATION_LOCK: i64 = 0x6578_6368_6d69_6772; // "exchmigr"
 /// each other.
 const CLEANUP_LOCK: i32 = 0x6578_636c; // "excl"
 
+/// Seed of the hash that makes a node name (with the schema) a session-level advisory lock key
+/// (see `claim_node`).
+const NODE_LOCK_SEED: i64 = 0x6578_6e6f_6465; // "exnode"
+
 /// The reconnect backoff of the listener: from the first to the last, doubling.
 const LISTEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
@@ -87,6 +94,17 @@ pub struct PgStore {
     ingests: mpsc::Sender<IngestJob>,
     commits: Arc<AtomicU64>,
     work: watch::Receiver<u64>,
+    direct: Arc<Direct>,
+}
+
+/// What a store needs for its connections outside the pool.
+struct Direct {
+    /// How to connect.
+    config: Config,
+    tls: MakeRustlsConnect,
+    /// The connection holding this node's name (see [`Store::claim_node`]), kept until the
+    /// last clone of the store goes.
+    claim: std::sync::Mutex<Option<tokio_postgres::Client>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -105,14 +123,16 @@ impl PgStore {
     /// Connects to `url` (e.g. `postgres://user@127.0.0.1:5432/db`; `options=-c
     /// search_path=NAME` selects a schema, created when missing), brings the schema up to date,
     /// and starts the ingest batcher and the `LISTEN` task. `pool_size` bounds the connections
-    /// the store opens (plus one for `LISTEN`).
+    /// the store opens (plus one for `LISTEN`, and one holding the node's name once claimed).
+    /// With `sslmode=verify-full&sslrootcert=PATH` (or `verify-ca`, `require`: see [`tls`])
+    /// every connection is TLS, and a server whose certificate does not verify is refused.
     pub async fn connect(url: &str, pool_size: usize) -> Result<PgStore, StoreError> {
-        let config = parse_config(url)?;
-        migrate_config(&config).await?;
+        let (config, tls) = parse_config(url)?;
+        migrate_config(&config, &tls).await?;
 
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -130,12 +150,17 @@ impl PgStore {
         let commits = Arc::new(AtomicU64::new(0));
         tokio::spawn(batcher(pool.clone(), jobs, Arc::clone(&commits)));
         let (counter, work) = watch::channel(0);
-        tokio::spawn(listen(config, counter));
+        tokio::spawn(listen(config.clone(), tls.clone(), counter));
         Ok(PgStore {
             pool,
             ingests,
             commits,
             work,
+            direct: Arc::new(Direct {
+                config,
+                tls,
+                claim: std::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -153,13 +178,27 @@ impl PgStore {
 /// Brings the schema at `url` up to date (`gateway migrate`), then disconnects. Safe while
 /// other nodes start or migrate too.
 pub async fn migrate(url: &str) -> Result<(), StoreError> {
-    migrate_config(&parse_config(url)?).await
+    let (config, tls) = parse_config(url)?;
+    migrate_config(&config, &tls).await
 }
 
-/// Parses the URL and fills in the timeouts it does not set.
-fn parse_config(url: &str) -> Result<Config, StoreError> {
-    let mut config = Config::from_str(url)
+/// Parses the URL, fills in the timeouts it does not set, and makes the connector its TLS
+/// parameters ask for.
+fn parse_config(url: &str) -> Result<(Config, MakeRustlsConnect), StoreError> {
+    let split = tls::split_url(url)?;
+    let mut config = Config::from_str(&split.url)
         .map_err(|e| StoreError::unavailable_from("invalid PostgreSQL URL", e))?;
+    config.ssl_mode(if split.protection.is_tls() {
+        tokio_postgres::config::SslMode::Require
+    } else {
+        tokio_postgres::config::SslMode::Disable
+    });
+    if split.protection == tls::Protection::Unauthenticated {
+        tracing::warn!(
+            "sslmode=require without sslrootcert: connections to PostgreSQL are encrypted but \
+             the server is not authenticated; use sslmode=verify-full&sslrootcert=PATH"
+        );
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -178,7 +217,8 @@ fn parse_config(url: &str) -> Result<Config, StoreError> {
         None => SESSION_OPTIONS.to_owned(),
     };
     config.options(options);
-    Ok(config)
+    let connector = tls::connector(&split.protection)?;
+    Ok((config, connector))
 }
 
 /// The first schema of a `-c search_path=...` in the connection options, as PostgreSQL reads
@@ -201,8 +241,8 @@ fn quote_ident(name: &str) -> String {
 /// Connects once, outside the pool, and applies the missing migrations in one transaction that
 /// holds [`MIGRATION_LOCK`]: a second node starting at the same time waits, then finds them
 /// applied.
-async fn migrate_config(config: &Config) -> Result<(), StoreError> {
-    let (mut client, connection) = config.connect(NoTls).await.map_err(pg_err)?;
+async fn migrate_config(config: &Config, tls: &MakeRustlsConnect) -> Result<(), StoreError> {
+    let (mut client, connection) = config.connect(tls.clone()).await.map_err(pg_err)?;
     let driver = tokio::spawn(connection);
     let result = async {
         let tx = client.transaction().await.map_err(pg_err)?;
@@ -497,7 +537,7 @@ async fn ingest_in(
 /// at the limit), the pending deliveries that are due, not under an unexpired lease and with no
 /// older pending delivery in their (subscriber, case) queue (`deliveries_case_queue`), oldest
 /// due first; rows another node is locking right now are skipped. `$1` subscribers, `$2` now,
-/// `$3` lease end, `$4` limit.
+/// `$3` lease end, `$4` limit, `$5` the leasing node.
 #[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
 pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
         SELECT h.id
@@ -524,7 +564,7 @@ pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
     ),
     leased AS (
         UPDATE deliveries d
-        SET lease_until = $3, lease = (1 + floor(random() * 9.2e18))::bigint
+        SET lease_until = $3, lease = (1 + floor(random() * 9.2e18))::bigint, leased_by = $5
         WHERE d.id = ANY (ARRAY(SELECT id FROM heads))
         RETURNING d.id, d.subscriber, d.event_id, d.attempts, d.created_at, d.lease, d.due_at
     )
@@ -562,6 +602,13 @@ async fn relaxed(client: &mut Object) -> Result<Transaction<'_>, StoreError> {
 /// connection, a timeout, the protocol — is about reaching the server, so `Unavailable`.
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
     let Some(code) = e.code() else {
+        if tls::is_refused_handshake(&e) {
+            return StoreError::unavailable_from(
+                "PostgreSQL TLS: the server's certificate was refused (is sslrootcert the CA \
+                 that signed it, and does it name the host of the URL?)",
+                e,
+            );
+        }
         let conversion = std::error::Error::source(&e)
             .is_some_and(|source| !source.is::<std::io::Error>())
             && !e.is_closed();
@@ -619,12 +666,12 @@ fn delivery_row(row: &Row, lease: u64) -> Result<Delivery, StoreError> {
 /// Keeps `counter` bumped on every `NOTIFY exchange_work`, over a dedicated connection that is
 /// remade (with backoff) whenever it drops; bumps after every (re)connect too, since work may
 /// have been committed while nobody listened. Ends when every receiver is gone.
-async fn listen(config: Config, counter: watch::Sender<u64>) {
+async fn listen(config: Config, tls: MakeRustlsConnect, counter: watch::Sender<u64>) {
     let bump = |counter: &watch::Sender<u64>| counter.send_modify(|n| *n = n.wrapping_add(1));
     let mut backoff = LISTEN_BACKOFF.0;
     loop {
         let session = async {
-            let (client, mut connection) = config.connect(NoTls).await?;
+            let (client, mut connection) = config.connect(tls.clone()).await?;
             let notified = counter.clone();
             let mut driver = tokio::spawn(async move {
                 loop {
@@ -692,6 +739,7 @@ impl Store for PgStore {
 
     async fn lease_due(
         &self,
+        node: &str,
         subscribers: Vec<BureauId>,
         now: Millis,
         lease_ms: i64,
@@ -710,7 +758,7 @@ impl Store for PgStore {
         let rows = tx
             .query(
                 &statement,
-                &[&subscribers, &now, &lease_until, &sql_limit(limit)],
+                &[&subscribers, &now, &lease_until, &sql_limit(limit), &node],
             )
             .await
             .map_err(pg_err)?;
@@ -723,6 +771,83 @@ impl Store for PgStore {
                 delivery_row(row, lease)
             })
             .collect()
+    }
+
+    async fn claim_node(&self, node: &str) -> Result<bool, StoreError> {
+        let (client, connection) = self
+            .direct
+            .config
+            .connect(self.direct.tls.clone())
+            .await
+            .map_err(pg_err)?;
+        let holder = node.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(
+                    message = "the connection holding this node's name was lost; a node \
+                               restarting with the same name may now take its leases",
+                    node = holder,
+                    error = &error as &dyn std::error::Error
+                );
+            }
+        });
+        // The server notices a vanished node (no FIN: a power cut, a network partition) within
+        // about a minute, not after the system's two hours of TCP keepalive, and drops its lock.
+        client
+            .batch_execute(
+                "SET tcp_keepalives_idle = 20; SET tcp_keepalives_interval = 5;
+                 SET tcp_keepalives_count = 4; SET tcp_user_timeout = 40000",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(
+                     hashtextextended(COALESCE(current_schema(), '') || '/' || $1, $2))",
+                &[&node, &NODE_LOCK_SEED],
+            )
+            .await
+            .map_err(pg_err)?;
+        let claimed: bool = get(&row, 0)?;
+        if claimed {
+            // Held until the store's last clone is dropped (or the connection is lost).
+            let mut claim = self.direct.claim.lock().unwrap_or_else(|p| p.into_inner());
+            *claim = Some(client);
+        }
+        Ok(claimed)
+    }
+
+    async fn release_leases(
+        &self,
+        node: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut client = self.client().await?;
+        let tx = relaxed(&mut client).await?;
+        let released = tx
+            .execute(
+                "UPDATE deliveries SET lease_until = NULL, lease = 0
+                 WHERE id IN (
+                     SELECT id FROM deliveries
+                     WHERE state = 'pending' AND leased_by = $1 AND lease_until > $2
+                     ORDER BY id LIMIT $3
+                     FOR UPDATE)",
+                &[&node, &now, &sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        if released > 0 {
+            // Work for every node's idle workers, not only this one's.
+            tx.batch_execute(&format!("NOTIFY {WORK_CHANNEL}"))
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(released)
     }
 
     async fn mark_delivered(
@@ -1204,7 +1329,7 @@ mod tests {
 
     /// A plain connection to `url`, outside any store.
     async fn admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         Ok(client)
     }
@@ -1421,6 +1546,49 @@ mod tests {
         assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
     }
 
+    /// A node name is claimed by one live store at a time (per schema), until that store goes:
+    /// a second node started with the same name does not take the first one's leases.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_name_is_held_by_one_live_store_at_a_time() {
+        let Some((schema, a)) = fresh("claim").await else {
+            return;
+        };
+        let b = PgStore::connect(&schema.url(), 2).await.unwrap();
+        assert!(a.claim_node("gw-x").await.unwrap());
+        assert!(!b.claim_node("gw-x").await.unwrap(), "held by a");
+        assert!(b.claim_node("gw-y").await.unwrap(), "another name");
+        // Another schema (another exchange on the same server) has names of its own.
+        let (_other_schema, c) = fresh("claim-other").await.unwrap();
+        assert!(c.claim_node("gw-x").await.unwrap());
+
+        // a's leases stay a's while a lives.
+        accept(
+            &a,
+            message("c1", 1, vec![(event(1, "c1"), vec![BureauId::Water])]),
+        )
+        .await;
+        let leased = a
+            .lease_due("gw-x", vec![BureauId::Water], 10, 60_000, 1)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+
+        // Once a is gone (its process ended: here its last clone dropped), the name is free.
+        drop(a);
+        let started = Instant::now();
+        let c = PgStore::connect(&schema.url(), 2).await.unwrap();
+        while !c.claim_node("gw-x").await.unwrap() {
+            assert!(started.elapsed() < Duration::from_secs(30), "never freed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(c.release_leases("gw-x", 20, 100).await.unwrap(), 1);
+        let again = c
+            .lease_due("gw-x", vec![BureauId::Water], 20, 60_000, 1)
+            .await
+            .unwrap();
+        assert_eq!(again[0].id, leased[0].id);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_nodes_share_idempotency_keys() {
         let Some((schema, a)) = fresh("two-nodes").await else {
@@ -1482,7 +1650,7 @@ mod tests {
 
         // A duplicate is no new work; a replay is.
         let leased = b
-            .lease_due(vec![BureauId::Water], 10, 1_000, 1)
+            .lease_due(conformance::NODE, vec![BureauId::Water], 10, 1_000, 1)
             .await
             .unwrap();
         let attempt = Attempt {
@@ -1524,7 +1692,7 @@ mod tests {
         )
         .await;
         let leased = store
-            .lease_due(vec![BureauId::Water], 10, 1_000, 1)
+            .lease_due(conformance::NODE, vec![BureauId::Water], 10, 1_000, 1)
             .await
             .unwrap();
         assert!(
@@ -1594,7 +1762,13 @@ mod tests {
             .unwrap();
         let subscribers = vec!["water", "transport"];
         let (now, until, limit) = (1_000_000i64, 1_030_000i64, 64i64);
-        let lease = explain(&client, LEASE_DUE, &[&subscribers, &now, &until, &limit]).await;
+        let node = conformance::NODE;
+        let lease = explain(
+            &client,
+            LEASE_DUE,
+            &[&subscribers, &now, &until, &limit, &node],
+        )
+        .await;
         assert!(!lease.contains("Seq Scan on deliveries"), "{lease}");
         assert!(lease.contains("deliveries_due"), "{lease}");
         assert!(lease.contains("deliveries_case_queue"), "{lease}");

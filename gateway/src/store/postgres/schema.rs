@@ -80,4 +80,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 4: a pull subscriber acknowledges only what it was handed: a delivery committed after a
     // fetch (even with a lower id, which concurrent nodes can produce) is not covered.
     "ALTER TABLE deliveries ADD COLUMN fetched BOOLEAN NOT NULL DEFAULT false;",
+    // 5: the node that took a delivery's current (or last) lease, so that a node restarting
+    // after a crash can take back its own unexpired leases at once instead of waiting for them
+    // to expire. Read only at a node's start (a scan of the pending rows, once): no index, so
+    // that taking a lease stays an update of unindexed columns.
+    "ALTER TABLE deliveries ADD COLUMN leased_by TEXT NULL;",
 ];

@@ -507,6 +507,7 @@ const DELIVERY_BY_ID: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.
 
 fn lease_due_in(
     conn: &Connection,
+    node: &str,
     subscribers: &[BureauId],
     now: Millis,
     lease_ms: i64,
@@ -532,14 +533,16 @@ fn lease_due_in(
 
     let lease_until = now.saturating_add(lease_ms);
     let mut update = conn
-        .prepare_cached("UPDATE deliveries SET lease_until = ?2, lease = ?3 WHERE id = ?1")
+        .prepare_cached(
+            "UPDATE deliveries SET lease_until = ?2, lease = ?3, leased_by = ?4 WHERE id = ?1",
+        )
         .map_err(db_err)?;
     let mut read = conn.prepare_cached(DELIVERY_BY_ID).map_err(db_err)?;
     let mut leased = Vec::with_capacity(heads.len());
     for (_, id) in heads {
         let lease = new_lease();
         update
-            .execute(params![id, lease_until, lease_to_sql(lease)])
+            .execute(params![id, lease_until, lease_to_sql(lease), node])
             .map_err(db_err)?;
         let mut rows = read.query([id]).map_err(db_err)?;
         let row = rows
@@ -549,6 +552,25 @@ fn lease_due_in(
         leased.push(delivery_row(row, lease)?);
     }
     Ok(leased)
+}
+
+/// Ends up to `limit` unexpired leases of `node` (see [`Store::release_leases`]).
+fn release_leases_in(
+    conn: &Connection,
+    node: &str,
+    now: Millis,
+    limit: usize,
+) -> Result<u64, StoreError> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET lease_until = NULL, lease = 0
+         WHERE id IN (
+             SELECT id FROM deliveries
+             WHERE state = 'pending' AND leased_by = ?1 AND lease_until > ?2
+             ORDER BY id LIMIT ?3)",
+    )
+    .and_then(|mut s| s.execute(params![node, now, sql_limit(limit)]))
+    .map(|changed| changed as u64)
+    .map_err(db_err)
 }
 
 fn mark_failed_in(
@@ -768,12 +790,30 @@ impl Store for SqliteStore {
 
     async fn lease_due(
         &self,
+        node: &str,
         subscribers: Vec<BureauId>,
         now: Millis,
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.call(move |conn| lease_due_in(conn, &subscribers, now, lease_ms, limit))
+        let node = node.to_owned();
+        self.call(move |conn| lease_due_in(conn, &node, &subscribers, now, lease_ms, limit))
+            .await
+    }
+
+    /// One process owns a SQLite store (the embedded, single-node case): nothing to claim.
+    async fn claim_node(&self, _node: &str) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    async fn release_leases(
+        &self,
+        node: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let node = node.to_owned();
+        self.call(move |conn| release_leases_in(conn, &node, now, limit))
             .await
     }
 
@@ -1070,7 +1110,7 @@ mod tests {
         )
         .await;
         let leased = store
-            .lease_due(vec![BureauId::Water], 100, LEASE_MS, 1)
+            .lease_due(conformance::NODE, vec![BureauId::Water], 100, LEASE_MS, 1)
             .await
             .unwrap();
         assert!(
@@ -1087,7 +1127,7 @@ mod tests {
             IngestOutcome::Duplicate(receipt)
         );
         let pending = store
-            .lease_due(vec![BureauId::Water], 100, LEASE_MS, 10)
+            .lease_due(conformance::NODE, vec![BureauId::Water], 100, LEASE_MS, 10)
             .await
             .unwrap();
         assert_eq!(ids(&pending), ["gw-p2"]);

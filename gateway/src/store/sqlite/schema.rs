@@ -80,4 +80,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 4: a pull subscriber acknowledges only what it was handed (see the PostgreSQL store,
     // where concurrent nodes can commit a lower id after a fetch).
     "ALTER TABLE deliveries ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0;",
+    // 5: the node that took a delivery's current (or last) lease (see the PostgreSQL store).
+    "ALTER TABLE deliveries ADD COLUMN leased_by TEXT NULL;",
 ];
