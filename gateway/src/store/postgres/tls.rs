@@ -143,14 +143,17 @@ pub(super) fn connector(protection: &Protection) -> Result<MakeRustlsConnect, St
             .with_no_client_auth(),
         Protection::VerifyCa(ca) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly {
-                roots: roots(ca)?,
+            .with_custom_certificate_verifier(Arc::new(LibpqVerifier {
+                roots: Some(roots(ca)?),
                 provider,
             }))
             .with_no_client_auth(),
         Protection::Unauthenticated => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unauthenticated { provider }))
+            .with_custom_certificate_verifier(Arc::new(LibpqVerifier {
+                roots: None,
+                provider,
+            }))
             .with_no_client_auth(),
     };
     Ok(MakeRustlsConnect::new(config))
@@ -175,15 +178,18 @@ fn roots(ca: &std::path::Path) -> Result<Arc<RootCertStore>, StoreError> {
     Ok(Arc::new(roots))
 }
 
-/// `verify-ca`: the server's certificate must chain to the roots (and be valid now), whatever
-/// host name it gives; the handshake's signatures are checked as usual.
+/// The two checks libpq makes that rustls' own verifier does not: `verify-ca` (`roots` given:
+/// the server's certificate must chain to them and be valid now, whatever host name it gives)
+/// and `require` without `sslrootcert` (`roots: None`: encrypted, the certificate not checked —
+/// protects against eavesdropping, not against someone in the middle). In both, the
+/// handshake's signatures are checked as usual.
 #[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct LibpqVerifier {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -192,69 +198,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `require` without `sslrootcert`, as libpq defines it: encrypted, the server's certificate
-/// not checked (only that the handshake is signed by the key it presents). Protects against
-/// eavesdropping, not against someone in the middle.
-#[derive(Debug)]
-struct Unauthenticated {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Unauthenticated {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
