@@ -22,16 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use gateway::config::StoreLocation;
-use gateway::store::any::AnyStore;
 use schemas::BureauId;
-use support::load::{
-    Accepted, DELIVER_ALL, Load, check_deliveries, send_cases_paced, wait_all_delivered,
-};
+use support::load::{Accepted, Load, account, send_cases_paced, wait_all_delivered};
 use support::pg::{Schema, admin, server};
 use support::{
     Behaviour, ChildGateway, DelayRelay, Receiver, TestPki, push_receivers, receiver,
-    start_gateway_on, totals, wait_until, wait_until_for,
+    start_gateway_on, wait_until,
 };
 
 /// One test of this binary at a time.
@@ -97,27 +93,6 @@ async fn accept_more(load: &Load, more: usize, what: &str) {
         load.accepted.load(Ordering::Relaxed) >= target
     })
     .await;
-}
-
-/// The end of a test: everything accepted reached every promised subscriber, the store holds
-/// exactly the promised deliveries, delivered, and the receivers' account checks out. Returns
-/// the number of redeliveries.
-async fn account(store: &str, receivers: &[Receiver], sent: &[Accepted]) -> usize {
-    wait_all_delivered(receivers, sent).await;
-    let location = StoreLocation::parse(store).expect("a store location");
-    let store = AnyStore::open(&location, 2).await.expect("the store");
-    wait_until_for("the store has nothing pending", DELIVER_ALL, async || {
-        totals(&store).await.0 == 0
-    })
-    .await;
-    let (pending, delivered, dead, _) = totals(&store).await;
-    assert_eq!((pending, dead), (0, 0));
-    let promised: usize = sent.iter().map(|a| a.to.len()).sum();
-    assert_eq!(
-        delivered as usize, promised,
-        "the store holds exactly the deliveries the receipts promised"
-    );
-    check_deliveries(receivers, sent)
 }
 
 /// How many unexpired leases `node` holds in the schema.

@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use gateway::config::StoreLocation;
+use gateway::store::any::AnyStore;
 use schemas::{BureauId, CaseStatus, Event, Item, Stage};
 
 use super::{
     BureauClient, Receiver, ReplyExt, TestPki, WAIT, as_delivered, case_event, next_in_case,
-    subscribers, wait_until_for,
+    subscribers, totals, wait_until_for,
 };
 
 /// How long the end of a test may wait for every delivery: the nodes share two cores with the
@@ -338,4 +340,25 @@ pub(crate) async fn send_cases_paced(
         tokio::time::sleep(Duration::from_millis(rng.u64(pause_ms.clone()))).await;
     }
     accepted
+}
+
+/// The end of a test: everything accepted reached every promised subscriber, the store holds
+/// exactly the promised deliveries, delivered, and the receivers' account checks out. Returns
+/// the number of redeliveries.
+pub(crate) async fn account(store: &str, receivers: &[Receiver], sent: &[Accepted]) -> usize {
+    wait_all_delivered(receivers, sent).await;
+    let location = StoreLocation::parse(store).expect("a store location");
+    let store = AnyStore::open(&location, 2).await.expect("the store");
+    wait_until_for("the store has nothing pending", DELIVER_ALL, async || {
+        totals(&store).await.0 == 0
+    })
+    .await;
+    let (pending, delivered, dead, _) = totals(&store).await;
+    assert_eq!((pending, dead), (0, 0));
+    let promised: usize = sent.iter().map(|a| a.to.len()).sum();
+    assert_eq!(
+        delivered as usize, promised,
+        "the store holds exactly the deliveries the receipts promised"
+    );
+    check_deliveries(receivers, sent)
 }
