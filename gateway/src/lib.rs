@@ -7,7 +7,8 @@
 //!
 //! The modules, from the bottom up (a module imports only from modules above it in this list;
 //! `tests/tests/layout.rs` checks it):
-//! - `clock`, `vocabulary`, `ids`, `metrics`: small shared pieces with no other dependency.
+//! - `testing` (tests only), `clock`, `vocabulary`, `ids`, `metrics`: small shared pieces with
+//!   no other dependency.
 //! - `config`: the layered, validated configuration.
 //! - `net`: identities, TLS, the dev PKI, the accept loop.
 //! - `routing`: which bureaus receive an event.
@@ -32,6 +33,8 @@ pub mod routing;
 pub mod sim;
 pub mod store;
 pub mod surveys;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod vocabulary;
 
 pub use node::{Running, StartError, start, start_on};

@@ -539,43 +539,11 @@ fn write_replacing(path: &Path, contents: &str, private: bool) -> Result<(), Pki
     fs::rename(&temporary, path).map_err(io_error(path))
 }
 
-/// Test helpers shared with the `tls` tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::path::PathBuf;
-    use std::time::SystemTime;
-
-    /// A fresh directory name under the system temp dir, removed (if created) on drop.
-    pub(crate) struct TempDir(pub(crate) PathBuf);
-
-    impl TempDir {
-        pub(crate) fn new(label: &str) -> Self {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static COUNTER: AtomicU32 = AtomicU32::new(0);
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            Self(std::env::temp_dir().join(format!(
-                "gateway-{label}-{}-{nanos}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            )))
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::TempDir;
     use super::*;
     use crate::net::tls::{peer_identity, seconds_until_expiry};
+    use crate::testing::TempDir;
 
     fn identity_of(cert: &Path) -> Option<Identity> {
         let der = CertificateDer::from_pem_file(cert).unwrap();
@@ -585,7 +553,7 @@ mod tests {
     #[test]
     fn init_is_idempotent_and_issue_uses_the_same_ca() {
         let temp = TempDir::new("pki");
-        let dir = temp.0.join("nested");
+        let dir = temp.path().join("nested");
         let layout = init(&dir, "node-1").unwrap();
         assert!(layout.ca_created);
         assert_eq!(layout.created.len(), 8, "{:?}", layout.created);
@@ -664,7 +632,7 @@ mod tests {
             Err(PkiError::InvalidStem(_))
         ));
         assert!(matches!(
-            issue(&temp.0.join("missing"), &alice, "x"),
+            issue(&temp.path().join("missing"), &alice, "x"),
             Err(PkiError::Io { .. })
         ));
     }

@@ -557,8 +557,8 @@ mod tests {
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
     use super::*;
-    use crate::net::pki::testing::TempDir;
     use crate::net::pki::{self, PkiLayout};
+    use crate::testing::TempDir;
 
     /// What the server saw of a completed handshake.
     #[derive(Debug)]
@@ -625,8 +625,8 @@ mod tests {
     #[tokio::test]
     async fn mutual_tls_names_the_peer_and_refuses_strangers() {
         let temp = TempDir::new("tls");
-        let exchange = pki::init(&temp.0.join("exchange"), "node-1").unwrap();
-        let other = pki::init(&temp.0.join("other"), "node-1").unwrap();
+        let exchange = pki::init(&temp.path().join("exchange"), "node-1").unwrap();
+        let other = pki::init(&temp.path().join("other"), "node-1").unwrap();
         let (gateway_cert, gateway_key) = exchange.gateway();
         let listener = server_config(&exchange.ca, &gateway_cert, &gateway_key).unwrap();
         let (water_cert, water_key) = exchange.bureau(BureauId::Water);
@@ -707,7 +707,7 @@ mod tests {
     #[test]
     fn a_revoked_certificate_is_refused_and_logged_once() {
         let temp = TempDir::new("tls-crl");
-        let layout = pki::init(&temp.0, "node-1").unwrap();
+        let layout = pki::init(temp.path(), "node-1").unwrap();
         let crl = pki::revoke(&layout.dir, "water").unwrap();
         assert_eq!((crl.revoked, crl.added), (1, true));
         let files = TlsFiles {
@@ -806,8 +806,8 @@ mod tests {
     #[test]
     fn errors_name_the_file() {
         let temp = TempDir::new("tls-errors");
-        let layout = pki::init(&temp.0, "node-1").unwrap();
-        let missing = temp.0.join("missing.pem");
+        let layout = pki::init(temp.path(), "node-1").unwrap();
+        let missing = temp.path().join("missing.pem");
         let (cert, key) = layout.gateway();
 
         let err = server_config(&missing, &cert, &key).unwrap_err();

@@ -61,32 +61,7 @@ pub(crate) async fn wait_until_for(
     }
 }
 
-/// A folder under the system temp dir, removed on drop.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(name: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "gateway-e2e-{name}-{}-{}-{:08x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            fastrand::u32(..)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the test folder");
-        Self(dir)
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use gateway::testing::TempDir;
 
 /// A dev PKI (CA, gateway, six bureaus, operator) and room for the store, in a fresh folder.
 pub(crate) struct TestPki {

@@ -1261,77 +1261,10 @@ mod tests {
 
     use super::*;
     use crate::store::conformance::{self, accept, event, message, stat};
+    use crate::testing::{PgSchema as Schema, pg_admin as admin};
 
-    /// The server the tests use, from `EXCHANGE_TEST_POSTGRES`; `None` (after saying so) when
-    /// it is not set, except in CI, where it must be.
     fn server() -> Option<String> {
-        match std::env::var("EXCHANGE_TEST_POSTGRES") {
-            Ok(url) if !url.trim().is_empty() => Some(url),
-            _ => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI must run the PostgreSQL store tests: set EXCHANGE_TEST_POSTGRES"
-                );
-                eprintln!(
-                    "SKIPPED: PostgreSQL store tests: set \
-                     EXCHANGE_TEST_POSTGRES=postgres://..."
-                );
-                None
-            }
-        }
-    }
-
-    /// A schema of its own on the test server (created by the store when missing), dropped with
-    /// everything in it when the guard goes, even when the test fails.
-    struct Schema {
-        server: String,
-        name: String,
-    }
-
-    impl Schema {
-        fn new(server: &str) -> Self {
-            Self {
-                server: server.to_owned(),
-                name: format!("t_{:016x}", fastrand::u64(..)),
-            }
-        }
-
-        /// The server URL with this schema as the search path.
-        fn url(&self) -> String {
-            let separator = if self.server.contains('?') { '&' } else { '?' };
-            format!(
-                "{}{separator}options=-c%20search_path%3D{}",
-                self.server, self.name
-            )
-        }
-    }
-
-    impl Drop for Schema {
-        fn drop(&mut self) {
-            let (server, name) = (self.server.clone(), self.name.clone());
-            // Drop may run inside the test's runtime: use a thread with its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                runtime.block_on(async move {
-                    if let Ok(client) = admin(&server).await {
-                        let _ = client
-                            .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-
-    /// A plain connection to `url`, outside any store.
-    async fn admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        Ok(client)
+        crate::testing::postgres_server("PostgreSQL store tests")
     }
 
     /// A fresh store on a fresh schema, for the conformance suite.

@@ -1041,42 +1041,21 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
-    use std::sync::atomic::AtomicUsize;
 
     use super::*;
     use crate::store::conformance::{self, accept, event, ids, message, stat};
+    use crate::testing::TempDir;
 
     const LEASE_MS: i64 = 30_000;
 
-    /// A unique folder under the system temp dir, removed on drop (even when a test fails).
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "gateway-store-{name}-{}-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed),
-                fastrand::u64(..)
-            ));
-            Self(dir)
-        }
-
-        fn db(&self) -> PathBuf {
-            self.0.join("nested").join("gateway.db")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    /// Where a test's database goes: in a folder the store must create.
+    fn db(dir: &TempDir) -> PathBuf {
+        dir.path().join("nested").join("gateway.db")
     }
 
     fn open(name: &str) -> (TempDir, SqliteStore) {
         let dir = TempDir::new(name);
-        let store = SqliteStore::open(&dir.db()).unwrap();
+        let store = SqliteStore::open(&db(&dir)).unwrap();
         (dir, store)
     }
 
@@ -1096,7 +1075,7 @@ mod tests {
     #[tokio::test]
     async fn data_survives_reopening() {
         let dir = TempDir::new("reopen");
-        let store = SqliteStore::open(&dir.db()).unwrap();
+        let store = SqliteStore::open(&db(&dir)).unwrap();
         let receipt = accept(
             &store,
             message(
@@ -1121,7 +1100,7 @@ mod tests {
         );
         drop(store);
 
-        let store = SqliteStore::open(&dir.db()).unwrap();
+        let store = SqliteStore::open(&db(&dir)).unwrap();
         assert_eq!(
             store.ingest(message("m", 43, vec![])).await.unwrap(),
             IngestOutcome::Duplicate(receipt)
@@ -1163,8 +1142,7 @@ mod tests {
     #[test]
     fn queue_queries_use_their_indexes_without_sorting() {
         let dir = TempDir::new("plan");
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let mut conn = Connection::open(dir.0.join("plan.db")).unwrap();
+        let mut conn = Connection::open(dir.path().join("plan.db")).unwrap();
         migrate(&mut conn).unwrap();
         // Migrating again is a no-op.
         migrate(&mut conn).unwrap();
