@@ -129,3 +129,19 @@ pub async fn pg_admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgre
     tokio::spawn(connection);
     Ok(client)
 }
+
+/// The plan PostgreSQL makes for `sql` with `params` (`EXPLAIN`), lines joined.
+pub async fn pg_explain(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> String {
+    client
+        .query(&format!("EXPLAIN {sql}"), params)
+        .await
+        .unwrap_or_else(|e| panic!("EXPLAIN failed: {e:?}"))
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

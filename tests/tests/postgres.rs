@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use gateway::store::Store;
 use gateway::store::postgres::PgStore;
+use gateway::testing::pg_explain as explain;
 use support::load::{
     Accepted, CASE_KINDS, DELIVER_ALL, Load, account, check_deliveries, new_case, send_cases,
     wait_all_delivered,
@@ -401,22 +402,6 @@ async fn database_outage_gives_503_and_recovers() {
             .count(),
     );
     running.shutdown().await;
-}
-
-/// The plan of `sql` with `params`, planned for these values as the store's sessions do.
-async fn explain(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> String {
-    client
-        .query(&format!("EXPLAIN {sql}"), params)
-        .await
-        .unwrap_or_else(|e| panic!("EXPLAIN failed: {e:?}"))
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// With a million deliveries (most pending, over five subscribers and tens of thousands of

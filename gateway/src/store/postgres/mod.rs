@@ -1261,7 +1261,7 @@ mod tests {
 
     use super::*;
     use crate::store::conformance::{self, accept, event, message, stat};
-    use crate::testing::{PgSchema as Schema, pg_admin as admin};
+    use crate::testing::{PgSchema as Schema, pg_admin as admin, pg_explain as explain};
 
     fn server() -> Option<String> {
         crate::testing::postgres_server("PostgreSQL store tests")
@@ -1647,22 +1647,6 @@ mod tests {
         assert_eq!(store.cleanup(1_000, 10).await.unwrap(), 0);
         tx.rollback().await.unwrap();
         assert_eq!(store.cleanup(1_000, 10).await.unwrap(), 1);
-    }
-
-    /// The plan of `sql` with `params` (custom plan: the values are known).
-    async fn explain(
-        client: &tokio_postgres::Client,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> String {
-        client
-            .query(&format!("EXPLAIN {sql}"), params)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
