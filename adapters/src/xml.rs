@@ -310,7 +310,10 @@ fn push_text<'a>(
             if blank {
                 Ok(())
             } else {
-                Err(mixed_content(stack, &format!("{what} beside child elements")))
+                Err(mixed_content(
+                    stack,
+                    &format!("{what} beside child elements"),
+                ))
             }
         }
         Some(current) if current.text.is_empty() => {

@@ -27,7 +27,12 @@ pub fn to_halfwidth(input: &str) -> Cow<'_, str> {
     )
 }
 
-/// Folds full-width forms and trims surrounding white space.
+/// Folds full-width forms and trims surrounding white space: **the one folding rule** of the
+/// exchange. Every native value of every format goes through it before it is parsed or compared
+/// (`Normalizer::field` applies it; the parsers apply it again, harmlessly, for callers that use
+/// them directly). It folds nothing else: letter case is significant (a code is accepted in the
+/// case its specification writes it), and a character outside U+FF01–U+FF5E and U+3000 is
+/// never mapped to another.
 pub fn clean(input: &str) -> Cow<'_, str> {
     match to_halfwidth(input) {
         Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
