@@ -10,7 +10,9 @@
 //! every `schemas/bureaus/<id>/invalid/<name>` must fail as its sidecar `<name>.expect` says.
 //! An `.expect` file holds lines `path <native path>` and optionally `field <canonical field>`
 //! (the message is rejected for that value), or one line `error <kind>` with kind one of
-//! `encoding`, `malformed`, `dtd`, `content_type`, `too_large` (rejected as a whole).
+//! `encoding`, `malformed`, `dtd`, `content_type`, `too_large` (rejected as a whole); with
+//! `error malformed`, a `path` line is the element path the refusal must name (mixed content,
+//! a forbidden character).
 
 use std::path::{Path, PathBuf};
 
@@ -576,7 +578,13 @@ fn check_invalid_samples(adapter: &dyn Adapter, dir: &Path) {
                     assert!(!error.path.is_empty(), "{name}: an error without a path");
                 }
             }
-            (Err(error), Some(kind)) => assert_eq!(error_kind(&error), kind, "{name}: {error}"),
+            (Err(error), Some(kind)) => {
+                assert_eq!(error_kind(&error), kind, "{name}: {error}");
+                // A document refused whole may still say where: then it must be there.
+                if let (Some(want), DecodeError::Malformed { path, .. }) = (want_path, &error) {
+                    assert_eq!(path, want, "{name}: refused at another path: {error}");
+                }
+            }
             (Err(error), None) => panic!("{name}: expected field errors, got {error}"),
         }
     }

@@ -376,7 +376,24 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
             && reader.buffer_position() > at as u64
         {
             let c = text[at..].chars().next().unwrap_or('\0');
-            return Err(forbidden_char(&stack, c));
+            let message = format!(
+                "character U+{:04X} is not allowed in XML 1.0 (production Char)",
+                u32::from(c)
+            );
+            // In a tag (an attribute value), the path names the tag's element.
+            return Err(match &event {
+                Event::Start(start) | Event::Empty(start) => {
+                    let mut path = if stack.is_empty() {
+                        String::new()
+                    } else {
+                        path_of(&stack)
+                    };
+                    path.push('/');
+                    path.push_str(start.local_name().as_ref());
+                    malformed(&path, &message)
+                }
+                _ => malformed(&path_of(&stack), &message),
+            });
         }
         match event {
             Event::DocType(_) => return Err(DecodeError::DtdForbidden),
@@ -633,7 +650,8 @@ mod tests {
             ("<a><b>\u{B}AB</b></a>", "/a/b"),
             ("<a><b>A\u{1}B</b></a>", "/a/b"),
             ("<a><b>AB\u{FFFE}</b></a>", "/a/b"),
-            ("<a x=\"\u{C}\"><b/></a>", "/"),
+            ("<a x=\"\u{C}\"><b/></a>", "/a"),
+            ("<a><b y=\"\u{FFFF}\"/></a>", "/a/b"),
             ("<a><b>&#xB;AB</b></a>", "/a/b"),
             ("<a><b>&#1;</b></a>", "/a/b"),
             ("<a><b>&#xFFFF;</b></a>", "/a/b"),

@@ -200,7 +200,11 @@ mod tests {
             Ok("91350100M000100Y43".to_owned())
         );
         // Lower case is another spelling than the standard's and every bureau schema's: refused.
-        for lower in ["91350100m000100y43", "91350100M000100y43", "９１350100ｍ000100Y43"] {
+        for lower in [
+            "91350100m000100y43",
+            "91350100M000100y43",
+            "９１350100ｍ000100Y43",
+        ] {
             assert_eq!(
                 CreditCode::parse(lower),
                 Err(Problem::BadFormat {
