@@ -10,7 +10,9 @@
 //! every `schemas/bureaus/<id>/invalid/<name>` must fail as its sidecar `<name>.expect` says.
 //! An `.expect` file holds lines `path <native path>` and optionally `field <canonical field>`
 //! (the message is rejected for that value), or one line `error <kind>` with kind one of
-//! `encoding`, `malformed`, `dtd`, `content_type`, `too_large` (rejected as a whole).
+//! `encoding`, `malformed`, `dtd`, `content_type`, `too_large` (rejected as a whole); with
+//! `error malformed`, a `path` line is the element path the refusal must name (mixed content,
+//! a forbidden character).
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +45,453 @@ pub fn check(adapter: &dyn Adapter) {
     check_survey_notices(adapter);
     check_canonical_rules(adapter);
     check_hostile_inputs(adapter, &valid[0].1);
+    let documents = strictness_documents(adapter, &valid);
+    match adapter.format().syntax {
+        Syntax::Json => json_strictness::check(adapter, &documents),
+        Syntax::Xml { encoding } => xml_strictness::check(adapter, encoding, &documents),
+    }
     check_mutations_never_panic(adapter, valid.iter().map(|(_, b)| b.clone()).collect());
+}
+
+/// The documents the syntax checks mutate: the valid samples, a generated case event and a
+/// generated survey notice, in the bureau's format, as text.
+fn strictness_documents(adapter: &dyn Adapter, valid: &[(PathBuf, Vec<u8>)]) -> Vec<String> {
+    let decode = |body: &[u8]| match adapter.format().syntax {
+        Syntax::Json => String::from_utf8(body.to_vec()).expect("JSON is UTF-8"),
+        Syntax::Xml { encoding } => encoding.decode_without_bom_handling(body).0.into_owned(),
+    };
+    let mut rng = fastrand::Rng::with_seed(99);
+    let mut documents: Vec<String> = valid.iter().map(|(_, body)| decode(body)).collect();
+    documents.push(decode(&adapter.sample(&mut rng).body));
+    let survey = crate::sample::survey_event(&mut rng);
+    let written = adapter.encode(&survey).expect("a survey notice encodes");
+    documents.push(decode(&written.body));
+    documents
+}
+
+/// Whether `result` is a refusal with an error at `path` (and, when given, a problem `problem`
+/// accepts).
+fn refused_at(
+    result: &Result<Vec<Event>, DecodeError>,
+    path: &str,
+    problem: impl Fn(&schemas::Problem) -> bool,
+) -> bool {
+    match result {
+        Err(DecodeError::Invalid(errors)) => {
+            errors.iter().any(|e| e.path == path && problem(&e.problem))
+        }
+        Err(DecodeError::Malformed { path: at, .. }) => at == path,
+        _ => false,
+    }
+}
+
+/// Full-width forms of printable ASCII (`A` → `Ａ`, `.` → `．`): what a Chinese input method
+/// types, and what `schemas::text::clean` folds back.
+fn widen(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '!'..='~' => char::from_u32(u32::from(c) + 0xFEE0).unwrap_or(c),
+            other => other,
+        })
+        .collect()
+}
+
+/// JSON syntax read exactly: duplicate keys, JSON types, `null`, integer bounds, full-width.
+mod json_strictness {
+    use schemas::{CanonicalField, Problem};
+    use serde_json::Value;
+
+    use super::{refused_at, widen};
+    use crate::adapter::Adapter;
+    use crate::json::pointer;
+
+    pub(super) fn check(adapter: &dyn Adapter, documents: &[String]) {
+        let bureau = adapter.bureau();
+        let media_type = adapter.format().media_type;
+        let decode = |value: &Value| adapter.decode(value.to_string().as_bytes(), media_type);
+        for text in documents {
+            let doc: Value = serde_json::from_str(text).expect("a valid JSON document");
+            let original = adapter
+                .decode(text.as_bytes(), media_type)
+                .expect("decodes");
+            let mut members = Vec::new();
+            collect(&doc, String::new(), &mut members);
+
+            for (path, value) in &members {
+                // A key given twice, even with the same value, at the second occurrence.
+                let mut twice = String::new();
+                write_twice(&doc, "", path, &mut twice);
+                let result = adapter.decode(twice.as_bytes(), media_type);
+                assert!(
+                    matches!(&result, Err(crate::DecodeError::Invalid(errors))
+                        if errors.iter().any(|e| e.path == *path && e.field == CanonicalField::Document)),
+                    "{bureau}: key {path} given twice is not refused there: {result:?}"
+                );
+
+                // `null` is refused, unless the schema allows it: then it is the key's absence.
+                let mut nulled = doc.clone();
+                *nulled.pointer_mut(path).expect("member") = Value::Null;
+                let result = decode(&nulled);
+                let mut absent = doc.clone();
+                remove(&mut absent, path);
+                let same_as_absent = result.is_ok() && result == decode(&absent);
+                assert!(
+                    same_as_absent
+                        || refused_at(&result, path, |p| matches!(p, Problem::WrongType { .. })),
+                    "{bureau}: null at {path} is neither refused as a wrong type nor read as absent: {result:?}"
+                );
+
+                match value {
+                    // A number where the schema says string: refused, unless the string was
+                    // digits and the number reads as the same value.
+                    Value::String(s) => {
+                        let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                        let number = if digits {
+                            s.parse::<u64>().map(Value::from).unwrap_or(Value::from(1))
+                        } else {
+                            Value::from(1)
+                        };
+                        let mut typed = doc.clone();
+                        *typed.pointer_mut(path).expect("member") = number;
+                        let result = decode(&typed);
+                        let same = digits && result.as_ref().ok() == Some(&original);
+                        assert!(
+                            same || refused_at(&result, path, |p| matches!(
+                                p,
+                                Problem::WrongType { .. }
+                            )),
+                            "{bureau}: a number at {path} (a string in the format) is not refused: {result:?}"
+                        );
+                    }
+                    // No integer of any format's schema reaches 10^18, or is negative.
+                    Value::Number(_) => {
+                        for bad in [Value::from(1_000_000_000_000_000_000u64), Value::from(-1)] {
+                            let mut out = doc.clone();
+                            *out.pointer_mut(path).expect("member") = bad.clone();
+                            let result = decode(&out);
+                            assert!(
+                                refused_at(&result, path, |p| matches!(
+                                    p,
+                                    Problem::OutOfRange { .. }
+                                )),
+                                "{bureau}: {bad} at {path} is not refused as out of range: {result:?}"
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+
+            // Every value typed in full-width forms reads as the same events.
+            let mut wide = doc.clone();
+            widen_strings(&mut wide);
+            assert_eq!(
+                decode(&wide).as_ref(),
+                Ok(&original),
+                "{bureau}: full-width values do not read as their ASCII forms:\n{wide}"
+            );
+        }
+    }
+
+    /// Every object member of the document, by JSON pointer, with its value.
+    fn collect<'v>(value: &'v Value, at: String, out: &mut Vec<(String, &'v Value)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, member) in map {
+                    let path = pointer(&at, key);
+                    out.push((path.clone(), member));
+                    collect(member, path, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    collect(item, pointer(&at, &i.to_string()), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes the document with the member at `target` given twice.
+    fn write_twice(value: &Value, at: &str, target: &str, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                let mut first = true;
+                for (key, member) in map {
+                    let path = pointer(at, key);
+                    for _ in 0..if path == target { 2 } else { 1 } {
+                        if !first {
+                            out.push(',');
+                        }
+                        first = false;
+                        out.push_str(&Value::from(key.as_str()).to_string());
+                        out.push(':');
+                        write_twice(member, &path, target, out);
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_twice(item, &pointer(at, &i.to_string()), target, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+
+    fn remove(doc: &mut Value, path: &str) {
+        let (parent, key) = path.rsplit_once('/').expect("a member's pointer");
+        let key = key.replace("~1", "/").replace("~0", "~");
+        if let Some(Value::Object(map)) = doc.pointer_mut(parent) {
+            map.remove(&key);
+        }
+    }
+
+    fn widen_strings(value: &mut Value) {
+        match value {
+            Value::String(s) => *s = widen(s),
+            Value::Array(items) => items.iter_mut().for_each(widen_strings),
+            Value::Object(map) => map.values_mut().for_each(widen_strings),
+            _ => {}
+        }
+    }
+}
+
+/// XML content read exactly: duplicate elements, mixed content, stray text, CDATA, characters
+/// XML 1.0 forbids, full-width values.
+mod xml_strictness {
+    use encoding_rs::Encoding;
+    use quick_xml::events::{BytesStart, BytesText, Event};
+    use quick_xml::reader::Reader;
+    use quick_xml::writer::Writer;
+
+    use super::{refused_at, widen};
+    use crate::adapter::{Adapter, DecodeError};
+
+    /// An element of a document, by byte offsets into its text.
+    struct Site {
+        path: String,
+        /// Where its start tag begins and its end tag ends.
+        outer: (usize, usize),
+        /// Its text content, for an element without children.
+        text: Option<(usize, usize)>,
+        /// Where its first child ends, for an element with children.
+        after_first_child: Option<usize>,
+        /// Whether no sibling has its name.
+        unique: bool,
+    }
+
+    fn sites(text: &str) -> Vec<Site> {
+        struct Open {
+            name: String,
+            start: usize,
+            content: usize,
+            children: Vec<String>,
+            after_first_child: Option<usize>,
+        }
+        let mut reader = Reader::from_str(text);
+        let mut stack: Vec<Open> = Vec::new();
+        let mut out: Vec<Site> = Vec::new();
+        let mut pos = 0usize;
+        loop {
+            let event = reader.read_event().expect("well-formed");
+            let end = reader.buffer_position() as usize;
+            let path_of = |stack: &[Open], name: &str| {
+                let mut path = String::new();
+                for open in stack {
+                    path.push('/');
+                    path.push_str(&open.name);
+                }
+                path.push('/');
+                path.push_str(name);
+                path
+            };
+            match event {
+                Event::Start(start) => {
+                    let name = start.local_name().as_ref().to_owned();
+                    stack.push(Open {
+                        name,
+                        start: pos,
+                        content: end,
+                        children: Vec::new(),
+                        after_first_child: None,
+                    });
+                }
+                Event::Empty(start) => {
+                    let name = start.local_name().as_ref().to_owned();
+                    let path = path_of(&stack, &name);
+                    if let Some(parent) = stack.last_mut() {
+                        parent.children.push(name);
+                        parent.after_first_child.get_or_insert(end);
+                    }
+                    out.push(Site {
+                        path,
+                        outer: (pos, end),
+                        text: None,
+                        after_first_child: None,
+                        unique: true,
+                    });
+                }
+                Event::End(_) => {
+                    let open = stack.pop().expect("balanced");
+                    let path = path_of(&stack, &open.name);
+                    let leaf = open.children.is_empty();
+                    if let Some(parent) = stack.last_mut() {
+                        parent.children.push(open.name.clone());
+                        parent.after_first_child.get_or_insert(end);
+                    }
+                    let close = text[..end].rfind("</").expect("an end tag");
+                    out.push(Site {
+                        path,
+                        outer: (open.start, end),
+                        text: leaf.then_some((open.content, close)),
+                        after_first_child: open.after_first_child,
+                        unique: true,
+                    });
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+            pos = end;
+        }
+        // An element is unique when its path occurs once.
+        let counts: std::collections::HashMap<String, usize> =
+            out.iter().fold(Default::default(), |mut m, s| {
+                *m.entry(s.path.clone()).or_default() += 1;
+                m
+            });
+        for site in &mut out {
+            site.unique = counts[&site.path] == 1;
+        }
+        out
+    }
+
+    fn splice(text: &str, at: usize, insert: &str) -> String {
+        format!("{}{insert}{}", &text[..at], &text[at..])
+    }
+
+    pub(super) fn check(adapter: &dyn Adapter, encoding: &'static Encoding, documents: &[String]) {
+        let bureau = adapter.bureau();
+        let media_type = adapter.format().media_type;
+        let decode = |text: &str| adapter.decode(&encoding.encode(text).0, media_type);
+        for text in documents {
+            let original = decode(text).expect("decodes");
+            let sites = sites(text);
+            for site in &sites {
+                let (start, end) = site.outer;
+                // An element the document holds once, given twice.
+                if site.unique
+                    && site.after_first_child.is_none()
+                    && site.path.matches('/').count() > 1
+                {
+                    let twice = splice(text, end, &text[start..end]);
+                    let result = decode(&twice);
+                    let name = site.path.rsplit('/').next().unwrap_or("");
+                    assert!(
+                        matches!(&result, Err(DecodeError::Invalid(errors))
+                            if errors.iter().any(|e| e.path.ends_with(&format!("/{name}")))),
+                        "{bureau}: {} given twice is not refused there: {result:?}",
+                        site.path
+                    );
+                }
+                if let Some((from, to)) = site.text {
+                    let content = &text[from..to];
+                    if content.trim().is_empty() || content.contains('&') {
+                        continue;
+                    }
+                    // A child element inside a text field, and characters XML 1.0 forbids.
+                    let middle = from
+                        + content
+                            .char_indices()
+                            .nth(content.chars().count() / 2)
+                            .map_or(0, |(i, _)| i);
+                    for (at, insert, what) in [
+                        (middle, "<X>injected</X>", "an element inside its text"),
+                        (from, "\u{B}", "a raw U+000B"),
+                        (to, "\u{FFFE}", "a raw U+FFFE"),
+                        (from, "&#xB;", "the reference &#xB;"),
+                        (middle, "&#x1;", "the reference &#x1;"),
+                    ] {
+                        let result = decode(&splice(text, at, insert));
+                        assert!(
+                            refused_at(&result, &site.path, |_| true),
+                            "{bureau}: {what} in {} is not refused there: {result:?}",
+                            site.path
+                        );
+                    }
+                }
+                // Stray text, and a CDATA block, beside child elements.
+                if let Some(at) = site.after_first_child {
+                    for (insert, what) in [
+                        ("junk".to_owned(), "stray text"),
+                        (format!("<![CDATA[{}]]>", "x".repeat(4096)), "a CDATA block"),
+                        ("&amp;".to_owned(), "a reference"),
+                    ] {
+                        let result = decode(&splice(text, at, &insert));
+                        assert!(
+                            refused_at(&result, &site.path, |_| true),
+                            "{bureau}: {what} among the children of {} is not refused there: {result:?}",
+                            site.path
+                        );
+                    }
+                }
+            }
+            // Every value typed in full-width forms reads as the same events.
+            let wide = widen_document(text);
+            assert_eq!(
+                decode(&wide).as_ref(),
+                Ok(&original),
+                "{bureau}: full-width values do not read as their ASCII forms:\n{wide}"
+            );
+        }
+    }
+
+    /// The document with every text and attribute value in full-width forms.
+    fn widen_document(text: &str) -> String {
+        let mut reader = Reader::from_str(text);
+        let mut writer = Writer::new(Vec::new());
+        loop {
+            let event = reader.read_event().expect("well-formed");
+            let out = match event {
+                Event::Eof => break,
+                Event::Start(start) => Event::Start(widen_attributes(&start)),
+                Event::Empty(start) => Event::Empty(widen_attributes(&start)),
+                Event::Text(t) if !t.xml10_content().trim().is_empty() => {
+                    Event::Text(BytesText::new(&widen(&t.xml10_content())).into_owned())
+                }
+                other => other,
+            };
+            writer.write_event(out).expect("writing to a Vec");
+        }
+        String::from_utf8(writer.into_inner()).expect("UTF-8")
+    }
+
+    fn widen_attributes(start: &BytesStart<'_>) -> BytesStart<'static> {
+        let name = start.name().as_ref().to_owned();
+        let mut out = BytesStart::new(name);
+        for attribute in start.attributes() {
+            let attribute = attribute.expect("well-formed attribute");
+            let key = attribute.key.as_ref().to_owned();
+            let value = attribute
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .expect("attribute value")
+                .into_owned();
+            let value = if key.starts_with("xmlns") {
+                value
+            } else {
+                widen(&value)
+            };
+            out.push_attribute((key.as_str(), value.as_str()));
+        }
+        out
+    }
 }
 
 fn read_samples(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -130,7 +578,13 @@ fn check_invalid_samples(adapter: &dyn Adapter, dir: &Path) {
                     assert!(!error.path.is_empty(), "{name}: an error without a path");
                 }
             }
-            (Err(error), Some(kind)) => assert_eq!(error_kind(&error), kind, "{name}: {error}"),
+            (Err(error), Some(kind)) => {
+                assert_eq!(error_kind(&error), kind, "{name}: {error}");
+                // A document refused whole may still say where: then it must be there.
+                if let (Some(want), DecodeError::Malformed { path, .. }) = (want_path, &error) {
+                    assert_eq!(path, want, "{name}: refused at another path: {error}");
+                }
+            }
             (Err(error), None) => panic!("{name}: expected field errors, got {error}"),
         }
     }

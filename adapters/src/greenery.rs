@@ -63,7 +63,7 @@ use serde::Serialize;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
-use crate::json::{FinalNewline, Obj, decode_value, encode_pretty, value_text};
+use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty, value_text};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 
@@ -325,8 +325,8 @@ fn organization(
         Some(o) => {
             o.check_keys(&APPLICANT_KEYS, n);
             (
-                o.take(n, name_field, "名称", Name::parse),
-                o.take(n, code_field, "统一社会信用代码", CreditCode::parse),
+                o.string(n, name_field, "名称", Name::parse),
+                o.string(n, code_field, "统一社会信用代码", CreditCode::parse),
             )
         }
         None => (None, None),
@@ -358,11 +358,11 @@ impl Greenery {
             Some(h) => {
                 h.check_keys(&HEADER_KEYS, n);
                 (
-                    h.take(n, F::MessageId, "编号", MessageId::parse),
-                    h.take(n, F::Source, "发送部门", |t| {
+                    h.string(n, F::MessageId, "编号", MessageId::parse),
+                    h.string(n, F::Source, "发送部门", |t| {
                         lookup(&SENDERS, t, "sending department")
                     }),
-                    h.take(n, F::OccurredAt, "时间", parse_time),
+                    h.string(n, F::OccurredAt, "时间", parse_time),
                 )
             }
             None => (None, None, None),
@@ -381,10 +381,10 @@ impl Greenery {
         let s = root.object("测绘成果", F::Document, n)?;
         s.check_keys(&SURVEY_KEYS, n);
         // The survey id names the published version, as a case id names a case.
-        let survey_id = s.take(n, F::SurveyId, "成果编号", SurveyId::parse);
-        let supersedes = s.take_opt(n, F::SurveySupersedes, "替代成果编号", SurveyId::parse);
-        let project = s.take(n, F::SurveyProject, "项目代码", ProjectCode::parse);
-        let kind = s.take(n, F::SurveyKind, "测绘类型", |t| {
+        let survey_id = s.string(n, F::SurveyId, "成果编号", SurveyId::parse);
+        let supersedes = s.string_opt(n, F::SurveySupersedes, "替代成果编号", SurveyId::parse);
+        let project = s.string(n, F::SurveyProject, "项目代码", ProjectCode::parse);
+        let kind = s.string(n, F::SurveyKind, "测绘类型", |t| {
             lookup(&SURVEY_KINDS, t, "survey kind (simplified)")
         });
         let (agency_name, agency_code) = organization(
@@ -394,8 +394,14 @@ impl Greenery {
             F::SurveyAgencyCreditCode,
             n,
         );
-        let version = s.take(n, F::SurveyVersion, "版本号", parse_version);
-        let surveyed_on = s.take(n, F::SurveyedOn, "测绘日期", ShanghaiDate::parse_iso);
+        let version = s.string_or_integer(
+            n,
+            F::SurveyVersion,
+            "版本号",
+            bounds!(1, 4294967295),
+            parse_version,
+        );
+        let surveyed_on = s.string(n, F::SurveyedOn, "测绘日期", ShanghaiDate::parse_iso);
         let figures = s.figures("指标", n, Self::decode_figure);
         let files = Self::decode_files(&s, n);
         let notice = SurveyNoticeParts {
@@ -417,13 +423,13 @@ impl Greenery {
     /// Reads one `{ 名称, 数值 }` of `指标` into `figures`.
     fn decode_figure(f: &Obj<'_>, figures: &mut FigureSet, n: &mut Normalizer) {
         f.check_keys(&FIGURE_KEYS, n);
-        let name = f.take(n, F::SurveyFigure, "名称", |t| {
+        let name = f.string(n, F::SurveyFigure, "名称", |t| {
             lookup(&FIGURES, t, "figure name (simplified)")
         });
         let quantity = match name {
-            Some(name) => f.take(n, F::SurveyFigure, "数值", |t| name.parse_value(t)),
+            Some(name) => f.string(n, F::SurveyFigure, "数值", |t| name.parse_value(t)),
             // Without a known name the value cannot be read; it is still required.
-            None => f.take(n, F::SurveyFigure, "数值", |_| Ok(())).and(None),
+            None => f.string(n, F::SurveyFigure, "数值", |_| Ok(())).and(None),
         };
         figures.push(n, name, quantity, || f.native("名称"));
     }
@@ -438,10 +444,16 @@ impl Greenery {
                 continue;
             };
             f.check_keys(&FILE_KEYS, n);
-            let name = f.take(n, F::SurveyFile, "文件名", Name::parse);
-            let media_type = f.take(n, F::SurveyFile, "类型", parse_media_type);
-            let sha256 = f.take(n, F::SurveyFile, "摘要", Sha256Hex::parse);
-            let size = f.take(n, F::SurveyFile, "大小", parse_size);
+            let name = f.string(n, F::SurveyFile, "文件名", Name::parse);
+            let media_type = f.string(n, F::SurveyFile, "类型", parse_media_type);
+            let sha256 = f.string(n, F::SurveyFile, "摘要", Sha256Hex::parse);
+            let size = f.string_or_integer(
+                n,
+                F::SurveyFile,
+                "大小",
+                bounds!(0, 18446744073709551615),
+                parse_size,
+            );
             match (name, media_type, sha256, size) {
                 (Some(name), Some(media_type), Some(sha256), Some(size_bytes)) => {
                     files.push(FileRef {
@@ -469,26 +481,32 @@ impl Greenery {
 
         let c = case.as_ref()?;
         c.check_keys(&CASE_KEYS, n);
-        let case_id = c.take(n, F::CaseId, "办件号", BureauCaseId::parse);
-        let sequence = c.take(n, F::Sequence, "版本号", parse_sequence);
-        let item = c.take(n, F::Item, "事项", |t| {
+        let case_id = c.string(n, F::CaseId, "办件号", BureauCaseId::parse);
+        let sequence = c.string_or_integer(
+            n,
+            F::Sequence,
+            "版本号",
+            bounds!(1, 999999999999999999),
+            parse_sequence,
+        );
+        let item = c.string(n, F::Item, "事项", |t| {
             lookup(&ITEMS, t, "item name (simplified)")
         });
-        let stage = c.take(n, F::Stage, "阶段", |t| {
+        let stage = c.string(n, F::Stage, "阶段", |t| {
             lookup(&STAGES, t, "stage name (simplified)")
         });
-        let status = c.take(n, F::Status, "状态", |t| {
+        let status = c.string(n, F::Status, "状态", |t| {
             lookup(&STATUSES, t, "case status (simplified)")
         });
-        let district = c.take(n, F::District, "区", District::parse_name);
+        let district = c.string(n, F::District, "区", District::parse_name);
 
         let project = c.object("项目", F::ProjectCode, n);
         let (project_code, project_name) = match &project {
             Some(p) => {
                 p.check_keys(&PROJECT_KEYS, n);
                 (
-                    p.take(n, F::ProjectCode, "代码", ProjectCode::parse),
-                    p.take(n, F::ProjectName, "名称", Name::parse),
+                    p.string(n, F::ProjectCode, "代码", ProjectCode::parse),
+                    p.string(n, F::ProjectName, "名称", Name::parse),
                 )
             }
             None => (None, None),
@@ -496,10 +514,10 @@ impl Greenery {
         let (applicant_name, credit_code) =
             organization(c, "申请单位", F::ApplicantName, F::ApplicantCreditCode, n);
 
-        let submitted_at = c.take(n, F::SubmittedAt, "申报时间", parse_time);
-        let time_limit = c.take(n, F::TimeLimit, "办理时限", WorkingDays::parse);
-        let floor_area = c.take_opt(n, F::FloorArea, "建筑面积", Area::parse);
-        let investment = c.take_opt(n, F::Investment, "总投资", Money::parse);
+        let submitted_at = c.string(n, F::SubmittedAt, "申报时间", parse_time);
+        let time_limit = c.string(n, F::TimeLimit, "办理时限", WorkingDays::parse);
+        let floor_area = c.nullable_string_opt(n, F::FloorArea, "建筑面积", Area::parse);
+        let investment = c.nullable_string_opt(n, F::Investment, "总投资", Money::parse);
         let parts = CaseParts {
             message_id,
             source,

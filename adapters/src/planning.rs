@@ -143,7 +143,7 @@ fn parse_unit(text: &str) -> Result<String, Problem> {
 
 /// Item codes: the canonical code in upper case, e.g. `CONSTRUCTION_PLANNING_PERMIT`.
 fn parse_item(text: &str) -> Result<Item, Problem> {
-    let text = text.trim();
+    let text = clean(text);
     if text.bytes().any(|b| b.is_ascii_lowercase()) {
         return Err(Problem::UnknownCode {
             vocabulary: "item code (upper case)",
@@ -157,7 +157,7 @@ impl Planning {
     fn check_root(root: &Element, n: &mut Normalizer) {
         let path = format!("/{}", root.name);
         root.check_attributes(&path, &["version"], n);
-        if root.attribute("version") != Some("1.0") {
+        if root.attribute("version").map(clean).as_deref() != Some("1.0") {
             n.reject(
                 F::Document,
                 format!("{path}/@version"),

@@ -67,7 +67,7 @@ use serde_json::Value;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
-use crate::json::{FinalNewline, Obj, decode_value, encode_pretty, value_text};
+use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty, value_text};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 
@@ -267,7 +267,13 @@ impl Transport {
             }
             None => (None, None),
         };
-        let version = notice.integer(n, F::SurveyVersion, "version", parse_version);
+        let version = notice.integer(
+            n,
+            F::SurveyVersion,
+            "version",
+            bounds!(1, 4294967295),
+            parse_version,
+        );
         let surveyed_on = notice.string(n, F::SurveyedOn, "surveyedOn", ShanghaiDate::parse_iso);
 
         let figures = notice.figures("figures", n, Self::decode_figure);
@@ -286,7 +292,13 @@ impl Transport {
             let name = file.string(n, F::SurveyFile, "name", Name::parse);
             let media_type = file.string(n, F::SurveyFile, "mediaType", parse_media_type);
             let sha256 = file.string(n, F::SurveyFile, "sha256", Sha256Hex::parse);
-            let size_bytes = file.integer(n, F::SurveyFile, "sizeBytes", parse_size);
+            let size_bytes = file.integer(
+                n,
+                F::SurveyFile,
+                "sizeBytes",
+                bounds!(0, 999999999999999999),
+                parse_size,
+            );
             files = match (files, name, media_type, sha256, size_bytes) {
                 (Some(mut all), Some(name), Some(media_type), Some(sha256), Some(size_bytes)) => {
                     all.push(FileRef {
@@ -342,7 +354,13 @@ impl Transport {
         let case = root.object("case", F::Document, n)?;
         case.check_keys(&CASE_KEYS, n);
         let case_id = case.string(n, F::CaseId, "caseId", BureauCaseId::parse);
-        let sequence = case.integer(n, F::Sequence, "seq", parse_sequence);
+        let sequence = case.integer(
+            n,
+            F::Sequence,
+            "seq",
+            bounds!(1, 999999999999999999),
+            parse_sequence,
+        );
         let item = case.string(n, F::Item, "itemCode", Item::parse_code);
         let stage = case.string(n, F::Stage, "stage", |t| lookup(&STAGES, t, "stage name"));
         let status = case.string(n, F::Status, "status", |t| {
@@ -377,7 +395,13 @@ impl Transport {
             "submittedAt",
             ShanghaiTime::parse_rfc3339,
         );
-        let time_limit = case.integer(n, F::TimeLimit, "timeLimitWorkingDays", WorkingDays::parse);
+        let time_limit = case.integer(
+            n,
+            F::TimeLimit,
+            "timeLimitWorkingDays",
+            bounds!(1, 365),
+            WorkingDays::parse,
+        );
         let floor_area = case.string_opt(n, F::FloorArea, "floorAreaM2", |t| {
             Area::from_number_in(t, AreaUnit::SquareMetre)
         });

@@ -154,7 +154,7 @@ const STATUSES: [(CaseStatus, &str); 6] = [
 
 /// The sending bureau, by the short name its peers write (`市水務局`).
 fn parse_sender(text: &str) -> Result<BureauId, Problem> {
-    let text = text.trim();
+    let text = clean(text);
     BureauId::ALL
         .into_iter()
         .find(|bureau| bureau.short_name_zh() == text)
@@ -165,7 +165,7 @@ fn parse_sender(text: &str) -> Result<BureauId, Problem> {
 
 /// The item, by its name in traditional characters (`排水許可`).
 fn parse_item(text: &str) -> Result<Item, Problem> {
-    let text = text.trim();
+    let text = clean(text);
     Item::ALL
         .into_iter()
         .find(|item| item.name_zh() == text)
@@ -251,7 +251,7 @@ impl Water {
         let r = format!("/{}", root.name);
         root.check_children(&r, &[HEADER, body], &[], n);
         root.check_attributes(&r, &[VERSION_ATTRIBUTE], n);
-        if root.attribute(VERSION_ATTRIBUTE) != Some("1.0") {
+        if root.attribute(VERSION_ATTRIBUTE).map(clean).as_deref() != Some("1.0") {
             n.reject(
                 F::Document,
                 format!("{r}/@{VERSION_ATTRIBUTE}"),

@@ -237,6 +237,10 @@ fn start_element<'a>(
         let value = attribute
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| malformed(&path_of(stack), &e.to_string()))?;
+        // Raw characters were checked over the whole document; this catches references.
+        if let Some(c) = value.chars().find(|&c| !is_xml_char(c)) {
+            return Err(forbidden_char(stack, c));
+        }
         attributes.push((
             attribute.key.local_name().as_ref().to_owned(),
             value.into_owned(),
@@ -249,8 +253,117 @@ fn start_element<'a>(
     })
 }
 
+/// Whether `c` is a character XML 1.0 allows (production `Char`, §2.2): tab, line feed,
+/// carriage return, and U+0020 and above except the surrogates (which a Rust string cannot hold)
+/// and U+FFFE, U+FFFF.
+pub(crate) fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The byte offset of the first character XML 1.0 forbids, if any. A byte scan: in UTF-8 the
+/// forbidden characters are the C0 controls other than tab, LF and CR (one byte each) and
+/// U+FFFE/U+FFFF (`EF BF BE`, `EF BF BF`).
+fn first_forbidden_char(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().find_map(|(i, &b)| {
+        let forbidden = match b {
+            b'\t' | b'\n' | b'\r' => false,
+            0..0x20 => true,
+            0xEF => matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
+            _ => false,
+        };
+        forbidden.then_some(i)
+    })
+}
+
+fn forbidden_char(stack: &[Element<'_>], c: char) -> DecodeError {
+    malformed(
+        &path_of(stack),
+        &format!(
+            "character U+{:04X} is not allowed in XML 1.0 (production Char)",
+            u32::from(c)
+        ),
+    )
+}
+
+/// Refuses content that mixes text and child elements. Every bureau format is element-only
+/// or text-only (no XSD declares `mixed`): text beside child elements (stray text, a CDATA
+/// block, a reference) or a child element inside a text field would be dropped or glued
+/// together silently, which is guessing.
+fn mixed_content(stack: &[Element<'_>], what: &str) -> DecodeError {
+    malformed(
+        &path_of(stack),
+        &format!("mixed content: {what}; an element holds either child elements or text"),
+    )
+}
+
+/// Adds text (or a resolved reference) to the element being read. White space beside child
+/// elements is indentation and dropped; anything else there is mixed content.
+fn push_text<'a>(
+    stack: &mut [Element<'a>],
+    content: Cow<'a, str>,
+    what: &str,
+) -> Result<(), DecodeError> {
+    let blank = content.trim_matches(XML_SPACE).is_empty();
+    match stack.last_mut() {
+        Some(current) if !current.children.is_empty() => {
+            if blank {
+                Ok(())
+            } else {
+                Err(mixed_content(
+                    stack,
+                    &format!("{what} beside child elements"),
+                ))
+            }
+        }
+        Some(current) if current.text.is_empty() => {
+            current.text = content;
+            Ok(())
+        }
+        Some(current) => {
+            current.text.to_mut().push_str(&content);
+            Ok(())
+        }
+        None if blank => Ok(()),
+        None => Err(malformed("/", &format!("{what} outside the root element"))),
+    }
+}
+
+/// White space as XML 1.0 defines it (production `S`): the only characters trimmed from text.
+const XML_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// Makes `element` a child of the element being read (or the root). A child inside text is
+/// mixed content; white space before the first child is indentation.
+fn attach<'a>(
+    stack: &mut [Element<'a>],
+    root: &mut Option<Element<'a>>,
+    element: Element<'a>,
+) -> Result<(), DecodeError> {
+    match stack.last_mut() {
+        Some(parent) => {
+            if !parent.text.is_empty() {
+                if !parent.text.trim_matches(XML_SPACE).is_empty() {
+                    let what = format!("element <{}> inside text", element.name);
+                    return Err(mixed_content(stack, &what));
+                }
+                parent.text = Cow::Borrowed("");
+            }
+            parent.children.push(element);
+        }
+        None => *root = Some(element),
+    }
+    Ok(())
+}
+
 /// Parses a decoded document into its root element.
+///
+/// Besides well-formedness, it refuses what no bureau format allows: a DOCTYPE, processing
+/// instructions, undeclared entities, characters outside XML 1.0's `Char` production (raw or as
+/// character references), mixed content (see [`mixed_content`]), and nesting or element counts
+/// beyond fixed limits. Text is trimmed of XML white space only (a vertical tab is refused,
+/// not trimmed).
 pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
+    let forbidden_at = first_forbidden_char(text);
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -259,6 +372,29 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
         let event = reader
             .read_event()
             .map_err(|e| malformed(&path_of(&stack), &e.to_string()))?;
+        if let Some(at) = forbidden_at
+            && reader.buffer_position() > at as u64
+        {
+            let c = text[at..].chars().next().unwrap_or('\0');
+            let message = format!(
+                "character U+{:04X} is not allowed in XML 1.0 (production Char)",
+                u32::from(c)
+            );
+            // In a tag (an attribute value), the path names the tag's element.
+            return Err(match &event {
+                Event::Start(start) | Event::Empty(start) => {
+                    let mut path = if stack.is_empty() {
+                        String::new()
+                    } else {
+                        path_of(&stack)
+                    };
+                    path.push('/');
+                    path.push_str(start.local_name().as_ref());
+                    malformed(&path, &message)
+                }
+                _ => malformed(&path_of(&stack), &message),
+            });
+        }
         match event {
             Event::DocType(_) => return Err(DecodeError::DtdForbidden),
             Event::PI(_) => {
@@ -274,45 +410,45 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
             }
             Event::Start(start) => {
                 let element = open_element(&start, &stack, &mut count)?;
+                if let Some(parent) = stack.last()
+                    && !parent.text.trim_matches(XML_SPACE).is_empty()
+                {
+                    let what = format!("element <{}> inside text", element.name);
+                    return Err(mixed_content(&stack, &what));
+                }
                 stack.push(element);
             }
             Event::Empty(start) => {
                 let element = open_element(&start, &stack, &mut count)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(element),
-                    None => root = Some(element),
-                }
+                attach(&mut stack, &mut root, element)?;
             }
             Event::End(_) => {
                 let Some(mut element) = stack.pop() else {
                     return Err(malformed("/", "unexpected end tag"));
                 };
                 element.text = match element.text {
-                    Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
-                    Cow::Owned(text) if text.trim().len() == text.len() => Cow::Owned(text),
-                    Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+                    Cow::Borrowed(text) => Cow::Borrowed(text.trim_matches(XML_SPACE)),
+                    Cow::Owned(text) if text.trim_matches(XML_SPACE).len() == text.len() => {
+                        Cow::Owned(text)
+                    }
+                    Cow::Owned(text) => Cow::Owned(text.trim_matches(XML_SPACE).to_owned()),
                 };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(element),
-                    None => root = Some(element),
-                }
+                attach(&mut stack, &mut root, element)?;
             }
             Event::Text(text) => {
                 let content = text.xml10_content();
-                match stack.last_mut() {
-                    Some(current) if current.text.is_empty() => current.text = content,
-                    Some(current) => current.text.to_mut().push_str(&content),
-                    None if content.trim().is_empty() => {}
-                    None => return Err(malformed("/", "text outside the root element")),
-                }
+                push_text(&mut stack, content, "text")?;
             }
-            Event::CData(cdata) => match stack.last_mut() {
-                Some(current) => current.text.to_mut().push_str(&cdata.xml10_content()),
-                None => return Err(malformed("/", "CDATA outside the root element")),
-            },
+            Event::CData(cdata) => {
+                if stack.is_empty() {
+                    return Err(malformed("/", "CDATA outside the root element"));
+                }
+                push_text(&mut stack, cdata.xml10_content(), "a CDATA section")?;
+            }
             Event::GeneralRef(reference) => {
                 let resolved = match reference.resolve_char_ref() {
-                    Ok(Some(c)) => c,
+                    Ok(Some(c)) if is_xml_char(c) => c,
+                    Ok(Some(c)) => return Err(forbidden_char(&stack, c)),
                     Ok(None) => match reference.as_ref() {
                         "lt" => '<',
                         "gt" => '>',
@@ -328,10 +464,12 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
                     },
                     Err(e) => return Err(malformed(&path_of(&stack), &e.to_string())),
                 };
-                match stack.last_mut() {
-                    Some(current) => current.text.to_mut().push(resolved),
-                    None => return Err(malformed("/", "reference outside the root element")),
+                if stack.is_empty() {
+                    return Err(malformed("/", "reference outside the root element"));
                 }
+                let mut buf = [0u8; 4];
+                let content = Cow::Owned(resolved.encode_utf8(&mut buf).to_owned());
+                push_text(&mut stack, content, "a reference")?;
             }
             Event::Eof => break,
         }
@@ -469,6 +607,61 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    fn refusal_path(body: &str) -> Option<String> {
+        match decode_document(&UTF8_XML, body.as_bytes(), "application/xml") {
+            Err(DecodeError::Malformed { path, .. }) => Some(path),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn refuses_mixed_content_with_its_path() {
+        let cases = [
+            // A child element inside a text field (would read "ABCD").
+            ("<a><b>AB<x>injected</x>CD</b></a>", "/a/b"),
+            ("<a><b>AB<x/></b></a>", "/a/b"),
+            // Stray text, a reference or a CDATA block between elements.
+            ("<a><b>1</b>junk<c>2</c></a>", "/a"),
+            ("<a><b>1</b>&amp;</a>", "/a"),
+            ("<a><b>1</b><![CDATA[lots of data]]></a>", "/a"),
+            ("<a><![CDATA[before]]><b>1</b></a>", "/a"),
+            ("<a>text first<b>1</b></a>", "/a"),
+        ];
+        for (body, path) in cases {
+            assert_eq!(refusal_path(body).as_deref(), Some(path), "{body}");
+        }
+        // Indentation between elements, and white space around text, are not content.
+        let root = decode_document(
+            &UTF8_XML,
+            b"<a>\n  <b> 1 </b>\r\n\t<c><![CDATA[ ]]></c>\n</a>",
+            "application/xml",
+        )
+        .unwrap();
+        assert_eq!(root.text, "");
+        assert_eq!(root.text_of("b"), Some("1"));
+        assert_eq!(root.text_of("c"), Some(""));
+    }
+
+    #[test]
+    fn refuses_characters_xml_forbids_raw_or_as_references() {
+        for (body, path) in [
+            ("<a><b>\u{B}AB</b></a>", "/a/b"),
+            ("<a><b>A\u{1}B</b></a>", "/a/b"),
+            ("<a><b>AB\u{FFFE}</b></a>", "/a/b"),
+            ("<a x=\"\u{C}\"><b/></a>", "/a"),
+            ("<a><b y=\"\u{FFFF}\"/></a>", "/a/b"),
+            ("<a><b>&#xB;AB</b></a>", "/a/b"),
+            ("<a><b>&#1;</b></a>", "/a/b"),
+            ("<a><b>&#xFFFF;</b></a>", "/a/b"),
+            ("<a x=\"&#x1F;\"><b/></a>", "/"),
+        ] {
+            assert_eq!(refusal_path(body).as_deref(), Some(path), "{body:?}");
+        }
+        // Tab, line feed and carriage return are characters; as references they are text.
+        let root = decode_document(&UTF8_XML, b"<a>A&#9;B&#xD;</a>", "application/xml").unwrap();
+        assert_eq!(root.text, "A\tB");
     }
 
     #[test]

@@ -64,11 +64,17 @@ impl CreditCode {
         1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
     ];
 
-    /// Parses a credit code strictly: full-width folded, letters upper-cased, every character
-    /// from the code's alphabet, positions 3-8 an administrative division (digits), and the check
-    /// character right.
+    /// Parses a credit code strictly: full-width folded, every character from the code's
+    /// alphabet in upper case as GB 32100-2015 and every bureau's schema write it (a lower-case
+    /// letter is refused, not upper-cased), positions 3-8 an administrative division (digits),
+    /// and the check character right.
     pub fn parse(input: &str) -> Result<Self, Problem> {
-        let text = clean(input).to_ascii_uppercase();
+        let text = clean(input).into_owned();
+        if text.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(Problem::BadFormat {
+                expected: "unified social credit code in upper case (GB 32100-2015)",
+            });
+        }
         if text.len() != 18 || !text.is_ascii() {
             return Err(Problem::BadFormat {
                 expected: "18-character unified social credit code",
@@ -188,11 +194,25 @@ mod tests {
     fn accepts_a_published_credit_code() {
         // A code printed on a real Fujian business licence, often quoted as the standard's example.
         assert!(CreditCode::parse("91350100M000100Y43").is_ok());
-        // Full-width and lower case fold to the same code.
+        // Full-width forms fold to the same code.
         assert_eq!(
-            CreditCode::parse("９１350100m000100y43").map(|c| c.0),
+            CreditCode::parse("９１350100Ｍ000100Ｙ43").map(|c| c.0),
             Ok("91350100M000100Y43".to_owned())
         );
+        // Lower case is another spelling than the standard's and every bureau schema's: refused.
+        for lower in [
+            "91350100m000100y43",
+            "91350100M000100y43",
+            "９１350100ｍ000100Y43",
+        ] {
+            assert_eq!(
+                CreditCode::parse(lower),
+                Err(Problem::BadFormat {
+                    expected: "unified social credit code in upper case (GB 32100-2015)"
+                }),
+                "{lower}"
+            );
+        }
     }
 
     #[test]

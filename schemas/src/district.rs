@@ -109,9 +109,10 @@ impl District {
             .map(|row| row.0)
     }
 
-    /// Parses a district from its code (`310115`, `3101LG`) only.
+    /// Parses a district from its code (`310115`, `3101LG`) only; the committees' codes in
+    /// upper case, as every bureau schema writes them (case is not folded: `text::clean`).
     pub fn parse_code(input: &str) -> Result<Self, Problem> {
-        let text = clean(input).to_ascii_uppercase();
+        let text = clean(input);
         TABLE
             .iter()
             .find(|row| row.1 == text)
@@ -159,7 +160,9 @@ mod tests {
             District::parse_code("３１０１５１"),
             Ok(District::Chongming)
         );
-        assert_eq!(District::parse_code("3101lg"), Ok(District::Lingang));
+        assert_eq!(District::parse_code("3101LG"), Ok(District::Lingang));
+        assert_eq!(District::parse_code("３１０１ＬＧ"), Ok(District::Lingang));
+        assert!(District::parse_code("3101lg").is_err());
         assert_eq!(District::parse_name("浦東新區"), Ok(District::Pudong));
         assert_eq!(District::parse_name("浦东新区"), Ok(District::Pudong));
         assert!(District::parse_code("310102").is_err()); // 南市區, merged into Huangpu in 2000

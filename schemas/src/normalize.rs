@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::text::clean;
+
 /// The canonical field a native value was meant to fill, named as in the canonical JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[allow(missing_docs)] // each variant's documentation is its dotted canonical name
@@ -231,7 +233,9 @@ impl Normalizer {
         Self::default()
     }
 
-    /// Parses a required native value. `text` is `None` when the field is absent. The path is
+    /// Parses a required native value. `text` is `None` when the field is absent. The parser
+    /// gets the text folded and trimmed by [`clean`] (full-width forms to ASCII), so every
+    /// field of every format folds alike; a rejection reports the text as received. The path is
     /// built only when the value is rejected, so the happy path allocates nothing for it.
     pub fn field<T>(
         &mut self,
@@ -244,7 +248,8 @@ impl Normalizer {
             self.reject(field, path(), "", Problem::Missing);
             return None;
         };
-        match parse(text) {
+        // The one folding rule, for every field of every format: see `text::clean`.
+        match parse(&clean(text)) {
             Ok(value) => Some(value),
             Err(problem) => {
                 self.reject(field, path(), text, problem);

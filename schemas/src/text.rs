@@ -27,7 +27,12 @@ pub fn to_halfwidth(input: &str) -> Cow<'_, str> {
     )
 }
 
-/// Folds full-width forms and trims surrounding white space.
+/// Folds full-width forms and trims surrounding white space: **the one folding rule** of the
+/// exchange. Every native value of every format goes through it before it is parsed or compared
+/// (`Normalizer::field` applies it; the parsers apply it again, harmlessly, for callers that use
+/// them directly). It folds nothing else: letter case is significant (a code is accepted in the
+/// case its specification writes it), and a character outside U+FF01–U+FF5E and U+3000 is
+/// never mapped to another.
 pub fn clean(input: &str) -> Cow<'_, str> {
     match to_halfwidth(input) {
         Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
@@ -36,7 +41,9 @@ pub fn clean(input: &str) -> Cow<'_, str> {
 }
 
 /// Free text (a name, a title): folded, trimmed, non-empty, at most `max_chars` characters, and
-/// free of control characters (which no bureau form can legitimately contain).
+/// free of control characters (which no bureau form can legitimately contain) and of the
+/// noncharacters U+FFFE and U+FFFF, which XML 1.0 forbids: canonical text must be deliverable in
+/// every bureau's format.
 pub fn free_text(input: &str, max_chars: usize) -> Result<String, Problem> {
     let text = clean(input);
     if text.is_empty() {
@@ -45,7 +52,10 @@ pub fn free_text(input: &str, max_chars: usize) -> Result<String, Problem> {
     if text.chars().count() > max_chars {
         return Err(Problem::TooLong { max_chars });
     }
-    if text.chars().any(char::is_control) {
+    if text
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    {
         return Err(Problem::BadFormat {
             expected: "text without control characters",
         });
@@ -90,6 +100,8 @@ mod tests {
             Err(Problem::TooLong { max_chars: 5 })
         );
         assert!(free_text("a\u{7}b", 5).is_err());
+        assert!(free_text("a\u{FFFE}b", 5).is_err());
+        assert!(free_text("a\u{FFFF}", 5).is_err());
         assert_eq!(free_text(" ＡＢ建設 ", 5).as_deref(), Ok("AB建設"));
     }
 

@@ -68,6 +68,11 @@ impl ShanghaiTime {
             });
         }
         let parsed = DateTime::parse_from_rfc3339(&text).map_err(|_| Problem::NoSuchDate)?;
+        // chrono reads second 60 as a leap second; no local layout can hold one, and the
+        // canonical model counts whole seconds of Shanghai's civil time, which has none.
+        if parsed.nanosecond() != 0 {
+            return Err(Problem::NoSuchDate);
+        }
         if parsed.offset().local_minus_utc() != SHANGHAI_OFFSET_SECONDS {
             return Err(Problem::NotShanghaiOffset);
         }
@@ -91,6 +96,10 @@ impl ShanghaiTime {
 
     /// Builds an instant from a Shanghai wall-clock time (whole seconds only).
     pub fn from_local(naive: NaiveDateTime) -> Result<Self, Problem> {
+        // Second 60 (chrono's leap second) is no time in Shanghai.
+        if naive.nanosecond() >= 1_000_000_000 {
+            return Err(Problem::NoSuchDate);
+        }
         if naive.nanosecond() != 0 {
             return Err(Problem::TooPrecise { max_decimals: 0 });
         }
@@ -261,6 +270,19 @@ mod tests {
             Err(Problem::NoSuchDate)
         );
         assert!(ShanghaiTime::parse_rfc3339("2022-02-15T09:30:00.5+08:00").is_err());
+    }
+
+    #[test]
+    fn second_60_is_no_such_time_in_any_layout() {
+        // Found by fuzzing: accepted in RFC 3339, then refused when written in a local layout.
+        assert_eq!(
+            ShanghaiTime::parse_rfc3339("2024-09-11T16:40:60+08:00"),
+            Err(Problem::NoSuchDate)
+        );
+        assert_eq!(
+            ShanghaiTime::parse_local("2024-09-11 16:40:60", LocalFormat::DashedWithSpace),
+            Err(Problem::NoSuchDate)
+        );
     }
 
     #[test]

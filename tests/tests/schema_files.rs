@@ -197,6 +197,86 @@ fn validators_reject_a_message_that_breaks_the_schema() {
     assert!(!status.success(), "xmllint accepted a stage code 9x");
 }
 
+/// Invalid samples whose rule the bureau's own schema file states: the adapter and the external
+/// validator must both refuse each one. Credit codes are upper case only (both sides), a key
+/// given twice, `null` where the schema allows none, a number where it says string, integers
+/// above its maximum, mixed content and characters XML 1.0 forbids. (Rules a schema cannot
+/// state, such as check characters, are the adapters' alone; full-width forms, which the adapters
+/// fold, are the one documented case where an adapter accepts what a pattern refuses.)
+const REFUSED_BY_BOTH: &[(&str, &str)] = &[
+    ("planning", "lower-case-credit-code.xml"),
+    ("planning", "mixed-content-in-case-no.xml"),
+    ("planning", "stray-text-between-elements.xml"),
+    ("planning", "cdata-in-root.xml"),
+    ("planning", "vertical-tab-in-case-no.xml"),
+    ("planning", "character-reference-to-a-control.xml"),
+    ("water", "lower-case-credit-code.xml"),
+    ("water", "element-inside-project-name.xml"),
+    ("water", "stray-text-in-header.xml"),
+    ("water", "vertical-tab-reference-in-case-no.xml"),
+    ("transport", "survey-agency-lower-case-credit-code.json"),
+    ("transport", "survey-file-size-above-maximum.json"),
+    ("transport", "sender-given-twice.json"),
+    ("traffic_police", "lower-case-credit-code.json"),
+    ("traffic_police", "sender-given-twice.json"),
+    ("traffic_police", "sequence-given-twice-in-case.json"),
+    ("civil_defense", "lower-case-credit-code.xml"),
+    ("civil_defense", "cdata-in-batch.xml"),
+    ("civil_defense", "element-inside-status.xml"),
+    ("civil_defense", "noncharacter-in-project-name.xml"),
+    ("greenery", "lower-case-credit-code.json"),
+    ("greenery", "survey-supersedes-null.json"),
+    ("greenery", "survey-agency-name-a-number.json"),
+    ("greenery", "sender-given-twice.json"),
+    ("greenery", "survey-version-above-maximum.json"),
+];
+
+#[test]
+fn adapters_and_validators_refuse_the_same_schema_rules() {
+    let xml = available("xmllint", &["--version"], "apt-get install libxml2-utils");
+    let json = available(
+        "python3",
+        &["-c", "import jsonschema"],
+        "pip install jsonschema",
+    );
+    for (bureau, file) in REFUSED_BY_BOTH {
+        let adapter = adapters::ALL
+            .iter()
+            .find(|a| a.bureau().as_str() == *bureau)
+            .expect("a bureau with an adapter");
+        let folder = repo().join("schemas/bureaus").join(bureau);
+        let path = folder.join("invalid").join(file);
+        let body = std::fs::read(&path).expect("the invalid sample");
+        assert!(
+            adapter.decode(&body, adapter.format().media_type).is_err(),
+            "{bureau} accepts {file}"
+        );
+        let mut command = match adapter.format().syntax {
+            Syntax::Xml { .. } if xml => {
+                let mut c = Command::new("xmllint");
+                c.args(["--noout", "--schema"])
+                    .arg(folder.join("message.xsd"))
+                    .arg(&path);
+                c
+            }
+            Syntax::Json if json => {
+                let mut c = Command::new("python3");
+                c.arg(repo().join("tests/validate_json.py"))
+                    .arg(folder.join("message.schema.json"))
+                    .arg(&path);
+                c
+            }
+            _ => continue,
+        };
+        let output = command.output().expect("validator runs");
+        assert!(
+            !output.status.success(),
+            "the {bureau} schema accepts {file}, which the adapter refuses:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
 #[test]
 fn openapi_document_is_valid_openapi_3_1() {
     if !available(
