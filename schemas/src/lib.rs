@@ -18,6 +18,7 @@ pub mod bureau;
 pub mod codes;
 pub mod common;
 pub mod district;
+pub mod fold;
 pub mod model;
 pub mod normalize;
 pub mod quantity;

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::text::clean;
+use crate::fold::clean;
 
 /// The canonical field a native value was meant to fill, named as in the canonical JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -248,7 +248,7 @@ impl Normalizer {
             self.reject(field, path(), "", Problem::Missing);
             return None;
         };
-        // The one folding rule, for every field of every format: see `text::clean`.
+        // The one folding rule, for every field of every format: see `fold::clean`.
         match parse(&clean(text)) {
             Ok(value) => Some(value),
             Err(problem) => {
