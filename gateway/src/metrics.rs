@@ -45,7 +45,12 @@ pub fn handle() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
             // Fails only when another recorder is installed; the handle then renders ours, empty.
-            let _ = metrics::set_global_recorder(recorder);
+            if let Err(error) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(
+                    message = "another metrics recorder is installed; /metrics stays empty",
+                    %error
+                );
+            }
             describe();
             handle
         })

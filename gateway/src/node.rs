@@ -74,12 +74,22 @@ impl Running {
 
     /// Stops accepting, lets open requests finish (up to 10 s) and stops the delivery workers.
     pub async fn shutdown(self) {
+        // Fails only when every receiver is gone, i.e. the tasks have ended already.
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
-        if let Some(admin) = self.admin_server {
-            let _ = admin.await;
+        let tasks = [
+            Some(("listener", self.server)),
+            self.admin_server.map(|t| ("admin listener", t)),
+            Some(("delivery engine", self.engine)),
+        ];
+        for (task, handle) in tasks.into_iter().flatten() {
+            if let Err(error) = handle.await {
+                tracing::error!(
+                    message = "a node task ended abnormally",
+                    task,
+                    error = &error as &dyn std::error::Error
+                );
+            }
         }
-        let _ = self.engine.await;
     }
 }
 
