@@ -69,6 +69,22 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Multi-survey-in-one.
     pub surveys: SurveysConfig,
+    /// The operator surface (dashboard, admin API).
+    pub ops: OpsConfig,
+}
+
+/// The operator surface: how often a node reports what it sees, and when a bureau counts as
+/// degraded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// How often each node writes its counts and per-bureau state to the store (what every
+    /// node's dashboard shows), and refreshes the queue gauges.
+    pub report_interval_seconds: u64,
+    /// A bureau whose oldest pending delivery is older than this is degraded.
+    pub backlog_age_degraded_seconds: u64,
+    /// A bureau whose certificate expires within this many days is degraded.
+    pub certificate_warning_days: u64,
 }
 
 /// Multi-survey-in-one: who publishes, where files live, who may see what.
@@ -366,6 +382,14 @@ impl Config {
         self.store_location()?;
         let positive = [
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
+            (
+                "ops.report_interval_seconds",
+                self.ops.report_interval_seconds,
+            ),
+            (
+                "ops.backlog_age_degraded_seconds",
+                self.ops.backlog_age_degraded_seconds,
+            ),
             (
                 "limits.request_timeout_seconds",
                 self.limits.request_timeout_seconds,

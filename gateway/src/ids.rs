@@ -14,6 +14,14 @@ pub fn mint_message_id() -> MessageId {
         .expect("a minted gw- id is a valid message id")
 }
 
+/// `text` as a message id of the gateway's own minting (`gw-` and 32 lowercase hex digits), or
+/// `None`: how an operator's lookup tells a message id from a case id.
+pub fn gateway_message_id(text: &str) -> Option<MessageId> {
+    let hex = text.strip_prefix("gw-")?;
+    let minted = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    minted.then(|| MessageId::parse(text).ok()).flatten()
+}
+
 /// A new survey version id, `sv-` and 32 hex digits.
 pub fn mint_survey_id() -> SurveyId {
     SurveyId::parse(&format!("sv-{}", uuid::Uuid::now_v7().simple()))

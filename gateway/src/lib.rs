@@ -13,15 +13,19 @@
 //! - `net`: identities, TLS, the dev PKI, the accept loop.
 //! - `routing`: which bureaus receive an event.
 //! - `store`: the durable store (SQLite, PostgreSQL) behind one trait.
+//! - `ops`: the operator surface without HTTP: what a node sees, its reports, the
+//!   exchange-wide picture, case timelines.
 //! - `delivery`: the push engine, retries, breakers, wake-ups.
 //! - `surveys`: multi-survey-in-one, without HTTP.
 //! - `http`: the router, callers, handlers, problems.
 //! - `node`: a running node, everything wired together.
 //! - `sim`: simulated bureau systems (for `demo` and the tests).
+//! - `ctl`: `gateway ctl`, the operator's command line over the admin API.
 //! - `demo`: `gateway demo`.
 
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod delivery;
 pub mod demo;
 pub mod http;
@@ -29,6 +33,7 @@ pub mod ids;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod ops;
 pub mod routing;
 pub mod sim;
 pub mod store;

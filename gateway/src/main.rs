@@ -1,5 +1,5 @@
-//! The exchange gateway's command line: run a node (`serve`), run the demo (`demo`), manage the
-//! dev PKI (`pki`), explain routing (`routes explain`), and the adapter tools (`adapters`,
+//! The exchange gateway's command line: run a node (`serve`), run the demo (`demo`), operate a
+//! node (`ctl`), manage the dev PKI (`pki`), explain routing (`routes explain`), and the adapter tools (`adapters`,
 //! `decode`, `sample`).
 
 use std::io::{IsTerminal, Write};
@@ -54,6 +54,9 @@ enum Command {
     /// RUST_LOG set, that filter applies to both the file and the console (e.g.
     /// RUST_LOG=debug, or RUST_LOG=error to keep the console quieter still).
     Demo(gateway::demo::DemoArgs),
+    /// Operate a running node over its admin API, with an operator certificate (mutual TLS):
+    /// status, bureaus, dead letters, pause / resume, traces and case timelines.
+    Ctl(gateway::ctl::CtlArgs),
     /// Manage the development PKI (exchange CA, gateway, bureau and operator certificates).
     Pki {
         #[command(subcommand)]
@@ -393,6 +396,8 @@ fn main() -> Result<ExitCode> {
         }
         Command::Demo(args) => tokio::runtime::Runtime::new()?
             .block_on(gateway::demo::run(args, console.unwrap_or_default())),
+        Command::Ctl(args) => Ok(tokio::runtime::Runtime::new()?
+            .block_on(gateway::ctl::run(args, &mut std::io::stdout()))),
         Command::Pki { command } => pki(command),
         Command::Routes {
             command:

@@ -29,6 +29,24 @@ pub const TLS_HANDSHAKES_REFUSED: &str = "gateway_tls_handshakes_refused_total";
 /// Request-body bytes reserved now in the in-flight body budget (`limits.max_in_flight_body_bytes`).
 pub const REQUEST_BODY_BYTES_RESERVED: &str = "gateway_request_body_bytes_reserved";
 
+/// 1 while an operator has paused delivery to a `subscriber`, else 0 (exchange-wide, from the
+/// store).
+pub const DELIVERY_PAUSED: &str = "gateway_delivery_paused";
+/// Unix time of the last message this node accepted from a `bureau`.
+pub const LAST_MESSAGE_RECEIVED: &str = "gateway_last_message_received_timestamp_seconds";
+/// Seconds until the certificate a `bureau` last presented to this node expires.
+pub const CLIENT_CERTIFICATE_EXPIRY: &str = "gateway_client_certificate_expiry_seconds";
+/// Seconds until this node's own certificate expires.
+pub const NODE_CERTIFICATE_EXPIRY: &str = "gateway_node_certificate_expiry_seconds";
+/// Store calls that failed, by `kind`: unavailable, corrupt, closed, conflict.
+pub const STORE_ERRORS: &str = "gateway_store_errors_total";
+
+/// Histogram buckets (seconds) of the two latencies: from 1 ms to a minute, so that p99 is
+/// aggregated across nodes from the buckets (a summary's quantiles cannot be).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0,
+];
+
 /// Survey results published (each shared once with every entitled bureau), by `kind`.
 pub const SURVEYS_SHARED: &str = "gateway_survey_results_shared_total";
 /// Survey notices queued for entitled bureaus, by `kind`.
@@ -42,7 +60,10 @@ pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .expect("the latency buckets are not empty");
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only when another recorder is installed; the handle then renders ours, empty.
             if let Err(error) = metrics::set_global_recorder(recorder) {
@@ -94,6 +115,29 @@ fn describe() {
         Unit::Bytes,
         "Request-body bytes reserved now in the in-flight body budget (limits.max_in_flight_body_bytes)."
     );
+    describe_gauge!(
+        DELIVERY_PAUSED,
+        "1 while an operator has paused delivery to the subscriber (exchange-wide), else 0."
+    );
+    describe_gauge!(
+        LAST_MESSAGE_RECEIVED,
+        Unit::Seconds,
+        "Unix time of the last message this node accepted from the bureau."
+    );
+    describe_gauge!(
+        CLIENT_CERTIFICATE_EXPIRY,
+        Unit::Seconds,
+        "Seconds until the certificate the bureau last presented to this node expires."
+    );
+    describe_gauge!(
+        NODE_CERTIFICATE_EXPIRY,
+        Unit::Seconds,
+        "Seconds until this node's own certificate expires."
+    );
+    describe_counter!(
+        STORE_ERRORS,
+        "Store calls that failed, by kind: unavailable, corrupt, closed, conflict."
+    );
     describe_counter!(
         SURVEYS_SHARED,
         "Survey results published, each shared once with every entitled bureau, by kind."
@@ -109,8 +153,8 @@ fn describe() {
 }
 
 /// Every metric this module names, for the test that each has help text.
-#[cfg(test)]
-const ALL: [&str; 13] = [
+#[doc(hidden)] // public for the test that the Grafana dashboard names only these
+pub const ALL: [&str; 18] = [
     MESSAGES_RECEIVED,
     DELIVERIES,
     QUEUE_DEPTH,
@@ -124,6 +168,11 @@ const ALL: [&str; 13] = [
     SURVEYS_SHARED,
     SURVEY_NOTICES,
     SURVEY_REUSES,
+    DELIVERY_PAUSED,
+    LAST_MESSAGE_RECEIVED,
+    CLIENT_CERTIFICATE_EXPIRY,
+    NODE_CERTIFICATE_EXPIRY,
+    STORE_ERRORS,
 ];
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::delivery::{DeliveryEngine, Wakers};
 use crate::http::{self, AppState};
 use crate::net::tls::{PushVerifier, TlsFiles};
 use crate::net::{listener, tls};
+use crate::ops::Activity;
 use crate::routing::RouteTable;
 use crate::store::Store;
 use crate::store::any::AnyStore;
@@ -43,6 +44,9 @@ pub enum StartError {
         /// The error.
         source: std::io::Error,
     },
+    /// The system's random number generator failed.
+    #[error("the system's random number generator failed")]
+    Random,
 }
 
 /// A running gateway node.
@@ -141,12 +145,16 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         .filter(|(_, b)| b.delivery == DeliveryMode::Pull)
         .map(|(id, _)| *id);
     let wakers = Arc::new(Wakers::new(pull));
+    let activity = Arc::new(Activity::default());
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
         routes: RouteTable::new(config.routes.clone()),
         wakers: wakers.clone(),
         blobs: BlobStore::new(config.surveys.blob_dir.clone()),
+        activity: activity.clone(),
+        form_key: form_key(&store).await?.into_bytes(),
+        started_at: now_ms(),
     });
     crate::metrics::handle();
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -154,6 +162,7 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         store.clone(),
         config.clone(),
         wakers.clone(),
+        activity.clone(),
         (*client_tls).clone(),
     );
     let engine = tokio::spawn(engine.run(shutdown_rx.clone()));
@@ -161,6 +170,12 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         tokio::spawn(forward_notifications(notifications, wakers.clone()));
     }
     tokio::spawn(clean_up(store.clone(), config.clone(), shutdown_rx.clone()));
+    tokio::spawn(crate::ops::report::run(
+        store.clone(),
+        config.clone(),
+        activity,
+        shutdown_rx.clone(),
+    ));
     let (server_tls, tls_updates) = watch::channel(server_tls);
     tokio::spawn(reload_tls(
         files,
@@ -199,6 +214,18 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         admin_server,
         engine,
     })
+}
+
+/// The key of the dashboard's form tokens: one per store, so a form a node served can be
+/// posted to any node of it (several nodes behind one address).
+async fn form_key(store: &AnyStore) -> Result<String, StartError> {
+    let mut candidate = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut candidate)
+        .map_err(|_| StartError::Random)?;
+    let candidate = candidate.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(store.shared_secret("dashboard-form-key", candidate).await?)
 }
 
 /// What the TLS files hold now, to notice a change: a digest of each file's content (or of its

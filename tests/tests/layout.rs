@@ -23,11 +23,13 @@ const GATEWAY_LAYERS: &[&str] = &[
     "config",
     "routing",
     "store",
+    "ops",
     "delivery",
     "surveys",
     "http",
     "node",
     "sim",
+    "ctl",
     "demo",
 ];
 

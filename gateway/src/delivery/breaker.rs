@@ -58,6 +58,15 @@ impl Breaker {
         self.state
     }
 
+    /// The state as a node reports it to the operator view.
+    pub fn reported(&self) -> crate::store::CircuitState {
+        match self.state {
+            CircuitState::Closed { .. } => crate::store::CircuitState::Closed,
+            CircuitState::HalfOpen { .. } => crate::store::CircuitState::HalfOpen,
+            CircuitState::Open { .. } => crate::store::CircuitState::Open,
+        }
+    }
+
     /// The state as a gauge value: 0 closed, 1 half-open, 2 open.
     pub fn gauge(&self) -> f64 {
         match self.state {

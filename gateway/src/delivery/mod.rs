@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics as m;
+use crate::ops::Activity;
 use crate::store::{AfterFailure, Attempt, Delivery, Store, StoreError};
 
 pub mod backoff;
@@ -35,6 +36,7 @@ struct Shared<S> {
     config: Arc<Config>,
     client: HttpsClient,
     wakers: Arc<Wakers>,
+    activity: Arc<Activity>,
     breakers: Mutex<HashMap<BureauId, Breaker>>,
     per_subscriber: HashMap<BureauId, Arc<Semaphore>>,
     global: Arc<Semaphore>,
@@ -51,6 +53,7 @@ impl<S: Store + Clone> DeliveryEngine<S> {
         store: S,
         config: Arc<Config>,
         wakers: Arc<Wakers>,
+        activity: Arc<Activity>,
         tls: rustls::ClientConfig,
     ) -> Self {
         let client = https_client(&tls);
@@ -81,6 +84,7 @@ impl<S: Store + Clone> DeliveryEngine<S> {
                 config,
                 client,
                 wakers,
+                activity,
                 breakers: Mutex::new(breakers),
                 per_subscriber,
                 global,
@@ -100,6 +104,7 @@ impl<S: Store + Clone> DeliveryEngine<S> {
             let leased = match shared.take_due().await {
                 Ok(leased) => leased,
                 Err(error) => {
+                    error.count();
                     tracing::warn!(message = "cannot take due deliveries; retrying", %error);
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -157,6 +162,7 @@ impl<S: Store + Clone> Shared<S> {
                 }
                 metrics::gauge!(m::CIRCUIT_STATE, "subscriber" => subscriber.as_str())
                     .set(breaker.gauge());
+                self.activity.circuit(subscriber, breaker.reported());
             }
         }
         let lease_ms = (self.config.delivery.lease_seconds * 1000) as i64;
@@ -207,6 +213,7 @@ impl<S: Store + Clone> Shared<S> {
                 metrics::counter!(m::DELIVERIES, "subscriber" => subscriber.as_str(), "outcome" => "delivered")
                     .increment(1);
                 tracing::debug!(message = "delivered", %subscriber, message_id);
+                self.activity.delivered(subscriber, now_ms(), 1);
                 self.store
                     .mark_delivered(delivery.id, delivery.lease, now_ms())
                     .await
@@ -228,6 +235,7 @@ impl<S: Store + Clone> Shared<S> {
                     at: now_ms(),
                     error: failure.error,
                 };
+                self.activity.failed(subscriber, attempt.at, &attempt.error);
                 self.store
                     .mark_failed(delivery.id, delivery.lease, attempt, after)
                     .await
@@ -239,6 +247,7 @@ impl<S: Store + Clone> Shared<S> {
                 tracing::warn!(message = "lease lost before the outcome was recorded; the delivery will be sent again", %subscriber, message_id)
             }
             Err(error) => {
+                error.count();
                 tracing::warn!(message = "outcome not recorded; the delivery will be sent again when its lease expires", %subscriber, message_id, %error)
             }
         }

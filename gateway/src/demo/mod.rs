@@ -178,7 +178,11 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
         pki.dir.display()
     ));
     console.line(&format!(
-        "metrics: curl --cacert {0}/ca.pem --cert {0}/operator.pem --key {0}/operator.key https://{gateway}/metrics",
+        "dashboard: https://{gateway}/ops with the operator certificate: in a browser, import {0}/operator.p12 (password demo; made by `openssl pkcs12 -export -in {0}/operator.pem -inkey {0}/operator.key -out {0}/operator.p12 -passout pass:demo`) and trust {0}/ca.pem",
+        pki.dir.display()
+    ));
+    console.line(&format!(
+        "operate: gateway ctl --url https://{gateway} --ca {0}/ca.pem --cert {0}/operator.pem --key {0}/operator.key bureaus   (or curl --cacert {0}/ca.pem --cert {0}/operator.pem --key {0}/operator.key https://{gateway}/v1/admin/bureaus; metrics at /metrics)",
         pki.dir.display()
     ));
     console.line(&format!(

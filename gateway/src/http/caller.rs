@@ -17,7 +17,7 @@ use schemas::BureauId;
 use super::problem::Problem;
 use super::state::AppState;
 use crate::config::DeliveryMode;
-use crate::net::{Identity, Peer};
+use crate::net::{CertificateExpiry, Identity, Peer};
 use crate::store::Store;
 
 /// The identity of the request's connection. A request that did not come through the listener
@@ -35,7 +35,14 @@ fn identity(parts: &Parts) -> Result<Option<&Identity>, Problem> {
 
 fn bureau_of<S>(parts: &Parts, state: &AppState<S>) -> Result<BureauId, Problem> {
     match identity(parts)? {
-        Some(Identity::Bureau(bureau)) if state.config.bureaus.contains_key(bureau) => Ok(*bureau),
+        Some(Identity::Bureau(bureau)) if state.config.bureaus.contains_key(bureau) => {
+            if let Some(CertificateExpiry(not_after)) = parts.extensions.get() {
+                state
+                    .activity
+                    .certificate(*bureau, *not_after, crate::clock::now_ms());
+            }
+            Ok(*bureau)
+        }
         Some(Identity::Bureau(bureau)) => Err(Problem::forbidden(format!(
             "bureau {bureau} is not configured on this gateway"
         ))),

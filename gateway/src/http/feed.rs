@@ -92,7 +92,9 @@ async fn feed_ack<S: Store + Clone>(
     query: Result<Query<AckQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(query) = query?;
-    let acknowledged = state.store.feed_ack(bureau, query.cursor, now_ms()).await?;
+    let now = now_ms();
+    let acknowledged = state.store.feed_ack(bureau, query.cursor, now).await?;
+    state.activity.delivered(bureau, now, acknowledged);
     metrics::counter!(m::DELIVERIES, "subscriber" => bureau.as_str(), "outcome" => "delivered")
         .increment(acknowledged);
     Ok(axum::Json(serde_json::json!({ "acknowledged": acknowledged })).into_response())

@@ -218,6 +218,7 @@ async fn commit<S: Store + Clone>(state: &AppState<S>, message: NewMessage) -> R
     match state.store.ingest(message).await {
         Ok(IngestOutcome::Accepted(receipt)) => {
             count(sender, "accepted");
+            state.activity.received(sender, now_ms());
             tracing::info!(message = "message accepted", bureau = %sender, message_ids = ?receipt.message_ids, deliveries = receipt.deliveries);
             state.wakers.wake_for(subscribers);
             (StatusCode::ACCEPTED, axum::Json(receipt)).into_response()

@@ -4,7 +4,9 @@
 //! - `ingest`: `POST /v1/messages`.
 //! - `feed`: `GET /v1/feed`, `POST /v1/feed/ack` (pull bureaus).
 //! - `surveys`: `POST /v1/surveys` and the reads of results and files.
-//! - `operator`: dead letters, replay, `/metrics`.
+//! - `operator`: dead letters, replay, purge, `/metrics`.
+//! - `admin`: the admin API (`/v1/admin/…`): status, bureaus, pause / resume, traces, cases.
+//! - `dashboard`: the operators' HTML dashboard, `/ops` (not in the OpenAPI document: pages).
 //! - `health`: `/healthz`, `/readyz`.
 //! - `problem`: RFC 9457 `Problem`, with the one `From<StoreError>`.
 //! - `limits`: one `Host` header, the in-flight body budget, the upload progress rule.
@@ -25,7 +27,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::store::Store;
 
+mod admin;
 pub mod caller;
+mod dashboard;
 mod feed;
 mod health;
 mod ingest;
@@ -40,12 +44,20 @@ pub use problem::Problem;
 pub use state::AppState;
 
 /// Every endpoint's path, as documented in `schemas/api/openapi.json` (a test compares them).
-pub const PATHS: [&str; 12] = [
+pub const PATHS: [&str; 20] = [
     "/v1/messages",
     "/v1/feed",
     "/v1/feed/ack",
     "/v1/dead-letters",
     "/v1/dead-letters/replay",
+    "/v1/dead-letters/purge",
+    "/v1/dead-letters/{id}",
+    "/v1/admin/status",
+    "/v1/admin/bureaus",
+    "/v1/admin/bureaus/{bureau}/pause",
+    "/v1/admin/bureaus/{bureau}/resume",
+    "/v1/admin/trace/{message_id}",
+    "/v1/admin/cases/{key}",
     "/metrics",
     "/healthz",
     "/readyz",
@@ -62,6 +74,8 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .merge(ingest::router())
         .merge(feed::router())
         .merge(operator::router())
+        .merge(admin::router())
+        .merge(dashboard::router())
         .merge(health::router())
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(

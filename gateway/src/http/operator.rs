@@ -1,10 +1,11 @@
-//! Operator endpoints: dead letters and their replay, and the Prometheus metrics page.
+//! Operator endpoints: dead letters (list, one with its history, replay, purge), and the
+//! Prometheus metrics page.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +17,7 @@ use super::problem::Problem;
 use super::state::AppState;
 use crate::clock::now_ms;
 use crate::metrics as m;
+use crate::ops::report;
 use crate::store::{DeliveryId, ReplaySelector, Store};
 
 /// At most this many dead letters are listed, or replayed, by one call.
@@ -25,6 +27,8 @@ pub(super) fn router<S: Store + Clone>() -> Router<Arc<AppState<S>>> {
     Router::new()
         .route("/v1/dead-letters", get(dead_letters::<S>))
         .route("/v1/dead-letters/replay", post(replay::<S>))
+        .route("/v1/dead-letters/purge", post(purge::<S>))
+        .route("/v1/dead-letters/{id}", get(dead_letter::<S>))
         .route("/metrics", get(metrics_page::<S>))
 }
 
@@ -108,28 +112,57 @@ async fn replay<S: Store + Clone>(
     Ok(axum::Json(serde_json::json!({ "replayed": replayed })).into_response())
 }
 
-/// Refreshes the queue gauges from the store.
-async fn refresh_queue_gauges<S: Store>(store: &S) {
-    let stats = match store.queue_stats().await {
-        Ok(stats) => stats,
+/// `GET /v1/dead-letters/{id}`: one dead letter with its attempt history.
+async fn dead_letter<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    _: Operator,
+    id: Result<Path<DeliveryId>, PathRejection>,
+) -> Result<Response, Problem> {
+    let Path(id) = id?;
+    match state.store.dead_letter(id).await? {
+        Some(letter) => Ok(axum::Json(letter).into_response()),
+        None => Err(Problem::not_found(format!("no dead letter {id}"))),
+    }
+}
+
+/// `POST /v1/dead-letters/purge` with `{"subscriber": "water"}` or `{"ids": [..]}`: up to 1000
+/// dead letters are deleted for good (the messages and events stay on record); call again while
+/// `purged` is 1000.
+async fn purge<S: Store + Clone>(
+    State(state): State<Arc<AppState<S>>>,
+    Operator(operator): Operator,
+    request: Result<axum::Json<ReplayRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let axum::Json(request) = request?;
+    let selector = request.selector()?;
+    let purged = state
+        .store
+        .purge(selector, MAX_DEAD_LETTERS_PER_CALL)
+        .await?;
+    tracing::info!(message = "dead letters purged", %operator, purged);
+    Ok(axum::Json(serde_json::json!({ "purged": purged })).into_response())
+}
+
+/// Refreshes the queue and pause gauges from the store before a scrape.
+async fn refresh_gauges<S: Store>(state: &AppState<S>) {
+    let read = async {
+        let stats = state.store.queue_stats().await?;
+        let pauses = state.store.pauses().await?;
+        Ok::<_, crate::store::StoreError>((stats, pauses))
+    };
+    match read.await {
+        Ok((stats, pauses)) => {
+            report::queue_gauges(&stats, now_ms());
+            report::pause_gauges(&state.config, &pauses);
+        }
         Err(error) => {
             // The gauges keep their last values; /readyz reports the store itself.
+            error.count();
             tracing::warn!(
                 message = "queue gauges not refreshed",
                 error = &error as &dyn std::error::Error
             );
-            return;
         }
-    };
-    let now = now_ms();
-    for stat in stats {
-        let subscriber = stat.subscriber.as_str();
-        metrics::gauge!(m::QUEUE_DEPTH, "subscriber" => subscriber).set(stat.pending as f64);
-        metrics::gauge!(m::DEAD_LETTERS, "subscriber" => subscriber).set(stat.dead as f64);
-        let age = stat
-            .oldest_pending
-            .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
-        metrics::gauge!(m::QUEUE_OLDEST_SECONDS, "subscriber" => subscriber).set(age);
     }
 }
 
@@ -138,7 +171,7 @@ async fn metrics_page<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     _: Operator,
 ) -> Response {
-    refresh_queue_gauges(&state.store).await;
+    refresh_gauges(&state).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m::handle().render(),

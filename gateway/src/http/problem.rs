@@ -199,6 +199,7 @@ impl IntoResponse for Problem {
 /// is logged here, so no handler can drop it; the response never carries internals.
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
+        error.count();
         match &error {
             StoreError::Conflict(detail) => Self::conflict(detail.clone()),
             StoreError::Unavailable { .. } => {
@@ -297,4 +298,5 @@ problem_from_rejection!(
     axum::extract::rejection::QueryRejection,
     axum::extract::multipart::MultipartError,
     axum::extract::multipart::MultipartRejection,
+    axum::extract::rejection::FormRejection,
 );

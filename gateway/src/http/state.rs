@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::clock::Millis;
 use crate::config::Config;
 use crate::delivery::Wakers;
+use crate::ops::Activity;
 use crate::routing::RouteTable;
 use crate::surveys::blobs::BlobStore;
 
@@ -19,4 +21,10 @@ pub struct AppState<S> {
     pub wakers: Arc<Wakers>,
     /// Survey files.
     pub blobs: BlobStore,
+    /// What this node sees of each bureau (reported to the store for the operator view).
+    pub activity: Arc<Activity>,
+    /// The key that signs the dashboard's form tokens (CSRF), shared by every node of the store.
+    pub form_key: Vec<u8>,
+    /// When this node started.
+    pub started_at: Millis,
 }

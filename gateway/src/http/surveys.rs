@@ -157,6 +157,7 @@ async fn publish<S: Store + Clone>(
         .map_err(|error| Problem::internal_from("survey version not planned", &error))?;
     match state.store.ingest(planned.message).await? {
         IngestOutcome::Accepted(receipt) => {
+            state.activity.received(planned.record.publisher, now_ms());
             let kind_name = vocabulary::name(&kind);
             metrics::counter!(m::SURVEYS_SHARED, "kind" => kind_name.clone()).increment(1);
             metrics::counter!(m::SURVEY_NOTICES, "kind" => kind_name)

@@ -59,6 +59,12 @@ impl Identity {
 #[derive(Debug, Clone)]
 pub struct Peer(pub Option<Identity>);
 
+/// When the client certificate of the request's connection expires (Unix milliseconds), put
+/// beside [`Peer`] by the listener when the connection presented one: what the operator
+/// dashboard shows as a bureau's days left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertificateExpiry(pub i64);
+
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.uri())

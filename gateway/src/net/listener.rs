@@ -46,7 +46,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::Peer;
+use super::{CertificateExpiry, Peer};
 use crate::metrics as m;
 
 /// The bounds of one listener. [`Limits::default`] is what `config.default.toml` documents.
@@ -241,17 +241,20 @@ impl Connection {
             },
             _ = self.stop.wait_for(|stop| *stop) => return,
         };
-        let identity = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(super::tls::peer_identity);
+        let certificates = tls.get_ref().1.peer_certificates();
+        let identity = certificates.and_then(super::tls::peer_identity);
+        let expiry = certificates
+            .and_then(super::tls::peer_not_after)
+            .map(CertificateExpiry);
         let peer = Peer(identity);
         let (in_flight, mut idle) = watch::channel(0usize);
         let in_flight = Arc::new(in_flight);
         let router = self.router;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(peer.clone());
+            if let Some(expiry) = expiry {
+                request.extensions_mut().insert(expiry);
+            }
             let guard = InFlight::start(in_flight.clone());
             let response = router.clone().oneshot(request.map(axum::body::Body::new));
             async move {

@@ -21,4 +21,4 @@ pub mod listener;
 pub mod pki;
 pub mod tls;
 
-pub use identity::{Identity, Peer};
+pub use identity::{CertificateExpiry, Identity, Peer};

@@ -533,6 +533,13 @@ pub fn peer_identity(certs: &[CertificateDer<'_>]) -> Option<Identity> {
     found
 }
 
+/// When the end-entity certificate of a peer's chain expires (its `notAfter`, Unix
+/// milliseconds); `None` when there is no chain or it does not parse.
+pub fn peer_not_after(certs: &[CertificateDer<'_>]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
+    cert.validity().not_after.timestamp().checked_mul(1000)
+}
+
 /// Seconds from now until the first certificate in `cert` expires (its `notAfter`); negative
 /// once it has expired.
 pub fn seconds_until_expiry(cert: &Path) -> Result<i64, TlsError> {

@@ -10,7 +10,8 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    QueueStat, ReadOf, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
+    NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
+    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 /// Either backend.
@@ -137,6 +138,46 @@ impl Store for AnyStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping())
+    }
+
+    async fn pause(&self, pause: Pause) -> Result<bool, StoreError> {
+        delegate!(self, s => s.pause(pause))
+    }
+
+    async fn resume(&self, subscriber: BureauId) -> Result<bool, StoreError> {
+        delegate!(self, s => s.resume(subscriber))
+    }
+
+    async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
+        delegate!(self, s => s.pauses())
+    }
+
+    async fn dead_letter(&self, id: DeliveryId) -> Result<Option<DeadLetter>, StoreError> {
+        delegate!(self, s => s.dead_letter(id))
+    }
+
+    async fn purge(&self, selector: ReplaySelector, limit: usize) -> Result<u64, StoreError> {
+        delegate!(self, s => s.purge(selector, limit))
+    }
+
+    async fn timeline(
+        &self,
+        key: TimelineKey,
+        limit: usize,
+    ) -> Result<Vec<TimelineEvent>, StoreError> {
+        delegate!(self, s => s.timeline(key, limit))
+    }
+
+    async fn record_node_report(&self, report: NodeReport) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_node_report(report))
+    }
+
+    async fn node_reports(&self, since: Millis, limit: usize) -> Result<NodeReports, StoreError> {
+        delegate!(self, s => s.node_reports(since, limit))
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: String) -> Result<String, StoreError> {
+        delegate!(self, s => s.shared_secret(name, candidate))
     }
 
     async fn cleanup(&self, delivered_before: Millis, limit: usize) -> Result<u64, StoreError> {

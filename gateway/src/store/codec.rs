@@ -17,6 +17,24 @@ pub(crate) fn case_key(event: &Event) -> String {
     format!("{}:{}", event.source.as_str(), event.case_id.as_str())
 }
 
+/// The project an event is about: a case's project, or the project a survey result was made
+/// for.
+pub(crate) fn project_of(event: &Event) -> &schemas::ProjectCode {
+    match &event.payload {
+        schemas::Payload::Case(case) => &case.project.code,
+        schemas::Payload::Survey(notice) => &notice.result.project,
+    }
+}
+
+/// The case keys a bureau case id can have: one per source bureau (each bureau numbers its own
+/// cases, so the same id may name cases of several bureaus).
+pub(crate) fn case_keys_of(case_id: &schemas::BureauCaseId) -> Vec<String> {
+    BureauId::ALL
+        .iter()
+        .map(|b| format!("{}:{}", b.as_str(), case_id.as_str()))
+        .collect()
+}
+
 /// One event row to insert, with the subscribers it gets a delivery for (each once).
 pub(crate) struct EventRow {
     /// The gateway's stable id (`events.gateway_message_id`).
@@ -27,6 +45,8 @@ pub(crate) struct EventRow {
     pub(crate) source: &'static str,
     /// The case's queue key.
     pub(crate) case_key: String,
+    /// The project it is about (`events.project`, for the operators' case timeline).
+    pub(crate) project: String,
     /// The canonical event, JSON.
     pub(crate) json: String,
     /// One delivery each.
@@ -79,10 +99,29 @@ fn event_row(new: &NewEvent) -> Result<EventRow, StoreError> {
         source_id: new.source_message_id.as_str().to_owned(),
         source: new.event.source.as_str(),
         case_key: case_key(&new.event),
+        project: project_of(&new.event).as_str().to_owned(),
         json: serde_json::to_string(&new.event)
             .map_err(|e| StoreError::corrupt_from("cannot encode an event", e))?,
         subscribers,
     })
+}
+
+/// A stored delivery state.
+pub(crate) fn delivery_state(text: &str) -> Result<super::DeliveryState, StoreError> {
+    use super::DeliveryState::{Dead, Delivered, Pending};
+    match text {
+        "pending" => Ok(Pending),
+        "delivered" => Ok(Delivered),
+        "dead" => Ok(Dead),
+        other => Err(StoreError::corrupt(format!(
+            "stored delivery state {other:?}"
+        ))),
+    }
+}
+
+/// A count as a column value (counts never reach `i64::MAX`; saturate rather than wrap).
+pub(crate) fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A stored receipt.

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use schemas::{BureauCaseId, BureauId, Event, MessageId, Sha256Hex};
 
 use super::{
-    AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewEvent,
-    NewMessage, QueueStat, ReadOf, Receipt, ReplaySelector, Store, StoreError,
+    AfterFailure, Attempt, BureauState, CircuitState, DeadLetter, Delivery, DeliveryId,
+    DeliveryState, IngestOutcome, Millis, MinuteCounts, NewEvent, NewMessage, NodeReport, Pause,
+    QueueStat, ReadOf, Receipt, ReplaySelector, Store, StoreError, TimelineKey,
 };
 use crate::ids::IdempotencyKey;
 
@@ -34,6 +35,11 @@ macro_rules! conformance_tests {
             surveys_are_stored_with_their_notices_and_reads_are_counted,
             an_ack_covers_only_what_was_fetched,
             a_restarted_node_takes_back_its_own_leases_at_once,
+            a_paused_subscriber_keeps_its_deliveries_in_order_until_resumed,
+            purge_deletes_only_dead_letters_and_keeps_the_record,
+            a_timeline_finds_a_message_a_case_and_a_project,
+            node_reports_replace_their_minutes_and_expire,
+            a_shared_secret_is_the_first_one_stored,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -1197,4 +1203,306 @@ pub(crate) async fn concurrent_ingests_share_commits<S: Store + Clone>(
     let water = stat(&store, BureauId::Water).await.unwrap();
     assert_eq!(water.pending, 200);
     assert_eq!(water.oldest_pending, Some(10_000));
+}
+
+/// A pause holds push and feed deliveries of one subscriber (others flow); the first pause is
+/// kept; after resume the held deliveries come in their queue order.
+pub(crate) async fn a_paused_subscriber_keeps_its_deliveries_in_order_until_resumed<
+    S: Store + Clone,
+>(
+    store: S,
+) {
+    let first = event(1, "p1");
+    let second = next_in_case(&first, "p2");
+    let both = || vec![BureauId::Water, BureauId::Transport];
+    accept(
+        &store,
+        message("p", 0, vec![(first, both()), (second, both())]),
+    )
+    .await;
+    let pause = Pause {
+        subscriber: BureauId::Water,
+        by: "alice".into(),
+        at: 5,
+    };
+    assert!(store.pause(pause.clone()).await.unwrap());
+    let again = Pause {
+        by: "bob".into(),
+        at: 6,
+        ..pause.clone()
+    };
+    assert!(!store.pause(again).await.unwrap(), "already paused");
+    assert_eq!(store.pauses().await.unwrap(), vec![pause]);
+
+    let leased = store
+        .lease_due(
+            NODE,
+            vec![BureauId::Water, BureauId::Transport],
+            10,
+            LEASE_MS,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        leased.iter().map(|d| d.subscriber).collect::<Vec<_>>(),
+        vec![BureauId::Transport],
+        "only the unpaused subscriber's head is leased"
+    );
+    assert!(
+        store
+            .feed_fetch(BureauId::Water, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 2);
+
+    assert!(store.resume(BureauId::Water).await.unwrap());
+    assert!(
+        !store.resume(BureauId::Water).await.unwrap(),
+        "not paused any more"
+    );
+    assert!(store.pauses().await.unwrap().is_empty());
+    let leased = store
+        .lease_due(NODE, vec![BureauId::Water], 20, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&leased), vec!["gw-p1"], "the case's head first");
+    assert!(record_delivered(&store, &leased[0], 21).await);
+    let leased = store
+        .lease_due(NODE, vec![BureauId::Water], 22, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&leased), vec!["gw-p2"]);
+}
+
+/// Purge deletes dead letters (by ids or by subscriber), never pending or delivered ones; the
+/// event stays in the record.
+pub(crate) async fn purge_deletes_only_dead_letters_and_keeps_the_record<S: Store + Clone>(
+    store: S,
+) {
+    let both = || vec![BureauId::Water, BureauId::Transport];
+    accept(
+        &store,
+        message(
+            "m",
+            0,
+            vec![(event(1, "u1"), both()), (event(2, "u2"), both())],
+        ),
+    )
+    .await;
+    let water = kill_head(&store, BureauId::Water, 10).await;
+    let transport = kill_head(&store, BureauId::Transport, 10).await;
+    let shown = store.dead_letter(water).await.unwrap().unwrap();
+    assert_eq!(shown.subscriber, BureauId::Water);
+    assert_eq!(shown.attempts.len(), 1);
+    assert!(store.dead_letter(9_999).await.unwrap().is_none());
+
+    let pending_water = store
+        .lease_due(NODE, vec![BureauId::Water], 20, LEASE_MS, 1)
+        .await
+        .unwrap()[0]
+        .id;
+    let purged = store
+        .purge(ReplaySelector::Ids(vec![water, pending_water, 9_999]), 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1, "only the dead letter");
+    assert!(store.dead_letter(water).await.unwrap().is_none());
+    assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 1);
+
+    let purged = store
+        .purge(ReplaySelector::Subscriber(BureauId::Transport), 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert!(store.dead_letter(transport).await.unwrap().is_none());
+    let record = store
+        .timeline(TimelineKey::Message(MessageId::parse("gw-u1").unwrap()), 10)
+        .await
+        .unwrap();
+    assert_eq!(record.len(), 1, "the event stays");
+    assert!(
+        record[0].deliveries.is_empty(),
+        "its purged deliveries do not"
+    );
+}
+
+/// A timeline by message id, by case id and by project code: the events in order, with their
+/// message, their deliveries and the attempts of each.
+pub(crate) async fn a_timeline_finds_a_message_a_case_and_a_project<S: Store + Clone>(store: S) {
+    let first = event(7, "t1");
+    let second = next_in_case(&first, "t2");
+    let other = event(8, "t3");
+    accept(
+        &store,
+        message(
+            "t",
+            100,
+            vec![
+                (first.clone(), vec![BureauId::Water, BureauId::Transport]),
+                (second, vec![BureauId::Water]),
+            ],
+        ),
+    )
+    .await;
+    accept(
+        &store,
+        message("u", 200, vec![(other.clone(), vec![BureauId::Greenery])]),
+    )
+    .await;
+    let head = store
+        .lease_due(NODE, vec![BureauId::Water], 300, LEASE_MS, 1)
+        .await
+        .unwrap();
+    let failure = Attempt {
+        at: 310,
+        error: "HTTP 503".into(),
+    };
+    assert!(
+        record_failure(
+            &store,
+            &head[0],
+            failure.clone(),
+            AfterFailure::RetryAt(400)
+        )
+        .await
+    );
+
+    let by_message = store
+        .timeline(TimelineKey::Message(first.message_id.clone()), 10)
+        .await
+        .unwrap();
+    assert_eq!(by_message.len(), 1);
+    let shown = &by_message[0];
+    assert_eq!(shown.event, first);
+    assert_eq!(shown.sender, BureauId::Planning);
+    assert_eq!(shown.received_at, 100);
+    assert_eq!(shown.idempotency_key, "key:t", "in its stored form");
+    let subscribers: Vec<_> = shown.deliveries.iter().map(|d| d.subscriber).collect();
+    assert_eq!(subscribers, vec![BureauId::Water, BureauId::Transport]);
+    assert!(
+        shown
+            .deliveries
+            .iter()
+            .all(|d| d.state == DeliveryState::Pending)
+    );
+    assert_eq!(shown.deliveries[0].attempts, vec![failure]);
+
+    let by_case = store
+        .timeline(TimelineKey::Case(first.case_id.clone()), 10)
+        .await
+        .unwrap();
+    let case_ids: Vec<_> = by_case
+        .iter()
+        .map(|e| e.event.message_id.as_str().to_owned())
+        .collect();
+    assert_eq!(case_ids, vec!["gw-t1", "gw-t2"]);
+
+    let project = super::codec::project_of(&other).clone();
+    let by_project = store
+        .timeline(TimelineKey::Project(project), 10)
+        .await
+        .unwrap();
+    assert!(by_project.iter().any(|e| e.event == other));
+    assert!(
+        store
+            .timeline(
+                TimelineKey::Case(BureauCaseId::parse("NO-SUCH-CASE").unwrap()),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let limited = store
+        .timeline(TimelineKey::Case(first.case_id.clone()), 1)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1, "bounded by the limit");
+}
+
+/// Node reports: a minute reported again replaces its counts; every node's rows are read back;
+/// a node's minutes older than `keep_since` go.
+pub(crate) async fn node_reports_replace_their_minutes_and_expire<S: Store + Clone>(store: S) {
+    let counts = |minute, received| MinuteCounts {
+        bureau: BureauId::Water,
+        minute,
+        received,
+        delivered: 2,
+        failed: 1,
+        backlog: 7,
+    };
+    let state = BureauState {
+        bureau: BureauId::Water,
+        last_in: Some(59_000),
+        last_out: None,
+        failing_since: Some(30_000),
+        failing_count: 4,
+        last_error: Some((58_000, "HTTP 503".into())),
+        circuit: CircuitState::Open,
+        certificate_not_after: Some(1_000_000),
+    };
+    let report = |node: &str, at, minutes| NodeReport {
+        node: node.into(),
+        at,
+        minutes,
+        bureaus: vec![state.clone()],
+        keep_since: 0,
+    };
+    store
+        .record_node_report(report(NODE, 60_000, vec![counts(0, 3), counts(60_000, 1)]))
+        .await
+        .unwrap();
+    store
+        .record_node_report(report(NODE, 61_000, vec![counts(60_000, 4)]))
+        .await
+        .unwrap();
+    store
+        .record_node_report(report("gw-2", 61_000, vec![counts(60_000, 5)]))
+        .await
+        .unwrap();
+    let read = store.node_reports(0, 100).await.unwrap();
+    let mut minutes: Vec<_> = read
+        .minutes
+        .iter()
+        .map(|(node, c)| (node.clone(), c.minute, c.received))
+        .collect();
+    minutes.sort();
+    assert_eq!(
+        minutes,
+        vec![
+            (NODE.to_owned(), 0, 3),
+            (NODE.to_owned(), 60_000, 4),
+            ("gw-2".to_owned(), 60_000, 5),
+        ]
+    );
+    assert_eq!(read.bureaus.len(), 2);
+    assert!(read.bureaus.iter().all(|(_, _, s)| *s == state));
+
+    let mut expiring = report(NODE, 62_000, vec![]);
+    expiring.keep_since = 60_000;
+    store.record_node_report(expiring).await.unwrap();
+    let read = store.node_reports(0, 100).await.unwrap();
+    assert!(!read.minutes.iter().any(|(n, c)| n == NODE && c.minute == 0));
+    let recent = store.node_reports(61_500, 100).await.unwrap();
+    assert!(recent.minutes.is_empty(), "since filters minutes");
+    assert_eq!(recent.bureaus.len(), 1, "and states by report time");
+    assert_eq!(
+        store.node_reports(0, 1).await.unwrap().minutes.len(),
+        1,
+        "bounded"
+    );
+}
+
+/// The first secret stored under a name is the one every caller gets.
+pub(crate) async fn a_shared_secret_is_the_first_one_stored<S: Store + Clone>(store: S) {
+    let first = store.shared_secret("csrf", "one".into()).await.unwrap();
+    let second = store.shared_secret("csrf", "two".into()).await.unwrap();
+    assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
+    assert_eq!(
+        store.shared_secret("other", "three".into()).await.unwrap(),
+        "three"
+    );
 }

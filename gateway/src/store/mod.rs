@@ -17,7 +17,8 @@
 //! Times are Unix milliseconds passed in by the caller, so the store holds no clock.
 
 use schemas::{
-    BureauId, Event, MessageId, ProjectCode, Sha256Hex, SurveyId, SurveyKind, SurveyResult,
+    BureauCaseId, BureauId, Event, MessageId, ProjectCode, Sha256Hex, SurveyId, SurveyKind,
+    SurveyResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -231,6 +232,182 @@ pub struct QueueStat {
     pub failed_attempts: u64,
 }
 
+/// An operator's pause of delivery to a subscriber: its deliveries stay pending in the store,
+/// in order, until it is resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// The paused subscriber.
+    pub subscriber: BureauId,
+    /// The operator who paused it (the name in their certificate).
+    pub by: String,
+    /// When.
+    pub at: Millis,
+}
+
+/// What a timeline is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineKey {
+    /// One event, by the gateway's message id.
+    Message(MessageId),
+    /// Every bureau's case with this id.
+    Case(BureauCaseId),
+    /// Every event about this project.
+    Project(ProjectCode),
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not yet delivered (queued, retrying, or held by a pause).
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up on: a dead letter.
+    Dead,
+}
+
+/// One delivery of a timeline event, with its attempt history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineDelivery {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The receiving bureau.
+    pub subscriber: BureauId,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// When it was queued (the routing decision, at ingest commit).
+    pub created_at: Millis,
+    /// When it was delivered.
+    pub delivered_at: Option<Millis>,
+    /// When it was dead-lettered.
+    pub dead_at: Option<Millis>,
+    /// Failed attempts, oldest first (at most [`MAX_TIMELINE_ATTEMPTS`], the latest).
+    pub attempts: Vec<Attempt>,
+}
+
+/// At most this many attempts of one delivery are shown in a timeline (the latest).
+pub const MAX_TIMELINE_ATTEMPTS: usize = 100;
+
+/// One event as the store holds it, with the message that carried it and its deliveries.
+/// Deliveries delivered before the retention period are gone (`store.retention_days`); the
+/// message and its events stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// The bureau that sent the message (from its certificate).
+    pub sender: BureauId,
+    /// When the gateway received it.
+    pub received_at: Millis,
+    /// The idempotency key in its stored form, which says where it came from: `key:…` (the
+    /// sender's header), `ids:…` (derived from the sender's message ids), `survey:…`.
+    pub idempotency_key: String,
+    /// SHA-256 of the message exactly as received.
+    pub sha256: String,
+    /// The id the sender's own format gave the event.
+    pub source_message_id: String,
+    /// The canonical event (its `message_id` is the gateway's stable id).
+    pub event: Event,
+    /// Its deliveries, one per subscriber it was routed to.
+    pub deliveries: Vec<TimelineDelivery>,
+}
+
+/// A node's circuit breaker for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Deliveries flow.
+    Closed,
+    /// One probe delivery at a time.
+    HalfOpen,
+    /// No deliveries until the open period ends.
+    Open,
+}
+
+impl CircuitState {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::HalfOpen => "half_open",
+            Self::Open => "open",
+        }
+    }
+
+    /// From its stored name.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "closed" => Ok(Self::Closed),
+            "half_open" => Ok(Self::HalfOpen),
+            "open" => Ok(Self::Open),
+            other => Err(StoreError::corrupt(format!(
+                "stored circuit state {other:?}"
+            ))),
+        }
+    }
+}
+
+/// What one node counted for one bureau in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteCounts {
+    /// The bureau.
+    pub bureau: BureauId,
+    /// The minute's start (Unix milliseconds, a multiple of 60,000).
+    pub minute: Millis,
+    /// Messages accepted from the bureau.
+    pub received: u64,
+    /// Deliveries to the bureau that succeeded (pushed, or acknowledged from the feed).
+    pub delivered: u64,
+    /// Delivery attempts to the bureau that failed.
+    pub failed: u64,
+    /// Its pending deliveries (exchange-wide) when the node last looked in that minute.
+    pub backlog: u64,
+}
+
+/// What one node knows of one bureau now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BureauState {
+    /// The bureau.
+    pub bureau: BureauId,
+    /// When this node last accepted a message from it.
+    pub last_in: Option<Millis>,
+    /// When this node last delivered to it.
+    pub last_out: Option<Millis>,
+    /// Since when this node's deliveries to it fail (cleared by a success).
+    pub failing_since: Option<Millis>,
+    /// Failed attempts since then.
+    pub failing_count: u64,
+    /// The last failed attempt's time and error.
+    pub last_error: Option<(Millis, String)>,
+    /// This node's circuit breaker for it (closed for a pull subscriber).
+    pub circuit: CircuitState,
+    /// When the certificate it last presented to this node expires.
+    pub certificate_not_after: Option<Millis>,
+}
+
+/// A node's report to the exchange-wide operator view, written every few seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    /// The node's name.
+    pub node: String,
+    /// When it was made.
+    pub at: Millis,
+    /// Counts of the minutes that changed since the last report (replacing what was stored).
+    pub minutes: Vec<MinuteCounts>,
+    /// Its state per bureau.
+    pub bureaus: Vec<BureauState>,
+    /// The node's minute counts older than this are deleted.
+    pub keep_since: Millis,
+}
+
+/// Every node's reports, as [`Store::node_reports`] reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeReports {
+    /// (node, counts), the oldest minute first.
+    pub minutes: Vec<(String, MinuteCounts)>,
+    /// (node, when it reported, state).
+    pub bureaus: Vec<(String, Millis, BureauState)>,
+}
+
 /// The underlying cause of a store error (a driver error, an I/O error, a decoding error),
 /// shared so that every caller of a failed group commit gets the same error with its source.
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
@@ -267,6 +444,21 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Its kind, as the `kind` label of `gateway_store_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable { .. } => "unavailable",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Closed => "closed",
+            Self::Conflict(_) => "conflict",
+        }
+    }
+
+    /// Counts it in `gateway_store_errors_total` (called where the error is handled, once).
+    pub fn count(&self) {
+        metrics::counter!(crate::metrics::STORE_ERRORS, "kind" => self.kind()).increment(1);
+    }
+
     /// True when the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
@@ -454,6 +646,65 @@ pub trait Store: Send + Sync + 'static {
         id: SurveyId,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<SurveyRead>, StoreError>> + Send;
+
+    /// Pauses delivery to `pause.subscriber`, push and feed alike: its deliveries stay pending,
+    /// in order, until [`Store::resume`]; the pause is stored, so it survives restarts and holds
+    /// for every node. True when it was not paused before (the first pause is kept).
+    fn pause(&self, pause: Pause) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends a pause. True when the subscriber was paused.
+    fn resume(&self, subscriber: BureauId)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The pauses in force (at most one per bureau).
+    fn pauses(&self) -> impl Future<Output = Result<Vec<Pause>, StoreError>> + Send;
+
+    /// One dead letter with its attempt history.
+    fn dead_letter(
+        &self,
+        id: DeliveryId,
+    ) -> impl Future<Output = Result<Option<DeadLetter>, StoreError>> + Send;
+
+    /// Deletes up to `limit` dead letters (the oldest first) and their attempt histories: an
+    /// operator's decision that they will never be delivered. The messages and events stay (they
+    /// are the record). Returns how many; call again until it returns 0.
+    fn purge(
+        &self,
+        selector: ReplaySelector,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Up to `limit` events of a message, case or project (the oldest first), each with its
+    /// message and its deliveries and their attempts.
+    fn timeline(
+        &self,
+        key: TimelineKey,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<TimelineEvent>, StoreError>> + Send;
+
+    /// Writes a node's report: its minute counts (replacing the stored counts of the same node,
+    /// bureau and minute), its state per bureau, and deletes its counts older than
+    /// `keep_since`.
+    fn record_node_report(
+        &self,
+        report: NodeReport,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every node's minute counts since `since` (at most `limit` rows, the latest) and every
+    /// node's state per bureau reported since `since`.
+    fn node_reports(
+        &self,
+        since: Millis,
+        limit: usize,
+    ) -> impl Future<Output = Result<NodeReports, StoreError>> + Send;
+
+    /// The secret stored under `name`, storing `candidate` first if there is none, so that every
+    /// node sharing the store uses the same one (e.g. to sign the dashboard's form tokens).
+    fn shared_secret(
+        &self,
+        name: &str,
+        candidate: String,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// A counter that changes whenever any node commits new work, for stores shared by several
     /// nodes (PostgreSQL `LISTEN/NOTIFY`), so idle workers and long-polls wake without polling.

@@ -35,8 +35,11 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    QueueStat, ReadOf, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
+    NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
+    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
+
+mod ops;
 
 mod schema;
 pub mod tls;
@@ -474,6 +477,7 @@ async fn ingest_in(
     let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
     let case_keys: Vec<&str> = events.iter().map(|e| e.case_key.as_str()).collect();
     let jsons: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+    let projects: Vec<&str> = events.iter().map(|e| e.project.as_str()).collect();
     let mut delivery_events = Vec::with_capacity(receipt.deliveries);
     let mut delivery_subscribers = Vec::with_capacity(receipt.deliveries);
     let mut delivery_cases = Vec::with_capacity(receipt.deliveries);
@@ -490,10 +494,13 @@ async fn ingest_in(
         .prepare_cached(
             "WITH new_events AS (
                 INSERT INTO events
-                    (message_id, gateway_message_id, source_message_id, source, case_key, event)
-                SELECT $1, u.gateway_id, u.source_id, u.source, u.case_key, u.event
-                FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                     WITH ORDINALITY AS u (gateway_id, source_id, source, case_key, event, ord)
+                    (message_id, gateway_message_id, source_message_id, source, case_key, event,
+                     project)
+                SELECT $1, u.gateway_id, u.source_id, u.source, u.case_key, u.event, u.project
+                FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                            $11::text[])
+                     WITH ORDINALITY AS u (gateway_id, source_id, source, case_key, event, project,
+                                           ord)
                 ORDER BY u.ord
                 RETURNING id, gateway_message_id
              )
@@ -520,6 +527,7 @@ async fn ingest_in(
                 &delivery_events,
                 &delivery_subscribers,
                 &delivery_cases,
+                &projects,
             ],
         )
         .await
@@ -541,7 +549,10 @@ async fn ingest_in(
 #[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
 pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
         SELECT h.id
-        FROM UNNEST($1::text[]) AS s (subscriber)
+        -- A paused subscriber's deliveries stay pending, in order, until it is resumed.
+        FROM (SELECT u FROM UNNEST($1::text[]) AS u
+              WHERE NOT EXISTS (SELECT 1 FROM paused_subscribers p WHERE p.subscriber = u))
+             AS s (subscriber)
         CROSS JOIN LATERAL (
             SELECT d.id, d.due_at
             FROM deliveries d
@@ -581,6 +592,7 @@ pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
 pub const FEED: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.created_at
     FROM deliveries d JOIN events e ON e.id = d.event_id
     WHERE d.subscriber = ANY (ARRAY[$1::text]) AND d.state = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM paused_subscribers p WHERE p.subscriber = $1::text)
     ORDER BY d.subscriber, d.id
     LIMIT $2";
 
@@ -1199,6 +1211,46 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn pause(&self, pause: Pause) -> Result<bool, StoreError> {
+        ops::pause(&self.client().await?, &pause).await
+    }
+
+    async fn resume(&self, subscriber: BureauId) -> Result<bool, StoreError> {
+        ops::resume(&self.client().await?, subscriber).await
+    }
+
+    async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
+        ops::pauses(&self.client().await?).await
+    }
+
+    async fn dead_letter(&self, id: DeliveryId) -> Result<Option<DeadLetter>, StoreError> {
+        ops::dead_letter(&self.client().await?, id).await
+    }
+
+    async fn purge(&self, selector: ReplaySelector, limit: usize) -> Result<u64, StoreError> {
+        ops::purge(&mut self.client().await?, &selector, limit).await
+    }
+
+    async fn timeline(
+        &self,
+        key: TimelineKey,
+        limit: usize,
+    ) -> Result<Vec<TimelineEvent>, StoreError> {
+        ops::timeline(&self.client().await?, &key, limit).await
+    }
+
+    async fn record_node_report(&self, report: NodeReport) -> Result<(), StoreError> {
+        ops::record_node_report(&mut self.client().await?, &report).await
+    }
+
+    async fn node_reports(&self, since: Millis, limit: usize) -> Result<NodeReports, StoreError> {
+        ops::node_reports(&self.client().await?, since, limit).await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: String) -> Result<String, StoreError> {
+        ops::shared_secret(&self.client().await?, name, &candidate).await
     }
 
     async fn cleanup(&self, delivered_before: Millis, limit: usize) -> Result<u64, StoreError> {

@@ -85,4 +85,43 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // to expire. Read only at a node's start (a scan of the pending rows, once): no index, so
     // that taking a lease stays an update of unindexed columns.
     "ALTER TABLE deliveries ADD COLUMN leased_by TEXT NULL;",
+    // 6: the operator surface: pauses, every node's minute counts and per-bureau state (so every
+    // node shows the same exchange-wide picture), the events of a project, shared secrets.
+    "CREATE TABLE paused_subscribers (
+        subscriber TEXT    PRIMARY KEY,
+        paused_by  TEXT    NOT NULL,
+        paused_at  BIGINT NOT NULL
+    );
+    CREATE TABLE ops_minutes (
+        node      TEXT    NOT NULL,
+        bureau    TEXT    NOT NULL,
+        minute    BIGINT NOT NULL,
+        received  BIGINT NOT NULL,
+        delivered BIGINT NOT NULL,
+        failed    BIGINT NOT NULL,
+        backlog   BIGINT NOT NULL,
+        PRIMARY KEY (node, bureau, minute)
+    );
+    CREATE INDEX ops_minutes_minute ON ops_minutes (minute);
+    CREATE TABLE ops_bureaus (
+        node            TEXT    NOT NULL,
+        bureau          TEXT    NOT NULL,
+        reported_at     BIGINT NOT NULL,
+        last_in         BIGINT NULL,
+        last_out        BIGINT NULL,
+        failing_since   BIGINT NULL,
+        failing_count   BIGINT NOT NULL,
+        last_error_at   BIGINT NULL,
+        last_error      TEXT    NULL,
+        circuit         TEXT    NOT NULL,
+        cert_not_after  BIGINT NULL,
+        PRIMARY KEY (node, bureau)
+    );
+    CREATE TABLE shared_secrets (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE events ADD COLUMN project TEXT NULL;
+    CREATE INDEX events_project ON events (project, id);
+    CREATE INDEX events_case ON events (case_key, id);",
 ];

@@ -23,11 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
 use super::{
     AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    QueueStat, ReadOf, ReplaySelector, Store, StoreError, SurveyRead, SurveyRecord,
+    NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
+    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod schema;
 pub(crate) use schema::MIGRATIONS;
+
+mod ops;
 
 /// How many jobs may wait for the writer thread; callers wait when it is full.
 const QUEUE_CAPACITY: usize = 1024;
@@ -446,8 +449,9 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
     let mut insert_event = conn
         .prepare_cached(
             "INSERT INTO events
-                (message_id, gateway_message_id, source_message_id, source, case_key, event)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (message_id, gateway_message_id, source_message_id, source, case_key, event,
+                 project)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(db_err)?;
     let mut insert_delivery = conn
@@ -464,7 +468,8 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
                 event.source_id,
                 event.source,
                 event.case_key,
-                event.json
+                event.json,
+                event.project
             ])
             .map_err(db_err)?;
         let event_row = conn.last_insert_rowid();
@@ -516,6 +521,8 @@ fn lease_due_in(
     let mut subscribers = subscribers.to_vec();
     subscribers.sort_unstable();
     subscribers.dedup();
+    let paused = ops::paused_in(conn)?;
+    subscribers.retain(|s| !paused.iter().any(|p| p.subscriber == *s));
     // One ordered index range per subscriber (no sort, stops at the limit), merged here.
     let mut heads: Vec<(Millis, DeliveryId)> = Vec::new();
     let mut due = conn.prepare_cached(DUE_HEADS).map_err(db_err)?;
@@ -715,6 +722,12 @@ fn feed_fetch_in(
     subscriber: BureauId,
     limit: usize,
 ) -> Result<Vec<Delivery>, StoreError> {
+    if ops::paused_in(conn)?
+        .iter()
+        .any(|p| p.subscriber == subscriber)
+    {
+        return Ok(Vec::new());
+    }
     let mut select = conn.prepare_cached(FEED).map_err(db_err)?;
     let mut rows = select
         .query(params![subscriber.as_str(), sql_limit(limit)])
@@ -1001,6 +1014,53 @@ impl Store for SqliteStore {
                 .collect()
         })
         .await
+    }
+
+    async fn pause(&self, pause: Pause) -> Result<bool, StoreError> {
+        self.call(move |conn| ops::pause_in(conn, &pause)).await
+    }
+
+    async fn resume(&self, subscriber: BureauId) -> Result<bool, StoreError> {
+        self.call(move |conn| ops::resume_in(conn, subscriber))
+            .await
+    }
+
+    async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
+        self.call(ops::paused_in).await
+    }
+
+    async fn dead_letter(&self, id: DeliveryId) -> Result<Option<DeadLetter>, StoreError> {
+        self.call(move |conn| ops::dead_letter_in(conn, id)).await
+    }
+
+    async fn purge(&self, selector: ReplaySelector, limit: usize) -> Result<u64, StoreError> {
+        self.call(move |conn| ops::purge_in(conn, &selector, limit))
+            .await
+    }
+
+    async fn timeline(
+        &self,
+        key: TimelineKey,
+        limit: usize,
+    ) -> Result<Vec<TimelineEvent>, StoreError> {
+        self.call(move |conn| ops::timeline_in(conn, &key, limit))
+            .await
+    }
+
+    async fn record_node_report(&self, report: NodeReport) -> Result<(), StoreError> {
+        self.call(move |conn| ops::record_report_in(conn, &report))
+            .await
+    }
+
+    async fn node_reports(&self, since: Millis, limit: usize) -> Result<NodeReports, StoreError> {
+        self.call(move |conn| ops::node_reports_in(conn, since, limit))
+            .await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: String) -> Result<String, StoreError> {
+        let name = name.to_owned();
+        self.call(move |conn| ops::shared_secret_in(conn, &name, &candidate))
+            .await
     }
 
     async fn cleanup(&self, delivered_before: Millis, limit: usize) -> Result<u64, StoreError> {

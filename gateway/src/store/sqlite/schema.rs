@@ -82,4 +82,43 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE deliveries ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0;",
     // 5: the node that took a delivery's current (or last) lease (see the PostgreSQL store).
     "ALTER TABLE deliveries ADD COLUMN leased_by TEXT NULL;",
+    // 6: the operator surface: pauses, every node's minute counts and per-bureau state (so every
+    // node shows the same exchange-wide picture), the events of a project, shared secrets.
+    "CREATE TABLE paused_subscribers (
+        subscriber TEXT    PRIMARY KEY,
+        paused_by  TEXT    NOT NULL,
+        paused_at  INTEGER NOT NULL
+    );
+    CREATE TABLE ops_minutes (
+        node      TEXT    NOT NULL,
+        bureau    TEXT    NOT NULL,
+        minute    INTEGER NOT NULL,
+        received  INTEGER NOT NULL,
+        delivered INTEGER NOT NULL,
+        failed    INTEGER NOT NULL,
+        backlog   INTEGER NOT NULL,
+        PRIMARY KEY (node, bureau, minute)
+    );
+    CREATE INDEX ops_minutes_minute ON ops_minutes (minute);
+    CREATE TABLE ops_bureaus (
+        node            TEXT    NOT NULL,
+        bureau          TEXT    NOT NULL,
+        reported_at     INTEGER NOT NULL,
+        last_in         INTEGER NULL,
+        last_out        INTEGER NULL,
+        failing_since   INTEGER NULL,
+        failing_count   INTEGER NOT NULL,
+        last_error_at   INTEGER NULL,
+        last_error      TEXT    NULL,
+        circuit         TEXT    NOT NULL,
+        cert_not_after  INTEGER NULL,
+        PRIMARY KEY (node, bureau)
+    );
+    CREATE TABLE shared_secrets (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE events ADD COLUMN project TEXT NULL;
+    CREATE INDEX events_project ON events (project, id);
+    CREATE INDEX events_case ON events (case_key, id);",
 ];

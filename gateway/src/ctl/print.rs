@@ -1,0 +1,284 @@
+//! The human tables of `gateway ctl`, from the admin API's JSON answers (times in Shanghai).
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{CtlCommand, DlqCommand};
+use crate::clock::now_ms;
+use crate::ops::words;
+
+/// A table: a header row and rows, each column as wide as its widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut text = String::new();
+    let line = |text: &mut String, cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                let _ = write!(text, "{cell}");
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                let _ = write!(text, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        text.push('\n');
+    };
+    line(&mut text, header.to_vec());
+    for row in rows {
+        line(&mut text, row.iter().map(String::as_str).collect());
+    }
+    text
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn age(value: &Value) -> String {
+    value.as_i64().map_or_else(
+        || "never".to_owned(),
+        |at| format!("{} ago", words::age(words::Lang::En, now_ms() - at)),
+    )
+}
+
+fn when(value: &Value) -> String {
+    value
+        .as_i64()
+        .map_or_else(|| "-".to_owned(), words::date_time)
+}
+
+/// What `command`'s answer `body` says, for a person.
+pub(super) fn human(command: &CtlCommand, body: &Value) -> String {
+    match command {
+        CtlCommand::Status => status(body),
+        CtlCommand::Bureaus => bureaus(body),
+        CtlCommand::Dlq { command } => match command {
+            DlqCommand::List { .. } => dead_letters(body),
+            DlqCommand::Show { .. } => dead_letter(body),
+            DlqCommand::Replay { .. } => format!("replayed {}\n", text(&body["replayed"])),
+            DlqCommand::Purge { .. } => format!("purged {}\n", text(&body["purged"])),
+        },
+        CtlCommand::Pause { .. } | CtlCommand::Resume { .. } => {
+            let bureau = text(&body["bureau"]);
+            let state = if body["paused"] == Value::Bool(true) {
+                "paused"
+            } else {
+                "resumed"
+            };
+            let note = if body["changed"] == Value::Bool(true) {
+                ""
+            } else {
+                " (already)"
+            };
+            format!("{bureau}: delivery {state}{note}\n")
+        }
+        CtlCommand::Trace { .. } | CtlCommand::Case { .. } => timeline(body),
+    }
+}
+
+fn status(body: &Value) -> String {
+    let mut out = String::new();
+    let nodes: Vec<String> = body["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| text(&n["node"]))
+        .collect();
+    let _ = writeln!(
+        out,
+        "node {} (gateway {}, {} store), up {}",
+        text(&body["node"]),
+        text(&body["version"]),
+        text(&body["store"]),
+        words::age(
+            words::Lang::En,
+            body["uptime_seconds"].as_i64().unwrap_or(0) * 1000
+        )
+    );
+    let _ = writeln!(out, "nodes reporting: {}", nodes.join(", "));
+    let _ = writeln!(
+        out,
+        "bureaus: {} healthy, {} degraded, {} failing; backlog {}, dead letters {}",
+        text(&body["healthy"]),
+        text(&body["degraded"]),
+        text(&body["failing"]),
+        text(&body["backlog"]),
+        text(&body["dead_letters"])
+    );
+    let paused: Vec<String> = body["paused"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    if !paused.is_empty() {
+        let _ = writeln!(out, "paused: {}", paused.join(", "));
+    }
+    for worst in body["worst"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{} {}: {}",
+            text(&worst["bureau"]),
+            text(&worst["health"]),
+            text(&worst["reason"])
+        );
+    }
+    out
+}
+
+fn bureaus(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = body["bureaus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            vec![
+                text(&b["bureau"]),
+                text(&b["health"]),
+                age(&b["last_in"]),
+                age(&b["last_out"]),
+                format!("{:.1}/min", b["inbound_per_minute"].as_f64().unwrap_or(0.0)),
+                text(&b["backlog"]),
+                b["failure_rate_5m"]
+                    .as_f64()
+                    .map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+                text(&b["circuit"]),
+                if b["paused"].is_null() {
+                    "no".into()
+                } else {
+                    format!("by {}", text(&b["paused"]["by"]))
+                },
+                text(&b["dead_letters"]),
+                b["certificate_days_left"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), |d| format!("{d} d")),
+                text(&b["reason"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "BUREAU", "HEALTH", "LAST IN", "LAST OUT", "INBOUND", "BACKLOG", "FAIL 5M", "CIRCUIT",
+            "PAUSED", "DEAD", "CERT", "REASON",
+        ],
+        &rows,
+    )
+}
+
+fn dead_letters(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let attempts = d["attempts"].as_array().map_or(0, Vec::len);
+            let last = d["attempts"]
+                .as_array()
+                .and_then(|a| a.last())
+                .map_or_else(|| "-".to_owned(), |a| text(&a["error"]));
+            vec![
+                text(&d["id"]),
+                text(&d["subscriber"]),
+                text(&d["message_id"]),
+                when(&d["dead_at"]),
+                attempts.to_string(),
+                last,
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no dead letters\n".to_owned();
+    }
+    table(
+        &[
+            "ID",
+            "SUBSCRIBER",
+            "MESSAGE",
+            "DEAD AT",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
+}
+
+fn dead_letter(body: &Value) -> String {
+    let mut out = format!(
+        "dead letter {} to {}, message {}, dead since {}\n",
+        text(&body["id"]),
+        text(&body["subscriber"]),
+        text(&body["message_id"]),
+        when(&body["dead_at"])
+    );
+    let rows: Vec<Vec<String>> = body["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, a)| vec![(i + 1).to_string(), when(&a["at"]), text(&a["error"])])
+        .collect();
+    out.push_str(&table(&["#", "AT", "ERROR"], &rows));
+    out
+}
+
+fn timeline(body: &Value) -> String {
+    let mut out = format!(
+        "{} {}: {} event(s){}\n",
+        text(&body["kind"]),
+        text(&body["key"]),
+        text(&body["events"]),
+        if body["truncated"] == Value::Bool(true) {
+            " (the first ones only)"
+        } else {
+            ""
+        }
+    );
+    let rows: Vec<Vec<String>> = body["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            vec![
+                when(&e["at"]),
+                text(&e["kind"]),
+                text(&e["bureau"]),
+                text(&e["message_id"]),
+                text(&e["detail"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["AT", "WHAT", "BUREAU", "MESSAGE", "DETAIL"],
+        &rows,
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_whatever_the_cell_widths() {
+        let text = table(
+            &["A", "BB"],
+            &[
+                vec!["long cell".into(), "x".into()],
+                vec!["s".into(), "y".into()],
+            ],
+        );
+        assert_eq!(text, "A          BB\nlong cell  x\ns          y\n");
+    }
+}

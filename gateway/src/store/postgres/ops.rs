@@ -1,0 +1,397 @@
+//! The operator surface's queries on PostgreSQL: pauses, single dead letters and their purge,
+//! case timelines, node reports, shared secrets. Each is bounded by a key or a limit; several
+//! nodes read and write the same rows, so every node shows the same exchange-wide picture.
+
+use deadpool_postgres::Object;
+use schemas::BureauId;
+use tokio_postgres::Row;
+
+use super::{pg_err, relaxed};
+use crate::store::codec::{self, sql_limit};
+use crate::store::{
+    Attempt, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS, Millis,
+    MinuteCounts, NodeReport, NodeReports, Pause, ReplaySelector, StoreError, TimelineDelivery,
+    TimelineEvent, TimelineKey,
+};
+
+pub(super) async fn pause(client: &Object, pause: &Pause) -> Result<bool, StoreError> {
+    let changed = client
+        .execute(
+            "INSERT INTO paused_subscribers (subscriber, paused_by, paused_at) VALUES ($1, $2, $3)
+             ON CONFLICT (subscriber) DO NOTHING",
+            &[&pause.subscriber.as_str(), &pause.by, &pause.at],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(changed == 1)
+}
+
+pub(super) async fn resume(client: &Object, subscriber: BureauId) -> Result<bool, StoreError> {
+    let changed = client
+        .execute(
+            "DELETE FROM paused_subscribers WHERE subscriber = $1",
+            &[&subscriber.as_str()],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(changed == 1)
+}
+
+pub(super) async fn pauses(client: &Object) -> Result<Vec<Pause>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT subscriber, paused_by, paused_at FROM paused_subscribers ORDER BY subscriber",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(Pause {
+                subscriber: codec::bureau(row.get(0))?,
+                by: row.get(1),
+                at: row.get(2),
+            })
+        })
+        .collect()
+}
+
+async fn attempts_of(
+    client: &Object,
+    delivery: DeliveryId,
+    limit: usize,
+) -> Result<Vec<Attempt>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT at, error FROM delivery_attempts WHERE delivery_id = $1
+             ORDER BY id DESC LIMIT $2",
+            &[&delivery, &sql_limit(limit)],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(rows
+        .iter()
+        .rev()
+        .map(|row| Attempt {
+            at: row.get(0),
+            error: row.get(1),
+        })
+        .collect())
+}
+
+pub(super) async fn dead_letter(
+    client: &Object,
+    id: DeliveryId,
+) -> Result<Option<DeadLetter>, StoreError> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT d.subscriber, e.gateway_message_id, d.dead_at
+             FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.id = $1 AND d.state = 'dead'",
+            &[&id],
+        )
+        .await
+        .map_err(pg_err)?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(DeadLetter {
+        id,
+        subscriber: codec::bureau(row.get(0))?,
+        message_id: codec::message_id(row.get(1))?,
+        attempts: attempts_of(client, id, MAX_TIMELINE_ATTEMPTS).await?,
+        dead_at: row.get(2),
+    }))
+}
+
+pub(super) async fn purge(
+    client: &mut Object,
+    selector: &ReplaySelector,
+    limit: usize,
+) -> Result<u64, StoreError> {
+    let tx = client.transaction().await.map_err(pg_err)?;
+    let rows = match selector {
+        ReplaySelector::Ids(ids) => {
+            let ids: Vec<DeliveryId> = ids.iter().take(limit).copied().collect();
+            tx.query(
+                "SELECT id FROM deliveries WHERE id = ANY ($1) AND state = 'dead' FOR UPDATE",
+                &[&ids],
+            )
+            .await
+        }
+        ReplaySelector::Subscriber(subscriber) => {
+            tx.query(
+                "SELECT id FROM deliveries WHERE state = 'dead' AND subscriber = $1
+                 ORDER BY dead_at, id LIMIT $2 FOR UPDATE",
+                &[&subscriber.as_str(), &sql_limit(limit)],
+            )
+            .await
+        }
+    }
+    .map_err(pg_err)?;
+    let ids: Vec<DeliveryId> = rows.iter().map(|row| row.get(0)).collect();
+    tx.execute(
+        "DELETE FROM delivery_attempts WHERE delivery_id = ANY ($1)",
+        &[&ids],
+    )
+    .await
+    .map_err(pg_err)?;
+    let purged = tx
+        .execute(
+            "DELETE FROM deliveries WHERE id = ANY ($1) AND state = 'dead'",
+            &[&ids],
+        )
+        .await
+        .map_err(pg_err)?;
+    tx.commit().await.map_err(pg_err)?;
+    Ok(purged)
+}
+
+/// The columns of a timeline event, in the order [`timeline_event`] reads them.
+const TIMELINE_SELECT: &str = "SELECT e.id, m.sender, m.received_at, m.idempotency_key,
+        m.sha256, e.source_message_id, e.event
+    FROM events e JOIN messages m ON m.id = e.message_id";
+
+pub(super) async fn timeline(
+    client: &Object,
+    key: &TimelineKey,
+    limit: usize,
+) -> Result<Vec<TimelineEvent>, StoreError> {
+    let limit = sql_limit(limit);
+    let rows = match key {
+        TimelineKey::Message(id) => {
+            client
+                .query(
+                    &format!("{TIMELINE_SELECT} WHERE e.gateway_message_id = $1 LIMIT $2"),
+                    &[&id.as_str(), &limit],
+                )
+                .await
+        }
+        TimelineKey::Project(code) => {
+            client
+                .query(
+                    &format!("{TIMELINE_SELECT} WHERE e.project = $1 ORDER BY e.id LIMIT $2"),
+                    &[&code.as_str(), &limit],
+                )
+                .await
+        }
+        TimelineKey::Case(case_id) => {
+            client
+                .query(
+                    &format!(
+                        "{TIMELINE_SELECT} WHERE e.case_key = ANY ($1) ORDER BY e.id LIMIT $2"
+                    ),
+                    &[&codec::case_keys_of(case_id), &limit],
+                )
+                .await
+        }
+    }
+    .map_err(pg_err)?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        events.push(timeline_event(client, row).await?);
+    }
+    Ok(events)
+}
+
+async fn timeline_event(client: &Object, row: &Row) -> Result<TimelineEvent, StoreError> {
+    let event_row: i64 = row.get(0);
+    let delivery_rows = client
+        .query(
+            "SELECT id, subscriber, state, created_at, delivered_at, dead_at
+             FROM deliveries WHERE event_id = $1 ORDER BY id",
+            &[&event_row],
+        )
+        .await
+        .map_err(pg_err)?;
+    let mut deliveries = Vec::with_capacity(delivery_rows.len());
+    for d in &delivery_rows {
+        let id: DeliveryId = d.get(0);
+        deliveries.push(TimelineDelivery {
+            id,
+            subscriber: codec::bureau(d.get(1))?,
+            state: codec::delivery_state(d.get(2))?,
+            created_at: d.get(3),
+            delivered_at: d.get(4),
+            dead_at: d.get(5),
+            attempts: attempts_of(client, id, MAX_TIMELINE_ATTEMPTS).await?,
+        });
+    }
+    Ok(TimelineEvent {
+        sender: codec::bureau(row.get(1))?,
+        received_at: row.get(2),
+        idempotency_key: row.get(3),
+        sha256: row.get(4),
+        source_message_id: row.get(5),
+        event: codec::event(row.get(6))?,
+        deliveries,
+    })
+}
+
+pub(super) async fn record_node_report(
+    client: &mut Object,
+    report: &NodeReport,
+) -> Result<(), StoreError> {
+    // Bookkeeping a crash may forget (the next report rewrites it): no wait for the disk.
+    let tx = relaxed(client).await?;
+    let (mut bureaus, mut minutes, mut counts) =
+        (Vec::new(), Vec::new(), [const { Vec::new() }; 4]);
+    for m in &report.minutes {
+        bureaus.push(m.bureau.as_str());
+        minutes.push(m.minute);
+        for (column, value) in counts
+            .iter_mut()
+            .zip([m.received, m.delivered, m.failed, m.backlog])
+        {
+            column.push(codec::sql_count(value));
+        }
+    }
+    let [received, delivered, failed, backlog] = &counts;
+    tx.execute(
+        "INSERT INTO ops_minutes (node, bureau, minute, received, delivered, failed, backlog)
+         SELECT $1, u.bureau, u.minute, u.received, u.delivered, u.failed, u.backlog
+         FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                     $7::bigint[])
+              AS u (bureau, minute, received, delivered, failed, backlog)
+         ON CONFLICT (node, bureau, minute) DO UPDATE SET
+             received = excluded.received, delivered = excluded.delivered,
+             failed = excluded.failed, backlog = excluded.backlog",
+        &[
+            &report.node,
+            &bureaus,
+            &minutes,
+            received,
+            delivered,
+            failed,
+            backlog,
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO ops_bureaus
+                 (node, bureau, reported_at, last_in, last_out, failing_since, last_error_at,
+                  last_error, circuit, cert_not_after, failing_count)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (node, bureau) DO UPDATE SET
+                 reported_at = excluded.reported_at, last_in = excluded.last_in,
+                 last_out = excluded.last_out, failing_since = excluded.failing_since,
+                 failing_count = excluded.failing_count,
+                 last_error_at = excluded.last_error_at, last_error = excluded.last_error,
+                 circuit = excluded.circuit, cert_not_after = excluded.cert_not_after",
+        )
+        .await
+        .map_err(pg_err)?;
+    for bureau in &report.bureaus {
+        let (error_at, error) = bureau.last_error.clone().unzip();
+        tx.execute(
+            &statement,
+            &[
+                &report.node,
+                &bureau.bureau.as_str(),
+                &report.at,
+                &bureau.last_in,
+                &bureau.last_out,
+                &bureau.failing_since,
+                &error_at,
+                &error,
+                &bureau.circuit.as_str(),
+                &bureau.certificate_not_after,
+                &codec::sql_count(bureau.failing_count),
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    tx.execute(
+        "DELETE FROM ops_minutes WHERE node = $1 AND minute < $2",
+        &[&report.node, &report.keep_since],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.commit().await.map_err(pg_err)
+}
+
+pub(super) async fn node_reports(
+    client: &Object,
+    since: Millis,
+    limit: usize,
+) -> Result<NodeReports, StoreError> {
+    let rows = client
+        .query(
+            "SELECT node, bureau, minute, received, delivered, failed, backlog
+             FROM ops_minutes WHERE minute >= $1 ORDER BY minute DESC LIMIT $2",
+            &[&since, &sql_limit(limit)],
+        )
+        .await
+        .map_err(pg_err)?;
+    let mut minutes = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.get::<_, String>(0),
+                MinuteCounts {
+                    bureau: codec::bureau(row.get(1))?,
+                    minute: row.get(2),
+                    received: codec::count(row.get(3))?,
+                    delivered: codec::count(row.get(4))?,
+                    failed: codec::count(row.get(5))?,
+                    backlog: codec::count(row.get(6))?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    minutes.reverse();
+    let rows = client
+        .query(
+            "SELECT node, bureau, reported_at, last_in, last_out, failing_since, last_error_at,
+                    last_error, circuit, cert_not_after, failing_count
+             FROM ops_bureaus WHERE reported_at >= $1 ORDER BY node, bureau LIMIT $2",
+            &[&since, &sql_limit(limit)],
+        )
+        .await
+        .map_err(pg_err)?;
+    let bureaus = rows
+        .iter()
+        .map(|row| {
+            let error_at: Option<Millis> = row.get(6);
+            let error: Option<String> = row.get(7);
+            Ok((
+                row.get::<_, String>(0),
+                row.get::<_, Millis>(2),
+                BureauState {
+                    bureau: codec::bureau(row.get(1))?,
+                    last_in: row.get(3),
+                    last_out: row.get(4),
+                    failing_since: row.get(5),
+                    failing_count: codec::count(row.get(10))?,
+                    last_error: error_at.zip(error),
+                    circuit: CircuitState::parse(row.get(8))?,
+                    certificate_not_after: row.get(9),
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(NodeReports { minutes, bureaus })
+}
+
+pub(super) async fn shared_secret(
+    client: &Object,
+    name: &str,
+    candidate: &str,
+) -> Result<String, StoreError> {
+    client
+        .execute(
+            "INSERT INTO shared_secrets (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO NOTHING",
+            &[&name, &candidate],
+        )
+        .await
+        .map_err(pg_err)?;
+    let row = client
+        .query_one("SELECT value FROM shared_secrets WHERE name = $1", &[&name])
+        .await
+        .map_err(pg_err)?;
+    Ok(row.get(0))
+}
