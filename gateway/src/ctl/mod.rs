@@ -94,7 +94,8 @@ pub enum CtlCommand {
     /// A project's or a case's timeline across every bureau.
     Case {
         /// A project code (`YYMM-DDDDDD-II-TT-NNNNNN`) or a bureau's case id.
-        key: String,
+        #[arg(value_name = "PROJECT_CODE|CASE_ID")]
+        lookup: String,
     },
 }
 
@@ -314,9 +315,9 @@ async fn run_inner(args: &CtlArgs, out: &mut dyn std::io::Write) -> Result<ExitC
             format!("/v1/admin/trace/{}", segment(message_id)),
             None,
         ),
-        CtlCommand::Case { key } => (
+        CtlCommand::Case { lookup } => (
             Method::GET,
-            format!("/v1/admin/cases/{}", segment(key)),
+            format!("/v1/admin/cases/{}", segment(lookup)),
             None,
         ),
     };
