@@ -16,7 +16,10 @@
     charts.forEach((c) => c.destroy());
     charts = [];
     grid.textContent = "";
-    const width = Math.max(260, Math.min(560, grid.clientWidth - 16));
+    // Times of day in Shanghai, whatever the operator's machine is set to.
+    const clock = new Intl.DateTimeFormat("en-GB", {
+      timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false,
+    });
     for (const chart of series.charts) {
       const figure = document.createElement("figure");
       figure.dataset.chart = chart.bureau;
@@ -24,17 +27,19 @@
       caption.textContent = chart.name;
       figure.appendChild(caption);
       grid.appendChild(figure);
+      const width = Math.max(240, figure.clientWidth - 18);
       const options = {
         width: width,
-        height: 160,
-        scales: { x: { time: true }, n: { auto: true }, b: { auto: true } },
+        height: 150,
+        scales: { x: { time: true }, n: { auto: true, range: (u, min, max) => [0, Math.max(1, max)] },
+                  b: { auto: true, range: (u, min, max) => [0, Math.max(1, max)] } },
         axes: [
-          {},
-          { scale: "n", size: 44 },
-          { scale: "b", side: 1, size: 44, grid: { show: false } },
+          { values: (u, ticks) => ticks.map((t) => clock.format(new Date(t * 1000))) },
+          { scale: "n", size: 40 },
+          { scale: "b", side: 1, size: 40, grid: { show: false } },
         ],
         series: [
-          {},
+          { value: (u, t) => t == null ? "" : clock.format(new Date(t * 1000)) },
           { label: series.labels.received, scale: "n", stroke: "#2563eb", width: 1.5 },
           { label: series.labels.delivered, scale: "n", stroke: "#16a34a", width: 1.5 },
           { label: series.labels.failed, scale: "n", stroke: "#dc2626", width: 1.5 },

@@ -22,27 +22,6 @@ use support::{
 /// Nodes report every second, so the tests see their figures soon.
 const FAST_REPORTS: &str = "[ops]\nreport_interval_seconds = 1\n";
 
-/// A planning case event routed to water and to at least one other push bureau.
-fn case_for_water_and_another(rng: &mut fastrand::Rng) -> (Event, BureauId) {
-    for _ in 0..1000 {
-        let event = case_event(
-            rng,
-            BureauId::Planning,
-            Item::ConstructionPlanningPermit,
-            CaseStatus::Approved,
-        );
-        let to = subscribers(&event);
-        let other = to
-            .iter()
-            .copied()
-            .find(|b| *b != BureauId::Water && *b != BureauId::CivilDefense);
-        if let (true, Some(other)) = (to.contains(&BureauId::Water), other) {
-            return (event, other);
-        }
-    }
-    panic!("no approved construction planning permit routed to water and another bureau");
-}
-
 async fn pause_survives_a_restart_then_resume_delivers_in_order(pki: &TestPki, store: &str) {
     let receivers = push_receivers(pki, Behaviour::Healthy).await;
     let refs: Vec<_> = receivers.iter().collect();

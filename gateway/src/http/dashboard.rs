@@ -393,10 +393,10 @@ fn series_json(view: &ExchangeView, lang: Lang) -> String {
         })
         .collect();
     let labels = serde_json::json!({
-        "received": label(lang, Label::Received),
-        "delivered": label(lang, Label::Delivered),
-        "failed": label(lang, Label::AttemptFailed),
-        "backlog": label(lang, Label::BacklogChart),
+        "received": label(lang, Label::ChartIn),
+        "delivered": label(lang, Label::ChartOut),
+        "failed": label(lang, Label::ChartFailed),
+        "backlog": label(lang, Label::ChartBacklog),
     });
     serde_json::json!({ "charts": charts, "labels": labels })
         .to_string()
@@ -436,9 +436,9 @@ async fn overview<S: Store + Clone>(
                     @for row in &unwell {
                         li class={ "health-" (health_class(row.health)) } {
                             strong { (bureau_name(lang, row.bureau)) }
-                            "："
+                            (if lang == Lang::Zh { "：" } else { ": " })
                             @for (i, reason) in row.reasons.iter().enumerate() {
-                                @if i > 0 { "；" }
+                                @if i > 0 { (if lang == Lang::Zh { "；" } else { "; " }) }
                                 (reason.text(lang))
                             }
                         }
@@ -515,7 +515,7 @@ fn timeline_rows(ctx: &Context<'_>, entries: &[Entry]) -> Markup {
                                 data-bureau=(entry.bureau.as_str())
                                 data-message-id=(entry.message_id.as_str())
                                 class={ "entry-" (crate::vocabulary::name(&entry.kind)) } {
-                                td { time { (words::date_time(entry.at)) } }
+                                td.when { time { (words::precise_time(entry.at)) } }
                                 td { (bureau_name(lang, entry.bureau)) }
                                 td { (entry.kind.label(lang)) }
                                 td { code { (entry.message_id.as_str()) } br; span.muted { (entry.case) } }
@@ -565,6 +565,8 @@ async fn case<S: Store + Clone>(
 
 #[derive(Debug, Deserialize)]
 struct ReplayForm {
+    /// Absent is refused like wrong (403), not as a malformed form.
+    #[serde(default)]
     csrf: String,
     id: i64,
     lang: Option<String>,
@@ -572,6 +574,7 @@ struct ReplayForm {
 
 #[derive(Debug, Deserialize)]
 struct BureauForm {
+    #[serde(default)]
     csrf: String,
     bureau: BureauId,
     lang: Option<String>,

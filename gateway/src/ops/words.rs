@@ -100,6 +100,14 @@ fn shanghai(at: Millis) -> Option<chrono::DateTime<FixedOffset>> {
     offset.timestamp_millis_opt(at).single()
 }
 
+/// A date and time in Shanghai to the millisecond, for timelines.
+pub fn precise_time(at: Millis) -> String {
+    shanghai(at).map_or_else(
+        || "?".into(),
+        |t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+    )
+}
+
 /// An age in words: `42 s`, `5 min`, `3 h`, `2 d` (the same in both languages, with the
 /// Chinese units in Chinese).
 pub fn age(lang: Lang, ms: Millis) -> String {
@@ -180,6 +188,10 @@ pub enum Label {
     Push,
     Pull,
     AllHealthy,
+    ChartIn,
+    ChartOut,
+    ChartFailed,
+    ChartBacklog,
 }
 
 /// A label's words.
@@ -246,6 +258,10 @@ pub fn label(lang: Lang, label: Label) -> &'static str {
         Push => ("推送", "push"),
         Pull => ("拉取", "pull"),
         AllHealthy => ("所有委办局运行正常。", "All bureaus are healthy."),
+        ChartIn => ("收件", "in"),
+        ChartOut => ("投递", "out"),
+        ChartFailed => ("失败", "failed"),
+        ChartBacklog => ("积压", "backlog"),
     };
     match lang {
         Lang::Zh => zh,

@@ -548,6 +548,27 @@ pub(crate) fn case_event(
     event
 }
 
+/// A planning case event routed to water and to at least one other push bureau.
+pub(crate) fn case_for_water_and_another(rng: &mut fastrand::Rng) -> (Event, BureauId) {
+    for _ in 0..1000 {
+        let event = case_event(
+            rng,
+            BureauId::Planning,
+            Item::ConstructionPlanningPermit,
+            CaseStatus::Approved,
+        );
+        let to = subscribers(&event);
+        let other = to
+            .iter()
+            .copied()
+            .find(|b| *b != BureauId::Water && *b != BureauId::CivilDefense);
+        if let (true, Some(other)) = (to.contains(&BureauId::Water), other) {
+            return (event, other);
+        }
+    }
+    panic!("no approved construction planning permit routed to water and another bureau");
+}
+
 /// The status whose event is of `kind`.
 pub(crate) fn status_of(kind: EventKind) -> CaseStatus {
     CaseStatus::ALL

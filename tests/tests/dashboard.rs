@@ -1,0 +1,321 @@
+//! The operators' dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by
+//! Playwright (`tests/browser/ops.mjs`), presenting the operator certificate over mutual TLS to a
+//! running gateway with traffic. What a person looks for: water shown as failing once its
+//! endpoint is down and healthy again once it is back and its dead letter replayed from the page;
+//! the case timeline listing the deliveries; the page keeping its place while it refreshes, in
+//! both languages, at 1280×800 and on a narrow screen. Screenshots go to
+//! `target/ops-screenshots/` (or `OPS_SCREENSHOT_DIR`).
+//!
+//! Needs Node.js, `npm ci --prefix tests/browser` and Chromium; without them the test says it is
+//! skipped, except in CI, where it must run.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use gateway::store::Store;
+use schemas::BureauId;
+use serde_json::{Value, json};
+use support::{
+    Behaviour, BureauClient, ReplyExt, TestPki, case_for_water_and_another, push_receivers,
+    receiver, start_gateway_on, wait_until,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+const SETTINGS: &str = "[ops]\nreport_interval_seconds = 1\n\
+                        [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\nmax_attempts = 3\n";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// What the browser test needs, or why it cannot run here.
+fn harness() -> Result<(PathBuf, PathBuf), String> {
+    let script = repo().join("tests/browser/ops.mjs");
+    let chromium =
+        std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("Node.js (node) not found".into());
+    }
+    if !repo()
+        .join("tests/browser/node_modules/playwright-core")
+        .is_dir()
+    {
+        return Err("playwright-core not installed: npm ci --prefix tests/browser".into());
+    }
+    if !chromium.exists() {
+        return Err(format!(
+            "{} not found: apt-get install chromium",
+            chromium.display()
+        ));
+    }
+    Ok((script, chromium))
+}
+
+/// The harness process: one JSON command per line in, one JSON answer per line out.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Browser {
+    async fn start(script: &Path, chromium: &Path, url: &str, pki: &TestPki, shots: &Path) -> Self {
+        let (cert, key) = pki.operator();
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("OPS_URL", url)
+            .env("OPS_CERT", cert)
+            .env("OPS_KEY", key)
+            .env("OPS_CA", pki.ca())
+            .env("CHROMIUM", chromium)
+            .env("SCREENSHOT_DIR", shots)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the browser harness");
+        let stdin = child.stdin.take().expect("its stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("its stdout"));
+        let mut browser = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        let ready = browser.answer().await;
+        assert_eq!(ready["ready"], true, "the browser starts: {ready}");
+        browser
+    }
+
+    async fn answer(&mut self) -> Value {
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(120), self.stdout.read_line(&mut line))
+            .await
+            .expect("the harness answers within 2 minutes")
+            .expect("read the harness");
+        assert!(read > 0, "the harness exited");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Sends a command; panics with the harness's error unless it succeeded.
+    async fn run(&mut self, command: Value) -> Value {
+        let answer = self.try_run(command.clone()).await;
+        assert_eq!(answer["ok"], true, "{command} failed: {answer}");
+        answer
+    }
+
+    async fn try_run(&mut self, command: Value) -> Value {
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("write to the harness");
+        self.answer().await
+    }
+
+    async fn wait_health(&mut self, bureau: &str, health: &str) -> String {
+        let answer = self
+            .run(json!({
+                "cmd": "wait_attr",
+                "selector": format!("[data-bureau=\"{bureau}\"]"),
+                "attr": "data-health",
+                "value": health,
+                "timeout_ms": 45_000,
+            }))
+            .await;
+        answer["text"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn quit(mut self) {
+        let _ = self.try_run(json!({"cmd": "quit"})).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_browser() {
+    let (script, chromium) = match harness() {
+        Ok(found) => found,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the browser test: {why}"
+            );
+            eprintln!("SKIPPED: dashboard browser test: {why}");
+            return;
+        }
+    };
+    let shots = std::env::var_os("OPS_SCREENSHOT_DIR")
+        .map_or_else(|| repo().join("target/ops-screenshots"), PathBuf::from);
+    std::fs::create_dir_all(&shots).expect("the screenshot folder");
+
+    let pki = TestPki::new("dashboard-browser");
+    let receivers = push_receivers(&pki, Behaviour::Healthy).await;
+    let refs: Vec<_> = receivers.iter().collect();
+    let running = start_gateway_on(&pki, &pki.sqlite_store(), &refs, SETTINGS).await;
+    let url = format!("https://{}", running.addr());
+    let planning = BureauClient::new(&pki, running.addr(), BureauId::Planning);
+    let water = receiver(&receivers, BureauId::Water);
+    let mut rng = fastrand::Rng::with_seed(2026);
+    let mut send = async || {
+        let (event, _) = case_for_water_and_another(&mut rng);
+        let reply = planning.send(&event).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        let id = reply.json()["message_ids"][0].as_str().unwrap().to_owned();
+        (event, id)
+    };
+
+    // Healthy: a delivery to water went through.
+    let (_, first) = send().await;
+    wait_until("water has the first message", async || {
+        water.ids().contains(&first)
+    })
+    .await;
+    let mut browser = Browser::start(&script, &chromium, &url, &pki, &shots).await;
+    let page = browser
+        .run(json!({"cmd": "open", "path": "/ops?lang=en", "width": 1280, "height": 800}))
+        .await;
+    assert_eq!(page["status"], 200, "{page}");
+    browser.wait_health("water", "healthy").await;
+    browser
+        .run(json!({"cmd": "screenshot", "name": "ops-healthy-1280.png", "full_page": true}))
+        .await;
+
+    // Water's endpoint stops: its next delivery fails three times and is a dead letter; the
+    // page (refreshing itself) shows water failing, with the reason in words.
+    water.set(Behaviour::Down).await;
+    let (failed_event, failed) = send().await;
+    let store = running.store().clone();
+    wait_until("the delivery to water is a dead letter", async || {
+        !store
+            .dead_letters(Some(BureauId::Water), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let text = browser.wait_health("water", "failing").await;
+    assert!(text.contains("deliveries failing since"), "{text}");
+    browser
+        .run(json!({"cmd": "screenshot", "name": "ops-failing-1280.png", "full_page": false}))
+        .await;
+
+    // Water is back: a new delivery succeeds, the dead letter is what is left (degraded).
+    water.set(Behaviour::Healthy).await;
+    let (_, third) = send().await;
+    wait_until("water has the third message", async || {
+        water.ids().contains(&third)
+    })
+    .await;
+    let text = browser.wait_health("water", "degraded").await;
+    assert!(text.contains("dead letter"), "{text}");
+
+    // A form post without the operator's token is refused.
+    let forged = browser
+        .run(json!({"cmd": "fetch_status", "method": "POST", "path": "/ops/replay", "form": {"id": "1"}}))
+        .await;
+    assert_eq!(forged["status"], 403, "{forged}");
+    let forged = browser
+        .run(json!({"cmd": "fetch_status", "method": "POST", "path": "/ops/pause", "form": {"bureau": "water", "csrf": "00ff"}}))
+        .await;
+    assert_eq!(forged["status"], 403, "a wrong token: {forged}");
+
+    // Replay from the page: delivered, and water is healthy again.
+    let clicked = browser
+        .run(json!({
+            "cmd": "click",
+            "selector": "[data-dead-letter][data-subscriber=\"water\"] button[data-action=\"replay\"]",
+            "wait_for_navigation": true,
+        }))
+        .await;
+    assert_eq!(clicked["status"], 200, "{clicked}");
+    wait_until("the replayed message reaches water", async || {
+        water.ids().contains(&failed)
+    })
+    .await;
+    browser.wait_health("water", "healthy").await;
+
+    // The case timeline lists the failed attempts and the delivery of the replayed message.
+    browser
+        .run(json!({"cmd": "open", "path": format!("/ops/cases?key={}&lang=en", failed_event.case_id.as_str())}))
+        .await;
+    let entries = browser
+        .run(json!({"cmd": "texts", "selector": "[data-timeline-entry]"}))
+        .await;
+    let kinds_for_water: Vec<&str> = entries["attrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["data-bureau"] == "water" && a["data-message-id"] == failed.as_str())
+        .filter_map(|a| a["data-kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds_for_water
+            .iter()
+            .filter(|k| **k == "attempt_failed")
+            .count(),
+        3,
+        "{kinds_for_water:?}"
+    );
+    assert_eq!(
+        kinds_for_water.last(),
+        Some(&"delivered"),
+        "{kinds_for_water:?}"
+    );
+    let kinds: Vec<&str> = entries["attrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["data-kind"].as_str())
+        .collect();
+    assert!(kinds.starts_with(&["received", "routed"]), "{kinds:?}");
+    browser
+        .run(json!({"cmd": "screenshot", "name": "ops-timeline-1280.png", "full_page": true}))
+        .await;
+
+    // The page keeps the operator's place while it refreshes itself.
+    browser
+        .run(json!({"cmd": "open", "path": "/ops?lang=en", "width": 1280, "height": 600}))
+        .await;
+    let scrolled = browser.run(json!({"cmd": "scroll", "y": 300})).await;
+    let y = scrolled["y"].as_i64().expect("a scroll position");
+    assert!(y > 0, "the page is taller than the window: {scrolled}");
+    browser.run(json!({"cmd": "sleep", "ms": 6_500})).await;
+    let refreshed = browser
+        .run(json!({"cmd": "attr", "selector": "body", "attr": "data-refreshed"}))
+        .await;
+    assert!(
+        refreshed["value"].is_string(),
+        "the page refreshed itself: {refreshed}"
+    );
+    let kept = browser.run(json!({"cmd": "scroll_y"})).await;
+    assert_eq!(kept["y"].as_i64(), Some(y), "the place is kept");
+
+    // Chinese, by the toggle, on a narrow screen.
+    browser
+        .run(json!({"cmd": "open", "path": "/ops?lang=zh", "width": 390, "height": 844}))
+        .await;
+    let lang = browser
+        .run(json!({"cmd": "attr", "selector": "html", "attr": "lang"}))
+        .await;
+    assert_eq!(lang["value"], "zh-CN");
+    let title = browser.run(json!({"cmd": "texts", "selector": "h1"})).await;
+    assert_eq!(title["texts"][0], "交换运行看板");
+    browser
+        .run(json!({"cmd": "screenshot", "name": "ops-narrow-zh.png", "full_page": true}))
+        .await;
+    let errors = browser.run(json!({"cmd": "errors"})).await;
+    assert_eq!(errors["errors"], json!([]), "no script errors on the pages");
+    browser.quit().await;
+    running.shutdown().await;
+}
