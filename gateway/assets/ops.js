@@ -35,8 +35,8 @@
                   b: { auto: true, range: (u, min, max) => [0, Math.max(1, max)] } },
         axes: [
           { values: (u, ticks) => ticks.map((t) => clock.format(new Date(t * 1000))) },
-          { scale: "n", size: 40 },
-          { scale: "b", side: 1, size: 40, grid: { show: false } },
+          { scale: "n", size: 52 },
+          { scale: "b", side: 1, size: 44, grid: { show: false } },
         ],
         series: [
           { value: (u, t) => t == null ? "" : clock.format(new Date(t * 1000)) },

@@ -164,7 +164,10 @@ fn bureaus(body: &Value) -> String {
                 b["certificate_days_left"]
                     .as_i64()
                     .map_or_else(|| "-".to_owned(), |d| format!("{d} d")),
-                text(&b["reason"]),
+                match b["reason"].as_str() {
+                    Some("") | None => "-".to_owned(),
+                    Some(reason) => reason.to_owned(),
+                },
             ]
         })
         .collect();

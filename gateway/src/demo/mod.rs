@@ -66,6 +66,10 @@ pub struct DemoArgs {
     /// Longest wait for the backlog to drain after sending stops, in seconds.
     #[arg(long, default_value_t = 120)]
     pub drain: u64,
+    /// After the drain, keep the gateway (and the bureaus' endpoints) running until Ctrl-C, to
+    /// look around the dashboard and `gateway ctl`; the summary follows.
+    #[arg(long)]
+    pub keep_running: bool,
 }
 
 impl DemoArgs {
@@ -178,7 +182,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
         pki.dir.display()
     ));
     console.line(&format!(
-        "dashboard: https://{gateway}/ops with the operator certificate: in a browser, import {0}/operator.p12 (password demo; made by `openssl pkcs12 -export -in {0}/operator.pem -inkey {0}/operator.key -out {0}/operator.p12 -passout pass:demo`) and trust {0}/ca.pem",
+        "dashboard: https://{gateway}/ops with the operator certificate (run with --keep-running to look around after the traffic): for a browser, `openssl pkcs12 -export -in {0}/operator.pem -inkey {0}/operator.key -out {0}/operator.p12 -passout pass:demo`, import operator.p12 (password demo) and trust {0}/ca.pem",
         pki.dir.display()
     ));
     console.line(&format!(
@@ -298,6 +302,12 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     }
     status.finish();
     let total_seconds = started.elapsed().as_secs_f64();
+    if args.keep_running && !interrupted {
+        console.line(&format!(
+            "the gateway keeps running: dashboard https://{gateway}/ops, gateway ctl as above; Ctrl-C stops it and prints the summary"
+        ));
+        let _ = (&mut ctrl_c).await;
+    }
     let stats = queue_stats(running.store()).await;
     let reuse = summary::survey_reuse(running.store(), &publications).await;
     let _ = stop.send(true);

@@ -22,6 +22,10 @@ const MINUTE_MS: Millis = 60_000;
 const MAX_REPORT_ROWS: usize = 10_000;
 /// Failed attempts in a row (no success since) after which a bureau is failing, not retrying.
 const FAILING_AFTER: u64 = 3;
+/// A bureau with at least this many attempts in five minutes …
+const RATE_MIN_ATTEMPTS: u64 = 10;
+/// … of which at least this share failed is degraded, even if its last attempt succeeded.
+const RATE_DEGRADED: f64 = 0.1;
 
 /// Healthy, degraded or failing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -73,6 +77,15 @@ pub enum Reason {
         /// Failed attempts in a row.
         failures: u64,
         /// The last attempt's error.
+        error: String,
+    },
+    /// Many attempts failed in the last five minutes, though some succeed.
+    FailureRate {
+        /// Failed attempts in the last five minutes.
+        failures: u64,
+        /// All attempts then.
+        attempts: u64,
+        /// The last failed attempt's error.
         error: String,
     },
     /// An operator paused delivery.
@@ -139,6 +152,28 @@ impl Reason {
             (Self::Retrying { failures, error }, Lang::Zh) => {
                 format!("投递失败 {failures} 次，正在重试，{error}")
             }
+            (
+                Self::FailureRate {
+                    failures,
+                    attempts,
+                    error,
+                },
+                Lang::En,
+            ) => format!(
+                "{failures} of {attempts} attempts failed in 5 min ({:.0}%), last: {error}",
+                *failures as f64 * 100.0 / (*attempts).max(1) as f64
+            ),
+            (
+                Self::FailureRate {
+                    failures,
+                    attempts,
+                    error,
+                },
+                Lang::Zh,
+            ) => format!(
+                "5 分钟内 {attempts} 次投递失败 {failures} 次（{:.0}%），最近：{error}",
+                *failures as f64 * 100.0 / (*attempts).max(1) as f64
+            ),
             (Self::Paused { by, at }, Lang::En) => {
                 format!("delivery paused by {by} at {}", words::clock(*at))
             }
@@ -378,6 +413,17 @@ impl ExchangeView {
             }
             if open_nodes > 0 {
                 reasons.push(Reason::CircuitOpen { nodes: open_nodes });
+            }
+            let attempts_5m = delivered_5m + failed_5m;
+            if reasons.is_empty()
+                && attempts_5m >= RATE_MIN_ATTEMPTS
+                && failed_5m as f64 >= RATE_DEGRADED * attempts_5m as f64
+            {
+                reasons.push(Reason::FailureRate {
+                    failures: failed_5m,
+                    attempts: attempts_5m,
+                    error: last_error.clone().map(|(_, e)| e).unwrap_or_default(),
+                });
             }
             if let Some(pause) = &paused {
                 reasons.push(Reason::Paused {
