@@ -171,7 +171,10 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_bro
         let (event, _) = case_for_water_and_another(&mut rng);
         let reply = planning.send(&event).await;
         assert_eq!(reply.status, StatusCode::ACCEPTED);
-        let id = reply.json()["message_ids"][0].as_str().unwrap().to_owned();
+        let id = reply.json()["message_ids"][0]
+            .as_str()
+            .expect("a message id")
+            .to_owned();
         (event, id)
     };
 
@@ -200,7 +203,7 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_bro
         !store
             .dead_letters(Some(BureauId::Water), 10)
             .await
-            .unwrap()
+            .expect("dead letters")
             .is_empty()
     })
     .await;

@@ -12,11 +12,11 @@ use std::process::Command;
 
 use axum::http::StatusCode;
 use gateway::store::Store;
-use schemas::{BureauId, CaseStatus, Event, Item};
+use schemas::BureauId;
 use serde_json::Value;
 use support::{
-    Behaviour, BureauClient, ReplyExt, TestPki, case_event, next_in_case, push_receivers, receiver,
-    start_gateway_on, subscribers, wait_until,
+    Behaviour, BureauClient, ReplyExt, TestPki, case_for_water_and_another, next_in_case,
+    push_receivers, receiver, start_gateway_on, wait_until,
 };
 
 /// Nodes report every second, so the tests see their figures soon.
@@ -48,7 +48,12 @@ async fn pause_survives_a_restart_then_resume_delivers_in_order(pki: &TestPki, s
     for event in &events {
         let reply = planning.send(event).await;
         assert_eq!(reply.status, StatusCode::ACCEPTED);
-        ids.push(reply.json()["message_ids"][0].as_str().unwrap().to_owned());
+        ids.push(
+            reply.json()["message_ids"][0]
+                .as_str()
+                .expect("a message id")
+                .to_owned(),
+        );
     }
     // The other subscriber got them all: the engine ran past water's held deliveries.
     let other_receiver = receiver(&receivers, other);
@@ -66,7 +71,7 @@ async fn pause_survives_a_restart_then_resume_delivers_in_order(pki: &TestPki, s
         async move {
             s.queue_stats()
                 .await
-                .unwrap()
+                .expect("queue stats")
                 .into_iter()
                 .find(|q| q.subscriber == BureauId::Water)
                 .map_or(0, |q| q.pending)
@@ -83,7 +88,12 @@ async fn pause_survives_a_restart_then_resume_delivers_in_order(pki: &TestPki, s
     let planning = BureauClient::new(pki, running.addr(), BureauId::Planning);
     let sixth = next_in_case(&first, first.sequence + 5, &mut rng);
     let reply = planning.send(&sixth).await;
-    ids.push(reply.json()["message_ids"][0].as_str().unwrap().to_owned());
+    ids.push(
+        reply.json()["message_ids"][0]
+            .as_str()
+            .expect("a message id")
+            .to_owned(),
+    );
     wait_until("the unpaused subscriber has the sixth", async || {
         other_receiver.ids().contains(&ids[5])
     })
@@ -239,9 +249,11 @@ async fn the_operator_surface_is_for_operators_only() {
         assert!(!reply.body.is_empty());
     }
     // No external network: every script, style and link of the page is the gateway's own.
-    for reference in html.split(['"', '\'']).filter(|s| s.starts_with("http")) {
-        panic!("the page refers to {reference}");
-    }
+    let external: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("http"))
+        .collect();
+    assert!(external.is_empty(), "the page refers to {external:?}");
     running.shutdown().await;
 }
 
@@ -279,7 +291,10 @@ async fn live_metrics_pass_promtool() {
     let reply = BureauClient::new(&pki, running.addr(), BureauId::Planning)
         .send(&event)
         .await;
-    let id = reply.json()["message_ids"][0].as_str().unwrap().to_owned();
+    let id = reply.json()["message_ids"][0]
+        .as_str()
+        .expect("a message id")
+        .to_owned();
     wait_until("a delivery", async || {
         receiver(&receivers, other).ids().contains(&id)
     })
@@ -368,18 +383,19 @@ fn grafana_and_alerts_name_only_exported_metrics() {
         .iter()
         .map(|m| (*m).to_owned())
         .collect();
-    let dashboard_text = std::fs::read_to_string(repo_file("ops/grafana/gateway.json")).unwrap();
+    let dashboard_text =
+        std::fs::read_to_string(repo_file("ops/grafana/gateway.json")).expect("readable");
     let dashboard: Value = serde_json::from_str(&dashboard_text).expect("the dashboard parses");
     let mut expressions = String::new();
     fn collect(value: &Value, out: &mut String) {
         match value {
             Value::Object(map) => {
                 for (key, value) in map {
-                    if key == "expr" || key == "query" || key == "definition" {
-                        if let Some(text) = value.as_str() {
-                            out.push_str(text);
-                            out.push('\n');
-                        }
+                    if let ("expr" | "query" | "definition", Some(text)) =
+                        (key.as_str(), value.as_str())
+                    {
+                        out.push_str(text);
+                        out.push('\n');
                     }
                     collect(value, out);
                 }
@@ -402,7 +418,7 @@ fn grafana_and_alerts_name_only_exported_metrics() {
         "exported metrics not on the dashboard: {missing:?}"
     );
 
-    let alerts = std::fs::read_to_string(repo_file("ops/prometheus/alerts.yml")).unwrap();
+    let alerts = std::fs::read_to_string(repo_file("ops/prometheus/alerts.yml")).expect("readable");
     let unknown: Vec<_> = metric_names(&alerts)
         .into_iter()
         .filter(|m| !exported.contains(m))
@@ -411,7 +427,7 @@ fn grafana_and_alerts_name_only_exported_metrics() {
         unknown.is_empty(),
         "the alert rules name unknown metrics: {unknown:?}"
     );
-    let documented = std::fs::read_to_string(repo_file("ops/METRICS.md")).unwrap();
+    let documented = std::fs::read_to_string(repo_file("ops/METRICS.md")).expect("readable");
     let undocumented: Vec<_> = exported
         .iter()
         .filter(|m| !documented.contains(m.as_str()))
