@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{CtlCommand, DlqCommand};
+use super::args::{CtlCommand, DlqCommand};
 use crate::clock::now_ms;
 use crate::ops::words;
 

@@ -6,7 +6,7 @@ use deadpool_postgres::Object;
 use schemas::BureauId;
 use tokio_postgres::Row;
 
-use super::{pg_err, relaxed};
+use super::db::{pg_err, relaxed};
 use crate::store::codec::{self, sql_limit};
 use crate::store::{
     Attempt, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS, Millis,

@@ -30,7 +30,10 @@ use super::{
 mod schema;
 pub(crate) use schema::MIGRATIONS;
 
+mod db;
 mod ops;
+
+use db::db_err;
 
 /// How many jobs may wait for the writer thread; callers wait when it is full.
 const QUEUE_CAPACITY: usize = 1024;
@@ -320,33 +323,6 @@ fn abort(conn: &Connection, done: &mut Vec<Ran>, reason: &StoreError) {
     }
     for ran in done.drain(..) {
         (ran.reply)(Err(reason.clone()));
-    }
-}
-
-/// Maps a SQLite error: whatever may pass (busy, I/O, full disk ...) is `Unavailable`; the rest
-/// (constraint violations, corrupt files, unreadable values) is `Corrupt`.
-fn db_err(e: rusqlite::Error) -> StoreError {
-    let retryable = match &e {
-        rusqlite::Error::SqliteFailure(failure, _) => matches!(
-            failure.code,
-            ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::DiskFull
-                | ErrorCode::CannotOpen
-                | ErrorCode::OutOfMemory
-                | ErrorCode::ReadOnly
-                | ErrorCode::FileLockingProtocolFailed
-                | ErrorCode::PermissionDenied
-                | ErrorCode::OperationInterrupted
-                | ErrorCode::SchemaChanged
-        ),
-        _ => false,
-    };
-    if retryable {
-        StoreError::unavailable_from("SQLite", e)
-    } else {
-        StoreError::corrupt_from("SQLite", e)
     }
 }
 

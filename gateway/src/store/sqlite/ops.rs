@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use schemas::BureauId;
 
-use super::db_err;
+use super::db::db_err;
 use crate::store::codec::{self, sql_limit};
 use crate::store::{
     Attempt, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS, Millis,

@@ -1,0 +1,120 @@
+//! The command line of `gateway ctl`: the node and the operator certificate to reach it with,
+//! and the commands.
+
+use std::path::PathBuf;
+
+use schemas::BureauId;
+
+/// `gateway ctl` and its options.
+#[derive(Debug, clap::Args)]
+pub struct CtlArgs {
+    /// The node: `https://HOST:PORT`.
+    #[arg(
+        long,
+        env = "GATEWAY_URL",
+        default_value = "https://127.0.0.1:8443",
+        global = true
+    )]
+    pub url: String,
+    /// The exchange CA's certificate (PEM), to verify the node.
+    #[arg(
+        long,
+        env = "GATEWAY_CA",
+        default_value = "data/pki/ca.pem",
+        global = true
+    )]
+    pub ca: PathBuf,
+    /// An operator certificate (PEM).
+    #[arg(
+        long,
+        env = "GATEWAY_CERT",
+        default_value = "data/pki/operator.pem",
+        global = true
+    )]
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    #[arg(
+        long,
+        env = "GATEWAY_KEY",
+        default_value = "data/pki/operator.key",
+        global = true
+    )]
+    pub key: PathBuf,
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// The commands of `gateway ctl`.
+#[derive(Debug, clap::Subcommand)]
+pub enum CtlCommand {
+    /// The node and the exchange at a glance: nodes, health counts, backlog, what is wrong.
+    Status,
+    /// Every bureau's health with the reason, backlog, failures, circuit, pause, certificate.
+    Bureaus,
+    /// Dead letters: list, show one with its attempts, replay, purge.
+    Dlq {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Hold deliveries to a bureau in the store (in order, nothing lost) until `resume`.
+    Pause {
+        /// The bureau, e.g. `water`.
+        bureau: BureauId,
+    },
+    /// Deliver what was held for a bureau, in order.
+    Resume {
+        /// The bureau.
+        bureau: BureauId,
+    },
+    /// One message's story: received, routed, every delivery attempt.
+    Trace {
+        /// The gateway's message id (`gw-…`).
+        message_id: String,
+    },
+    /// A project's or a case's timeline across every bureau.
+    Case {
+        /// A project code (`YYMM-DDDDDD-II-TT-NNNNNN`) or a bureau's case id.
+        #[arg(value_name = "PROJECT_CODE|CASE_ID")]
+        lookup: String,
+    },
+}
+
+/// `gateway ctl dlq …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum DlqCommand {
+    /// The oldest dead letters.
+    List {
+        /// Only this subscriber's.
+        #[arg(long)]
+        subscriber: Option<BureauId>,
+        /// At most this many (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One dead letter with its attempt history.
+    Show {
+        /// Its id.
+        id: i64,
+    },
+    /// Make dead letters pending again (ids, or every one of a subscriber).
+    Replay {
+        /// Their ids.
+        ids: Vec<i64>,
+        /// Every dead letter of this subscriber instead.
+        #[arg(long, conflicts_with = "ids")]
+        subscriber: Option<BureauId>,
+    },
+    /// Delete dead letters for good (the messages and events stay on record).
+    Purge {
+        /// Their ids.
+        ids: Vec<i64>,
+        /// Every dead letter of this subscriber instead.
+        #[arg(long, conflicts_with = "ids")]
+        subscriber: Option<BureauId>,
+    },
+}
