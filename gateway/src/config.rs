@@ -455,6 +455,13 @@ impl Config {
                 return Err(error(key, "must be greater than 0"));
             }
         }
+        if self.ops.report_interval_seconds > 60 {
+            // A node keeps a few minutes of counts in memory until it reports them.
+            return Err(error(
+                "ops.report_interval_seconds",
+                "must be at most 60 (a node keeps three minutes of counts until it reports)",
+            ));
+        }
         if self.limits.max_header_bytes < 8192 {
             return Err(error("limits.max_header_bytes", "must be at least 8192"));
         }

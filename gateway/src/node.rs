@@ -378,6 +378,7 @@ async fn clean_up(store: AnyStore, config: Arc<Config>, mut shutdown: watch::Rec
                     break;
                 }
                 Err(error) => {
+                    error.count();
                     tracing::warn!(
                         message = "cleanup failed; will try again",
                         error = &error as &dyn std::error::Error

@@ -105,7 +105,7 @@ pub enum DlqCommand {
     Replay {
         /// Their ids.
         ids: Vec<i64>,
-        /// Every dead letter of this subscriber instead.
+        /// Every dead letter of this subscriber instead (in calls of 1000, the oldest first).
         #[arg(long, conflicts_with = "ids")]
         subscriber: Option<BureauId>,
     },
@@ -113,7 +113,7 @@ pub enum DlqCommand {
     Purge {
         /// Their ids.
         ids: Vec<i64>,
-        /// Every dead letter of this subscriber instead.
+        /// Every dead letter of this subscriber instead (in calls of 1000, the oldest first).
         #[arg(long, conflicts_with = "ids")]
         subscriber: Option<BureauId>,
     },

@@ -19,6 +19,9 @@ mod print;
 
 pub use args::{CtlArgs, CtlCommand, DlqCommand};
 
+/// Most dead letters the gateway replays or purges per call.
+const PER_CALL: u64 = 1000;
+
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -209,7 +212,37 @@ async fn run_inner(args: &CtlArgs, out: &mut dyn std::io::Write) -> Result<ExitC
             None,
         ),
     };
-    let answer = client.call(method, &path, body).await?;
+    let mut answer = client.call(method.clone(), &path, body.clone()).await?;
+    // A subscriber's dead letters go 1000 per call: call again until a call does fewer, and
+    // answer with the total.
+    if let (CtlCommand::Dlq { command }, true) = (&args.command, answer.status.is_success())
+        && let DlqCommand::Replay {
+            subscriber: Some(_),
+            ..
+        }
+        | DlqCommand::Purge {
+            subscriber: Some(_),
+            ..
+        } = command
+    {
+        let field = if matches!(command, DlqCommand::Replay { .. }) {
+            "replayed"
+        } else {
+            "purged"
+        };
+        let mut total = answer.body[field].as_u64().unwrap_or(0);
+        let mut last = total;
+        while last >= PER_CALL {
+            let next = client.call(method.clone(), &path, body.clone()).await?;
+            if !next.status.is_success() {
+                answer = next;
+                break;
+            }
+            last = next.body[field].as_u64().unwrap_or(0);
+            total += last;
+            answer.body = serde_json::json!({ field: total });
+        }
+    }
     if !answer.status.is_success() {
         let detail = answer.body["detail"].as_str().unwrap_or("");
         let title = answer.body["title"]

@@ -243,7 +243,7 @@ fn timeline(body: &Value) -> String {
         text(&body["key"]),
         text(&body["events"]),
         if body["truncated"] == Value::Bool(true) {
-            " (the first ones only)"
+            " (the latest only)"
         } else {
             ""
         }

@@ -130,7 +130,6 @@ async fn pause<S: Store + Clone>(
     bureau: Result<Path<BureauId>, PathRejection>,
 ) -> Result<Response, Problem> {
     let Path(bureau) = bureau?;
-    let bureau = configured(&state, bureau)?;
     let changed = apply_pause(&state, bureau, &operator).await?;
     Ok(
         axum::Json(serde_json::json!({ "bureau": bureau, "paused": true, "changed": changed }))
@@ -139,11 +138,13 @@ async fn pause<S: Store + Clone>(
 }
 
 /// Pauses delivery to `bureau` on behalf of `operator`; true when it was not paused before.
+/// 404 for a bureau this gateway does not serve.
 pub(super) async fn apply_pause<S: Store + Clone>(
     state: &AppState<S>,
     bureau: BureauId,
     operator: &str,
 ) -> Result<bool, Problem> {
+    let bureau = configured(state, bureau)?;
     let changed = state
         .store
         .pause(Pause {
@@ -163,7 +164,6 @@ async fn resume<S: Store + Clone>(
     bureau: Result<Path<BureauId>, PathRejection>,
 ) -> Result<Response, Problem> {
     let Path(bureau) = bureau?;
-    let bureau = configured(&state, bureau)?;
     let changed = apply_resume(&state, bureau, &operator).await?;
     Ok(
         axum::Json(serde_json::json!({ "bureau": bureau, "paused": false, "changed": changed }))
@@ -171,12 +171,14 @@ async fn resume<S: Store + Clone>(
     )
 }
 
-/// Resumes delivery to `bureau`; true when it was paused.
+/// Resumes delivery to `bureau`; true when it was paused. 404 for a bureau this gateway does
+/// not serve.
 pub(super) async fn apply_resume<S: Store + Clone>(
     state: &AppState<S>,
     bureau: BureauId,
     operator: &str,
 ) -> Result<bool, Problem> {
+    let bureau = configured(state, bureau)?;
     let changed = state.store.resume(bureau).await?;
     tracing::info!(message = "delivery resumed", %bureau, %operator, changed);
     state.wakers.wake_for([bureau]);

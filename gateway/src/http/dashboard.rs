@@ -221,6 +221,21 @@ struct Context<'a> {
     now: Millis,
     token: &'a str,
     node: &'a str,
+    /// The same page in the other language (its query kept).
+    toggle: String,
+}
+
+/// The link to the same page in the other language, keeping the case being looked at.
+fn toggle_link(lang: Lang, key: Option<&str>) -> String {
+    let mut link = format!("?lang={}", lang.other().tag());
+    if let Some(key) = key {
+        link.push_str("&key=");
+        link.extend(percent_encoding::utf8_percent_encode(
+            key,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+    }
+    link
 }
 
 fn layout(ctx: &Context<'_>, title: &str, body: Markup) -> Markup {
@@ -252,7 +267,7 @@ fn layout(ctx: &Context<'_>, title: &str, body: Markup) -> Markup {
                             " · " (ctx.node)
                         }
                         " "
-                        a.lang href={ "?lang=" (lang.other().tag()) } hreflang=(lang.other().tag()) {
+                        a.lang href=(ctx.toggle) hreflang=(lang.other().tag()) {
                             (label(lang, Label::Language))
                         }
                     }
@@ -421,6 +436,7 @@ async fn overview<S: Store + Clone>(
         now,
         token: &token,
         node: &state.config.node,
+        toggle: toggle_link(lang, None),
     };
     let unwell: Vec<&BureauHealth> = view
         .bureaus
@@ -546,6 +562,7 @@ async fn case<S: Store + Clone>(
         now,
         token: &token,
         node: &state.config.node,
+        toggle: toggle_link(lang, Some(&text)),
     };
     let (found, truncated, entries) = match timeline::key_of(&text) {
         Some(key) => read_timeline(&state, key).await?,
@@ -681,6 +698,15 @@ mod tests {
             key: None,
         };
         assert_eq!(language(&toggle, &headers), (Lang::En, true));
+    }
+
+    #[test]
+    fn the_language_toggle_keeps_the_case_looked_at() {
+        assert_eq!(toggle_link(Lang::Zh, None), "?lang=en");
+        assert_eq!(
+            toggle_link(Lang::En, Some("GH 1&x")),
+            "?lang=zh-CN&key=GH%201%26x"
+        );
     }
 
     #[test]

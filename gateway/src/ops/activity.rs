@@ -1,6 +1,6 @@
 //! What this node sees of each bureau as it happens: messages in, deliveries out, failures and
 //! their errors, its circuit breakers, the certificates bureaus present. Kept in memory for a
-//! few minutes only (a bounded map: seven bureaus, the last [`KEPT_MINUTES`] minutes each) and
+//! few minutes only (a bounded map: seven bureaus, the last three minutes each) and
 //! written to the store by the report task ([`super::report`]), where every node's dashboard
 //! reads every node's reports.
 

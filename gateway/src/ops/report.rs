@@ -56,6 +56,14 @@ pub async fn report_once<S: Store>(
     let backlog: HashMap<BureauId, u64> = stats.iter().map(|s| (s.subscriber, s.pending)).collect();
     let bureaus: Vec<BureauId> = config.bureaus.keys().copied().collect();
     let (minutes, states) = activity.snapshot(now, &bureaus, &backlog);
+    // Seconds left on each certificate bureaus presented, counting down between their
+    // connections (a bureau gone quiet still reaches the expiry alert).
+    for state in &states {
+        if let Some(not_after) = state.certificate_not_after {
+            metrics::gauge!(m::CLIENT_CERTIFICATE_EXPIRY, "bureau" => state.bureau.as_str())
+                .set((not_after - now) as f64 / 1000.0);
+        }
+    }
     store
         .record_node_report(NodeReport {
             node: config.node.clone(),

@@ -12,9 +12,9 @@ use crate::store::{DeliveryState, TimelineEvent, TimelineKey};
 /// Most events one timeline shows.
 pub const MAX_TIMELINE_EVENTS: usize = 200;
 
-/// What an operator typed: a gateway message id (`gw-…` or a UUID-like id), a project code, or a
-/// case id. A project code is tried first (its shape is strict), then a message id of the
-/// gateway's own shape, then a case id.
+/// What an operator typed: a project code, a gateway message id (`gw-` and 32 hex digits, as
+/// the gateway mints them), or a case id — tried in that order (the first two shapes are
+/// strict).
 pub fn key_of(text: &str) -> Option<TimelineKey> {
     let text = text.trim();
     if let Ok(code) = ProjectCode::parse(text) {

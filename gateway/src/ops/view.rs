@@ -294,7 +294,7 @@ pub struct ExchangeView {
     pub bureaus: Vec<BureauHealth>,
     /// The last hour per bureau.
     pub series: Vec<BureauSeries>,
-    /// The nodes that reported in the last minute.
+    /// The nodes reporting now (within three report intervals).
     pub nodes: Vec<NodeSeen>,
 }
 
@@ -324,6 +324,8 @@ impl ExchangeView {
         let current = minute_of(now);
         let first = current - (CHART_MINUTES - 1) * MINUTE_MS;
         let rate_from = current - (RATE_MINUTES - 1) * MINUTE_MS;
+        // The rate window: four whole minutes and the part of the current one gone by.
+        let rate_minutes = (now - rate_from).max(MINUTE_MS) as f64 / MINUTE_MS as f64;
         // A node whose last report is older than three intervals is gone: its circuit and its
         // failure streak no longer hold.
         let fresh_after = now - 3 * 1000 * config.ops.report_interval_seconds as i64;
@@ -381,7 +383,6 @@ impl ExchangeView {
                     CircuitState::Open => 2,
                 })
                 .unwrap_or(CircuitState::Closed);
-            let failing_since = fresh().filter_map(|(_, _, s)| s.failing_since).min();
             let last_error = states
                 .iter()
                 .filter_map(|(_, _, s)| s.last_error.clone())
@@ -393,10 +394,20 @@ impl ExchangeView {
             let stat = stats.iter().find(|s| s.subscriber == bureau);
             let paused = pauses.iter().find(|p| p.subscriber == bureau).cloned();
 
-            let failing_count: u64 = fresh()
-                .filter(|(_, _, s)| s.failing_since.is_some())
-                .map(|(_, _, s)| s.failing_count)
-                .sum();
+            // A node's failure streak counts while it is current: its last error is recent (a
+            // streak whose deliveries were all dead-lettered stops producing errors), and no
+            // node has delivered since it began (a success anywhere ends it for the picture).
+            let last_out = states.iter().filter_map(|(_, _, s)| s.last_out).max();
+            let current = |s: &crate::store::BureauState| {
+                s.failing_since
+                    .is_some_and(|since| last_out.is_none_or(|out| out < since))
+                    && s.last_error
+                        .as_ref()
+                        .is_some_and(|(at, _)| *at >= now - RATE_MINUTES * MINUTE_MS)
+            };
+            let streaks: Vec<_> = fresh().filter(|(_, _, s)| current(s)).collect();
+            let failing_count: u64 = streaks.iter().map(|(_, _, s)| s.failing_count).sum();
+            let failing_since = streaks.iter().filter_map(|(_, _, s)| s.failing_since).min();
             let error = last_error.clone().map(|(_, e)| e).unwrap_or_default();
             let mut reasons = Vec::new();
             match failing_since {
@@ -468,7 +479,7 @@ impl ExchangeView {
                 reasons,
                 last_in: states.iter().filter_map(|(_, _, s)| s.last_in).max(),
                 last_out: states.iter().filter_map(|(_, _, s)| s.last_out).max(),
-                inbound_per_minute: received_5m as f64 / RATE_MINUTES as f64,
+                inbound_per_minute: received_5m as f64 / rate_minutes,
                 backlog: stat.map_or(0, |s| s.pending),
                 oldest_pending: stat.and_then(|s| s.oldest_pending),
                 delivered_5m,
@@ -485,7 +496,7 @@ impl ExchangeView {
         }
         let mut nodes: Vec<NodeSeen> = nodes
             .into_iter()
-            .filter(|(_, at)| *at >= now - MINUTE_MS)
+            .filter(|(_, at)| *at >= fresh_after)
             .map(|(node, reported_at)| NodeSeen {
                 node: node.to_owned(),
                 reported_at,
@@ -576,7 +587,8 @@ mod tests {
         let transport = row(&view, BureauId::Transport);
         assert_eq!(transport.health, Health::Healthy);
         assert!(transport.reasons.is_empty());
-        assert!((transport.inbound_per_minute - 6.0 / 5.0).abs() < 1e-9);
+        // 6 messages over 4.5 minutes (NOW is 30 s into its minute).
+        assert!((transport.inbound_per_minute - 6.0 / 4.5).abs() < 1e-9);
         let chart = view
             .series
             .iter()
@@ -669,6 +681,41 @@ mod tests {
             .unwrap();
         assert_eq!(healed.health, Health::Healthy);
         assert_eq!(healed.failed_5m, 2);
+    }
+
+    #[test]
+    fn a_streak_ends_when_any_node_delivers_or_its_errors_stop() {
+        let mut one = state(BureauId::Water);
+        one.failing_since = Some(NOW - 20_000);
+        one.failing_count = 4;
+        one.last_error = Some((NOW - 2_000, "HTTP 503".into()));
+        let mut two = state(BureauId::Water);
+        two.last_out = Some(NOW - 1_000);
+        let view = |states: Vec<(String, Millis, BureauState)>| {
+            let reports = NodeReports {
+                minutes: vec![],
+                bureaus: states,
+            };
+            ExchangeView::build(&config(), NOW, &reports, &[], &[])
+        };
+        let both = view(vec![
+            ("gw-1".into(), NOW, one.clone()),
+            ("gw-2".into(), NOW, two),
+        ]);
+        assert_eq!(
+            row(&both, BureauId::Water).health,
+            Health::Healthy,
+            "gw-2 delivers"
+        );
+        let alone = view(vec![("gw-1".into(), NOW, one.clone())]);
+        assert_eq!(row(&alone, BureauId::Water).health, Health::Failing);
+        one.last_error = Some((NOW - 600_000, "HTTP 503".into()));
+        let stale = view(vec![("gw-1".into(), NOW, one)]);
+        assert_eq!(
+            row(&stale, BureauId::Water).health,
+            Health::Healthy,
+            "no error for five minutes: nothing is being retried"
+        );
     }
 
     #[test]

@@ -1421,6 +1421,11 @@ pub(crate) async fn a_timeline_finds_a_message_a_case_and_a_project<S: Store + C
         .await
         .unwrap();
     assert_eq!(limited.len(), 1, "bounded by the limit");
+    assert_eq!(
+        limited[0].event.message_id.as_str(),
+        "gw-t2",
+        "the latest events are kept"
+    );
 }
 
 /// Node reports: a minute reported again replaces its counts; every node's rows are read back;

@@ -674,8 +674,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Up to `limit` events of a message, case or project (the oldest first), each with its
-    /// message and its deliveries and their attempts.
+    /// The latest `limit` events of a message, case or project (told oldest first), each with
+    /// its message and its deliveries and their attempts.
     fn timeline(
         &self,
         key: TimelineKey,

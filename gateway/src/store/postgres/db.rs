@@ -3,6 +3,7 @@
 //! wait for the disk.
 
 use deadpool_postgres::{Object, PoolError, Transaction};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::tls;
@@ -64,4 +65,12 @@ pub(super) fn pool_err(e: PoolError) -> StoreError {
         },
         other => StoreError::unavailable_from("no database connection", other),
     }
+}
+
+pub(super) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+) -> Result<T, StoreError> {
+    row.try_get(index)
+        .map_err(|e| StoreError::corrupt_from(format!("unreadable column {index}"), e))
 }

@@ -41,7 +41,7 @@ use super::{
 mod db;
 mod ops;
 
-use db::{pg_err, pool_err, relaxed};
+use db::{get, pg_err, pool_err, relaxed};
 
 mod schema;
 pub mod tls;
@@ -597,14 +597,6 @@ pub const FEED: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.create
       AND NOT EXISTS (SELECT 1 FROM paused_subscribers p WHERE p.subscriber = $1::text)
     ORDER BY d.subscriber, d.id
     LIMIT $2";
-
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    index: usize,
-) -> Result<T, StoreError> {
-    row.try_get(index)
-        .map_err(|e| StoreError::corrupt_from(format!("unreadable column {index}"), e))
-}
 
 /// Reads one delivery row shaped `(id, subscriber, event JSON, attempts, created_at)`.
 fn delivery_row(row: &Row, lease: u64) -> Result<Delivery, StoreError> {

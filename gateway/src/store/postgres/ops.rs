@@ -6,7 +6,7 @@ use deadpool_postgres::Object;
 use schemas::BureauId;
 use tokio_postgres::Row;
 
-use super::db::{pg_err, relaxed};
+use super::db::{get, pg_err, relaxed};
 use crate::store::codec::{self, sql_limit};
 use crate::store::{
     Attempt, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS, Millis,
@@ -40,7 +40,8 @@ pub(super) async fn resume(client: &Object, subscriber: BureauId) -> Result<bool
 pub(super) async fn pauses(client: &Object) -> Result<Vec<Pause>, StoreError> {
     let rows = client
         .query(
-            "SELECT subscriber, paused_by, paused_at FROM paused_subscribers ORDER BY subscriber",
+            "SELECT subscriber, paused_by, paused_at FROM paused_subscribers
+             ORDER BY subscriber LIMIT 100",
             &[],
         )
         .await
@@ -48,9 +49,9 @@ pub(super) async fn pauses(client: &Object) -> Result<Vec<Pause>, StoreError> {
     rows.iter()
         .map(|row| {
             Ok(Pause {
-                subscriber: codec::bureau(row.get(0))?,
-                by: row.get(1),
-                at: row.get(2),
+                subscriber: codec::bureau(get(row, 0)?)?,
+                by: get(row, 1)?,
+                at: get(row, 2)?,
             })
         })
         .collect()
@@ -69,14 +70,15 @@ async fn attempts_of(
         )
         .await
         .map_err(pg_err)?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .rev()
-        .map(|row| Attempt {
-            at: row.get(0),
-            error: row.get(1),
+        .map(|row| {
+            Ok(Attempt {
+                at: get(row, 0)?,
+                error: get(row, 1)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub(super) async fn dead_letter(
@@ -97,10 +99,10 @@ pub(super) async fn dead_letter(
     };
     Ok(Some(DeadLetter {
         id,
-        subscriber: codec::bureau(row.get(0))?,
-        message_id: codec::message_id(row.get(1))?,
+        subscriber: codec::bureau(get(&row, 0)?)?,
+        message_id: codec::message_id(get(&row, 1)?)?,
         attempts: attempts_of(client, id, MAX_TIMELINE_ATTEMPTS).await?,
-        dead_at: row.get(2),
+        dead_at: get(&row, 2)?,
     }))
 }
 
@@ -129,7 +131,10 @@ pub(super) async fn purge(
         }
     }
     .map_err(pg_err)?;
-    let ids: Vec<DeliveryId> = rows.iter().map(|row| row.get(0)).collect();
+    let ids = rows
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<Result<Vec<DeliveryId>, _>>()?;
     tx.execute(
         "DELETE FROM delivery_attempts WHERE delivery_id = ANY ($1)",
         &[&ids],
@@ -170,7 +175,7 @@ pub(super) async fn timeline(
         TimelineKey::Project(code) => {
             client
                 .query(
-                    &format!("{TIMELINE_SELECT} WHERE e.project = $1 ORDER BY e.id LIMIT $2"),
+                    &format!("{TIMELINE_SELECT} WHERE e.project = $1 ORDER BY e.id DESC LIMIT $2"),
                     &[&code.as_str(), &limit],
                 )
                 .await
@@ -179,7 +184,7 @@ pub(super) async fn timeline(
             client
                 .query(
                     &format!(
-                        "{TIMELINE_SELECT} WHERE e.case_key = ANY ($1) ORDER BY e.id LIMIT $2"
+                        "{TIMELINE_SELECT} WHERE e.case_key = ANY ($1) ORDER BY e.id DESC LIMIT $2"
                     ),
                     &[&codec::case_keys_of(case_id), &limit],
                 )
@@ -187,15 +192,16 @@ pub(super) async fn timeline(
         }
     }
     .map_err(pg_err)?;
+    // The latest `limit` events, told oldest first.
     let mut events = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows.iter().rev() {
         events.push(timeline_event(client, row).await?);
     }
     Ok(events)
 }
 
 async fn timeline_event(client: &Object, row: &Row) -> Result<TimelineEvent, StoreError> {
-    let event_row: i64 = row.get(0);
+    let event_row: i64 = get(row, 0)?;
     let delivery_rows = client
         .query(
             "SELECT id, subscriber, state, created_at, delivered_at, dead_at
@@ -206,24 +212,24 @@ async fn timeline_event(client: &Object, row: &Row) -> Result<TimelineEvent, Sto
         .map_err(pg_err)?;
     let mut deliveries = Vec::with_capacity(delivery_rows.len());
     for d in &delivery_rows {
-        let id: DeliveryId = d.get(0);
+        let id: DeliveryId = get(d, 0)?;
         deliveries.push(TimelineDelivery {
             id,
-            subscriber: codec::bureau(d.get(1))?,
-            state: codec::delivery_state(d.get(2))?,
-            created_at: d.get(3),
-            delivered_at: d.get(4),
-            dead_at: d.get(5),
+            subscriber: codec::bureau(get(d, 1)?)?,
+            state: codec::delivery_state(get(d, 2)?)?,
+            created_at: get(d, 3)?,
+            delivered_at: get(d, 4)?,
+            dead_at: get(d, 5)?,
             attempts: attempts_of(client, id, MAX_TIMELINE_ATTEMPTS).await?,
         });
     }
     Ok(TimelineEvent {
-        sender: codec::bureau(row.get(1))?,
-        received_at: row.get(2),
-        idempotency_key: row.get(3),
-        sha256: row.get(4),
-        source_message_id: row.get(5),
-        event: codec::event(row.get(6))?,
+        sender: codec::bureau(get(row, 1)?)?,
+        received_at: get(row, 2)?,
+        idempotency_key: get(row, 3)?,
+        sha256: get(row, 4)?,
+        source_message_id: get(row, 5)?,
+        event: codec::event(get(row, 6)?)?,
         deliveries,
     })
 }
@@ -330,14 +336,14 @@ pub(super) async fn node_reports(
         .iter()
         .map(|row| {
             Ok((
-                row.get::<_, String>(0),
+                get::<String>(row, 0)?,
                 MinuteCounts {
-                    bureau: codec::bureau(row.get(1))?,
-                    minute: row.get(2),
-                    received: codec::count(row.get(3))?,
-                    delivered: codec::count(row.get(4))?,
-                    failed: codec::count(row.get(5))?,
-                    backlog: codec::count(row.get(6))?,
+                    bureau: codec::bureau(get(row, 1)?)?,
+                    minute: get(row, 2)?,
+                    received: codec::count(get(row, 3)?)?,
+                    delivered: codec::count(get(row, 4)?)?,
+                    failed: codec::count(get(row, 5)?)?,
+                    backlog: codec::count(get(row, 6)?)?,
                 },
             ))
         })
@@ -355,20 +361,20 @@ pub(super) async fn node_reports(
     let bureaus = rows
         .iter()
         .map(|row| {
-            let error_at: Option<Millis> = row.get(6);
-            let error: Option<String> = row.get(7);
+            let error_at: Option<Millis> = get(row, 6)?;
+            let error: Option<String> = get(row, 7)?;
             Ok((
-                row.get::<_, String>(0),
-                row.get::<_, Millis>(2),
+                get::<String>(row, 0)?,
+                get::<Millis>(row, 2)?,
                 BureauState {
-                    bureau: codec::bureau(row.get(1))?,
-                    last_in: row.get(3),
-                    last_out: row.get(4),
-                    failing_since: row.get(5),
-                    failing_count: codec::count(row.get(10))?,
+                    bureau: codec::bureau(get(row, 1)?)?,
+                    last_in: get(row, 3)?,
+                    last_out: get(row, 4)?,
+                    failing_since: get(row, 5)?,
+                    failing_count: codec::count(get(row, 10)?)?,
                     last_error: error_at.zip(error),
-                    circuit: CircuitState::parse(row.get(8))?,
-                    certificate_not_after: row.get(9),
+                    circuit: CircuitState::parse(get(row, 8)?)?,
+                    certificate_not_after: get(row, 9)?,
                 },
             ))
         })
@@ -393,5 +399,5 @@ pub(super) async fn shared_secret(
         .query_one("SELECT value FROM shared_secrets WHERE name = $1", &[&name])
         .await
         .map_err(pg_err)?;
-    Ok(row.get(0))
+    get(&row, 0)
 }

@@ -86,7 +86,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // that taking a lease stays an update of unindexed columns.
     "ALTER TABLE deliveries ADD COLUMN leased_by TEXT NULL;",
     // 6: the operator surface: pauses, every node's minute counts and per-bureau state (so every
-    // node shows the same exchange-wide picture), the events of a project, shared secrets.
+    // node shows the same exchange-wide picture), the events of a project (filled in for the
+    // events stored before), shared secrets.
     "CREATE TABLE paused_subscribers (
         subscriber TEXT    PRIMARY KEY,
         paused_by  TEXT    NOT NULL,
@@ -123,5 +124,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE events ADD COLUMN project TEXT NULL;
     CREATE INDEX events_project ON events (project, id);
-    CREATE INDEX events_case ON events (case_key, id);",
+    CREATE INDEX events_case ON events (case_key, id);
+    UPDATE events SET project = COALESCE(
+        event::jsonb #>> '{payload,case,project,code}',
+        event::jsonb #>> '{payload,survey,result,project}');",
 ];

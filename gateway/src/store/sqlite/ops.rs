@@ -16,7 +16,8 @@ use crate::store::{
 pub(super) fn paused_in(conn: &Connection) -> Result<Vec<Pause>, StoreError> {
     let mut select = conn
         .prepare_cached(
-            "SELECT subscriber, paused_by, paused_at FROM paused_subscribers ORDER BY subscriber",
+            "SELECT subscriber, paused_by, paused_at FROM paused_subscribers
+             ORDER BY subscriber LIMIT 100",
         )
         .map_err(db_err)?;
     let rows = select
@@ -193,7 +194,7 @@ pub(super) fn timeline_in(
         )?,
         TimelineKey::Project(code) => collect(
             &format!(
-                "SELECT {TIMELINE_COLUMNS} {from} WHERE e.project = ?1 ORDER BY e.id LIMIT ?2"
+                "SELECT {TIMELINE_COLUMNS} {from} WHERE e.project = ?1 ORDER BY e.id DESC LIMIT ?2"
             ),
             code.as_str(),
         )?,
@@ -202,15 +203,17 @@ pub(super) fn timeline_in(
                 collect(
                     &format!(
                         "SELECT {TIMELINE_COLUMNS} {from} WHERE e.case_key = ?1
-                         ORDER BY e.id LIMIT ?2"
+                         ORDER BY e.id DESC LIMIT ?2"
                     ),
                     &case_key,
                 )?;
             }
         }
     }
-    rows.sort_by_key(|row| row.0);
+    // The latest `limit` events, told oldest first.
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    rows.reverse();
     rows.into_iter()
         .map(|row| timeline_event(conn, row))
         .collect()

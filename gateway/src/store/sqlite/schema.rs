@@ -83,7 +83,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 5: the node that took a delivery's current (or last) lease (see the PostgreSQL store).
     "ALTER TABLE deliveries ADD COLUMN leased_by TEXT NULL;",
     // 6: the operator surface: pauses, every node's minute counts and per-bureau state (so every
-    // node shows the same exchange-wide picture), the events of a project, shared secrets.
+    // node shows the same exchange-wide picture), the events of a project (filled in for the
+    // events stored before), shared secrets.
     "CREATE TABLE paused_subscribers (
         subscriber TEXT    PRIMARY KEY,
         paused_by  TEXT    NOT NULL,
@@ -120,5 +121,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE events ADD COLUMN project TEXT NULL;
     CREATE INDEX events_project ON events (project, id);
-    CREATE INDEX events_case ON events (case_key, id);",
+    CREATE INDEX events_case ON events (case_key, id);
+    UPDATE events SET project = COALESCE(
+        json_extract(event, '$.payload.case.project.code'),
+        json_extract(event, '$.payload.survey.result.project'));",
 ];
