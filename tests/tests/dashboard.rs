@@ -26,6 +26,10 @@ use support::{
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+/// One browser scenario at a time: two Chromiums and two gateways at once on two cores would
+/// only make each slower.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const SETTINGS: &str = "[ops]\nreport_interval_seconds = 1\n\
                         [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\nmax_attempts = 3\n";
 
@@ -143,7 +147,30 @@ impl Browser {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_browser() {
+async fn the_dashboard_in_a_browser_on_sqlite() {
+    let pki = TestPki::new("dashboard-browser");
+    let store = pki.sqlite_store();
+    the_dashboard_shows_failure_and_recovery_replays_and_timelines(&pki, &store, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_a_browser_on_postgres() {
+    let Some(server) = support::pg::server() else {
+        return;
+    };
+    let schema = support::pg::Schema::new(&server);
+    let pki = TestPki::new("dashboard-browser-pg");
+    the_dashboard_shows_failure_and_recovery_replays_and_timelines(&pki, &schema.url(), "-pg")
+        .await;
+}
+
+/// The scenario, on the store `store`; screenshot names end with `suffix`.
+async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines(
+    pki: &TestPki,
+    store: &str,
+    suffix: &str,
+) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (script, chromium) = match harness() {
         Ok(found) => found,
         Err(why) => {
@@ -159,12 +186,11 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_bro
         .map_or_else(|| repo().join("target/ops-screenshots"), PathBuf::from);
     std::fs::create_dir_all(&shots).expect("the screenshot folder");
 
-    let pki = TestPki::new("dashboard-browser");
-    let receivers = push_receivers(&pki, Behaviour::Healthy).await;
+    let receivers = push_receivers(pki, Behaviour::Healthy).await;
     let refs: Vec<_> = receivers.iter().collect();
-    let running = start_gateway_on(&pki, &pki.sqlite_store(), &refs, SETTINGS).await;
+    let running = start_gateway_on(pki, store, &refs, SETTINGS).await;
     let url = format!("https://{}", running.addr());
-    let planning = BureauClient::new(&pki, running.addr(), BureauId::Planning);
+    let planning = BureauClient::new(pki, running.addr(), BureauId::Planning);
     let water = receiver(&receivers, BureauId::Water);
     let mut rng = fastrand::Rng::with_seed(2026);
     let mut send = async || {
@@ -184,14 +210,14 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_bro
         water.ids().contains(&first)
     })
     .await;
-    let mut browser = Browser::start(&script, &chromium, &url, &pki, &shots).await;
+    let mut browser = Browser::start(&script, &chromium, &url, pki, &shots).await;
     let page = browser
         .run(json!({"cmd": "open", "path": "/ops?lang=en", "width": 1280, "height": 800}))
         .await;
     assert_eq!(page["status"], 200, "{page}");
     browser.wait_health("water", "healthy").await;
     browser
-        .run(json!({"cmd": "screenshot", "name": "ops-healthy-1280.png", "full_page": true}))
+        .run(json!({"cmd": "screenshot", "name": format!("ops-healthy-1280{suffix}.png"), "full_page": true}))
         .await;
 
     // Water's endpoint stops: its next delivery fails three times and is a dead letter; the
@@ -210,7 +236,7 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_bro
     let text = browser.wait_health("water", "failing").await;
     assert!(text.contains("deliveries failing since"), "{text}");
     browser
-        .run(json!({"cmd": "screenshot", "name": "ops-failing-1280.png", "full_page": false}))
+        .run(json!({"cmd": "screenshot", "name": format!("ops-failing-1280{suffix}.png"), "full_page": false}))
         .await;
 
     // Water is back: a new delivery succeeds, the dead letter is what is left (degraded).
@@ -283,7 +309,7 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_bro
         .collect();
     assert!(kinds.starts_with(&["received", "routed"]), "{kinds:?}");
     browser
-        .run(json!({"cmd": "screenshot", "name": "ops-timeline-1280.png", "full_page": true}))
+        .run(json!({"cmd": "screenshot", "name": format!("ops-timeline-1280{suffix}.png"), "full_page": true}))
         .await;
 
     // The page keeps the operator's place while it refreshes itself.
@@ -315,7 +341,7 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines_in_a_bro
     let title = browser.run(json!({"cmd": "texts", "selector": "h1"})).await;
     assert_eq!(title["texts"][0], "交换运行看板");
     browser
-        .run(json!({"cmd": "screenshot", "name": "ops-narrow-zh.png", "full_page": true}))
+        .run(json!({"cmd": "screenshot", "name": format!("ops-narrow-zh{suffix}.png"), "full_page": true}))
         .await;
     let errors = browser.run(json!({"cmd": "errors"})).await;
     assert_eq!(errors["errors"], json!([]), "no script errors on the pages");
