@@ -313,20 +313,16 @@ fn bureau_row(ctx: &Context<'_>, row: &BureauHealth) -> Markup {
                 }
             }
             td.actions {
-                @if row.paused.is_some() {
-                    form method="post" action="/ops/resume" {
-                        input type="hidden" name="csrf" value=(ctx.token);
-                        input type="hidden" name="bureau" value=(row.bureau.as_str());
-                        input type="hidden" name="lang" value=(lang.tag());
-                        button type="submit" data-action="resume" { (label(lang, Label::Resume)) }
-                    }
-                } @else {
-                    form method="post" action="/ops/pause" {
-                        input type="hidden" name="csrf" value=(ctx.token);
-                        input type="hidden" name="bureau" value=(row.bureau.as_str());
-                        input type="hidden" name="lang" value=(lang.tag());
-                        button type="submit" data-action="pause" { (label(lang, Label::Pause)) }
-                    }
+                @let (action, words) = if row.paused.is_some() {
+                    ("resume", Label::Resume)
+                } else {
+                    ("pause", Label::Pause)
+                };
+                form method="post" action={ "/ops/" (action) } {
+                    input type="hidden" name="csrf" value=(ctx.token);
+                    input type="hidden" name="bureau" value=(row.bureau.as_str());
+                    input type="hidden" name="lang" value=(lang.tag());
+                    button type="submit" data-action=(action) { (label(lang, words)) }
                 }
             }
         }
@@ -633,10 +629,7 @@ async fn pause<S: Store + Clone>(
     headers: HeaderMap,
     form: Result<Form<BureauForm>, FormRejection>,
 ) -> Result<Response, Problem> {
-    let Form(form) = form?;
-    check_form(&state.form_key, &operator, &form.csrf, &headers)?;
-    apply_pause(&state, form.bureau, &operator).await?;
-    Ok(back(form.lang.as_deref(), "bureaus"))
+    pause_or_resume(&state, &operator, &headers, form, true).await
 }
 
 /// `POST /ops/resume` (form: `bureau`, `csrf`).
@@ -646,9 +639,23 @@ async fn resume<S: Store + Clone>(
     headers: HeaderMap,
     form: Result<Form<BureauForm>, FormRejection>,
 ) -> Result<Response, Problem> {
+    pause_or_resume(&state, &operator, &headers, form, false).await
+}
+
+async fn pause_or_resume<S: Store + Clone>(
+    state: &AppState<S>,
+    operator: &str,
+    headers: &HeaderMap,
+    form: Result<Form<BureauForm>, FormRejection>,
+    pause: bool,
+) -> Result<Response, Problem> {
     let Form(form) = form?;
-    check_form(&state.form_key, &operator, &form.csrf, &headers)?;
-    apply_resume(&state, form.bureau, &operator).await?;
+    check_form(&state.form_key, operator, &form.csrf, headers)?;
+    if pause {
+        apply_pause(state, form.bureau, operator).await?;
+    } else {
+        apply_resume(state, form.bureau, operator).await?;
+    }
     Ok(back(form.lang.as_deref(), "bureaus"))
 }
 
