@@ -146,7 +146,8 @@ async fn purge<S: Store + Clone>(
 /// Refreshes the queue and pause gauges from the store before a scrape.
 async fn refresh_gauges<S: Store>(state: &AppState<S>) {
     let read = async {
-        let stats = state.store.queue_stats().await?;
+        let subscribers = state.config.bureaus.keys().copied().collect();
+        let stats = state.store.backlogs(subscribers).await?;
         let pauses = state.store.pauses().await?;
         Ok::<_, crate::store::StoreError>((stats, pauses))
     };

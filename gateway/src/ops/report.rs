@@ -13,13 +13,13 @@ use super::activity::Activity;
 use crate::clock::{Millis, now_ms};
 use crate::config::Config;
 use crate::metrics as m;
-use crate::store::{NodeReport, Pause, QueueStat, Store, StoreError};
+use crate::store::{Backlog, NodeReport, Pause, Store, StoreError};
 
 /// A node keeps its minute counts in the store this long (the charts show the last hour).
 const KEEP_MS: Millis = 24 * 3600 * 1000;
 
 /// Sets the queue gauges from `stats` read at `now`.
-pub fn queue_gauges(stats: &[QueueStat], now: Millis) {
+pub fn queue_gauges(stats: &[Backlog], now: Millis) {
     for stat in stats {
         let subscriber = stat.subscriber.as_str();
         metrics::gauge!(m::QUEUE_DEPTH, "subscriber" => subscriber).set(stat.pending as f64);
@@ -50,11 +50,11 @@ pub async fn report_once<S: Store>(
     activity: &Activity,
     now: Millis,
 ) -> Result<(), StoreError> {
-    let stats = store.queue_stats().await?;
+    let bureaus: Vec<BureauId> = config.bureaus.keys().copied().collect();
+    let stats = store.backlogs(bureaus.clone()).await?;
     queue_gauges(&stats, now);
     pause_gauges(config, &store.pauses().await?);
     let backlog: HashMap<BureauId, u64> = stats.iter().map(|s| (s.subscriber, s.pending)).collect();
-    let bureaus: Vec<BureauId> = config.bureaus.keys().copied().collect();
     let (minutes, states) = activity.snapshot(now, &bureaus, &backlog);
     // Seconds left on each certificate bureaus presented, counting down between their
     // connections (a bureau gone quiet still reaches the expiry alert).

@@ -11,7 +11,7 @@ use super::activity::minute_of;
 use super::words::{self, Label, Lang};
 use crate::clock::Millis;
 use crate::config::{Config, DeliveryMode};
-use crate::store::{CircuitState, NodeReports, Pause, QueueStat, Store, StoreError};
+use crate::store::{Backlog, CircuitState, NodeReports, Pause, Store, StoreError};
 
 /// Minutes of history the charts show.
 pub const CHART_MINUTES: i64 = 60;
@@ -299,8 +299,8 @@ pub struct ExchangeView {
 }
 
 impl ExchangeView {
-    /// Reads what the view needs from the store (bounded: the last hour of reports, the queue
-    /// counts, the pauses) and puts it together.
+    /// Reads what the view needs from the store (bounded: the last hour of reports, the
+    /// backlogs, the pauses) and puts it together.
     pub async fn read<S: Store>(
         store: &S,
         config: &Config,
@@ -308,7 +308,9 @@ impl ExchangeView {
     ) -> Result<Self, StoreError> {
         let since = minute_of(now) - (CHART_MINUTES - 1) * MINUTE_MS;
         let reports = store.node_reports(since, MAX_REPORT_ROWS).await?;
-        let stats = store.queue_stats().await?;
+        let stats = store
+            .backlogs(config.bureaus.keys().copied().collect())
+            .await?;
         let pauses = store.pauses().await?;
         Ok(Self::build(config, now, &reports, &stats, &pauses))
     }
@@ -318,7 +320,7 @@ impl ExchangeView {
         config: &Config,
         now: Millis,
         reports: &NodeReports,
-        stats: &[QueueStat],
+        stats: &[Backlog],
         pauses: &[Pause],
     ) -> Self {
         let current = minute_of(now);
@@ -617,13 +619,11 @@ mod tests {
             // Reported ten minutes ago: that node is gone.
             bureaus: vec![("gw-2".into(), NOW - 600_000, water)],
         };
-        let stats = [QueueStat {
+        let stats = [Backlog {
             subscriber: BureauId::Water,
             pending: 40,
             dead: 2,
-            delivered: 0,
             oldest_pending: Some(NOW - 3_600_000),
-            failed_attempts: 0,
         }];
         let pauses = [Pause {
             subscriber: BureauId::Water,

@@ -9,9 +9,9 @@ use crate::config::StoreLocation;
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
-    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
+    NewMessage, NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store,
+    StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 /// Either backend.
@@ -130,6 +130,10 @@ impl Store for AnyStore {
         now: Millis,
     ) -> Result<u64, StoreError> {
         delegate!(self, s => s.feed_ack(subscriber, cursor, now))
+    }
+
+    async fn backlogs(&self, subscribers: Vec<BureauId>) -> Result<Vec<Backlog>, StoreError> {
+        delegate!(self, s => s.backlogs(subscribers))
     }
 
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {

@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             a_timeline_finds_a_message_a_case_and_a_project,
             node_reports_replace_their_minutes_and_expire,
             a_shared_secret_is_the_first_one_stored,
+            backlogs_count_what_waits_for_each_subscriber,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -1509,5 +1510,52 @@ pub(crate) async fn a_shared_secret_is_the_first_one_stored<S: Store + Clone>(st
     assert_eq!(
         store.shared_secret("other", "three".into()).await.unwrap(),
         "three"
+    );
+}
+
+/// Backlogs: pending and dead per subscriber asked for (zeros for one with nothing waiting),
+/// delivered ones not counted.
+pub(crate) async fn backlogs_count_what_waits_for_each_subscriber<S: Store + Clone>(store: S) {
+    let both = || vec![BureauId::Water, BureauId::Transport];
+    accept(
+        &store,
+        message(
+            "b",
+            100,
+            vec![(event(1, "b1"), both()), (event(2, "b2"), both())],
+        ),
+    )
+    .await;
+    kill_head(&store, BureauId::Water, 200).await;
+    let transport = store
+        .lease_due(NODE, vec![BureauId::Transport], 300, LEASE_MS, 1)
+        .await
+        .unwrap();
+    assert!(record_delivered(&store, &transport[0], 310).await);
+    let backlogs = store
+        .backlogs(vec![
+            BureauId::Water,
+            BureauId::Transport,
+            BureauId::Greenery,
+        ])
+        .await
+        .unwrap();
+    let row = |b| *backlogs.iter().find(|x| x.subscriber == b).unwrap();
+    assert_eq!(
+        (row(BureauId::Water).pending, row(BureauId::Water).dead),
+        (1, 1)
+    );
+    assert_eq!(row(BureauId::Water).oldest_pending, Some(100));
+    assert_eq!(
+        (
+            row(BureauId::Transport).pending,
+            row(BureauId::Transport).dead
+        ),
+        (1, 0)
+    );
+    let greenery = row(BureauId::Greenery);
+    assert_eq!(
+        (greenery.pending, greenery.dead, greenery.oldest_pending),
+        (0, 0, None)
     );
 }

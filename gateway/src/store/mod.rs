@@ -408,6 +408,21 @@ pub struct NodeReports {
     pub bureaus: Vec<(String, Millis, BureauState)>,
 }
 
+/// What waits for one subscriber: its pending deliveries and dead letters. Read from the
+/// indexes, so its cost grows with the backlog, not with the history kept for retention (what
+/// the dashboard, the node reports and the gauges read every few seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// The subscriber.
+    pub subscriber: BureauId,
+    /// Deliveries not yet delivered nor dead.
+    pub pending: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Creation time of the oldest pending delivery.
+    pub oldest_pending: Option<Millis>,
+}
+
 /// The underlying cause of a store error (a driver error, an I/O error, a decoding error),
 /// shared so that every caller of a failed group commit gets the same error with its source.
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
@@ -601,7 +616,16 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Queue health per subscriber (subscribers with no deliveries at all are omitted).
+    /// What waits for each of `subscribers` (every one is answered, with zeros when nothing
+    /// waits). Its cost grows with the backlog, not with the delivered history: the call the
+    /// operator surface makes every few seconds.
+    fn backlogs(
+        &self,
+        subscribers: Vec<BureauId>,
+    ) -> impl Future<Output = Result<Vec<Backlog>, StoreError>> + Send;
+
+    /// Queue health per subscriber (subscribers with no deliveries at all are omitted). Counts
+    /// the delivered history too: for summaries, not for polling (see [`Store::backlogs`]).
     fn queue_stats(&self) -> impl Future<Output = Result<Vec<QueueStat>, StoreError>> + Send;
 
     /// Checks the store answers.

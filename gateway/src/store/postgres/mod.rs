@@ -33,9 +33,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
 use super::{
-    AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
-    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
+    NewMessage, NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store,
+    StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod db;
@@ -1025,6 +1025,10 @@ impl Store for PgStore {
             .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         Ok(changed)
+    }
+
+    async fn backlogs(&self, subscribers: Vec<BureauId>) -> Result<Vec<Backlog>, StoreError> {
+        ops::backlogs(&self.client().await?, &subscribers).await
     }
 
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {

@@ -9,9 +9,9 @@ use tokio_postgres::Row;
 use super::db::{get, pg_err, relaxed};
 use crate::store::codec::{self, sql_limit};
 use crate::store::{
-    Attempt, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS, Millis,
-    MinuteCounts, NodeReport, NodeReports, Pause, ReplaySelector, StoreError, TimelineDelivery,
-    TimelineEvent, TimelineKey,
+    Attempt, Backlog, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS,
+    Millis, MinuteCounts, NodeReport, NodeReports, Pause, ReplaySelector, StoreError,
+    TimelineDelivery, TimelineEvent, TimelineKey,
 };
 
 pub(super) async fn pause(client: &Object, pause: &Pause) -> Result<bool, StoreError> {
@@ -400,4 +400,46 @@ pub(super) async fn shared_secret(
         .await
         .map_err(pg_err)?;
     get(&row, 0)
+}
+
+pub(super) async fn backlogs(
+    client: &Object,
+    subscribers: &[BureauId],
+) -> Result<Vec<Backlog>, StoreError> {
+    // `deliveries_stats (subscriber, state, created_at)` yields the pending and dead rows of
+    // each subscriber without touching the delivered ones.
+    let names: Vec<&str> = subscribers.iter().map(|s| s.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT subscriber, state, COUNT(*), MIN(created_at) FROM deliveries
+             WHERE subscriber = ANY ($1) AND state IN ('pending', 'dead')
+             GROUP BY subscriber, state",
+            &[&names],
+        )
+        .await
+        .map_err(pg_err)?;
+    let mut backlogs: Vec<Backlog> = subscribers
+        .iter()
+        .map(|&subscriber| Backlog {
+            subscriber,
+            pending: 0,
+            dead: 0,
+            oldest_pending: None,
+        })
+        .collect();
+    for row in &rows {
+        let subscriber = codec::bureau(get(row, 0)?)?;
+        let state: &str = get(row, 1)?;
+        let count = codec::count(get(row, 2)?)?;
+        let Some(backlog) = backlogs.iter_mut().find(|b| b.subscriber == subscriber) else {
+            continue;
+        };
+        if state == "pending" {
+            backlog.pending = count;
+            backlog.oldest_pending = get(row, 3)?;
+        } else {
+            backlog.dead = count;
+        }
+    }
+    Ok(backlogs)
 }

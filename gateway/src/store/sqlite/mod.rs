@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
 use super::{
-    AfterFailure, Attempt, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
-    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
+    NewMessage, NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store,
+    StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod schema;
@@ -882,6 +882,11 @@ impl Store for SqliteStore {
             .map_err(db_err)
         })
         .await
+    }
+
+    async fn backlogs(&self, subscribers: Vec<BureauId>) -> Result<Vec<Backlog>, StoreError> {
+        self.call(move |conn| ops::backlogs_in(conn, &subscribers))
+            .await
     }
 
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {

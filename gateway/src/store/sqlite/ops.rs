@@ -7,9 +7,9 @@ use schemas::BureauId;
 use super::db::db_err;
 use crate::store::codec::{self, sql_limit};
 use crate::store::{
-    Attempt, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS, Millis,
-    MinuteCounts, NodeReport, NodeReports, Pause, ReplaySelector, StoreError, TimelineDelivery,
-    TimelineEvent, TimelineKey,
+    Attempt, Backlog, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS,
+    Millis, MinuteCounts, NodeReport, NodeReports, Pause, ReplaySelector, StoreError,
+    TimelineDelivery, TimelineEvent, TimelineKey,
 };
 
 /// The pauses in force (at most one row per bureau, so the table is tiny).
@@ -468,4 +468,37 @@ pub(super) fn shared_secret_in(
     conn.prepare_cached("SELECT value FROM shared_secrets WHERE name = ?1")
         .and_then(|mut s| s.query_row([name], |r| r.get(0)))
         .map_err(db_err)
+}
+
+pub(super) fn backlogs_in(
+    conn: &Connection,
+    subscribers: &[BureauId],
+) -> Result<Vec<Backlog>, StoreError> {
+    // One seek of `deliveries_stats (subscriber, state, created_at)` per subscriber and state:
+    // the rows read are the pending and dead ones only.
+    let mut select = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(created_at) FROM deliveries INDEXED BY deliveries_stats
+             WHERE subscriber = ?1 AND state = ?2",
+        )
+        .map_err(db_err)?;
+    let mut backlogs = Vec::with_capacity(subscribers.len());
+    for &subscriber in subscribers {
+        let mut read = |state: &str| {
+            select
+                .query_row(params![subscriber.as_str(), state], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Millis>>(1)?))
+                })
+                .map_err(db_err)
+        };
+        let (pending, oldest_pending) = read("pending")?;
+        let (dead, _) = read("dead")?;
+        backlogs.push(Backlog {
+            subscriber,
+            pending: codec::count(pending)?,
+            dead: codec::count(dead)?,
+            oldest_pending,
+        });
+    }
+    Ok(backlogs)
 }
