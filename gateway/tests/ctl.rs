@@ -78,6 +78,18 @@ async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Waits until water has a dead letter.
+async fn water_has_a_dead_letter(store: &impl Store) {
+    wait_until("water has a dead letter", async || {
+        !store
+            .dead_letters(Some(BureauId::Water), 10)
+            .await
+            .expect("dead letters")
+            .is_empty()
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
     let dir = scratch("all");
@@ -131,14 +143,7 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
         .expect("a message id")
         .to_owned();
     let store = running.store().clone();
-    wait_until("the delivery to water is a dead letter", async || {
-        !store
-            .dead_letters(Some(BureauId::Water), 10)
-            .await
-            .expect("dead letters")
-            .is_empty()
-    })
-    .await;
+    water_has_a_dead_letter(&store).await;
 
     // status and bureaus: water is failing or degraded, with the reason in words.
     let status = json(
@@ -284,14 +289,7 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
     water.set(Behaviour::Down).await.expect("water goes down");
     let second = event_for_water(500);
     planning.send(&second, Some("ctl-2")).await.expect("send");
-    wait_until("a second dead letter", async || {
-        !store
-            .dead_letters(Some(BureauId::Water), 10)
-            .await
-            .expect("dead letters")
-            .is_empty()
-    })
-    .await;
+    water_has_a_dead_letter(&store).await;
     let purged = json(
         ctl(
             &url,

@@ -129,32 +129,7 @@ async fn pause<S: Store + Clone>(
     Operator(operator): Operator,
     bureau: Result<Path<BureauId>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let Path(bureau) = bureau?;
-    let changed = apply_pause(&state, bureau, &operator).await?;
-    Ok(
-        axum::Json(serde_json::json!({ "bureau": bureau, "paused": true, "changed": changed }))
-            .into_response(),
-    )
-}
-
-/// Pauses delivery to `bureau` on behalf of `operator`; true when it was not paused before.
-/// 404 for a bureau this gateway does not serve.
-pub(super) async fn apply_pause<S: Store + Clone>(
-    state: &AppState<S>,
-    bureau: BureauId,
-    operator: &str,
-) -> Result<bool, Problem> {
-    let bureau = configured(state, bureau)?;
-    let changed = state
-        .store
-        .pause(Pause {
-            subscriber: bureau,
-            by: operator.to_owned(),
-            at: now_ms(),
-        })
-        .await?;
-    tracing::info!(message = "delivery paused", %bureau, %operator, changed);
-    Ok(changed)
+    set_paused_answer(&state, bureau, &operator, true).await
 }
 
 /// `POST /v1/admin/bureaus/{bureau}/resume`: what was held is delivered, in order.
@@ -163,25 +138,48 @@ async fn resume<S: Store + Clone>(
     Operator(operator): Operator,
     bureau: Result<Path<BureauId>, PathRejection>,
 ) -> Result<Response, Problem> {
+    set_paused_answer(&state, bureau, &operator, false).await
+}
+
+async fn set_paused_answer<S: Store + Clone>(
+    state: &AppState<S>,
+    bureau: Result<Path<BureauId>, PathRejection>,
+    operator: &str,
+    paused: bool,
+) -> Result<Response, Problem> {
     let Path(bureau) = bureau?;
-    let changed = apply_resume(&state, bureau, &operator).await?;
+    let changed = set_paused(state, bureau, operator, paused).await?;
     Ok(
-        axum::Json(serde_json::json!({ "bureau": bureau, "paused": false, "changed": changed }))
+        axum::Json(serde_json::json!({ "bureau": bureau, "paused": paused, "changed": changed }))
             .into_response(),
     )
 }
 
-/// Resumes delivery to `bureau`; true when it was paused. 404 for a bureau this gateway does
-/// not serve.
-pub(super) async fn apply_resume<S: Store + Clone>(
+/// Pauses (`paused`) or resumes delivery to `bureau` on behalf of `operator`, for the admin API
+/// and the dashboard alike; true when that changed something. 404 for a bureau this gateway
+/// does not serve.
+pub(super) async fn set_paused<S: Store + Clone>(
     state: &AppState<S>,
     bureau: BureauId,
     operator: &str,
+    paused: bool,
 ) -> Result<bool, Problem> {
     let bureau = configured(state, bureau)?;
-    let changed = state.store.resume(bureau).await?;
-    tracing::info!(message = "delivery resumed", %bureau, %operator, changed);
-    state.wakers.wake_for([bureau]);
+    let changed = if paused {
+        state
+            .store
+            .pause(Pause {
+                subscriber: bureau,
+                by: operator.to_owned(),
+                at: now_ms(),
+            })
+            .await?
+    } else {
+        let changed = state.store.resume(bureau).await?;
+        state.wakers.wake_for([bureau]);
+        changed
+    };
+    tracing::info!(message = "delivery pause set", %bureau, %operator, paused, changed);
     Ok(changed)
 }
 

@@ -37,9 +37,7 @@ fn bureau_of<S>(parts: &Parts, state: &AppState<S>) -> Result<BureauId, Problem>
     match identity(parts)? {
         Some(Identity::Bureau(bureau)) if state.config.bureaus.contains_key(bureau) => {
             if let Some(CertificateExpiry(not_after)) = parts.extensions.get() {
-                state
-                    .activity
-                    .certificate(*bureau, *not_after, crate::clock::now_ms());
+                state.activity.certificate(*bureau, *not_after);
             }
             Ok(*bureau)
         }

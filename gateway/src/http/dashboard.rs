@@ -24,7 +24,7 @@ use schemas::BureauId;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::admin::{apply_pause, apply_resume, read_timeline};
+use super::admin::{read_timeline, set_paused};
 use super::caller::Operator;
 use super::problem::Problem;
 use super::state::AppState;
@@ -651,11 +651,7 @@ async fn pause_or_resume<S: Store + Clone>(
 ) -> Result<Response, Problem> {
     let Form(form) = form?;
     check_form(&state.form_key, operator, &form.csrf, headers)?;
-    if pause {
-        apply_pause(state, form.bureau, operator).await?;
-    } else {
-        apply_resume(state, form.bureau, operator).await?;
-    }
+    set_paused(state, form.bureau, operator, pause).await?;
     Ok(back(form.lang.as_deref(), "bureaus"))
 }
 

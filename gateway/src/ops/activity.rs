@@ -1,4 +1,5 @@
-//! What this node sees of each bureau as it happens: messages in, deliveries out, failures and
+//! What this node sees of each bureau as it happens (recording only: this is on the request and
+//! delivery paths; the report task turns it into gauges and store rows): messages in, deliveries out, failures and
 //! their errors, its circuit breakers, the certificates bureaus present. Kept in memory for a
 //! few minutes only (a bounded map: seven bureaus, the last three minutes each) and
 //! written to the store by the report task ([`super::report`]), where every node's dashboard
@@ -10,7 +11,6 @@ use std::sync::Mutex;
 use schemas::BureauId;
 
 use crate::clock::Millis;
-use crate::metrics as m;
 use crate::store::{BureauState, CircuitState, MinuteCounts};
 
 /// Minutes of counts kept in memory; older ones have been reported already.
@@ -86,8 +86,6 @@ impl Activity {
             seen.last_in = Some(at);
             seen.minute(at).received += 1;
         });
-        metrics::gauge!(m::LAST_MESSAGE_RECEIVED, "bureau" => bureau.as_str())
-            .set(at as f64 / 1000.0);
     }
 
     /// `count` deliveries to `bureau` succeeded at `at` (a push, or a feed acknowledgement).
@@ -118,18 +116,10 @@ impl Activity {
         self.with(bureau, |seen| seen.circuit = state);
     }
 
-    /// `bureau` presented a certificate valid until `not_after` at `now`.
-    pub fn certificate(&self, bureau: BureauId, not_after: Millis, now: Millis) {
-        let changed = self.with(bureau, |seen| {
-            let changed = seen.certificate_not_after != Some(not_after);
-            seen.certificate_not_after = Some(not_after);
-            changed
-        });
-        if changed {
-            tracing::debug!(message = "bureau certificate seen", %bureau, not_after);
-        }
-        metrics::gauge!(m::CLIENT_CERTIFICATE_EXPIRY, "bureau" => bureau.as_str())
-            .set((not_after - now) as f64 / 1000.0);
+    /// `bureau` presented a certificate valid until `not_after`. Called on every request of a
+    /// bureau, so it only records; the report task sets the gauges.
+    pub fn certificate(&self, bureau: BureauId, not_after: Millis) {
+        self.with(bureau, |seen| seen.certificate_not_after = Some(not_after));
     }
 
     /// For a report at `now`: the counts of the minutes kept (the current one and the few before

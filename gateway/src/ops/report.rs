@@ -56,12 +56,18 @@ pub async fn report_once<S: Store>(
     pause_gauges(config, &store.pauses().await?);
     let backlog: HashMap<BureauId, u64> = stats.iter().map(|s| (s.subscriber, s.pending)).collect();
     let (minutes, states) = activity.snapshot(now, &bureaus, &backlog);
-    // Seconds left on each certificate bureaus presented, counting down between their
-    // connections (a bureau gone quiet still reaches the expiry alert).
+    // The per-bureau gauges, from what this node saw: set here rather than on every request.
+    // Seconds left on a certificate count down between the bureau's connections (a bureau gone
+    // quiet still reaches the expiry alert).
     for state in &states {
+        let bureau = state.bureau.as_str();
         if let Some(not_after) = state.certificate_not_after {
-            metrics::gauge!(m::CLIENT_CERTIFICATE_EXPIRY, "bureau" => state.bureau.as_str())
+            metrics::gauge!(m::CLIENT_CERTIFICATE_EXPIRY, "bureau" => bureau)
                 .set((not_after - now) as f64 / 1000.0);
+        }
+        if let Some(last_in) = state.last_in {
+            metrics::gauge!(m::LAST_MESSAGE_RECEIVED, "bureau" => bureau)
+                .set(last_in as f64 / 1000.0);
         }
     }
     store
