@@ -22,7 +22,10 @@
 //! - `sim`: simulated bureau systems (for `demo` and the tests).
 //! - `ctl`: `gateway ctl`, the operator's command line over the admin API.
 //! - `demo`: `gateway demo`.
+//! - `bench`: `gateway bench`, the load generator (gateway, senders and receivers in separate
+//!   processes).
 
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod ctl;

@@ -31,6 +31,7 @@ const GATEWAY_LAYERS: &[&str] = &[
     "sim",
     "ctl",
     "demo",
+    "bench",
 ];
 
 /// One crate's modules: module path (`a::b`, the root is empty) → the module paths it imports.
