@@ -58,7 +58,7 @@ enum Command {
     /// open-loop senders and counting receivers, each in its own process, runs the rate steps,
     /// and prints a table on standard error and one JSON object per step on standard output.
     /// Exits 1 when an accepted message did not reach every subscriber.
-    Bench(gateway::bench::BenchArgs),
+    Bench(Box<gateway::bench::BenchArgs>),
     /// Operate a running node over its admin API, with an operator certificate (mutual TLS):
     /// status, bureaus, dead letters, pause / resume, traces and case timelines.
     Ctl(gateway::ctl::CtlArgs),
@@ -401,7 +401,9 @@ fn main() -> Result<ExitCode> {
         }
         Command::Demo(args) => tokio::runtime::Runtime::new()?
             .block_on(gateway::demo::run(args, console.unwrap_or_default())),
-        Command::Bench(args) => tokio::runtime::Runtime::new()?.block_on(gateway::bench::run(args)),
+        Command::Bench(args) => {
+            tokio::runtime::Runtime::new()?.block_on(gateway::bench::run(*args))
+        }
         Command::Ctl(args) => Ok(tokio::runtime::Runtime::new()?
             .block_on(gateway::ctl::run(args, &mut std::io::stdout()))),
         Command::Pki { command } => pki(command),

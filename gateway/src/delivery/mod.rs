@@ -18,10 +18,12 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics as m;
 use crate::ops::Activity;
-use crate::store::{AfterFailure, Attempt, Delivery, Store, StoreError};
+use crate::store::{AfterFailure, Attempt, Delivery, Outcome, Settled, Store, StoreError};
+use outcomes::{Recorder, Settling};
 
 pub mod backoff;
 pub mod breaker;
+mod outcomes;
 pub mod push;
 pub mod wakers;
 
@@ -40,6 +42,8 @@ struct Shared<S> {
     breakers: Mutex<HashMap<BureauId, Breaker>>,
     per_subscriber: HashMap<BureauId, Arc<Semaphore>>,
     global: Arc<Semaphore>,
+    /// Set while the engine runs (see [`outcomes`]).
+    recorder: Mutex<Option<Recorder>>,
 }
 
 /// Pushes deliveries until shut down.
@@ -88,6 +92,7 @@ impl<S: Store + Clone> DeliveryEngine<S> {
                 breakers: Mutex::new(breakers),
                 per_subscriber,
                 global,
+                recorder: Mutex::new(None),
             }),
         }
     }
@@ -96,6 +101,8 @@ impl<S: Store + Clone> DeliveryEngine<S> {
     /// come back when their lease expires.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let shared = self.shared;
+        let (recorder, recording) = Recorder::start(shared.store.clone(), shared.wakers.clone());
+        *shared.recorder.lock().unwrap_or_else(|p| p.into_inner()) = Some(recorder);
         let poll = Duration::from_millis(shared.config.delivery.poll_interval_ms);
         while !*shutdown.borrow() {
             let notified = shared.wakers.delivery.notified();
@@ -133,8 +140,21 @@ impl<S: Store + Clone> DeliveryEngine<S> {
                 });
             }
         }
+        // Let the pushes in flight finish and their outcomes be recorded, within a grace
+        // period; what is cut short comes back when its lease expires.
+        let all = u32::try_from(shared.config.delivery.concurrency).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, shared.global.acquire_many(all)).await;
+        shared
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, recording).await;
     }
 }
+
+/// How long a stopping engine waits for pushes in flight, then for their outcomes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl<S: Store + Clone> Shared<S> {
     /// Leases due work for every subscriber the breakers and concurrency limits allow.
@@ -207,16 +227,15 @@ impl<S: Store + Clone> Shared<S> {
         metrics::histogram!(m::DELIVERY_SECONDS, "subscriber" => subscriber.as_str())
             .record(started.elapsed().as_secs_f64());
         let message_id = delivery.event.message_id.as_str();
-        let recorded = match outcome {
+        let settled = match outcome {
             Ok(()) => {
                 self.with_breaker(subscriber, Breaker::on_success);
                 metrics::counter!(m::DELIVERIES, "subscriber" => subscriber.as_str(), "outcome" => "delivered")
                     .increment(1);
                 tracing::debug!(message = "delivered", %subscriber, message_id);
-                self.activity.delivered(subscriber, now_ms(), 1);
-                self.store
-                    .mark_delivered(delivery.id, delivery.lease, now_ms())
-                    .await
+                let at = now_ms();
+                self.activity.delivered(subscriber, at, 1);
+                Settled::Delivered { at }
             }
             Err(failure) => {
                 if failure.retryable {
@@ -236,21 +255,29 @@ impl<S: Store + Clone> Shared<S> {
                     error: failure.error,
                 };
                 self.activity.failed(subscriber, attempt.at, &attempt.error);
-                self.store
-                    .mark_failed(delivery.id, delivery.lease, attempt, after)
-                    .await
+                Settled::Failed { attempt, after }
             }
         };
-        match recorded {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(message = "lease lost before the outcome was recorded; the delivery will be sent again", %subscriber, message_id)
-            }
-            Err(error) => {
-                error.count();
-                tracing::warn!(message = "outcome not recorded; the delivery will be sent again when its lease expires", %subscriber, message_id, %error)
-            }
-        }
+        let recorder = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(recorder) = recorder else {
+            tracing::warn!(message = "the engine has stopped; the delivery will be sent again when its lease expires", %subscriber, message_id);
+            return;
+        };
+        recorder
+            .settle(Settling {
+                outcome: Outcome {
+                    id: delivery.id,
+                    lease: delivery.lease,
+                    settled,
+                },
+                subscriber,
+                message_id: delivery.event.message_id.clone(),
+            })
+            .await;
     }
 
     fn with_breaker(&self, subscriber: BureauId, f: impl FnOnce(&mut Breaker)) {

@@ -9,9 +9,9 @@ use crate::config::StoreLocation;
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
-    NewMessage, NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store,
-    StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage, NodeReport,
+    NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError, SurveyRead,
+    SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 /// Either backend.
@@ -79,23 +79,8 @@ impl Store for AnyStore {
         delegate!(self, s => s.release_leases(node, now, limit))
     }
 
-    async fn mark_delivered(
-        &self,
-        id: DeliveryId,
-        lease: u64,
-        now: Millis,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.mark_delivered(id, lease, now))
-    }
-
-    async fn mark_failed(
-        &self,
-        id: DeliveryId,
-        lease: u64,
-        attempt: Attempt,
-        after: AfterFailure,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.mark_failed(id, lease, attempt, after))
+    async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>, StoreError> {
+        delegate!(self, s => s.record_outcomes(outcomes))
     }
 
     async fn dead_letters(

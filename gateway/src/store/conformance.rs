@@ -9,8 +9,8 @@ use schemas::{BureauCaseId, BureauId, Event, MessageId, Sha256Hex};
 
 use super::{
     AfterFailure, Attempt, BureauState, CircuitState, DeadLetter, Delivery, DeliveryId,
-    DeliveryState, IngestOutcome, Millis, MinuteCounts, NewEvent, NewMessage, NodeReport, Pause,
-    QueueStat, ReadOf, Receipt, ReplaySelector, Store, StoreError, TimelineKey,
+    DeliveryState, IngestOutcome, Millis, MinuteCounts, NewEvent, NewMessage, NodeReport, Outcome,
+    Pause, QueueStat, ReadOf, Receipt, ReplaySelector, Settled, Store, StoreError, TimelineKey,
 };
 use crate::ids::IdempotencyKey;
 
@@ -41,6 +41,8 @@ macro_rules! conformance_tests {
             node_reports_replace_their_minutes_and_expire,
             a_shared_secret_is_the_first_one_stored,
             backlogs_count_what_waits_for_each_subscriber,
+            a_failing_message_in_a_group_fails_alone,
+            outcomes_are_recorded_together,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -1558,4 +1560,149 @@ pub(crate) async fn backlogs_count_what_waits_for_each_subscriber<S: Store + Clo
         (greenery.pending, greenery.dead, greenery.oldest_pending),
         (0, 0, None)
     );
+}
+
+/// Ingests in flight together share one commit; one of them that cannot be written (its event
+/// reuses a committed event's gateway id) fails alone, with the error a lone ingest would get,
+/// and every other one is committed — among them two with the same key, of which the second
+/// gets the first's receipt as a duplicate.
+pub(crate) async fn a_failing_message_in_a_group_fails_alone<S: Store + Clone>(store: S) {
+    accept(
+        &store,
+        message("first", 1, vec![(event(1, "taken"), vec![BureauId::Water])]),
+    )
+    .await;
+    let tasks: Vec<_> = (0..60u64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (key, id) = match n {
+                    30 => ("bad".to_owned(), "taken".to_owned()),
+                    40 | 41 => ("twice".to_owned(), format!("twice-{n}")),
+                    _ => (format!("group-{n}"), format!("group-{n}")),
+                };
+                let m = message(
+                    &key,
+                    100 + n as i64,
+                    vec![(
+                        event(n + 10, &id),
+                        vec![BureauId::Water, BureauId::Transport],
+                    )],
+                );
+                (n, store.ingest(m).await)
+            })
+        })
+        .collect();
+    let mut twice = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (30, outcome) => {
+                let error = outcome.unwrap_err();
+                assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+            }
+            (40 | 41, outcome) => twice.push(outcome.unwrap()),
+            (n, outcome) => assert!(
+                matches!(outcome, Ok(IngestOutcome::Accepted(_))),
+                "{n}: {outcome:?}"
+            ),
+        }
+    }
+    let (accepted, duplicate): (Vec<_>, Vec<_>) = twice
+        .into_iter()
+        .partition(|o| matches!(o, IngestOutcome::Accepted(_)));
+    let ([IngestOutcome::Accepted(first)], [IngestOutcome::Duplicate(again)]) =
+        (accepted.as_slice(), duplicate.as_slice())
+    else {
+        panic!("one of the same key accepted, the other a duplicate: {accepted:?} {duplicate:?}");
+    };
+    assert_eq!(first, again);
+    // The first message, 58 of the group (one of the two with the same key), not the bad one.
+    assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 1 + 58);
+    assert_eq!(stat(&store, BureauId::Transport).await.unwrap().pending, 58);
+}
+
+/// One call records many outcomes at once — delivered, retry later, dead letter — each only
+/// while its lease is held; the rest of the batch is recorded when one lease was lost.
+pub(crate) async fn outcomes_are_recorded_together<S: Store + Clone>(store: S) {
+    for n in 0..4u64 {
+        accept(
+            &store,
+            message(
+                &format!("o{n}"),
+                10 + n as i64,
+                vec![(event(n + 1, &format!("o{n}")), vec![BureauId::Water])],
+            ),
+        )
+        .await;
+    }
+    let leased = store
+        .lease_due(NODE, vec![BureauId::Water], 100, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 4, "four cases, four heads");
+    let failed = |at| Attempt {
+        at,
+        error: "HTTP 503 Service Unavailable".to_owned(),
+    };
+    let held = store
+        .record_outcomes(vec![
+            Outcome {
+                id: leased[0].id,
+                lease: leased[0].lease,
+                settled: Settled::Delivered { at: 200 },
+            },
+            Outcome {
+                id: leased[1].id,
+                lease: leased[1].lease,
+                settled: Settled::Failed {
+                    attempt: failed(200),
+                    after: AfterFailure::RetryAt(5_000),
+                },
+            },
+            Outcome {
+                id: leased[2].id,
+                lease: leased[2].lease,
+                settled: Settled::Failed {
+                    attempt: failed(201),
+                    after: AfterFailure::DeadLetter,
+                },
+            },
+            Outcome {
+                id: leased[3].id,
+                lease: leased[3].lease ^ 1,
+                settled: Settled::Delivered { at: 200 },
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(held, vec![true, true, true, false]);
+    assert_eq!(
+        store.record_outcomes(Vec::new()).await.unwrap(),
+        Vec::<bool>::new()
+    );
+
+    let dead = store.dead_letters(Some(BureauId::Water), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, leased[2].id);
+    assert_eq!(dead[0].attempts, vec![failed(201)]);
+    let water = stat(&store, BureauId::Water).await.unwrap();
+    assert_eq!((water.delivered, water.dead, water.pending), (1, 1, 2));
+    // The retry is due at its time, with its attempt counted; the one whose lease was
+    // mismatched is still leased, untouched.
+    let early = store
+        .lease_due(NODE, vec![BureauId::Water], 4_999, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "{early:?}");
+    let retried = store
+        .lease_due(NODE, vec![BureauId::Water], 5_000, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&retried), vec!["gw-o1"]);
+    assert_eq!(retried[0].attempts, 1);
+    let after_expiry = store
+        .lease_due(NODE, vec![BureauId::Water], 100 + LEASE_MS, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&after_expiry), vec!["gw-o3"]);
 }

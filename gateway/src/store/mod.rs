@@ -191,6 +191,34 @@ pub enum AfterFailure {
     DeadLetter,
 }
 
+/// What became of one leased delivery (see [`Store::record_outcomes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Its lease (see [`Delivery::lease`]): the outcome is recorded only while it is held.
+    pub lease: u64,
+    /// Delivered, or failed and what next.
+    pub settled: Settled,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The receiver took it, at this time.
+    Delivered {
+        /// When.
+        at: Millis,
+    },
+    /// It failed: the attempt joins the history, then a retry or the dead letters.
+    Failed {
+        /// The failed attempt.
+        attempt: Attempt,
+        /// What next.
+        after: AfterFailure,
+    },
+}
+
 /// A delivery that was given up on, with its history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadLetter {
@@ -563,13 +591,31 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Records what became of leased deliveries — delivered, retry at, dead letter, with the
+    /// failed attempts' history — in **one** transaction that reaches the disk before it returns
+    /// (a crash after it never forgets a delivery and sends it again after newer events of its
+    /// case). One answer per outcome, in order: false when its lease was no longer held (nothing
+    /// is written for it then). At most one `NOTIFY` per call, when a delivery completed (the next
+    /// event of its case may be leased now, by any node).
+    fn record_outcomes(
+        &self,
+        outcomes: Vec<Outcome>,
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
     /// Marks a leased delivery delivered. False when the lease is no longer held.
     fn mark_delivered(
         &self,
         id: DeliveryId,
         lease: u64,
         now: Millis,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let recorded = self.record_outcomes(vec![Outcome {
+            id,
+            lease,
+            settled: Settled::Delivered { at: now },
+        }]);
+        async move { Ok(recorded.await?.first().copied().unwrap_or(false)) }
+    }
 
     /// Records a failed attempt of a leased delivery and schedules the next or dead-letters it.
     /// False when the lease is no longer held (nothing is written then).
@@ -579,7 +625,14 @@ pub trait Store: Send + Sync + 'static {
         lease: u64,
         attempt: Attempt,
         after: AfterFailure,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let recorded = self.record_outcomes(vec![Outcome {
+            id,
+            lease,
+            settled: Settled::Failed { attempt, after },
+        }]);
+        async move { Ok(recorded.await?.first().copied().unwrap_or(false)) }
+    }
 
     /// Dead letters, oldest first, optionally of one subscriber.
     fn dead_letters(

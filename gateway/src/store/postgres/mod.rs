@@ -34,8 +34,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
-    NewMessage, NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store,
-    StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector,
+    Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod db;
@@ -52,6 +52,10 @@ const QUEUE_CAPACITY: usize = 1024;
 
 /// At most this many ingests share one transaction.
 const MAX_BATCH: usize = 256;
+
+/// Batchers committing groups at once, each on a connection of its own for the group: while
+/// one waits for its commit to reach the disk, the next group is already being written.
+const INGEST_WRITERS: usize = 3;
 
 /// How long a call waits for a pooled connection (or for a new one to be made) before the store
 /// reports itself unavailable: an outage answers 503 quickly instead of hanging.
@@ -78,6 +82,13 @@ const MIGRATION_LOCK: i64 = 0x6578_6368_6d69_6772; // "exchmigr"
 /// each other.
 const CLEANUP_LOCK: i32 = 0x6578_636c; // "excl"
 
+/// Advisory lock class held (session-level, on one pooled connection, released at once) while
+/// one node vacuums and analyzes the tables; the second key is the schema's hash.
+const MAINTENANCE_LOCK: i32 = 0x6578_7661; // "exva"
+
+/// How often the tables are vacuumed and analyzed (see [`maintain`]).
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Seed of the hash that makes a node name (with the schema) a session-level advisory lock key
 /// (see `claim_node`).
 const NODE_LOCK_SEED: i64 = 0x6578_6e6f_6465; // "exnode"
@@ -85,9 +96,11 @@ const NODE_LOCK_SEED: i64 = 0x6578_6e6f_6465; // "exnode"
 /// The reconnect backoff of the listener: from the first to the last, doubling.
 const LISTEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// One ingest waiting for the batcher.
+/// One ingest waiting for a batcher, its rows already encoded by the caller (off the writers'
+/// path).
 struct IngestJob {
     message: NewMessage,
+    rows: codec::IngestRows,
     reply_to: oneshot::Sender<Result<IngestOutcome, StoreError>>,
 }
 
@@ -153,9 +166,13 @@ impl PgStore {
 
         let (ingests, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let commits = Arc::new(AtomicU64::new(0));
-        tokio::spawn(batcher(pool.clone(), jobs, Arc::clone(&commits)));
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        for _ in 0..INGEST_WRITERS.min(pool_size.max(1)) {
+            tokio::spawn(batcher(pool.clone(), jobs.clone(), Arc::clone(&commits)));
+        }
         let (counter, work) = watch::channel(0);
         tokio::spawn(listen(config.clone(), tls.clone(), counter));
+        tokio::spawn(maintain(pool.clone(), ingests.downgrade()));
         Ok(PgStore {
             pool,
             ingests,
@@ -299,15 +316,26 @@ async fn migrate_config(config: &Config, tls: &MakeRustlsConnect) -> Result<(), 
     result
 }
 
-/// The batcher: group commit until every sender is gone.
-async fn batcher(pool: Pool, mut jobs: mpsc::Receiver<IngestJob>, commits: Arc<AtomicU64>) {
+/// A batcher: takes the next group of queued ingests (the batchers take turns) and commits it,
+/// until every sender is gone.
+async fn batcher(
+    pool: Pool,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<IngestJob>>>,
+    commits: Arc<AtomicU64>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let taken = jobs.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if taken == 0 {
+            return;
+        }
         commit_batch(&pool, std::mem::take(&mut batch), &commits).await;
     }
 }
 
-/// Runs ingests in one transaction, each in its own savepoint, commits, then replies to all.
+/// Commits a group of ingests: the plain messages with one multi-row statement
+/// ([`INSERT_BATCH`]); if that statement fails (one bad message fails it all), or for messages
+/// that publish a survey, one savepoint per message, so that a failing message fails alone.
 async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
     let client = match pool.get().await {
         Ok(client) => client,
@@ -319,6 +347,319 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
             return;
         }
     };
+    let (plain, surveys): (Vec<IngestJob>, Vec<IngestJob>) = batch
+        .into_iter()
+        .partition(|job| job.message.survey.is_none());
+    let had_plain = !plain.is_empty();
+    let rest = match commit_plain(&client, plain).await {
+        Ok(()) => {
+            if had_plain {
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+            surveys
+        }
+        Err((error, plain)) => {
+            tracing::debug!(message = "a group commit failed; committing its messages one by one", %error);
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                drop(Object::take(client));
+                let mut all = plain;
+                all.extend(surveys);
+                return retry_alone(pool, all, commits).await;
+            }
+            let mut all = plain;
+            all.extend(surveys);
+            all
+        }
+    };
+    if !rest.is_empty() {
+        commit_one_by_one(&client, rest, commits).await;
+    }
+}
+
+/// On a fresh connection, [`commit_one_by_one`] (the group's connection was lost).
+async fn retry_alone(pool: &Pool, jobs: Vec<IngestJob>, commits: &AtomicU64) {
+    match pool.get().await {
+        Ok(client) => commit_one_by_one(&client, jobs, commits).await,
+        Err(e) => {
+            let e = pool_err(e);
+            for job in jobs {
+                let _ = job.reply_to.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// Writes every message of the group, its events and their deliveries in one statement:
+/// messages whose (sender, key) is already stored are skipped by `ON CONFLICT`, and so are
+/// their events. `$1`..`$7` the messages' columns; `$8`..`$16` one element per event (its
+/// message's sender and key, then its columns); `$17`..`$20` one per delivery (its event's
+/// gateway id, subscriber, case, time). `ORDER BY ord` makes the ids follow the order of the
+/// group, which is the order of each (subscriber, case) queue. Returns the (sender, key) of
+/// each message written and the number of deliveries written.
+#[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
+pub const INSERT_BATCH: &str = "WITH m AS (
+        INSERT INTO messages
+            (sender, idempotency_key, content_type, body, sha256, received_at, receipt)
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],
+                             $6::int8[], $7::text[])
+        ON CONFLICT (sender, idempotency_key) DO NOTHING
+        RETURNING id, sender, idempotency_key
+    ),
+    e AS (
+        INSERT INTO events
+            (message_id, gateway_message_id, source_message_id, source, case_key, event, project)
+        SELECT m.id, u.gateway_id, u.source_id, u.source, u.case_key, u.event, u.project
+        FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                    $14::text[], $15::text[])
+             WITH ORDINALITY AS u (sender, key, gateway_id, source_id, source, case_key, event,
+                                   project, ord)
+        JOIN m ON m.sender = u.sender AND m.idempotency_key = u.key
+        ORDER BY u.ord
+        RETURNING id, gateway_message_id
+    ),
+    d AS (
+        INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at)
+        SELECT e.id, x.subscriber, x.case_key, 'pending', x.at, x.at
+        FROM UNNEST($16::text[], $17::text[], $18::text[], $19::int8[])
+             WITH ORDINALITY AS x (gateway_id, subscriber, case_key, at, ord)
+        JOIN e ON e.gateway_message_id = x.gateway_id
+        ORDER BY x.ord
+        RETURNING 1
+    )
+    SELECT m.sender, m.idempotency_key, (SELECT count(*) FROM d) FROM m";
+
+/// The columns of [`INSERT_BATCH`] for a group of messages (the first of each (sender, key)).
+#[derive(Default)]
+struct BatchColumns<'a> {
+    senders: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    content_types: Vec<&'a str>,
+    bodies: Vec<&'a [u8]>,
+    sha256s: Vec<&'a str>,
+    received: Vec<i64>,
+    receipts: Vec<&'a str>,
+    event_senders: Vec<&'a str>,
+    event_keys: Vec<&'a str>,
+    gateway_ids: Vec<&'a str>,
+    source_ids: Vec<&'a str>,
+    sources: Vec<&'a str>,
+    case_keys: Vec<&'a str>,
+    jsons: Vec<&'a str>,
+    projects: Vec<&'a str>,
+    delivery_events: Vec<&'a str>,
+    delivery_subscribers: Vec<&'a str>,
+    delivery_cases: Vec<&'a str>,
+    delivery_times: Vec<i64>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn push(&mut self, job: &'a IngestJob) {
+        let message = &job.message;
+        let (sender, key) = (message.sender.as_str(), message.idempotency_key.as_str());
+        self.senders.push(sender);
+        self.keys.push(key);
+        self.content_types.push(&message.content_type);
+        self.bodies.push(&message.body);
+        self.sha256s.push(message.sha256.as_str());
+        self.received.push(message.received_at);
+        self.receipts.push(&job.rows.receipt_json);
+        for event in &job.rows.events {
+            self.event_senders.push(sender);
+            self.event_keys.push(key);
+            self.gateway_ids.push(&event.gateway_id);
+            self.source_ids.push(&event.source_id);
+            self.sources.push(event.source);
+            self.case_keys.push(&event.case_key);
+            self.jsons.push(&event.json);
+            self.projects.push(&event.project);
+            for subscriber in &event.subscribers {
+                self.delivery_events.push(&event.gateway_id);
+                self.delivery_subscribers.push(subscriber.as_str());
+                self.delivery_cases.push(&event.case_key);
+                self.delivery_times.push(message.received_at);
+            }
+        }
+    }
+}
+
+/// Commits plain messages (no survey) as one group: BEGIN and [`INSERT_BATCH`] pipelined (sent
+/// together, one round trip), then `NOTIFY` and `COMMIT` in one exchange; replies after the
+/// commit. A repeated (sender, key) — stored before, or earlier in the same group — gets the
+/// first receipt. On failure nothing is committed and the jobs are handed back, unanswered.
+async fn commit_plain(
+    client: &ClientWrapper,
+    jobs: Vec<IngestJob>,
+) -> Result<(), (StoreError, Vec<IngestJob>)> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    // The first job of each (sender, key) is written; the later ones answer as it does.
+    let mut first_of: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
+    let mut leader = Vec::with_capacity(jobs.len());
+    let mut columns = BatchColumns::default();
+    for (index, job) in jobs.iter().enumerate() {
+        let key = (
+            job.message.sender.as_str(),
+            job.message.idempotency_key.as_str(),
+        );
+        match first_of.get(&key) {
+            Some(&first) => leader.push(Some(first)),
+            None => {
+                first_of.insert(key, index);
+                leader.push(None);
+                columns.push(job);
+            }
+        }
+    }
+    let written = async {
+        let statement = client.prepare_cached(INSERT_BATCH).await.map_err(pg_err)?;
+        let begin = client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on");
+        let c = &columns;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 19] = [
+            &c.senders,
+            &c.keys,
+            &c.content_types,
+            &c.bodies,
+            &c.sha256s,
+            &c.received,
+            &c.receipts,
+            &c.event_senders,
+            &c.event_keys,
+            &c.gateway_ids,
+            &c.source_ids,
+            &c.sources,
+            &c.case_keys,
+            &c.jsons,
+            &c.projects,
+            &c.delivery_events,
+            &c.delivery_subscribers,
+            &c.delivery_cases,
+            &c.delivery_times,
+        ];
+        let insert = client.query(&statement, &params);
+        let (begun, rows) = tokio::join!(begin, insert);
+        begun.map_err(pg_err)?;
+        let rows = rows.map_err(pg_err)?;
+        let mut written = std::collections::HashSet::new();
+        let mut deliveries = 0i64;
+        for row in &rows {
+            let sender: &str = get(row, 0)?;
+            let key: &str = get(row, 1)?;
+            deliveries = get(row, 2)?;
+            written.insert((sender.to_owned(), key.to_owned()));
+        }
+        let promised: usize = jobs
+            .iter()
+            .zip(&leader)
+            .filter(|(job, leader)| {
+                leader.is_none()
+                    && written.contains(&(
+                        job.message.sender.as_str().to_owned(),
+                        job.message.idempotency_key.as_str().to_owned(),
+                    ))
+            })
+            .map(|(job, _)| job.rows.receipt.deliveries)
+            .sum();
+        if usize::try_from(deliveries).ok() != Some(promised) {
+            return Err(StoreError::corrupt(format!(
+                "{deliveries} deliveries written for {promised} routed"
+            )));
+        }
+        client.batch_execute("COMMIT").await.map_err(pg_err)?;
+        if !written.is_empty() {
+            announce_work(client).await;
+        }
+        Ok(written)
+    }
+    .await;
+    let written = match written {
+        Ok(written) => written,
+        Err(error) => return Err((error, jobs)),
+    };
+    drop(columns);
+
+    // Committed. Messages seen before answer with their first receipt, read now.
+    let seen: Vec<usize> = (0..jobs.len())
+        .filter(|&i| {
+            let m = &jobs[i].message;
+            leader[i].is_none()
+                && !written.contains(&(
+                    m.sender.as_str().to_owned(),
+                    m.idempotency_key.as_str().to_owned(),
+                ))
+        })
+        .collect();
+    let stored = if seen.is_empty() {
+        Ok(std::collections::HashMap::new())
+    } else {
+        stored_receipts(client, seen.iter().map(|&i| &jobs[i].message)).await
+    };
+    let mut outcomes: Vec<Result<IngestOutcome, StoreError>> = Vec::with_capacity(jobs.len());
+    for (index, job) in jobs.iter().enumerate() {
+        let m = &job.message;
+        let id = (
+            m.sender.as_str().to_owned(),
+            m.idempotency_key.as_str().to_owned(),
+        );
+        let outcome = match leader[index] {
+            Some(first) => match &outcomes[first] {
+                Ok(IngestOutcome::Accepted(receipt) | IngestOutcome::Duplicate(receipt)) => {
+                    Ok(IngestOutcome::Duplicate(receipt.clone()))
+                }
+                Err(error) => Err(error.clone()),
+            },
+            None if written.contains(&id) => Ok(IngestOutcome::Accepted(job.rows.receipt.clone())),
+            None => match &stored {
+                Ok(stored) => stored
+                    .get(&id)
+                    .cloned()
+                    .map(IngestOutcome::Duplicate)
+                    .ok_or_else(|| {
+                        StoreError::unavailable("the first message with this key went away")
+                    }),
+                Err(error) => Err(error.clone()),
+            },
+        };
+        outcomes.push(outcome);
+    }
+    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+        let _ = job.reply_to.send(outcome);
+    }
+    Ok(())
+}
+
+/// The stored receipts of messages, by (sender, key).
+async fn stored_receipts<'a>(
+    client: &ClientWrapper,
+    messages: impl Iterator<Item = &'a NewMessage>,
+) -> Result<std::collections::HashMap<(String, String), super::Receipt>, StoreError> {
+    let (senders, keys): (Vec<&str>, Vec<&str>) = messages
+        .map(|m| (m.sender.as_str(), m.idempotency_key.as_str()))
+        .unzip();
+    let rows = client
+        .query(
+            "SELECT m.sender, m.idempotency_key, m.receipt
+             FROM messages m
+             JOIN UNNEST($1::text[], $2::text[]) AS u (sender, key)
+               ON m.sender = u.sender AND m.idempotency_key = u.key",
+            &[&senders, &keys],
+        )
+        .await
+        .map_err(pg_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                (get::<String>(row, 0)?, get::<String>(row, 1)?),
+                codec::receipt(get(row, 2)?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Runs ingests in one transaction, each in its own savepoint (a failing message rolls back
+/// alone), commits, then replies to all.
+async fn commit_one_by_one(client: &Object, batch: Vec<IngestJob>, commits: &AtomicU64) {
     let mut done = Vec::with_capacity(batch.len());
     let mut pending = batch.into_iter();
     let result = async {
@@ -330,9 +671,13 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
         let mut accepted = false;
         for job in pending.by_ref() {
             // Taken out of `pending` now: from here on, its reply is `done`'s business.
-            let IngestJob { message, reply_to } = job;
+            let IngestJob {
+                message,
+                rows,
+                reply_to,
+            } = job;
             let outcome = match client.batch_execute("SAVEPOINT ingest").await {
-                Ok(()) => ingest_in(&client, message).await,
+                Ok(()) => ingest_in(client, message, rows).await,
                 Err(e) => Err(pg_err(e)),
             };
             let close = match &outcome {
@@ -343,13 +688,11 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
             done.push((reply_to, outcome));
             client.batch_execute(close).await.map_err(pg_err)?;
         }
+        client.batch_execute("COMMIT").await.map_err(pg_err)?;
         if accepted {
-            client
-                .batch_execute(&format!("NOTIFY {WORK_CHANNEL}"))
-                .await
-                .map_err(pg_err)?;
+            announce_work(client).await;
         }
-        client.batch_execute("COMMIT").await.map_err(pg_err)
+        Ok::<_, StoreError>(())
     }
     .await;
     match result {
@@ -362,10 +705,7 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
         Err(e) => {
             // Nothing of the group is committed (or, if COMMIT itself was lost, its fate is
             // unknown: a retry with the same key answers either way).
-            if client.batch_execute("ROLLBACK").await.is_err() {
-                // Not reusable in an unknown state: keep it out of the pool.
-                drop(Object::take(client));
-            }
+            let _ = client.batch_execute("ROLLBACK").await;
             for (reply_to, _) in done {
                 let _ = reply_to.send(Err(e.clone()));
             }
@@ -423,8 +763,8 @@ fn survey_record(row: &Row) -> Result<SurveyRecord, StoreError> {
 async fn ingest_in(
     client: &ClientWrapper,
     message: NewMessage,
+    rows: codec::IngestRows,
 ) -> Result<IngestOutcome, StoreError> {
-    let rows = codec::ingest_rows(&message)?;
     let sender = message.sender.as_str();
     let key = message.idempotency_key.as_str();
     let insert = client
@@ -611,6 +951,90 @@ fn delivery_row(row: &Row, lease: u64) -> Result<Delivery, StoreError> {
     })
 }
 
+/// The store's own vacuuming, for as long as the store is in use (until its last clone is
+/// dropped). The store must not depend on autovacuum, which may be off (it is on the CI
+/// machine): every delivery changes state several times, and without vacuuming the queue's
+/// tables and indexes fill with dead rows; without fresh statistics the planner cannot tell the
+/// case-queue index from the others once a table has grown, and may walk a subscriber's whole
+/// backlog for each lease. So, every [`MAINTENANCE_INTERVAL`], one node at a time (an advisory
+/// lock; the others skip) reads the tables' counters and, by autovacuum's own rule, analyzes a
+/// table that changed by a tenth since its last analysis and vacuums one whose dead rows passed
+/// a fifth of its live ones.
+async fn maintain(pool: Pool, alive: mpsc::WeakSender<IngestJob>) {
+    loop {
+        if alive.upgrade().is_none() {
+            return;
+        }
+        if let Err(error) = vacuum(&pool).await {
+            error.count();
+            tracing::warn!(message = "cannot vacuum the store's tables; trying again later", %error);
+        }
+        tokio::time::sleep(MAINTENANCE_INTERVAL).await;
+    }
+}
+
+/// The tables [`maintain`] looks after: the queue and what every ingest appends.
+const MAINTAINED: [&str; 4] = ["deliveries", "delivery_attempts", "events", "messages"];
+
+/// One round of [`maintain`].
+async fn vacuum(pool: &Pool) -> Result<(), StoreError> {
+    let client = pool.get().await.map_err(pool_err)?;
+    let locked: bool = get(
+        &client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, COALESCE(hashtext(current_schema()), 0))",
+                &[&MAINTENANCE_LOCK],
+            )
+            .await
+            .map_err(pg_err)?,
+        0,
+    )?;
+    if !locked {
+        return Ok(());
+    }
+    let done = async {
+        let due = client
+            .query(
+                "SELECT relname::text,
+                        n_dead_tup > 1000 + n_live_tup / 5,
+                        n_mod_since_analyze > 1000 + n_live_tup / 10
+                 FROM pg_stat_user_tables
+                 WHERE schemaname = current_schema() AND relname = ANY ($1)",
+                &[&MAINTAINED.as_slice()],
+            )
+            .await
+            .map_err(pg_err)?;
+        for row in &due {
+            let table: String = get(row, 0)?;
+            let (dead, changed): (bool, bool) = (get(row, 1)?, get(row, 2)?);
+            // Only names of `MAINTAINED` come back, so the statement is one of ours.
+            let Some(table) = MAINTAINED.iter().find(|t| **t == table) else {
+                continue;
+            };
+            let statement = match (dead, changed) {
+                (true, _) => format!("VACUUM (ANALYZE) {table}"),
+                (false, true) => format!("ANALYZE {table}"),
+                (false, false) => continue,
+            };
+            client.batch_execute(&statement).await.map_err(pg_err)?;
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    let unlocked = client
+        .execute(
+            "SELECT pg_advisory_unlock($1, COALESCE(hashtext(current_schema()), 0))",
+            &[&MAINTENANCE_LOCK],
+        )
+        .await
+        .map_err(pg_err);
+    if unlocked.is_err() {
+        // A connection that may still hold the lock must not go back to the pool.
+        drop(Object::take(client));
+    }
+    done.and(unlocked.map(|_| ()))
+}
+
 /// Keeps `counter` bumped on every `NOTIFY exchange_work`, over a dedicated connection that is
 /// remade (with backoff) whenever it drops; bumps after every (re)connect too, since work may
 /// have been committed while nobody listened. Ends when every receiver is gone.
@@ -675,11 +1099,155 @@ async fn listen(config: Config, tls: MakeRustlsConnect, counter: watch::Sender<u
     }
 }
 
+/// Tells every node's idle workers that work was committed (`NOTIFY`), in a transaction of its
+/// own that does not wait for the disk, after the work's own commit. A `NOTIFY` inside the
+/// work's transaction would hold the server's one notification-queue lock through that
+/// transaction's disk flush, making every committing ingest and outcome batch wait for the
+/// others' flushes in turn. A lost notification costs only a poll interval (idle workers also
+/// poll), so a failure is logged, not returned.
+async fn announce_work(client: &ClientWrapper) {
+    let sql = format!("BEGIN; SET LOCAL synchronous_commit = off; NOTIFY {WORK_CHANNEL}; COMMIT");
+    if let Err(error) = client.batch_execute(&sql).await {
+        tracing::debug!(message = "cannot announce new work; other nodes will poll", %error);
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+}
+
+/// The failed outcomes of a batch, as the columns of [`SETTLE_FAILED`].
+#[derive(Default)]
+struct Failures {
+    ids: Vec<i64>,
+    leases: Vec<i64>,
+    /// The next attempt's time (unused for a dead letter).
+    due: Vec<i64>,
+    dead: Vec<bool>,
+    at: Vec<i64>,
+    errors: Vec<String>,
+}
+
+impl Failures {
+    fn push(&mut self, id: DeliveryId, lease: i64, attempt: &Attempt, after: AfterFailure) {
+        self.ids.push(id);
+        self.leases.push(lease);
+        let (due, dead) = match after {
+            AfterFailure::RetryAt(due) => (due, false),
+            AfterFailure::DeadLetter => (attempt.at, true),
+        };
+        self.due.push(due);
+        self.dead.push(dead);
+        self.at.push(attempt.at);
+        self.errors.push(attempt.error.clone());
+    }
+}
+
+/// Completes leased deliveries: `$1` ids, `$2` leases, `$3` times. Returns the ids whose lease
+/// was held.
+const SETTLE_DELIVERED: &str = "UPDATE deliveries d
+    SET state = 'delivered', delivered_at = u.at, lease_until = NULL
+    FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) AS u (id, lease, at)
+    WHERE d.id = u.id AND d.state = 'pending' AND d.lease = u.lease
+    RETURNING d.id";
+
+/// Records failed attempts of leased deliveries and schedules their retry or dead-letters them,
+/// with each attempt in the history: `$1` ids, `$2` leases, `$3` next attempt times, `$4` dead,
+/// `$5` attempt times, `$6` errors. Returns the ids whose lease was held.
+const SETTLE_FAILED: &str = "WITH settled AS (
+        UPDATE deliveries d
+        SET attempts = d.attempts + 1, lease_until = NULL, lease = 0,
+            due_at = CASE WHEN u.dead THEN d.due_at ELSE u.due END,
+            state = CASE WHEN u.dead THEN 'dead' ELSE 'pending' END,
+            dead_at = CASE WHEN u.dead THEN u.at ELSE NULL END
+        FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::int8[])
+             AS u (id, lease, due, dead, at)
+        WHERE d.id = u.id AND d.state = 'pending' AND d.lease = u.lease
+        RETURNING d.id
+    ),
+    history AS (
+        INSERT INTO delivery_attempts (delivery_id, at, error)
+        SELECT h.id, h.at, h.error
+        FROM UNNEST($1::int8[], $5::int8[], $6::text[]) WITH ORDINALITY AS h (id, at, error, ord)
+        WHERE h.id IN (SELECT id FROM settled)
+        ORDER BY h.ord
+    )
+    SELECT id FROM settled";
+
+/// One durable transaction for a batch of outcomes, pipelined: BEGIN, the two statements and
+/// COMMIT are all sent before the first answer is read (one round trip). A failing statement
+/// aborts the transaction, and the COMMIT behind it then rolls back; its error is returned.
+/// Then, when something completed, the work is announced. The ids whose lease was held.
+async fn settle(
+    client: &ClientWrapper,
+    delivered: &(Vec<i64>, Vec<i64>, Vec<i64>),
+    failed: &Failures,
+) -> Result<std::collections::HashSet<i64>, StoreError> {
+    let settle_delivered = client
+        .prepare_cached(SETTLE_DELIVERED)
+        .await
+        .map_err(pg_err)?;
+    let settle_failed = client.prepare_cached(SETTLE_FAILED).await.map_err(pg_err)?;
+    let begin = client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on");
+    let completed = async {
+        if delivered.0.is_empty() {
+            return Ok(Vec::new());
+        }
+        client
+            .query(
+                &settle_delivered,
+                &[&delivered.0, &delivered.1, &delivered.2],
+            )
+            .await
+    };
+    let retried = async {
+        if failed.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        client
+            .query(
+                &settle_failed,
+                &[
+                    &failed.ids,
+                    &failed.leases,
+                    &failed.due,
+                    &failed.dead,
+                    &failed.at,
+                    &failed.errors,
+                ],
+            )
+            .await
+    };
+    let notify = async {
+        if delivered.0.is_empty() {
+            return Ok(());
+        }
+        client
+            .batch_execute(&format!("NOTIFY {WORK_CHANNEL}"))
+            .await
+    };
+    let commit = client.batch_execute("COMMIT");
+    let (begun, completed, retried, notified, committed) =
+        tokio::join!(begin, completed, retried, notify, commit);
+    begun.map_err(pg_err)?;
+    let completed = completed.map_err(pg_err)?;
+    let retried = retried.map_err(pg_err)?;
+    notified.map_err(pg_err)?;
+    committed.map_err(pg_err)?;
+    completed
+        .iter()
+        .chain(&retried)
+        .map(|row| get::<i64>(row, 0))
+        .collect()
+}
+
 impl Store for PgStore {
     async fn ingest(&self, message: NewMessage) -> Result<IngestOutcome, StoreError> {
+        let rows = codec::ingest_rows(&message)?;
         let (reply_to, reply) = oneshot::channel();
         self.ingests
-            .send(IngestJob { message, reply_to })
+            .send(IngestJob {
+                message,
+                rows,
+                reply_to,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         reply.await.map_err(|_| StoreError::Closed)?
@@ -798,84 +1366,35 @@ impl Store for PgStore {
         Ok(released)
     }
 
-    async fn mark_delivered(
-        &self,
-        id: DeliveryId,
-        lease: u64,
-        now: Millis,
-    ) -> Result<bool, StoreError> {
-        let Some(lease) = lease_to_sql(lease) else {
-            return Ok(false);
-        };
-        let mut client = self.client().await?;
-        let tx = relaxed(&mut client).await?;
-        let statement = tx
-            .prepare_cached(
-                "UPDATE deliveries SET state = 'delivered', delivered_at = $3, lease_until = NULL
-                 WHERE id = $1 AND state = 'pending' AND lease = $2",
-            )
-            .await
-            .map_err(pg_err)?;
-        let changed = tx
-            .execute(&statement, &[&id, &lease, &now])
-            .await
-            .map_err(pg_err)?;
-        tx.commit().await.map_err(pg_err)?;
-        Ok(changed == 1)
-    }
-
-    async fn mark_failed(
-        &self,
-        id: DeliveryId,
-        lease: u64,
-        attempt: Attempt,
-        after: AfterFailure,
-    ) -> Result<bool, StoreError> {
-        let Some(lease) = lease_to_sql(lease) else {
-            return Ok(false);
-        };
-        let mut client = self.client().await?;
-        let tx = relaxed(&mut client).await?;
-        let changed = match after {
-            AfterFailure::RetryAt(at) => {
-                let statement = tx
-                    .prepare_cached(
-                        "UPDATE deliveries
-                         SET attempts = attempts + 1, lease_until = NULL, lease = 0, due_at = $3
-                         WHERE id = $1 AND state = 'pending' AND lease = $2",
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                tx.execute(&statement, &[&id, &lease, &at]).await
-            }
-            AfterFailure::DeadLetter => {
-                let statement = tx
-                    .prepare_cached(
-                        "UPDATE deliveries
-                         SET attempts = attempts + 1, lease_until = NULL, lease = 0,
-                             state = 'dead', dead_at = $3
-                         WHERE id = $1 AND state = 'pending' AND lease = $2",
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                tx.execute(&statement, &[&id, &lease, &attempt.at]).await
+    async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>, StoreError> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut delivered = (Vec::new(), Vec::new(), Vec::new());
+        let mut failed = Failures::default();
+        for outcome in &outcomes {
+            let Some(lease) = lease_to_sql(outcome.lease) else {
+                continue;
+            };
+            match &outcome.settled {
+                Settled::Delivered { at } => {
+                    delivered.0.push(outcome.id);
+                    delivered.1.push(lease);
+                    delivered.2.push(*at);
+                }
+                Settled::Failed { attempt, after } => {
+                    failed.push(outcome.id, lease, attempt, *after)
+                }
             }
         }
-        .map_err(pg_err)?;
-        if changed == 0 {
-            return Ok(false);
+        let client = self.client().await?;
+        let held = settle(&client, &delivered, &failed).await;
+        if held.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
+            // Not reusable in an unknown state: keep it out of the pool.
+            drop(Object::take(client));
         }
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO delivery_attempts (delivery_id, at, error) VALUES ($1, $2, $3)",
-            )
-            .await
-            .map_err(pg_err)?;
-        tx.execute(&statement, &[&id, &attempt.at, &attempt.error])
-            .await
-            .map_err(pg_err)?;
-        tx.commit().await.map_err(pg_err)?;
-        Ok(true)
+        let held = held?;
+        Ok(outcomes.iter().map(|o| held.contains(&o.id)).collect())
     }
 
     async fn dead_letters(

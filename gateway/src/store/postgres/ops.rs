@@ -406,14 +406,18 @@ pub(super) async fn backlogs(
     client: &Object,
     subscribers: &[BureauId],
 ) -> Result<Vec<Backlog>, StoreError> {
-    // `deliveries_stats (subscriber, state, created_at)` yields the pending and dead rows of
-    // each subscriber without touching the delivered ones.
+    // The partial indexes of pending deliveries (`deliveries_feed`, by subscriber) and of dead
+    // letters (`deliveries_dead`) yield their rows without touching the delivered ones.
     let names: Vec<&str> = subscribers.iter().map(|s| s.as_str()).collect();
     let rows = client
         .query(
-            "SELECT subscriber, state, COUNT(*), MIN(created_at) FROM deliveries
-             WHERE subscriber = ANY ($1) AND state IN ('pending', 'dead')
-             GROUP BY subscriber, state",
+            "SELECT subscriber, 'pending', COUNT(*), MIN(created_at) FROM deliveries
+             WHERE subscriber = ANY ($1) AND state = 'pending'
+             GROUP BY subscriber
+             UNION ALL
+             SELECT subscriber, 'dead', COUNT(*), NULL::bigint FROM deliveries
+             WHERE subscriber = ANY ($1) AND state = 'dead'
+             GROUP BY subscriber",
             &[&names],
         )
         .await

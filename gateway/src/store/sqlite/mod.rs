@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
-    NewMessage, NodeReport, NodeReports, Pause, QueueStat, ReadOf, ReplaySelector, Store,
-    StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector,
+    Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod schema;
@@ -556,43 +556,65 @@ fn release_leases_in(
     .map_err(db_err)
 }
 
-fn mark_failed_in(
-    conn: &Connection,
-    id: DeliveryId,
-    lease: u64,
-    attempt: &Attempt,
-    after: AfterFailure,
-) -> Result<bool, StoreError> {
-    let Some(lease) = lease_to_sql(lease) else {
-        return Ok(false);
-    };
-    let changed = match after {
-        AfterFailure::RetryAt(at) => conn
-            .prepare_cached(
-                "UPDATE deliveries
-                 SET attempts = attempts + 1, lease_until = NULL, lease = 0, due_at = ?3
-                 WHERE id = ?1 AND state = 'pending' AND lease = ?2",
-            )
-            .and_then(|mut s| s.execute(params![id, lease, at])),
-        AfterFailure::DeadLetter => conn
-            .prepare_cached(
-                "UPDATE deliveries
-                 SET attempts = attempts + 1, lease_until = NULL, lease = 0,
-                     state = 'dead', dead_at = ?3
-                 WHERE id = ?1 AND state = 'pending' AND lease = ?2",
-            )
-            .and_then(|mut s| s.execute(params![id, lease, attempt.at])),
-    }
-    .map_err(db_err)?;
-    if changed == 0 {
-        return Ok(false);
-    }
-    conn.prepare_cached(
-        "INSERT INTO delivery_attempts (delivery_id, at, error) VALUES (?1, ?2, ?3)",
-    )
-    .and_then(|mut s| s.execute(params![id, attempt.at, attempt.error]))
-    .map_err(db_err)?;
-    Ok(true)
+/// Records outcomes one statement each, in the writer's transaction (statements cached: no
+/// parse per outcome).
+fn record_outcomes_in(conn: &Connection, outcomes: &[Outcome]) -> Result<Vec<bool>, StoreError> {
+    let mut delivered = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'delivered', delivered_at = ?3, lease_until = NULL
+             WHERE id = ?1 AND state = 'pending' AND lease = ?2",
+        )
+        .map_err(db_err)?;
+    let mut retry = conn
+        .prepare_cached(
+            "UPDATE deliveries
+             SET attempts = attempts + 1, lease_until = NULL, lease = 0, due_at = ?3
+             WHERE id = ?1 AND state = 'pending' AND lease = ?2",
+        )
+        .map_err(db_err)?;
+    let mut dead = conn
+        .prepare_cached(
+            "UPDATE deliveries
+             SET attempts = attempts + 1, lease_until = NULL, lease = 0,
+                 state = 'dead', dead_at = ?3
+             WHERE id = ?1 AND state = 'pending' AND lease = ?2",
+        )
+        .map_err(db_err)?;
+    let mut history = conn
+        .prepare_cached(
+            "INSERT INTO delivery_attempts (delivery_id, at, error) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(db_err)?;
+    outcomes
+        .iter()
+        .map(|outcome| {
+            let Some(lease) = lease_to_sql(outcome.lease) else {
+                return Ok(false);
+            };
+            let id = outcome.id;
+            let changed = match &outcome.settled {
+                Settled::Delivered { at } => delivered.execute(params![id, lease, at]),
+                Settled::Failed {
+                    after: AfterFailure::RetryAt(due),
+                    ..
+                } => retry.execute(params![id, lease, due]),
+                Settled::Failed {
+                    attempt,
+                    after: AfterFailure::DeadLetter,
+                } => dead.execute(params![id, lease, attempt.at]),
+            }
+            .map_err(db_err)?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            if let Settled::Failed { attempt, .. } = &outcome.settled {
+                history
+                    .execute(params![id, attempt.at, attempt.error])
+                    .map_err(db_err)?;
+            }
+            Ok(true)
+        })
+        .collect()
 }
 
 fn dead_letters_in(
@@ -806,35 +828,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn mark_delivered(
-        &self,
-        id: DeliveryId,
-        lease: u64,
-        now: Millis,
-    ) -> Result<bool, StoreError> {
-        let Some(lease) = lease_to_sql(lease) else {
-            return Ok(false);
-        };
-        self.call(move |conn| {
-            conn.prepare_cached(
-                "UPDATE deliveries SET state = 'delivered', delivered_at = ?3, lease_until = NULL
-                 WHERE id = ?1 AND state = 'pending' AND lease = ?2",
-            )
-            .and_then(|mut s| s.execute(params![id, lease, now]))
-            .map(|changed| changed == 1)
-            .map_err(db_err)
-        })
-        .await
-    }
-
-    async fn mark_failed(
-        &self,
-        id: DeliveryId,
-        lease: u64,
-        attempt: Attempt,
-        after: AfterFailure,
-    ) -> Result<bool, StoreError> {
-        self.call(move |conn| mark_failed_in(conn, id, lease, &attempt, after))
+    async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>, StoreError> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call_durable(move |conn| record_outcomes_in(conn, &outcomes))
             .await
     }
 

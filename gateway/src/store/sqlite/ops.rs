@@ -474,25 +474,31 @@ pub(super) fn backlogs_in(
     conn: &Connection,
     subscribers: &[BureauId],
 ) -> Result<Vec<Backlog>, StoreError> {
-    // One seek of `deliveries_stats (subscriber, state, created_at)` per subscriber and state:
-    // the rows read are the pending and dead ones only.
-    let mut select = conn
+    // The partial indexes of pending deliveries (`deliveries_feed`, by subscriber) and of dead
+    // letters (`deliveries_dead`): the rows read are the pending and dead ones only.
+    let mut pending_of = conn
         .prepare_cached(
-            "SELECT COUNT(*), MIN(created_at) FROM deliveries INDEXED BY deliveries_stats
-             WHERE subscriber = ?1 AND state = ?2",
+            "SELECT COUNT(*), MIN(created_at) FROM deliveries INDEXED BY deliveries_feed
+             WHERE subscriber = ?1 AND state = 'pending'",
+        )
+        .map_err(db_err)?;
+    let mut dead_of = conn
+        .prepare_cached(
+            "SELECT COUNT(*), NULL FROM deliveries INDEXED BY deliveries_dead
+             WHERE subscriber = ?1 AND state = 'dead'",
         )
         .map_err(db_err)?;
     let mut backlogs = Vec::with_capacity(subscribers.len());
     for &subscriber in subscribers {
-        let mut read = |state: &str| {
+        let read = |select: &mut rusqlite::CachedStatement<'_>| {
             select
-                .query_row(params![subscriber.as_str(), state], |r| {
+                .query_row(params![subscriber.as_str()], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Millis>>(1)?))
                 })
                 .map_err(db_err)
         };
-        let (pending, oldest_pending) = read("pending")?;
-        let (dead, _) = read("dead")?;
+        let (pending, oldest_pending) = read(&mut pending_of)?;
+        let (dead, _) = read(&mut dead_of)?;
         backlogs.push(Backlog {
             subscriber,
             pending: codec::count(pending)?,
