@@ -3,14 +3,20 @@
 //! - A [`deadpool_postgres`] pool of connections: plain TCP, or TLS with the server verified
 //!   when the URL asks for it with libpq's parameters (`sslmode=verify-full&sslrootcert=PATH`;
 //!   see [`tls`]).
-//! - **Group commit for ingest**: one batcher task takes the ingests queued on a bounded channel
-//!   (up to 256), runs each inside its own `SAVEPOINT` of **one** transaction (a failing
-//!   message rolls back alone), `NOTIFY exchange_work`s, commits with `synchronous_commit = on`
-//!   and only then replies to every caller.
+//! - **Group commit for ingest**: three batcher tasks take turns taking the ingests queued on a
+//!   bounded channel (up to 256 at a time), each committing its group on a connection of its own
+//!   while the next group is being written. A group of plain messages is one multi-row statement
+//!   ([`INSERT_BATCH`]: messages, events and deliveries) sent together with its `BEGIN`, then
+//!   `COMMIT` with `synchronous_commit = on`; only then does every caller get its reply. When
+//!   that statement fails, the group is rolled back and committed again one savepoint per
+//!   message, so that a failing message fails alone (survey publications always take that way).
+//!   The rows are encoded by each caller before it queues, off the batchers' path.
 //! - **Leasing** with `FOR UPDATE SKIP LOCKED`: several nodes lease at once and never get the
 //!   same delivery under an unexpired lease, nor two deliveries of one (subscriber, case).
-//! - Delivery bookkeeping commits with `synchronous_commit = off`: a crash may forget it, which
-//!   only means a delivery is sent again (at-least-once).
+//!   Taking a lease commits with `synchronous_commit = off` (a crash may forget a lease, which
+//!   only makes its delivery due again); outcomes are settled in batches, durably.
+//! - Work is announced with `NOTIFY` after the work's commit, in a transaction of its own.
+//! - The store vacuums and analyzes its own tables (`maintain`): autovacuum may be off.
 //! - Versioned migrations in `schema_migrations`, applied in one transaction under an advisory
 //!   lock, so nodes starting together are safe.
 //! - `work_notifications`: a dedicated connection `LISTEN`s on `exchange_work` and bumps a
