@@ -15,7 +15,7 @@ use schemas::{BureauId, MessageId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::Wakers;
+use super::wakers::Wakers;
 use crate::store::{Outcome, Store};
 
 /// Outcomes waiting for the recorder; a delivery task waits when it is full (the bound is the
