@@ -473,6 +473,17 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
         .await
         .expect("a million deliveries");
     assert_eq!(loaded, 1_000_000);
+    // Flag each queue's oldest pending delivery its head, as ingest does.
+    client
+        .batch_execute(
+            "UPDATE deliveries d SET head = true
+             WHERE d.state = 'pending' AND NOT EXISTS (
+                 SELECT 1 FROM deliveries o
+                 WHERE o.subscriber = d.subscriber AND o.case_key = d.case_key
+                   AND o.state = 'pending' AND o.id < d.id)",
+        )
+        .await
+        .expect("the queue heads");
     client
         .batch_execute(
             "ANALYZE messages; ANALYZE events; ANALYZE deliveries;

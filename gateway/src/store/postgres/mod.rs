@@ -400,7 +400,13 @@ async fn retry_alone(pool: &Pool, jobs: Vec<IngestJob>, commits: &AtomicU64) {
 /// their events. `$1`..`$7` the messages' columns; `$8`..`$16` one element per event (its
 /// message's sender and key, then its columns); `$17`..`$20` one per delivery (its event's
 /// gateway id, subscriber, case, time). `ORDER BY ord` makes the ids follow the order of the
-/// group, which is the order of each (subscriber, case) queue. Returns the (sender, key) of
+/// group, which is the order of each (subscriber, case) queue. A delivery is its queue's head
+/// when it is the group's first for its (subscriber, case) and nothing is pending there
+/// (`queued`). That check locks the oldest pending delivery of each queue (in (subscriber,
+/// case) order, as every batch does, so batches cannot deadlock): a concurrent outcome batch
+/// completing that very delivery either commits first — the lock waits for it, and its row is
+/// then no longer pending — or waits for this batch, and then finds and promotes the delivery
+/// written here. A queue is never left with pending deliveries and no head. Returns the (sender, key) of
 /// each message written and the number of deliveries written.
 #[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
 pub const INSERT_BATCH: &str = "WITH m AS (
@@ -423,9 +429,27 @@ pub const INSERT_BATCH: &str = "WITH m AS (
         ORDER BY u.ord
         RETURNING id, gateway_message_id
     ),
+    queued AS (
+        SELECT k.subscriber, k.case_key
+        FROM (SELECT DISTINCT q.subscriber, q.case_key
+              FROM UNNEST($17::text[], $18::text[]) AS q (subscriber, case_key)
+              ORDER BY q.subscriber, q.case_key) AS k
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM deliveries o
+            WHERE o.subscriber = k.subscriber AND o.case_key = k.case_key
+              AND o.state = 'pending'
+            ORDER BY o.id
+            LIMIT 1
+            FOR UPDATE
+        ) AS oldest
+    ),
     d AS (
-        INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at)
-        SELECT e.id, x.subscriber, x.case_key, 'pending', x.at, x.at
+        INSERT INTO deliveries
+            (event_id, subscriber, case_key, state, due_at, created_at, head)
+        SELECT e.id, x.subscriber, x.case_key, 'pending', x.at, x.at,
+               x.ord = MIN(x.ord) OVER (PARTITION BY x.subscriber, x.case_key)
+               AND NOT EXISTS (SELECT 1 FROM queued q
+                               WHERE q.subscriber = x.subscriber AND q.case_key = x.case_key)
         FROM UNNEST($16::text[], $17::text[], $18::text[], $19::int8[])
              WITH ORDINALITY AS x (gateway_id, subscriber, case_key, at, ord)
         JOIN e ON e.gateway_message_id = x.gateway_id
@@ -837,7 +861,8 @@ async fn ingest_in(
         }
     }
     // Events then deliveries in one statement; `ORDER BY ord` makes the ids follow the order
-    // of the message, which is the order of each (subscriber, case) queue.
+    // of the message, which is the order of each (subscriber, case) queue; heads as in
+    // [`INSERT_BATCH`].
     let insert = client
         .prepare_cached(
             "WITH new_events AS (
@@ -851,9 +876,28 @@ async fn ingest_in(
                                            ord)
                 ORDER BY u.ord
                 RETURNING id, gateway_message_id
+             ),
+             queued AS (
+                SELECT k.subscriber, k.case_key
+                FROM (SELECT DISTINCT q.subscriber, q.case_key
+                      FROM UNNEST($9::text[], $10::text[]) AS q (subscriber, case_key)
+                      ORDER BY q.subscriber, q.case_key) AS k
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM deliveries o
+                    WHERE o.subscriber = k.subscriber AND o.case_key = k.case_key
+                      AND o.state = 'pending'
+                    ORDER BY o.id
+                    LIMIT 1
+                    FOR UPDATE
+                ) AS oldest
              )
-             INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at)
-             SELECT e.id, x.subscriber, x.case_key, 'pending', $7, $7
+             INSERT INTO deliveries
+                 (event_id, subscriber, case_key, state, due_at, created_at, head)
+             SELECT e.id, x.subscriber, x.case_key, 'pending', $7, $7,
+                    x.ord = MIN(x.ord) OVER (PARTITION BY x.subscriber, x.case_key)
+                    AND NOT EXISTS (SELECT 1 FROM queued q
+                                    WHERE q.subscriber = x.subscriber
+                                      AND q.case_key = x.case_key)
              FROM UNNEST($8::text[], $9::text[], $10::text[])
                   WITH ORDINALITY AS x (gateway_id, subscriber, case_key, ord)
              JOIN new_events e ON e.gateway_message_id = x.gateway_id
@@ -889,10 +933,12 @@ async fn ingest_in(
     Ok(IngestOutcome::Accepted(receipt))
 }
 
-/// Leases the due heads: per subscriber (one ordered range of `deliveries_due` each, stopping
-/// at the limit), the pending deliveries that are due, not under an unexpired lease and with no
-/// older pending delivery in their (subscriber, case) queue (`deliveries_case_queue`), oldest
-/// due first; rows another node is locking right now are skipped. `$1` subscribers, `$2` now,
+/// Leases the due heads: per subscriber (one ordered range of `deliveries_due`, which holds
+/// only the deliveries flagged head of their (subscriber, case) queue, so the scan never reads
+/// one queued behind a head; stopping at the limit), those that are due, not under an unexpired
+/// lease and — checked again, cheaply, for the few heads read — with no older pending delivery
+/// in their queue (`deliveries_case_queue`: a replayed dead letter, or two ingests of one case
+/// racing on two nodes, can flag a second head), oldest due first; rows another node is locking right now are skipped. `$1` subscribers, `$2` now,
 /// `$3` lease end, `$4` limit, `$5` the leasing node.
 #[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
 pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
@@ -906,6 +952,7 @@ pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
             FROM deliveries d
             WHERE d.subscriber = s.subscriber
               AND d.state = 'pending'
+              AND d.head
               AND d.due_at <= $2
               AND (d.lease_until IS NULL OR d.lease_until <= $2)
               AND NOT EXISTS (
@@ -1177,10 +1224,32 @@ const SETTLE_FAILED: &str = "WITH settled AS (
     )
     SELECT id FROM settled";
 
-/// One durable transaction for a batch of outcomes, pipelined: BEGIN, the two statements and
-/// COMMIT are all sent before the first answer is read (one round trip). A failing statement
-/// aborts the transaction, and the COMMIT behind it then rolls back; its error is returned.
-/// Then, when something completed, the work is announced. The ids whose lease was held.
+/// Locks deliveries `$1` in (subscriber, case, id) order, the order every ingest batch locks the
+/// oldest pending delivery of each queue in, so the two cannot deadlock.
+const LOCK_IN_QUEUE_ORDER: &str = "SELECT id FROM deliveries WHERE id = ANY ($1)
+    ORDER BY subscriber, case_key, id
+    FOR UPDATE";
+
+/// Flags as head the oldest pending delivery of each (subscriber, case) of the deliveries `$1`
+/// that are no longer pending (delivered or dead-lettered): the next of each queue may now be
+/// leased. Sees the deliveries of an ingest that committed while this transaction waited for
+/// its locks (each statement reads what was committed when it started).
+const PROMOTE: &str = "UPDATE deliveries d SET head = true
+    WHERE d.id IN (
+        SELECT (SELECT n.id FROM deliveries n
+                WHERE n.subscriber = c.subscriber AND n.case_key = c.case_key
+                  AND n.state = 'pending'
+                ORDER BY n.id
+                LIMIT 1)
+        FROM (SELECT DISTINCT subscriber, case_key FROM deliveries
+              WHERE id = ANY ($1) AND state <> 'pending') AS c)
+      AND NOT d.head";
+
+/// One durable transaction for a batch of outcomes, pipelined: BEGIN, the lock, the two
+/// statements, the promotion of the next heads and COMMIT are all sent before the first answer
+/// is read (one round trip). A failing statement aborts the transaction, and the COMMIT behind
+/// it then rolls back; its error is returned. Then, when something completed, the work is
+/// announced. The ids whose lease was held.
 async fn settle(
     client: &ClientWrapper,
     delivered: &(Vec<i64>, Vec<i64>, Vec<i64>),
@@ -1191,7 +1260,15 @@ async fn settle(
         .await
         .map_err(pg_err)?;
     let settle_failed = client.prepare_cached(SETTLE_FAILED).await.map_err(pg_err)?;
+    let lock = client
+        .prepare_cached(LOCK_IN_QUEUE_ORDER)
+        .await
+        .map_err(pg_err)?;
+    let promote = client.prepare_cached(PROMOTE).await.map_err(pg_err)?;
+    let ids: Vec<i64> = delivered.0.iter().chain(&failed.ids).copied().collect();
+    let ids_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&ids];
     let begin = client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on");
+    let locked = client.query(&lock, &ids_param);
     let completed = async {
         if delivered.0.is_empty() {
             return Ok(Vec::new());
@@ -1221,22 +1298,19 @@ async fn settle(
             )
             .await
     };
-    let notify = async {
-        if delivered.0.is_empty() {
-            return Ok(());
-        }
-        client
-            .batch_execute(&format!("NOTIFY {WORK_CHANNEL}"))
-            .await
-    };
+    let promoted = client.execute(&promote, &ids_param);
     let commit = client.batch_execute("COMMIT");
-    let (begun, completed, retried, notified, committed) =
-        tokio::join!(begin, completed, retried, notify, commit);
+    let (begun, locked, completed, retried, promoted, committed) =
+        tokio::join!(begin, locked, completed, retried, promoted, commit);
     begun.map_err(pg_err)?;
+    locked.map_err(pg_err)?;
     let completed = completed.map_err(pg_err)?;
     let retried = retried.map_err(pg_err)?;
-    notified.map_err(pg_err)?;
+    promoted.map_err(pg_err)?;
     committed.map_err(pg_err)?;
+    if !completed.is_empty() {
+        announce_work(client).await;
+    }
     completed
         .iter()
         .chain(&retried)
@@ -1464,9 +1538,11 @@ impl Store for PgStore {
         now: Millis,
         limit: usize,
     ) -> Result<u64, StoreError> {
+        // A revived dead letter is a head again: it goes before whatever of its case is pending
+        // now (the lease's check for an older pending delivery keeps the newer one waiting).
         const REVIVE: &str = "UPDATE deliveries
             SET state = 'pending', due_at = $2, attempts = 0,
-                lease_until = NULL, lease = 0, dead_at = NULL";
+                lease_until = NULL, lease = 0, dead_at = NULL, head = true";
         let mut client = self.client().await?;
         let tx = relaxed(&mut client).await?;
         let changed = match &selector {
@@ -1537,17 +1613,38 @@ impl Store for PgStore {
     ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = relaxed(&mut client).await?;
+        // Locked in queue order first (see LOCK_IN_QUEUE_ORDER), then acknowledged, then the
+        // next heads flagged: the queue heads stay true for every subscriber, pull or push (its
+        // delivery mode may change in the configuration).
+        let acked: Vec<i64> = get(
+            &tx.query_one(
+                "SELECT ARRAY(
+                     SELECT id FROM deliveries
+                     WHERE subscriber = $1 AND state = 'pending' AND id <= $2 AND fetched
+                     ORDER BY subscriber, case_key, id
+                     FOR UPDATE)",
+                &[&subscriber.as_str(), &cursor],
+            )
+            .await
+            .map_err(pg_err)?,
+            0,
+        )?;
+        if acked.is_empty() {
+            return Ok(0);
+        }
         let statement = tx
             .prepare_cached(
-                "UPDATE deliveries SET state = 'delivered', delivered_at = $3, lease_until = NULL
-                 WHERE subscriber = $1 AND state = 'pending' AND id <= $2 AND fetched",
+                "UPDATE deliveries SET state = 'delivered', delivered_at = $2, lease_until = NULL
+                 WHERE id = ANY ($1) AND state = 'pending'",
             )
             .await
             .map_err(pg_err)?;
         let changed = tx
-            .execute(&statement, &[&subscriber.as_str(), &cursor, &now])
+            .execute(&statement, &[&acked, &now])
             .await
             .map_err(pg_err)?;
+        let promote = tx.prepare_cached(PROMOTE).await.map_err(pg_err)?;
+        tx.execute(&promote, &[&acked]).await.map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         Ok(changed)
     }
@@ -1799,6 +1896,85 @@ mod tests {
     }
 
     conformance::conformance_tests!(fresh);
+
+    /// Two nodes on one database: node B ingests the next event of each case while node A, at
+    /// the same moment, completes the case's head. Whichever commits first, every case has
+    /// exactly its next event leasable afterwards — never none (a stranded case), never a
+    /// newer one first — round after round.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_head_handed_over_between_two_nodes_never_strands_or_reorders_a_case() {
+        use crate::store::{Outcome, Settled};
+        let Some((schema, a)) = fresh("handoff").await else {
+            return;
+        };
+        let b = PgStore::connect(&schema.url(), 4).await.unwrap();
+        const CASES: usize = 30;
+        const ROUNDS: usize = 8;
+        let event_of = |case: usize, round: usize| {
+            let mut e = event(7_000 + case as u64, &format!("c{case}-{round}"));
+            e.case_id = schemas::BureauCaseId::parse(&format!("HANDOFF-{case}")).unwrap();
+            e.sequence = round as u64 + 1;
+            e
+        };
+        for case in 0..CASES {
+            accept(
+                &a,
+                message(
+                    &format!("k{case}-0"),
+                    1,
+                    vec![(event_of(case, 0), vec![BureauId::Water])],
+                ),
+            )
+            .await;
+        }
+        for round in 1..=ROUNDS + 1 {
+            let now = 1_000_000 * round as i64;
+            let leased = a
+                .lease_due("gw-a", vec![BureauId::Water], now, 30_000, 1_000)
+                .await
+                .unwrap();
+            let mut got: Vec<String> = conformance::ids(&leased);
+            got.sort();
+            let mut expected: Vec<String> = (0..CASES)
+                .map(|case| format!("gw-c{case}-{}", round - 1))
+                .collect();
+            expected.sort();
+            assert_eq!(got, expected, "round {round}: each case's next event, once");
+            if round > ROUNDS {
+                break;
+            }
+            let mut tasks = Vec::new();
+            for delivery in leased {
+                let case: usize = delivery.event.case_id.as_str()["HANDOFF-".len()..]
+                    .parse()
+                    .unwrap();
+                let (a, b) = (a.clone(), b.clone());
+                tasks.push(tokio::spawn(async move {
+                    let next = message(
+                        &format!("k{case}-{round}"),
+                        now + 1,
+                        vec![(event_of(case, round), vec![BureauId::Water])],
+                    );
+                    let complete = Outcome {
+                        id: delivery.id,
+                        lease: delivery.lease,
+                        settled: Settled::Delivered { at: now + 1 },
+                    };
+                    let (ingested, completed) =
+                        tokio::join!(b.ingest(next), a.record_outcomes(vec![complete]));
+                    assert!(matches!(ingested.unwrap(), IngestOutcome::Accepted(_)));
+                    assert_eq!(completed.unwrap(), vec![true]);
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+        assert_eq!(
+            stat(&a, BureauId::Water).await.unwrap().delivered,
+            (CASES * ROUNDS) as u64
+        );
+    }
 
     /// The shape of a schema both dialects can be compared on: tables with their columns
     /// (name and whether NULL is allowed) and indexes with their table, key columns and

@@ -133,4 +133,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // more index entry, for a query the operator surface runs every few seconds; the backlog
     // counts read the partial indexes of pending and dead deliveries instead.
     "DROP INDEX deliveries_stats;",
+    // 8: queue heads. A pending delivery is flagged `head` when nothing older of its (subscriber,
+    // case) is pending — at ingest, or when the one before it is delivered or dead-lettered — and
+    // `deliveries_due` holds only heads: leasing reads O(batch) rows at any backlog, never the
+    // deliveries queued behind a head that waits for its retry.
+    "ALTER TABLE deliveries ADD COLUMN head BOOLEAN NOT NULL DEFAULT false;
+    UPDATE deliveries d SET head = true
+    WHERE d.state = 'pending' AND NOT EXISTS (
+        SELECT 1 FROM deliveries o
+        WHERE o.subscriber = d.subscriber AND o.case_key = d.case_key
+          AND o.state = 'pending' AND o.id < d.id);
+    DROP INDEX deliveries_due;
+    CREATE INDEX deliveries_due ON deliveries (subscriber, due_at, id)
+        WHERE state = 'pending' AND head;",
 ];

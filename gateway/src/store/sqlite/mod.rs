@@ -432,8 +432,12 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
         .map_err(db_err)?;
     let mut insert_delivery = conn
         .prepare_cached(
-            "INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at)
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+            // The head of its (subscriber, case) queue when nothing else is pending there.
+            "INSERT INTO deliveries
+                 (event_id, subscriber, case_key, state, due_at, created_at, head)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?4, NOT EXISTS (
+                 SELECT 1 FROM deliveries INDEXED BY deliveries_case_queue
+                 WHERE subscriber = ?2 AND case_key = ?3 AND state = 'pending'))",
         )
         .map_err(db_err)?;
     for event in &rows.events {
@@ -463,13 +467,16 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
     Ok(IngestOutcome::Accepted(rows.receipt))
 }
 
-/// One subscriber's due heads, oldest due first: pending, due, not under an unexpired lease, and
-/// with no older pending delivery in its (subscriber, case) queue. `?1` subscriber, `?2` now,
-/// `?3` limit.
+/// One subscriber's due heads, oldest due first: flagged the head of their (subscriber, case)
+/// queue (`deliveries_due` holds only heads, so the scan never reads a delivery queued behind
+/// one), due, not under an unexpired lease, and — checked again, cheaply, for the few heads read
+/// — with no older pending delivery in their queue (a replayed dead letter is flagged head
+/// beside the newer head it goes before). `?1` subscriber, `?2` now, `?3` limit.
 const DUE_HEADS: &str = "SELECT d.id, d.due_at
     FROM deliveries d INDEXED BY deliveries_due
     WHERE d.subscriber = ?1
       AND d.state = 'pending'
+      AND d.head
       AND d.due_at <= ?2
       AND (d.lease_until IS NULL OR d.lease_until <= ?2)
       AND NOT EXISTS (
@@ -556,8 +563,18 @@ fn release_leases_in(
     .map_err(db_err)
 }
 
+/// Flags as head the oldest pending delivery of the (subscriber, case) of delivery `?1`, which
+/// is no longer pending: the next in its queue may now be leased.
+const PROMOTE: &str = "UPDATE deliveries SET head = 1
+    WHERE id = (
+        SELECT n.id FROM deliveries n INDEXED BY deliveries_case_queue
+        JOIN deliveries c ON c.id = ?1
+        WHERE n.subscriber = c.subscriber AND n.case_key = c.case_key AND n.state = 'pending'
+        ORDER BY n.id LIMIT 1)
+      AND NOT head";
+
 /// Records outcomes one statement each, in the writer's transaction (statements cached: no
-/// parse per outcome).
+/// parse per outcome); a completed delivery or a dead letter hands its queue on to the next.
 fn record_outcomes_in(conn: &Connection, outcomes: &[Outcome]) -> Result<Vec<bool>, StoreError> {
     let mut delivered = conn
         .prepare_cached(
@@ -585,6 +602,7 @@ fn record_outcomes_in(conn: &Connection, outcomes: &[Outcome]) -> Result<Vec<boo
             "INSERT INTO delivery_attempts (delivery_id, at, error) VALUES (?1, ?2, ?3)",
         )
         .map_err(db_err)?;
+    let mut promote = conn.prepare_cached(PROMOTE).map_err(db_err)?;
     outcomes
         .iter()
         .map(|outcome| {
@@ -611,6 +629,15 @@ fn record_outcomes_in(conn: &Connection, outcomes: &[Outcome]) -> Result<Vec<boo
                 history
                     .execute(params![id, attempt.at, attempt.error])
                     .map_err(db_err)?;
+            }
+            if !matches!(
+                outcome.settled,
+                Settled::Failed {
+                    after: AfterFailure::RetryAt(_),
+                    ..
+                }
+            ) {
+                promote.execute(params![id]).map_err(db_err)?;
             }
             Ok(true)
         })
@@ -679,8 +706,10 @@ fn replay_in(
     now: Millis,
     limit: usize,
 ) -> Result<u64, StoreError> {
+    // A revived dead letter is a head again: it goes before whatever of its case is pending
+    // now (the lease's check for an older pending delivery keeps the newer one waiting).
     const REVIVE: &str = "SET state = 'pending', due_at = ?2, attempts = 0,
-                              lease_until = NULL, lease = 0, dead_at = NULL";
+                              lease_until = NULL, lease = 0, dead_at = NULL, head = 1";
     let changed = match selector {
         ReplaySelector::Ids(ids) => {
             let mut update = conn
@@ -871,13 +900,24 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<u64, StoreError> {
         self.call(move |conn| {
-            conn.prepare_cached(
-                "UPDATE deliveries SET state = 'delivered', delivered_at = ?3, lease_until = NULL
-                 WHERE subscriber = ?1 AND state = 'pending' AND id <= ?2 AND fetched = 1",
-            )
-            .and_then(|mut s| s.execute(params![subscriber.as_str(), cursor, now]))
-            .map(|changed| changed as u64)
-            .map_err(db_err)
+            let acked: Vec<DeliveryId> = conn
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'delivered', delivered_at = ?3, lease_until = NULL
+                     WHERE subscriber = ?1 AND state = 'pending' AND id <= ?2 AND fetched = 1
+                     RETURNING id",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![subscriber.as_str(), cursor, now], |r| r.get(0))?
+                        .collect()
+                })
+                .map_err(db_err)?;
+            // Keep the queue heads true for every subscriber, pull or push (its delivery mode
+            // may change in the configuration).
+            let mut promote = conn.prepare_cached(PROMOTE).map_err(db_err)?;
+            for id in &acked {
+                promote.execute(params![id]).map_err(db_err)?;
+            }
+            Ok(acked.len() as u64)
         })
         .await
     }
