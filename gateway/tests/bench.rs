@@ -3,6 +3,7 @@
 //! here is what it reports and that it accounts for every message (nothing about speed: the
 //! figures themselves are for the benchmark runs, `ops/bench/compare.sh`).
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
@@ -132,4 +133,76 @@ fn a_fanout_beyond_the_bureaus_is_refused() {
     assert!(!status.success());
     assert!(steps.is_empty());
     assert!(stderr.contains("--fanout must be 1 to 5"), "{stderr}");
+}
+
+/// Runs `gateway bench queue` on `store` with two small backlogs; its JSON lines.
+fn queue_bench(name: &str, store: &str) -> Vec<Value> {
+    let data = scratch(name);
+    let output = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["bench", "queue", "--store", store, "--backlog", "2000,8000"])
+        .args([
+            "--per-case",
+            "3",
+            "--deliveries",
+            "600",
+            "--batch",
+            "32",
+            "--workers",
+            "2",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("run gateway bench queue");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data);
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect()
+}
+
+/// Every backlog is filled and then leased and completed until the run's count is reached
+/// (workers finish the batch in hand, so up to one batch each beyond it).
+fn assert_queue_runs(runs: &[Value], store: &str) {
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for (run, backlog) in runs.iter().zip([2000, 8000]) {
+        assert_eq!(run["store"], store);
+        assert_eq!(run["backlog"], backlog);
+        assert_eq!(run["per_case"], 3);
+        let completed = run["completed"].as_u64().expect("a count");
+        assert!((600..=600 + 2 * 32).contains(&completed), "{run}");
+        assert!(
+            run["lease_complete_per_s"].as_f64().expect("a rate") > 0.0,
+            "{run}"
+        );
+        assert!(
+            run["lease_p99_ms"].as_f64() >= run["lease_p50_ms"].as_f64(),
+            "{run}"
+        );
+    }
+}
+
+#[test]
+fn the_queue_bench_leases_and_completes_at_each_backlog_on_sqlite() {
+    assert_queue_runs(&queue_bench("queue-sqlite", "sqlite"), "sqlite");
+}
+
+#[test]
+fn the_queue_bench_leases_and_completes_at_each_backlog_on_postgres() {
+    let Ok(url) = std::env::var("EXCHANGE_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set EXCHANGE_TEST_POSTGRES for the PostgreSQL tests"
+        );
+        // Straight to stderr, past the test harness's capture: a skip must be visible.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: the PostgreSQL queue bench: set EXCHANGE_TEST_POSTGRES=postgres://..."
+        );
+        return;
+    };
+    assert_queue_runs(&queue_bench("queue-postgres", &url), "postgres");
 }

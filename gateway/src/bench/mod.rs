@@ -8,6 +8,7 @@
 //! - `ceiling`: a bare hyper + rustls mutual-TLS server answering the same requests.
 //! - `record`: the marker every message carries, sets of sequence numbers, histograms.
 //! - `procstat`: CPU seconds and memory of each process, from `/proc`.
+//! - `queue`: `gateway bench queue`, the delivery queue alone at given backlogs, in process.
 //!
 //! For each rate step it reports, on standard output, one JSON object ([`StepResult`]), and a
 //! table row on standard error. It exits 1 when any accepted message was not delivered to
@@ -15,6 +16,7 @@
 
 pub mod ceiling;
 pub mod procstat;
+pub mod queue;
 pub mod receiver;
 pub mod record;
 pub mod sender;
@@ -104,6 +106,8 @@ pub enum Role {
     /// The bare HTTP ceiling server.
     #[command(hide = true)]
     Ceiling(ceiling::CeilingArgs),
+    /// The delivery queue alone — lease and complete, in process — at given backlogs.
+    Queue(queue::QueueArgs),
 }
 
 /// What the bench measures.
@@ -191,6 +195,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         Some(Role::Sender(sender)) => sender::run(sender).await.map(|()| ExitCode::SUCCESS),
         Some(Role::Receiver(receiver)) => receiver::run(receiver).await.map(|()| ExitCode::SUCCESS),
         Some(Role::Ceiling(ceiling)) => ceiling::run(ceiling).await.map(|()| ExitCode::SUCCESS),
+        Some(Role::Queue(queue)) => queue::run(queue).await.map(|()| ExitCode::SUCCESS),
         None => orchestrate(args).await,
     }
 }
@@ -387,14 +392,14 @@ fn row(r: &StepResult) -> String {
     )
 }
 
-/// Drops the bench's PostgreSQL schema (best effort: a plain connection, as `psql` would).
-async fn drop_schema(url: &str, run: &str) {
+/// Drops a bench's PostgreSQL schema (best effort: a plain connection, as `psql` would).
+async fn drop_schema(url: &str, schema: &str) {
     let base = url.split('?').next().unwrap_or(url);
     match tokio_postgres::connect(base, tokio_postgres::NoTls).await {
         Ok((client, connection)) => {
             tokio::spawn(connection);
             if let Err(error) = client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS bench_{run} CASCADE"))
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 .await
             {
                 tracing::warn!(message = "cannot drop the bench schema", %error);
@@ -539,7 +544,7 @@ async fn orchestrate(args: BenchArgs) -> Result<ExitCode> {
         let _ = tokio::time::timeout(Duration::from_secs(5), receiver.child.wait()).await;
     }
     if store_label == "postgres" {
-        drop_schema(&args.store, &run).await;
+        drop_schema(&args.store, &format!("bench_{run}")).await;
     }
     outcome?;
     if lost_any {

@@ -1011,7 +1011,8 @@ fn delivery_row(row: &Row, lease: u64) -> Result<Delivery, StoreError> {
 /// case-queue index from the others once a table has grown, and may walk a subscriber's whole
 /// backlog for each lease. So, every [`MAINTENANCE_INTERVAL`], one node at a time (an advisory
 /// lock; the others skip) reads the tables' counters and, by autovacuum's own rule, analyzes a
-/// table that changed by a tenth since its last analysis and vacuums one whose dead rows passed
+/// queue table that changed by a tenth since its last analysis (the append-only record when it
+/// doubled) and vacuums one whose dead rows passed
 /// a fifth of its live ones.
 async fn maintain(pool: Pool, alive: mpsc::WeakSender<IngestJob>) {
     loop {
@@ -1048,9 +1049,14 @@ async fn vacuum(pool: &Pool) -> Result<(), StoreError> {
     let done = async {
         let due = client
             .query(
+                // The queue is analyzed when a tenth of it changed; the append-only record
+                // (messages, events) when it doubled: its statistics matter less and its
+                // analysis costs as much.
                 "SELECT relname::text,
                         n_dead_tup > 1000 + n_live_tup / 5,
-                        n_mod_since_analyze > 1000 + n_live_tup / 10
+                        n_mod_since_analyze > CASE WHEN relname IN ('messages', 'events')
+                                                   THEN 10000 + n_live_tup
+                                                   ELSE 1000 + n_live_tup / 10 END
                  FROM pg_stat_user_tables
                  WHERE schemaname = current_schema() AND relname = ANY ($1)",
                 &[&MAINTAINED.as_slice()],
@@ -1248,7 +1254,7 @@ const PROMOTE: &str = "UPDATE deliveries d SET head = true
 /// One durable transaction for a batch of outcomes, pipelined: BEGIN, the lock, the two
 /// statements, the promotion of the next heads and COMMIT are all sent before the first answer
 /// is read (one round trip). A failing statement aborts the transaction, and the COMMIT behind
-/// it then rolls back; its error is returned. Then, when something completed, the work is
+/// it then rolls back; its error is returned. Then, when a next head was promoted, the work is
 /// announced. The ids whose lease was held.
 async fn settle(
     client: &ClientWrapper,
@@ -1306,9 +1312,10 @@ async fn settle(
     locked.map_err(pg_err)?;
     let completed = completed.map_err(pg_err)?;
     let retried = retried.map_err(pg_err)?;
-    promoted.map_err(pg_err)?;
+    let promoted = promoted.map_err(pg_err)?;
     committed.map_err(pg_err)?;
-    if !completed.is_empty() {
+    // New work for other nodes only when a case's next delivery became its head.
+    if promoted > 0 {
         announce_work(client).await;
     }
     completed
