@@ -438,7 +438,14 @@ pub const INSERT_BATCH: &str = "WITH m AS (
             SELECT 1 FROM deliveries o
             WHERE o.subscriber = k.subscriber AND o.case_key = k.case_key
               AND o.state = 'pending'
-            ORDER BY o.id
+              -- The queue's oldest, written without ORDER BY ... LIMIT: with it, the planner
+              -- may walk a subscriber's whole backlog in `deliveries_feed`, whose (subscriber,
+              -- id) order satisfies it once the case is fixed; this way both lookups use
+              -- `deliveries_case_queue`.
+              AND NOT EXISTS (
+                  SELECT 1 FROM deliveries p
+                  WHERE p.subscriber = o.subscriber AND p.case_key = o.case_key
+                    AND p.state = 'pending' AND p.id < o.id)
             LIMIT 1
             FOR UPDATE
         ) AS oldest
@@ -886,7 +893,10 @@ async fn ingest_in(
                     SELECT 1 FROM deliveries o
                     WHERE o.subscriber = k.subscriber AND o.case_key = k.case_key
                       AND o.state = 'pending'
-                    ORDER BY o.id
+                      AND NOT EXISTS (
+                          SELECT 1 FROM deliveries p
+                          WHERE p.subscriber = o.subscriber AND p.case_key = o.case_key
+                            AND p.state = 'pending' AND p.id < o.id)
                     LIMIT 1
                     FOR UPDATE
                 ) AS oldest
@@ -987,6 +997,7 @@ pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
 pub const FEED: &str = "SELECT d.id, d.subscriber, e.event, d.attempts, d.created_at
     FROM deliveries d JOIN events e ON e.id = d.event_id
     WHERE d.subscriber = ANY (ARRAY[$1::text]) AND d.state = 'pending'
+      AND d.fetched IS NOT NULL -- always true: names `deliveries_feed` (see its migration)
       AND NOT EXISTS (SELECT 1 FROM paused_subscribers p WHERE p.subscriber = $1::text)
     ORDER BY d.subscriber, d.id
     LIMIT $2";
@@ -1231,7 +1242,7 @@ const SETTLE_FAILED: &str = "WITH settled AS (
     SELECT id FROM settled";
 
 /// Locks deliveries `$1` in (subscriber, case, id) order, the order every ingest batch locks the
-/// oldest pending delivery of each queue in, so the two cannot deadlock.
+/// oldest pending delivery of each queue in (its `queued`), so the two cannot deadlock.
 const LOCK_IN_QUEUE_ORDER: &str = "SELECT id FROM deliveries WHERE id = ANY ($1)
     ORDER BY subscriber, case_key, id
     FOR UPDATE";
@@ -1242,13 +1253,17 @@ const LOCK_IN_QUEUE_ORDER: &str = "SELECT id FROM deliveries WHERE id = ANY ($1)
 /// its locks (each statement reads what was committed when it started).
 const PROMOTE: &str = "UPDATE deliveries d SET head = true
     WHERE d.id IN (
-        SELECT (SELECT n.id FROM deliveries n
-                WHERE n.subscriber = c.subscriber AND n.case_key = c.case_key
-                  AND n.state = 'pending'
-                ORDER BY n.id
-                LIMIT 1)
+        -- The pending delivery with none older in its queue; written without ORDER BY ... LIMIT
+        -- so that both lookups use `deliveries_case_queue` (see INSERT_BATCH).
+        SELECT n.id
         FROM (SELECT DISTINCT subscriber, case_key FROM deliveries
-              WHERE id = ANY ($1) AND state <> 'pending') AS c)
+              WHERE id = ANY ($1) AND state <> 'pending') AS c
+        JOIN deliveries n
+          ON n.subscriber = c.subscriber AND n.case_key = c.case_key AND n.state = 'pending'
+        WHERE NOT EXISTS (
+            SELECT 1 FROM deliveries o
+            WHERE o.subscriber = n.subscriber AND o.case_key = n.case_key
+              AND o.state = 'pending' AND o.id < n.id))
       AND NOT d.head";
 
 /// One durable transaction for a batch of outcomes, pipelined: BEGIN, the lock, the two

@@ -413,6 +413,7 @@ pub(super) async fn backlogs(
         .query(
             "SELECT subscriber, 'pending', COUNT(*), MIN(created_at) FROM deliveries
              WHERE subscriber = ANY ($1) AND state = 'pending'
+               AND fetched IS NOT NULL -- always true: names `deliveries_feed`
              GROUP BY subscriber
              UNION ALL
              SELECT subscriber, 'dead', COUNT(*), NULL::bigint FROM deliveries
