@@ -8,6 +8,7 @@
 //! - `ceiling`: a bare hyper + rustls mutual-TLS server answering the same requests.
 //! - `record`: the marker every message carries, sets of sequence numbers, histograms.
 //! - `procstat`: CPU seconds and memory of each process, from `/proc`.
+//! - `scratch`: dropping a run's PostgreSQL schema.
 //! - `queue`: `gateway bench queue`, the delivery queue alone at given backlogs, in process.
 //!
 //! For each rate step it reports, on standard output, one JSON object ([`StepResult`]), and a
@@ -19,6 +20,7 @@ pub mod procstat;
 pub mod queue;
 pub mod receiver;
 pub mod record;
+mod scratch;
 pub mod sender;
 
 use std::net::SocketAddr;
@@ -392,23 +394,6 @@ fn row(r: &StepResult) -> String {
     )
 }
 
-/// Drops a bench's PostgreSQL schema (best effort: a plain connection, as `psql` would).
-async fn drop_schema(url: &str, schema: &str) {
-    let base = url.split('?').next().unwrap_or(url);
-    match tokio_postgres::connect(base, tokio_postgres::NoTls).await {
-        Ok((client, connection)) => {
-            tokio::spawn(connection);
-            if let Err(error) = client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .await
-            {
-                tracing::warn!(message = "cannot drop the bench schema", %error);
-            }
-        }
-        Err(error) => tracing::warn!(message = "cannot drop the bench schema", %error),
-    }
-}
-
 async fn orchestrate(args: BenchArgs) -> Result<ExitCode> {
     if !(1..=SUBSCRIBERS.len()).contains(&args.fanout) {
         bail!("--fanout must be 1 to {}", SUBSCRIBERS.len());
@@ -544,7 +529,7 @@ async fn orchestrate(args: BenchArgs) -> Result<ExitCode> {
         let _ = tokio::time::timeout(Duration::from_secs(5), receiver.child.wait()).await;
     }
     if store_label == "postgres" {
-        drop_schema(&args.store, &format!("bench_{run}")).await;
+        scratch::drop_schema(&args.store, &format!("bench_{run}")).await;
     }
     outcome?;
     if lost_any {

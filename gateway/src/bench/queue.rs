@@ -301,7 +301,7 @@ pub async fn run(args: QueueArgs) -> Result<()> {
             explain(url, args.batch).await?;
         }
         match &location {
-            StoreLocation::Postgres(_) => super::drop_schema(&args.store, &schema).await,
+            StoreLocation::Postgres(_) => super::scratch::drop_schema(&args.store, &schema).await,
             StoreLocation::Sqlite(db) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
