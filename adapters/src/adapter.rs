@@ -134,6 +134,45 @@ pub trait Adapter: Send + Sync {
         Ok(multipart(batch_id, &parts))
     }
 
+    /// Decodes a message written by [`encode_batch`](Self::encode_batch), as the bureau's
+    /// system receives a batch push or reads a pull feed: the events in the batch's order. A
+    /// batch format decodes its own document; the default reads `multipart/mixed`, decoding
+    /// each part in the format's single-event encoding and checking that the part's
+    /// `Message-Id` names its event.
+    fn decode_batch(&self, body: &[u8], content_type: &str) -> Result<Vec<Event>, DecodeError> {
+        if self.format().batch {
+            return self.decode(body, content_type);
+        }
+        let parts = multipart_parts(body, content_type)?;
+        let mut events = Vec::with_capacity(parts.len());
+        for (index, part) in parts.iter().enumerate() {
+            let mut decoded = self
+                .decode(&part.body, &part.content_type)
+                .map_err(|error| within_part(index, error))?;
+            let event = match (decoded.pop(), decoded.is_empty()) {
+                (Some(event), true) => event,
+                _ => {
+                    return Err(DecodeError::Malformed {
+                        path: format!("part[{index}]"),
+                        message: "a part must carry exactly one event".into(),
+                    });
+                }
+            };
+            if event.message_id.as_str() != part.message_id {
+                return Err(DecodeError::Malformed {
+                    path: format!("part[{index}]/Message-Id"),
+                    message: format!(
+                        "the part is labelled {:?} but carries event {}",
+                        part.message_id,
+                        event.message_id.as_str()
+                    ),
+                });
+            }
+            events.push(event);
+        }
+        Ok(events)
+    }
+
     /// A realistic native message as this bureau's system would send it, drawn from `rng`: for
     /// the demo, tests and benchmarks.
     fn sample(&self, rng: &mut fastrand::Rng) -> Encoded {
@@ -188,6 +227,78 @@ fn multipart(batch_id: &str, parts: &[(&str, Encoded)]) -> Encoded {
     Encoded {
         content_type: format!("multipart/mixed; boundary=\"{boundary}\""),
         body,
+    }
+}
+
+/// Most parts a `multipart/mixed` batch may have (as many as the largest native batch).
+pub const MAX_BATCH_PARTS: usize = 10_000;
+
+/// One part of a `multipart/mixed` batch.
+struct Part {
+    content_type: String,
+    message_id: String,
+    body: Vec<u8>,
+}
+
+/// Reads the parts of a `multipart/mixed` body (RFC 2046) with mailparse: each part's content
+/// type, `Message-Id` (required) and body.
+fn multipart_parts(body: &[u8], content_type: &str) -> Result<Vec<Part>, DecodeError> {
+    let (essence, _) = parse_content_type(content_type);
+    if essence != "multipart/mixed" {
+        return Err(DecodeError::UnsupportedContentType {
+            got: content_type.to_owned(),
+            expected: "multipart/mixed",
+        });
+    }
+    let malformed = |path: String, message: String| DecodeError::Malformed { path, message };
+    // mailparse reads a whole MIME entity: give it the content type as the entity's header.
+    let mut entity = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
+    entity.extend_from_slice(body);
+    let parsed = mailparse::parse_mail(&entity)
+        .map_err(|e| malformed("multipart".into(), e.to_string()))?;
+    if parsed.subparts.is_empty() {
+        return Err(malformed("multipart".into(), "the batch has no parts".into()));
+    }
+    if parsed.subparts.len() > MAX_BATCH_PARTS {
+        return Err(DecodeError::Malformed {
+            path: "multipart".into(),
+            message: format!(
+                "{} parts; a batch has at most {MAX_BATCH_PARTS}",
+                parsed.subparts.len()
+            ),
+        });
+    }
+    let header = |part: &mailparse::ParsedMail<'_>, index: usize, name: &str| {
+        part.headers
+            .iter()
+            .find(|h| h.get_key_ref().eq_ignore_ascii_case(name))
+            .map(mailparse::MailHeader::get_value)
+            .ok_or_else(|| malformed(format!("part[{index}]/{name}"), "missing".into()))
+    };
+    parsed
+        .subparts
+        .iter()
+        .enumerate()
+        .map(|(index, part)| {
+            Ok(Part {
+                content_type: header(part, index, "Content-Type")?,
+                message_id: header(part, index, "Message-Id")?,
+                body: part
+                    .get_body_raw()
+                    .map_err(|e| malformed(format!("part[{index}]"), e.to_string()))?,
+            })
+        })
+        .collect()
+}
+
+/// Names the batch part a decoding error comes from.
+fn within_part(index: usize, error: DecodeError) -> DecodeError {
+    match error {
+        DecodeError::Malformed { path, message } => DecodeError::Malformed {
+            path: format!("part[{index}]/{path}"),
+            message,
+        },
+        other => other,
     }
 }
 

@@ -662,7 +662,7 @@ impl CivilDefense {
 
     /// Decodes the batch envelope and every entry (records and surveys, in document order),
     /// collecting every error.
-    fn decode_batch(root: &Element, n: &mut Normalizer) -> Vec<Event> {
+    fn decode_entries(root: &Element, n: &mut Normalizer) -> Vec<Event> {
         root.check_attributes(ROOT_PATH, &["batchId", "count"], n);
         check_no_text(root, ROOT_PATH, n);
         root.check_children(ROOT_PATH, &[], &[RECORD, SURVEY], n);
@@ -888,7 +888,7 @@ impl Adapter for CivilDefense {
             });
         }
         let mut n = Normalizer::new();
-        let events = Self::decode_batch(&root, &mut n);
+        let events = Self::decode_entries(&root, &mut n);
         n.finish(|| Some(events)).map_err(DecodeError::Invalid)
     }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use schemas::{CanonicalField, Event, FigureName, SurveyFigure, SurveyId, SurveyNotice};
+use schemas::{BureauId, CanonicalField, Event, FigureName, SurveyFigure, SurveyId, SurveyNotice};
 
 use crate::adapter::{Adapter, DecodeError, Syntax, parse_content_type};
 
@@ -42,6 +42,7 @@ pub fn check(adapter: &dyn Adapter) {
     }
     check_invalid_samples(adapter, &dir.join("invalid"));
     check_generated_samples(adapter);
+    check_batch_round_trip(adapter);
     check_survey_notices(adapter);
     check_canonical_rules(adapter);
     check_hostile_inputs(adapter, &valid[0].1);
@@ -618,6 +619,36 @@ fn check_generated_samples(adapter: &dyn Adapter) {
             );
             check_round_trip(adapter, event);
         }
+    }
+}
+
+/// decode_batch(encode_batch(events)) == events, for the events of every bureau (what a batch
+/// push or a pull feed carries), survey notices among them.
+fn check_batch_round_trip(adapter: &dyn Adapter) {
+    let mut rng = fastrand::Rng::with_seed(21);
+    let mut events: Vec<Event> = BureauId::ALL
+        .iter()
+        .map(|&source| crate::sample::case_event(&mut rng, source))
+        .collect();
+    events.push(crate::sample::survey_event(&mut rng));
+    for size in [1, events.len()] {
+        let batch = adapter
+            .encode_batch("conformance-1", &events[..size])
+            .unwrap_or_else(|e| panic!("{}: cannot encode a batch: {e}", adapter.bureau()));
+        let back = adapter
+            .decode_batch(&batch.body, &batch.content_type)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: its own batch of {size} does not decode: {e:#?}",
+                    adapter.bureau()
+                )
+            });
+        assert_eq!(
+            back,
+            events[..size],
+            "{}: decode_batch(encode_batch(events)) differs",
+            adapter.bureau()
+        );
     }
 }
 

@@ -44,7 +44,9 @@ pub fn for_bureau(bureau: BureauId) -> Option<&'static dyn Adapter> {
         .find(|adapter| adapter.bureau() == bureau)
 }
 
-pub use adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
+pub use adapter::{
+    Adapter, DecodeError, EncodeError, Encoded, MAX_BATCH_PARTS, NativeFormat, Syntax,
+};
 
 #[cfg(test)]
 mod tests {
@@ -89,6 +91,54 @@ mod tests {
             assert_eq!(decoded, vec![event.clone()]);
         }
         assert_eq!(parts[4], "--\r\n");
+    }
+
+    #[test]
+    fn a_multipart_batch_decodes_part_by_part_and_checks_each_label() {
+        let adapter = for_bureau(BureauId::Transport).unwrap();
+        let mut rng = fastrand::Rng::with_seed(8);
+        let events: Vec<Event> = (0..4)
+            .map(|_| sample::case_event(&mut rng, BureauId::Planning))
+            .collect();
+        let batch = adapter.encode_batch("b-2", &events).unwrap();
+        assert_eq!(
+            adapter
+                .decode_batch(&batch.body, &batch.content_type)
+                .unwrap(),
+            events
+        );
+
+        // A part labelled with another event's id is refused, naming the part.
+        let text = String::from_utf8(batch.body.clone()).unwrap();
+        let relabelled = text.replacen(
+            &format!("Message-Id: {}", events[1].message_id.as_str()),
+            &format!("Message-Id: {}", events[0].message_id.as_str()),
+            1,
+        );
+        let error = adapter
+            .decode_batch(relabelled.as_bytes(), &batch.content_type)
+            .unwrap_err();
+        assert!(
+            matches!(&error, DecodeError::Malformed { path, .. } if path == "part[1]/Message-Id"),
+            "{error:?}"
+        );
+        // A bad value inside a part is the part's adapter error, with every field named.
+        let one = adapter.encode(&events[2]).unwrap();
+        let broken = text.replacen(
+            &String::from_utf8(one.body.clone()).unwrap(),
+            "{\"not\": \"transport\"}",
+            1,
+        );
+        assert!(
+            adapter
+                .decode_batch(broken.as_bytes(), &batch.content_type)
+                .is_err()
+        );
+        // Not multipart at all.
+        assert!(matches!(
+            adapter.decode_batch(&one.body, &one.content_type),
+            Err(DecodeError::UnsupportedContentType { .. })
+        ));
     }
 
     #[test]
