@@ -1,7 +1,9 @@
-//! Decode + normalize throughput per adapter, in cases/s and MB/s.
+//! Decode + normalize throughput per adapter, in cases/s and MB/s, and encode throughput (what
+//! every push costs) in cases/s.
 //!
 //! Each adapter decodes a fixed set of its own generated messages (~1 KB each; batches for the
-//! batch format). Run: `cargo bench -p adapters --bench decode`. The README quotes the figures.
+//! batch format), and encodes the events they carry. Run: `cargo bench -p adapters --bench
+//! decode`. The README quotes the figures.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -45,12 +47,32 @@ fn decode(c: &mut Criterion) {
     }
 }
 
+fn encode(c: &mut Criterion) {
+    for adapter in adapters::ALL {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let events: Vec<_> = (0..200)
+            .map(|_| adapter.sample(&mut rng))
+            .flat_map(|m| adapter.decode(&m.body, &m.content_type).unwrap_or_default())
+            .collect();
+        let mut group = c.benchmark_group("encode_cases");
+        group.throughput(Throughput::Elements(events.len() as u64));
+        group.bench_function(adapter.bureau().as_str(), |b| {
+            b.iter(|| {
+                for event in &events {
+                    black_box(adapter.encode(black_box(event))).ok();
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20);
-    targets = decode
+    targets = decode, encode
 }
 criterion_main!(benches);

@@ -254,10 +254,13 @@ fn multipart_parts(body: &[u8], content_type: &str) -> Result<Vec<Part>, DecodeE
     // mailparse reads a whole MIME entity: give it the content type as the entity's header.
     let mut entity = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
     entity.extend_from_slice(body);
-    let parsed = mailparse::parse_mail(&entity)
-        .map_err(|e| malformed("multipart".into(), e.to_string()))?;
+    let parsed =
+        mailparse::parse_mail(&entity).map_err(|e| malformed("multipart".into(), e.to_string()))?;
     if parsed.subparts.is_empty() {
-        return Err(malformed("multipart".into(), "the batch has no parts".into()));
+        return Err(malformed(
+            "multipart".into(),
+            "the batch has no parts".into(),
+        ));
     }
     if parsed.subparts.len() > MAX_BATCH_PARTS {
         return Err(DecodeError::Malformed {

@@ -263,7 +263,19 @@ pub struct BureauConfig {
     pub delivery: DeliveryMode,
     /// The HTTPS endpoint for push delivery.
     pub endpoint: Option<String>,
+    /// Most deliveries in one push, for a push bureau that opted in to batches: each push is
+    /// then its format's batch form (`Adapter::encode_batch`), answered with per-item results
+    /// (`delivery::batch`). 1, the default, pushes one event per request.
+    #[serde(default = "one_per_push")]
+    pub push_batch: usize,
 }
+
+fn one_per_push() -> usize {
+    1
+}
+
+/// The largest `push_batch`: a batch is leased, encoded and held in memory whole.
+pub const MAX_PUSH_BATCH: usize = 500;
 
 /// One routing rule: events matching every list it sets go to `to`.
 #[derive(Debug, Clone, Deserialize)]
@@ -505,6 +517,19 @@ impl Config {
                 }
                 (DeliveryMode::Pull, None) => {}
             }
+            let key = format!("bureaus.{bureau}.push_batch");
+            if !(1..=MAX_PUSH_BATCH).contains(&config.push_batch) {
+                return Err(error(
+                    key,
+                    format!("must be between 1 and {MAX_PUSH_BATCH}"),
+                ));
+            }
+            if config.push_batch > 1 && config.delivery == DeliveryMode::Pull {
+                return Err(error(
+                    key,
+                    "a pull bureau reads batches from its feed; push_batch is for push bureaus",
+                ));
+            }
         }
         if !self.bureaus.contains_key(&self.surveys.publisher) {
             return Err(error(
@@ -606,6 +631,11 @@ impl Config {
         }
     }
 
+    /// Most deliveries per push to `subscriber` (1 when it has not opted in to batches).
+    pub fn push_batch(&self, subscriber: BureauId) -> usize {
+        self.bureaus.get(&subscriber).map_or(1, |b| b.push_batch)
+    }
+
     /// The bureaus that receive by push.
     pub fn push_subscribers(&self) -> Vec<BureauId> {
         self.bureaus
@@ -703,6 +733,18 @@ mod tests {
             (
                 "[bureaus.water]\ndelivery = \"push\"\nendpoint = \"http://x\"\n",
                 "bureaus.water.endpoint",
+            ),
+            (
+                "[bureaus.water]\npush_batch = 0\n",
+                "bureaus.water.push_batch",
+            ),
+            (
+                "[bureaus.water]\npush_batch = 501\n",
+                "bureaus.water.push_batch",
+            ),
+            (
+                "[bureaus.civil_defense]\npush_batch = 10\n",
+                "bureaus.civil_defense.push_batch",
             ),
             (
                 "[bureaus.civil_defense]\ndelivery = \"pull\"\nendpoint = \"https://x\"\n",

@@ -455,6 +455,88 @@ async fn subscriber_down_then_up_delivers_everything_in_case_order() {
     running.shutdown().await;
 }
 
+/// A subscriber that opted in to batches gets several deliveries per push in its format's batch
+/// form; items it refuses one by one (503 in the per-item results) are tried again alone, and
+/// every case still arrives in order. A subscriber that did not opt in gets one per push.
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_pushes_keep_case_order_and_retry_refused_items_alone() {
+    let pki = TestPki::new("batch-push");
+    let receivers = push_receivers(&pki, Behaviour::Healthy).await;
+    let water = receiver(&receivers, BureauId::Water);
+    let transport = receiver(&receivers, BureauId::Transport);
+    water.set(Behaviour::Down).await;
+    let all: Vec<&Receiver> = receivers.iter().collect();
+    let running = start_gateway(&pki, &all, "[bureaus.water]\npush_batch = 8\n").await;
+    let planning = BureauClient::new(&pki, running.addr(), BureauId::Planning);
+    let mut rng = fastrand::Rng::with_seed(57);
+
+    let cases: Vec<Event> = (0..12)
+        .map(|_| {
+            case_event(
+                &mut rng,
+                BureauId::Planning,
+                Item::ConstructionPlanningPermit,
+                CaseStatus::Approved,
+            )
+        })
+        .collect();
+    assert!(subscribers(&cases[0]).contains(&BureauId::Water));
+    assert!(subscribers(&cases[0]).contains(&BureauId::Transport));
+    let mut ids = Vec::new();
+    for sequence in 1..=3 {
+        for case in &cases {
+            let event = next_in_case(case, sequence, &mut rng);
+            let receipt = planning.send(&event).await.receipt();
+            ids.push(receipt.message_ids[0].as_str().to_owned());
+        }
+    }
+    let store = running.store();
+    wait_until("the gateway has failed to reach water", async || {
+        store
+            .queue_stats()
+            .await
+            .expect("queue stats")
+            .iter()
+            .any(|s| s.subscriber == BureauId::Water && s.failed_attempts > 0)
+    })
+    .await;
+    // Back, refusing about a third of the items of each batch.
+    water.set(Behaviour::Flaky(0.35)).await;
+    wait_until("water has received all 36 events", async || {
+        water.ids().len() == ids.len()
+    })
+    .await;
+
+    let (pushes, carried) = water.batches();
+    assert!(
+        carried > pushes,
+        "water opted in to batches: {pushes} pushes carried {carried} deliveries"
+    );
+    assert!(
+        water.refused() > 0,
+        "some items were refused and sent again"
+    );
+    assert_eq!(transport.batches(), (0, 0), "transport did not opt in");
+    assert_eq!(transport.ids().len(), ids.len());
+    let received = water.received();
+    for case in &cases {
+        let sequences: Vec<u64> = received
+            .iter()
+            .filter(|r| r.event.case_id == case.case_id)
+            .map(|r| r.event.sequence)
+            .collect();
+        let mut unique = sequences.clone();
+        unique.dedup();
+        assert_eq!(
+            unique,
+            [1, 2, 3],
+            "case {} arrived as {sequences:?}",
+            case.case_id.as_str()
+        );
+    }
+    running.shutdown().await;
+}
+
 /// After the configured attempts a delivery is a dead letter; an operator's replay delivers it.
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letter_then_replay() {

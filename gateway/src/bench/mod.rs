@@ -94,6 +94,9 @@ pub struct BenchArgs {
     /// Longest wait, after a step's senders finish, for its backlog to drain, in seconds.
     #[arg(long, default_value_t = 120)]
     pub drain: u64,
+    /// Deliveries per push to each subscriber (their `push_batch`; 1: one per request).
+    #[arg(long, default_value_t = 1)]
+    pub push_batch: usize,
 }
 
 /// The bench's own processes.
@@ -152,6 +155,10 @@ pub struct StepResult {
     pub accepted_per_s: f64,
     /// Deliveries arriving per second in the window (one per message and subscriber).
     pub delivered_per_s: f64,
+    /// Most deliveries per push (`--push-batch`).
+    pub push_batch: usize,
+    /// Pushes (requests to the subscribers) arriving per second in the window.
+    pub pushes_per_s: f64,
     /// Deliveries per second the backlog grew by in the window (accepted × fan-out −
     /// delivered).
     pub backlog_growth_per_s: f64,
@@ -283,8 +290,9 @@ fn config_file(args: &BenchArgs, store: &str, endpoints: &[(BureauId, String)]) 
     );
     for (bureau, url) in endpoints {
         text.push_str(&format!(
-            "[bureaus.{}]\ndelivery = \"push\"\nendpoint = \"{url}\"\n",
-            bureau.as_str()
+            "[bureaus.{}]\ndelivery = \"push\"\nendpoint = \"{url}\"\npush_batch = {}\n",
+            bureau.as_str(),
+            args.push_batch
         ));
     }
     let to: Vec<String> = endpoints
@@ -356,11 +364,12 @@ async fn terminate(child: &mut Child, grace: Duration) {
 
 fn header() -> String {
     format!(
-        "{:>7} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>5} {:>7} {:>7}",
+        "{:>7} {:>9} {:>9} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>5} {:>7} {:>7}",
         "rate",
         "offered/s",
         "accept/s",
         "deliver/s",
+        "pushes/s",
         "202 p50",
         "p99",
         "p99.9",
@@ -376,11 +385,12 @@ fn header() -> String {
 
 fn row(r: &StepResult) -> String {
     format!(
-        "{:>7} {:>9.0} {:>9.0} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>6} {:>5} {:>7.0} {:>7.1}",
+        "{:>7} {:>9.0} {:>9.0} {:>10.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>6} {:>5} {:>7.0} {:>7.1}",
         r.rate,
         r.offered_per_s,
         r.accepted_per_s,
         r.delivered_per_s,
+        r.pushes_per_s,
         r.ingest_p50_ms,
         r.ingest_p99_ms,
         r.ingest_p999_ms,
@@ -400,6 +410,12 @@ async fn orchestrate(args: BenchArgs) -> Result<ExitCode> {
     }
     if args.rate.len() > 99 || args.rate.contains(&0) {
         bail!("--rate takes 1 to 99 steps, each above 0");
+    }
+    if !(1..=crate::config::MAX_PUSH_BATCH).contains(&args.push_batch) {
+        bail!(
+            "--push-batch must be 1 to {}",
+            crate::config::MAX_PUSH_BATCH
+        );
     }
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("creating {}", args.data.display()))?;
@@ -668,6 +684,8 @@ async fn run_step(
         offered_per_s: sum(|r| r.scheduled_in_window) as f64 / seconds,
         accepted_per_s,
         delivered_per_s,
+        push_batch: args.push_batch,
+        pushes_per_s: figures.pushes_in_window as f64 / seconds,
         backlog_growth_per_s: accepted_per_s * args.fanout as f64 - delivered_per_s,
         ingest_p50_ms: quantile_ms(&ingest, 0.5),
         ingest_p99_ms: quantile_ms(&ingest, 0.99),
@@ -708,6 +726,8 @@ mod tests {
             offered_per_s: 10_000.0,
             accepted_per_s: 9_999.0,
             delivered_per_s: 29_997.0,
+            push_batch: 1,
+            pushes_per_s: 29_997.0,
             backlog_growth_per_s: 0.0,
             ingest_p50_ms: 1.2,
             ingest_p99_ms: 4.5,

@@ -1,7 +1,8 @@
 //! `gateway bench receiver`: the push endpoints of the bureaus the bench routes to, in one
 //! process, that only count. Each delivery's marker says which message it is; a set of sequence
 //! numbers per (bureau, step) tells duplicates and, against the senders' accepted sets, losses,
-//! in one bit per message. It answers 200 at once.
+//! in one bit per message. It answers 200 at once; a batch push (several markers in one body)
+//! is counted item by item, and its 2xx without a results document accepts every item.
 //!
 //! Driven over its standard input, one command a line, each answered with one JSON line:
 //! - `window STEP FROM_MS TO_MS`: the measured window of a step (deliveries arriving in it are
@@ -67,6 +68,8 @@ pub struct StepReport {
     pub unconfirmed: u64,
     /// Deliveries that arrived in the measured window (of any step).
     pub delivered_in_window: u64,
+    /// Requests (pushes, single or batch) that arrived in the measured window.
+    pub pushes_in_window: u64,
     /// End-to-end latency of the window's messages: µs from the time each was due to its
     /// arrival, every copy to every bureau.
     pub e2e_us: Recorded,
@@ -80,6 +83,7 @@ struct Tally {
     /// (step, from µs, to µs)
     window: Option<(u32, u64, u64)>,
     delivered_in_window: u64,
+    pushes_in_window: u64,
     e2e: Histogram<u64>,
     bureaus: usize,
 }
@@ -113,8 +117,15 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Tally> {
 
 async fn deliver(State((shared, bureau)): State<(Shared, usize)>, body: Bytes) -> &'static str {
     let arrived_us = u64::try_from(now_ms()).unwrap_or(0) * 1000;
-    if let Some(marker) = Marker::find(&body) {
-        lock(&shared).record(bureau, marker, arrived_us);
+    let markers = Marker::find_all(&body);
+    let mut tally = lock(&shared);
+    if let Some((_, from, to)) = tally.window
+        && (from..to).contains(&arrived_us)
+    {
+        tally.pushes_in_window += 1;
+    }
+    for marker in markers {
+        tally.record(bureau, marker, arrived_us);
     }
     "ok"
 }
@@ -127,6 +138,7 @@ pub async fn run(args: ReceiverArgs) -> Result<()> {
         duplicates: HashMap::new(),
         window: None,
         delivered_in_window: 0,
+        pushes_in_window: 0,
         e2e: histogram(),
         bureaus: args.bureaus.len(),
     }));
@@ -158,6 +170,7 @@ pub async fn run(args: ReceiverArgs) -> Result<()> {
                 let ms = |t: &str| t.parse::<u64>().map(|v| v * 1000);
                 lock(&shared).window = Some((step.parse()?, ms(from)?, ms(to)?));
                 lock(&shared).delivered_in_window = 0;
+                lock(&shared).pushes_in_window = 0;
                 lock(&shared).e2e.reset();
                 "{}".to_owned()
             }
@@ -190,6 +203,7 @@ pub async fn run(args: ReceiverArgs) -> Result<()> {
                         .map(|i| per_bureau(i).missing_from(&accepted))
                         .sum(),
                     delivered_in_window: tally.delivered_in_window,
+                    pushes_in_window: tally.pushes_in_window,
                     e2e_us: Recorded::of(&tally.e2e),
                 };
                 serde_json::to_string(&report)?

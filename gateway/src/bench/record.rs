@@ -46,6 +46,21 @@ impl Marker {
     /// Finds the marker in a body, in whatever format it is.
     pub fn find(body: &[u8]) -> Option<Self> {
         let at = memchr::memmem::find(body, MARKER_PREFIX)?;
+        Self::at(body, at)
+    }
+
+    /// Every distinct marker in a body: one per delivery of a batch push (a format that writes
+    /// the case id twice still counts once per message).
+    pub fn find_all(body: &[u8]) -> Vec<Self> {
+        let mut markers: Vec<Self> = memchr::memmem::find_iter(body, MARKER_PREFIX)
+            .filter_map(|at| Self::at(body, at))
+            .collect();
+        markers.sort_unstable_by_key(|m| (m.step, m.seq));
+        markers.dedup_by_key(|m| (m.step, m.seq));
+        markers
+    }
+
+    fn at(body: &[u8], at: usize) -> Option<Self> {
         let text = std::str::from_utf8(body.get(at..at + MARKER_LEN)?).ok()?;
         let mut parts = text.split('.').skip(1);
         let step = parts.next()?.parse().ok()?;

@@ -1,6 +1,8 @@
 //! The delivery engine: takes due deliveries from the store under a lease, pushes each to its
-//! subscriber's HTTPS endpoint (mutual TLS) in the subscriber's own format, and records the
-//! outcome: delivered, retry later (exponential backoff with full jitter), or dead letter.
+//! subscriber's HTTPS endpoint (mutual TLS) in the subscriber's own format — several in one
+//! request, in the format's batch form, to a subscriber that opted in ([`batch`]) — and records
+//! the outcome of each: delivered, retry later (exponential backoff with full jitter), or dead
+//! letter.
 //!
 //! Per-(subscriber, case) order comes from the store, which leases only the oldest pending
 //! delivery of each case. One bureau's outage does not slow the others: every push has a
@@ -22,6 +24,7 @@ use crate::store::{AfterFailure, Attempt, Delivery, Outcome, Settled, Store, Sto
 use outcomes::{Recorder, Settling};
 
 pub mod backoff;
+pub mod batch;
 pub mod breaker;
 mod outcomes;
 pub mod push;
@@ -128,13 +131,13 @@ impl<S: Store + Clone> DeliveryEngine<S> {
                 }
                 continue;
             }
-            for delivery in leased {
+            for push in shared.pushes(leased) {
                 let Ok(permit) = shared.global.clone().acquire_owned().await else {
                     return;
                 };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    shared.deliver(delivery).await;
+                    shared.deliver(push).await;
                     drop(permit);
                     shared.wakers.delivery.notify_waiters();
                 });
@@ -157,7 +160,9 @@ impl<S: Store + Clone> DeliveryEngine<S> {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl<S: Store + Clone> Shared<S> {
-    /// Leases due work for every subscriber the breakers and concurrency limits allow.
+    /// Leases due work for every subscriber the breakers and concurrency limits allow. A
+    /// subscriber that takes batches is leased on its own, as many as its free push slots can
+    /// carry; the others share one lease of at most one delivery per free push.
     async fn take_due(&self) -> Result<Vec<Delivery>, StoreError> {
         let capacity = self.global.available_permits();
         if capacity == 0 {
@@ -186,18 +191,34 @@ impl<S: Store + Clone> Shared<S> {
             }
         }
         let lease_ms = (self.config.delivery.lease_seconds * 1000) as i64;
+        let pushes = capacity.min(64);
+        let (batching, single): (Vec<BureauId>, Vec<BureauId>) = normal
+            .into_iter()
+            .partition(|&s| self.config.push_batch(s) > 1);
         let mut leased = Vec::new();
-        if !normal.is_empty() {
+        if !single.is_empty() {
             leased = self
+                .store
+                .lease_due(&self.config.node, single, now_ms(), lease_ms, pushes)
+                .await?;
+        }
+        for subscriber in batching {
+            let free = self
+                .per_subscriber
+                .get(&subscriber)
+                .map_or(1, |s| s.available_permits());
+            let limit = pushes.min(free) * self.config.push_batch(subscriber);
+            let batch = self
                 .store
                 .lease_due(
                     &self.config.node,
-                    normal,
+                    vec![subscriber],
                     now_ms(),
                     lease_ms,
-                    capacity.min(64),
+                    limit,
                 )
                 .await?;
+            leased.extend(batch);
         }
         for subscriber in probes {
             let probe = self
@@ -215,21 +236,78 @@ impl<S: Store + Clone> Shared<S> {
         Ok(leased)
     }
 
-    /// Pushes one delivery and records its outcome.
-    async fn deliver(&self, delivery: Delivery) {
-        let subscriber = delivery.subscriber;
+    /// Splits leased deliveries into pushes: one per delivery, or for a subscriber that takes
+    /// batches, its deliveries in lease order in batches of at most its `push_batch`.
+    fn pushes(&self, leased: Vec<Delivery>) -> Vec<Vec<Delivery>> {
+        let mut pushes: Vec<Vec<Delivery>> = Vec::new();
+        // Index in `pushes` of each batching subscriber's batch being filled.
+        let mut filling: HashMap<BureauId, usize> = HashMap::new();
+        for delivery in leased {
+            let subscriber = delivery.subscriber;
+            let most = self.config.push_batch(subscriber);
+            if most <= 1 {
+                pushes.push(vec![delivery]);
+                continue;
+            }
+            match filling.get(&subscriber) {
+                Some(&at) if pushes[at].len() < most => pushes[at].push(delivery),
+                _ => {
+                    filling.insert(subscriber, pushes.len());
+                    pushes.push(vec![delivery]);
+                }
+            }
+        }
+        pushes
+    }
+
+    /// Makes one push (a single delivery, or a batch to a subscriber that takes them) and
+    /// records the outcome of each delivery in it.
+    async fn deliver(&self, push: Vec<Delivery>) {
+        let Some(subscriber) = push.first().map(|d| d.subscriber) else {
+            return;
+        };
         let _slot = match self.per_subscriber.get(&subscriber) {
             Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
             None => None,
         };
         let started = Instant::now();
-        let outcome = push::push(&self.client, &self.config, &delivery).await;
+        let whole = if self.config.push_batch(subscriber) > 1 {
+            // Named by its first delivery: unique, and readable in the receiver's logs.
+            let batch_id = format!("{}-{}", self.config.node, push[0].id);
+            push::push_batch(&self.client, &self.config, &batch_id, &push).await
+        } else {
+            push::push(&self.client, &self.config, &push[0])
+                .await
+                .map(|()| vec![Ok(())])
+        };
         metrics::histogram!(m::DELIVERY_SECONDS, "subscriber" => subscriber.as_str())
             .record(started.elapsed().as_secs_f64());
+        // The breaker judges the subscriber's system, so the request as a whole: a batch
+        // answered with per-item refusals still shows the system up.
+        let outcomes = match whole {
+            Ok(outcomes) => {
+                self.with_breaker(subscriber, Breaker::on_success);
+                outcomes
+            }
+            Err(failure) => {
+                if failure.retryable {
+                    let now = Instant::now();
+                    self.with_breaker(subscriber, |b| b.on_failure(now));
+                }
+                vec![Err(failure); push.len()]
+            }
+        };
+        for (delivery, outcome) in push.into_iter().zip(outcomes) {
+            self.settle(delivery, outcome).await;
+        }
+    }
+
+    /// Records what became of one delivery: delivered, retry later or dead letter.
+    async fn settle(&self, delivery: Delivery, outcome: Result<(), PushFailure>) {
+        let subscriber = delivery.subscriber;
         let message_id = delivery.event.message_id.as_str();
         let settled = match outcome {
             Ok(()) => {
-                self.with_breaker(subscriber, Breaker::on_success);
                 metrics::counter!(m::DELIVERIES, "subscriber" => subscriber.as_str(), "outcome" => "delivered")
                     .increment(1);
                 tracing::debug!(message = "delivered", %subscriber, message_id);
@@ -238,10 +316,6 @@ impl<S: Store + Clone> Shared<S> {
                 Settled::Delivered { at }
             }
             Err(failure) => {
-                if failure.retryable {
-                    let now = Instant::now();
-                    self.with_breaker(subscriber, |b| b.on_failure(now));
-                }
                 let after = self.after_failure(&delivery, &failure);
                 let outcome = match after {
                     AfterFailure::DeadLetter => "dead_letter",

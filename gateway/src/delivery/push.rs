@@ -2,15 +2,17 @@
 //! subscriber receives, and the classification of its outcome — retryable or permanent is
 //! decided here, when the failure is created, never later from its text.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::batch::{BATCH_ID_HEADER, BatchResults, ItemResult};
 use crate::config::Config;
 use crate::store::Delivery;
 
@@ -116,6 +118,102 @@ pub async fn push(
         ))),
         Ok(Ok(response)) => classify(response.status()),
     }
+}
+
+/// Largest results document read from a batch receiver: room for a long detail per item.
+fn results_limit(items: usize) -> usize {
+    16 * 1024 + items * 1024
+}
+
+/// One HTTPS POST of several deliveries to one subscriber in its batch form (see
+/// [`super::batch`]): `Err` when the whole batch failed, else one outcome per delivery, in order.
+pub async fn push_batch(
+    client: &HttpsClient,
+    config: &Config,
+    batch_id: &str,
+    deliveries: &[Delivery],
+) -> Result<Vec<Result<(), PushFailure>>, PushFailure> {
+    let Some(subscriber) = deliveries.first().map(|d| d.subscriber) else {
+        return Ok(Vec::new());
+    };
+    let adapter = adapters::for_bureau(subscriber)
+        .ok_or_else(|| PushFailure::permanent(format!("no adapter for {subscriber}")))?;
+    let events: Vec<schemas::Event> = deliveries.iter().map(|d| d.event.clone()).collect();
+    let encoded = adapter
+        .encode_batch(batch_id, &events)
+        .map_err(|e| PushFailure::permanent(format!("cannot encode: {e}")))?;
+    let endpoint = config
+        .bureaus
+        .get(&subscriber)
+        .and_then(|b| b.endpoint.clone())
+        .ok_or_else(|| PushFailure::permanent(format!("{subscriber} has no push endpoint")))?;
+    let request = hyper::Request::post(endpoint)
+        .header(hyper::header::CONTENT_TYPE, encoded.content_type)
+        .header(BATCH_ID_HEADER, batch_id)
+        .body(Full::new(Bytes::from(encoded.body)))
+        .map_err(|e| PushFailure::permanent(format!("cannot build request: {e}")))?;
+    let timeout = Duration::from_secs(config.delivery.request_timeout_seconds);
+    let exchange = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|error| PushFailure::retryable(format!("connection failed: {error}")))?;
+        classify(response.status())?;
+        let json = response
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        let body = Limited::new(response.into_body(), results_limit(deliveries.len()))
+            .collect()
+            .await
+            .map_err(|error| {
+                PushFailure::retryable(format!("cannot read the batch results: {error}"))
+            })?
+            .to_bytes();
+        Ok::<_, PushFailure>((json, body))
+    };
+    let (json, body) = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            PushFailure::retryable(format!("no answer within {} s", timeout.as_secs()))
+        })??;
+    if !json || body.is_empty() {
+        return Ok(deliveries.iter().map(|_| Ok(())).collect());
+    }
+    // A receiver that garbles its answer may have stored some items: sending all again is
+    // what at-least-once allows.
+    let results: BatchResults = serde_json::from_slice(&body).map_err(|error| {
+        PushFailure::retryable(format!("the batch results are not readable: {error}"))
+    })?;
+    let by_id: HashMap<&str, &ItemResult> = results
+        .results
+        .iter()
+        .map(|r| (r.message_id.as_str(), r))
+        .collect();
+    Ok(deliveries
+        .iter()
+        .map(|delivery| {
+            let Some(item) = by_id.get(delivery.event.message_id.as_str()) else {
+                return Err(PushFailure::retryable(format!(
+                    "batch {batch_id}: the receiver's results do not mention this delivery"
+                )));
+            };
+            let status = StatusCode::from_u16(item.status).map_err(|_| {
+                PushFailure::retryable(format!(
+                    "batch {batch_id}: status {} is not an HTTP status",
+                    item.status
+                ))
+            })?;
+            classify(status).map_err(|failure| PushFailure {
+                error: match &item.detail {
+                    Some(detail) => format!("{} in batch {batch_id}: {detail}", failure.error),
+                    None => format!("{} in batch {batch_id}", failure.error),
+                },
+                ..failure
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -129,6 +129,10 @@ fn config_layer(args: &DemoArgs, store: &str, endpoints: &[Endpoint]) -> String 
             endpoint.bureau(),
             endpoint.url()
         ));
+        // Greenery's system takes up to 25 deliveries per request (batch push).
+        if endpoint.bureau() == BureauId::Greenery {
+            layer.push_str("push_batch = 25\n");
+        }
     }
     layer
 }
@@ -161,7 +165,8 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     let tallies: Tallies = Arc::new(tallies);
 
     // The push bureaus' receiving endpoints (civil defense pulls instead): water fails 30% of
-    // deliveries, transport is down (its port closed) for the first third of the run.
+    // deliveries, transport is down (its port closed) for the first third of the run;
+    // greenery takes its deliveries in batches.
     let transport_down_for = Duration::from_secs((args.duration / 3).max(3));
     let mut endpoints = Vec::new();
     for (bureau, tally) in tallies.iter() {

@@ -112,6 +112,15 @@ pub(super) fn summary(
     for (reason, n) in &reasons {
         println!("  {n:>6}  {reason}");
     }
+    for (bureau, tally) in tallies.iter() {
+        let (batches, carried) = tally.inbox.batches();
+        if batches > 0 {
+            println!(
+                "\n{bureau} takes batches: {batches} pushes carried {carried} deliveries ({:.1} per push)",
+                carried as f64 / batches as f64
+            );
+        }
+    }
     let retried: u64 = stats.iter().map(|s| s.failed_attempts).sum();
     let dead: u64 = stats.iter().map(|s| s.dead).sum();
     let pending: u64 = stats.iter().map(|s| s.pending).sum();

@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::error::SimError;
 use super::inbox::Inbox;
+use crate::delivery::batch::{BATCH_ID_HEADER, BatchResults, ItemResult};
 use crate::net::pki::PkiLayout;
 use crate::net::{Identity, Peer};
 
@@ -180,21 +183,11 @@ async fn deliver(
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> Response {
     let inbox = &shared.inbox;
     if !matches!(peer.0, Some(Identity::Gateway(_))) {
         inbox.problem(format!("delivery from {:?}, not the gateway", peer.0));
-        return StatusCode::FORBIDDEN;
-    }
-    let refuse = match *shared.behaviour.lock().unwrap_or_else(|p| p.into_inner()) {
-        Behaviour::Healthy => false,
-        Behaviour::Flaky(share) => fastrand::f64() < share,
-        // Down: a request that arrived while the port was closing.
-        Behaviour::Unavailable | Behaviour::Down => true,
-    };
-    if refuse {
-        inbox.refuse();
-        return StatusCode::SERVICE_UNAVAILABLE;
+        return StatusCode::FORBIDDEN.into_response();
     }
     let header = |name: &str| {
         headers
@@ -205,9 +198,28 @@ async fn deliver(
     let bureau = inbox.bureau();
     let Some(adapter) = adapters::for_bureau(bureau) else {
         inbox.problem(format!("{bureau} has no adapter"));
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    match adapter.decode(&body, header("content-type")) {
+    if !header(BATCH_ID_HEADER).is_empty() {
+        return receive_batch(
+            &shared,
+            adapter,
+            header(BATCH_ID_HEADER),
+            &body,
+            header("content-type"),
+        );
+    }
+    let refuse = match *shared.behaviour.lock().unwrap_or_else(|p| p.into_inner()) {
+        Behaviour::Healthy => false,
+        Behaviour::Flaky(share) => fastrand::f64() < share,
+        // Down: a request that arrived while the port was closing.
+        Behaviour::Unavailable | Behaviour::Down => true,
+    };
+    if refuse {
+        inbox.refuse();
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let answer = match adapter.decode(&body, header("content-type")) {
         Ok(events) if events.len() == 1 => {
             inbox.record(header("message-id"), events);
             StatusCode::OK
@@ -220,5 +232,61 @@ async fn deliver(
             inbox.problem(format!("undecodable in {bureau}'s format: {e}"));
             StatusCode::UNPROCESSABLE_ENTITY
         }
+    };
+    answer.into_response()
+}
+
+/// A batch push: decoded whole in the bureau's batch form, then answered item by item — a
+/// flaky endpoint refuses each item by chance (503 in its result), an unavailable one the
+/// whole request.
+fn receive_batch(
+    shared: &Shared,
+    adapter: &dyn adapters::Adapter,
+    batch_id: &str,
+    body: &[u8],
+    content_type: &str,
+) -> Response {
+    let inbox = &shared.inbox;
+    let behaviour = *shared.behaviour.lock().unwrap_or_else(|p| p.into_inner());
+    let share = match behaviour {
+        Behaviour::Healthy => 0.0,
+        Behaviour::Flaky(share) => share,
+        Behaviour::Unavailable | Behaviour::Down => {
+            inbox.refuse();
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let events = match adapter.decode_batch(body, content_type) {
+        Ok(events) => events,
+        Err(e) => {
+            inbox.problem(format!(
+                "batch {batch_id} undecodable in {}'s format: {e}",
+                inbox.bureau()
+            ));
+            return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+        }
+    };
+    inbox.batch_received(events.len());
+    let mut results = Vec::with_capacity(events.len());
+    let mut accepted = Vec::with_capacity(events.len());
+    for event in events {
+        let message_id = event.message_id.as_str().to_owned();
+        if fastrand::f64() < share {
+            inbox.refuse();
+            results.push(ItemResult {
+                message_id,
+                status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+                detail: Some("simulated outage of this item".into()),
+            });
+        } else {
+            accepted.push(event);
+            results.push(ItemResult {
+                message_id,
+                status: StatusCode::OK.as_u16(),
+                detail: None,
+            });
+        }
     }
+    inbox.record(batch_id, accepted);
+    Json(BatchResults { results }).into_response()
 }

@@ -30,6 +30,9 @@ pub struct Inbox {
     on_first_copy: Option<OnFirstCopy>,
     record: Mutex<Record>,
     refused: AtomicU64,
+    /// Batch pushes received, and the deliveries they carried.
+    batches: AtomicU64,
+    batched: AtomicU64,
 }
 
 #[derive(Default)]
@@ -59,6 +62,8 @@ impl Inbox {
             on_first_copy: None,
             record: Mutex::new(Record::default()),
             refused: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            batched: AtomicU64::new(0),
         }
     }
 
@@ -122,7 +127,22 @@ impl Inbox {
         self.lock().problems.push(text);
     }
 
-    /// Counts a request refused on purpose (failure simulation).
+    /// Counts a batch push of `items` deliveries (before any is refused).
+    pub(crate) fn batch_received(&self, items: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched
+            .fetch_add(u64::try_from(items).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Batch pushes received, and the deliveries they carried in all.
+    pub fn batches(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.batched.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts a request, or an item of a batch, refused on purpose (failure simulation).
     pub(crate) fn refuse(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -157,7 +177,7 @@ impl Inbox {
         self.lock().copies.values().map(|n| n - 1).sum()
     }
 
-    /// Requests it refused on purpose.
+    /// Requests, and items of batches, it refused on purpose.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }

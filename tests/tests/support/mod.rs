@@ -374,9 +374,14 @@ impl Receiver {
         self.inbox().copies_of(id) as usize
     }
 
-    /// How many requests it answered 503 on purpose.
+    /// How many requests (and items of batches) it answered 503 on purpose.
     pub(crate) fn refused(&self) -> usize {
         self.0.inbox().refused() as usize
+    }
+
+    /// Batch pushes received, and the deliveries they carried in all.
+    pub(crate) fn batches(&self) -> (u64, u64) {
+        self.inbox().batches()
     }
 }
 
