@@ -174,6 +174,65 @@ fn canonical_events_validate_against_the_canonical_schema() {
         .args(&files));
 }
 
+/// The per-item results a batch receiver answers with (the gateway's own type, as the simulated
+/// bureaus write it) validate against the published schema file, and a document the gateway
+/// would refuse (an unknown key, no status) is refused by the validator too.
+#[test]
+fn batch_results_validate_against_their_schema_file() {
+    use gateway::delivery::batch::{BatchResults, ItemResult};
+    if !available(
+        "python3",
+        &["-c", "import jsonschema"],
+        "pip install jsonschema",
+    ) {
+        return;
+    }
+    let dir = scratch("batch-results");
+    let results = BatchResults {
+        results: vec![
+            ItemResult {
+                message_id: "GH-20260216-0de2061a".into(),
+                status: 200,
+                detail: None,
+            },
+            ItemResult {
+                message_id: "GH-20250819-251211a5".into(),
+                status: 503,
+                detail: Some("simulated outage of this item".into()),
+            },
+        ],
+    };
+    let good = dir.join("good.json");
+    std::fs::write(&good, serde_json::to_vec(&results).expect("json")).expect("write");
+    let schema = repo().join("schemas/api/batch-results.schema.json");
+    run(Command::new("python3")
+        .arg(repo().join("tests/validate_json.py"))
+        .arg(&schema)
+        .arg(&good));
+    for (name, text) in [
+        (
+            "unknown-key",
+            r#"{"results": [{"message_id": "a", "status": 200, "ok": true}]}"#,
+        ),
+        ("no-status", r#"{"results": [{"message_id": "a"}]}"#),
+    ] {
+        assert!(
+            serde_json::from_str::<BatchResults>(text).is_err(),
+            "the gateway reads {name}"
+        );
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, text).expect("write");
+        let status = Command::new("python3")
+            .arg(repo().join("tests/validate_json.py"))
+            .arg(&schema)
+            .arg(&path)
+            .output()
+            .expect("python3 runs")
+            .status;
+        assert!(!status.success(), "the schema accepts {name}");
+    }
+}
+
 /// The validators are not vacuous: they reject a message that breaks the schema.
 #[test]
 fn validators_reject_a_message_that_breaks_the_schema() {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use schemas::BureauId;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -135,9 +135,18 @@ impl<S: Store + Clone> DeliveryEngine<S> {
                 let Ok(permit) = shared.global.clone().acquire_owned().await else {
                     return;
                 };
+                // Taken now when free, so the next lease sees the subscriber's slots in use
+                // (and leases no more than they can push before the leases expire); a push
+                // that finds none waits for one in its own task, never holding up the others.
+                let slot = push.first().and_then(|d| {
+                    shared
+                        .per_subscriber
+                        .get(&d.subscriber)
+                        .and_then(|s| s.clone().try_acquire_owned().ok())
+                });
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    shared.deliver(push).await;
+                    shared.deliver(push, slot).await;
                     drop(permit);
                     shared.wakers.delivery.notify_waiters();
                 });
@@ -262,13 +271,14 @@ impl<S: Store + Clone> Shared<S> {
 
     /// Makes one push (a single delivery, or a batch to a subscriber that takes them) and
     /// records the outcome of each delivery in it.
-    async fn deliver(&self, push: Vec<Delivery>) {
+    async fn deliver(&self, push: Vec<Delivery>, slot: Option<OwnedSemaphorePermit>) {
         let Some(subscriber) = push.first().map(|d| d.subscriber) else {
             return;
         };
-        let _slot = match self.per_subscriber.get(&subscriber) {
-            Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
-            None => None,
+        let _slot = match (slot, self.per_subscriber.get(&subscriber)) {
+            (Some(slot), _) => Some(slot),
+            (None, Some(semaphore)) => semaphore.clone().acquire_owned().await.ok(),
+            (None, None) => None,
         };
         let started = Instant::now();
         let whole = if self.config.push_batch(subscriber) > 1 {
