@@ -19,7 +19,7 @@ pub const DEAD_LETTERS: &str = "gateway_dead_letters";
 pub const CIRCUIT_STATE: &str = "gateway_circuit_state";
 /// Seconds from receiving a message to answering it, by `bureau`.
 pub const INGEST_SECONDS: &str = "gateway_ingest_duration_seconds";
-/// Seconds one push delivery took, by `subscriber`.
+/// Seconds one push (a delivery, or a batch of them) took, by `subscriber`.
 pub const DELIVERY_SECONDS: &str = "gateway_delivery_duration_seconds";
 
 /// TLS handshakes the listener refused, by `reason`: `revoked` (a certificate on the exchange
@@ -104,7 +104,7 @@ fn describe() {
     describe_histogram!(
         DELIVERY_SECONDS,
         Unit::Seconds,
-        "Time one push delivery took."
+        "Time one push took (a single delivery, or a batch to a subscriber that takes them)."
     );
     describe_counter!(
         TLS_HANDSHAKES_REFUSED,

@@ -4,13 +4,16 @@
 #      8 clients, 100-row multi-row inserts (rows/s), SKIP LOCKED dequeue of 100 (rows/s);
 #   2. the HTTP ceiling: `gateway bench --target http-ceiling`, a bare hyper + rustls
 #      mutual-TLS server answering the same requests at the same rates;
-#   3. the gateway on SQLite and on PostgreSQL (`gateway bench`) at those rates, fan-out 3.
+#   3. the gateway on SQLite and on PostgreSQL (`gateway bench`) at those rates, fan-out 3,
+#      with PUSH_BATCH deliveries per push (default 1; e.g. PUSH_BATCH=32 for batch pushes).
 # Prints one table per part, and each gateway figure as a share of its ceiling. The JSON lines
 # of every `gateway bench` run are kept in OUT (default: a temporary folder, removed).
 #
 #   ops/bench/compare.sh [RATES] [DURATION] [POSTGRES_URL] [OUT]
 #   e.g. ops/bench/compare.sh 1000,2000,5000,10000 10
+#        PUSH_BATCH=32 ops/bench/compare.sh 1000,2000,5000,10000 10
 set -euo pipefail
+push_batch=${PUSH_BATCH:-1}
 cd "$(dirname "$0")/../.."
 rates=${1:-1000,2000,5000,10000}
 duration=${2:-10}
@@ -55,12 +58,12 @@ JSON
 echo "== HTTP ceiling (bare hyper + rustls, mutual TLS)" >&2
 "$bin" bench --target http-ceiling --rate "$rates" --duration "$duration" --warmup 3 \
   --data "$out/data" > "$out/http-ceiling.json"
-echo "== gateway on SQLite" >&2
+echo "== gateway on SQLite, $push_batch deliveries per push" >&2
 "$bin" bench --store sqlite --rate "$rates" --duration "$duration" --warmup 3 \
-  --drain 300 --data "$out/data" > "$out/sqlite.json" || echo "(the SQLite run reported losses or failed)" >&2
-echo "== gateway on PostgreSQL" >&2
+  --push-batch "$push_batch" --drain 300 --data "$out/data" > "$out/sqlite.json" || echo "(the SQLite run reported losses or failed)" >&2
+echo "== gateway on PostgreSQL, $push_batch deliveries per push" >&2
 "$bin" bench --store "$postgres" --rate "$rates" --duration "$duration" --warmup 3 \
-  --drain 300 --data "$out/data" > "$out/postgres.json" || echo "(the PostgreSQL run reported losses or failed)" >&2
+  --push-batch "$push_batch" --drain 300 --data "$out/data" > "$out/postgres.json" || echo "(the PostgreSQL run reported losses or failed)" >&2
 
 python3 - "$out" <<'PY'
 import json, sys, os
@@ -79,7 +82,8 @@ print(f"  SKIP LOCKED dequeue of 100     {pg['skip_locked_dequeue_rows']:>10,.0f
 print(f"HTTP ceiling (bare hyper + rustls): best {http_max:,.0f} requests/s accepted")
 print()
 head = (f"{'store':<9}{'rate':>7}{'accepted/s':>12}{'% http':>8}{'% pg rows':>10}"
-        f"{'delivered/s':>13}{'% dequeue':>10}{'202 p99 ms':>11}{'e2e p99 ms':>11}{'lost':>6}{'rss MB':>8}")
+        f"{'delivered/s':>13}{'% dequeue':>10}{'pushes/s':>10}{'202 p99 ms':>11}{'e2e p99 ms':>11}"
+        f"{'lost':>6}{'rss MB':>8}")
 print(head)
 for store in ("sqlite", "postgres"):
     for r in lines(f"{store}.json"):
@@ -92,12 +96,13 @@ for store in ("sqlite", "postgres"):
         share_dequeue = (f"{100 * r['delivered_per_s'] / pg['skip_locked_dequeue_rows']:.1f}%"
                          if store == "postgres" else "-")
         print(f"{store:<9}{r['rate']:>7}{r['accepted_per_s']:>12,.0f}{share_http:>7.0f}%"
-              f"{share_rows:>10}{r['delivered_per_s']:>13,.0f}{share_dequeue:>10}"
+              f"{share_rows:>10}{r['delivered_per_s']:>13,.0f}{share_dequeue:>10}{r['pushes_per_s']:>10,.0f}"
               f"{r['ingest_p99_ms']:>11.1f}{r['e2e_p99_ms']:>11.1f}{r['lost']:>6}{r['rss_peak_mb']:>8.1f}")
 print()
 print("% http: accepted/s as a share of the HTTP ceiling at the same offered rate; % pg rows:")
 print("rows written/s (message, event, one delivery per subscriber) as a share of the 100-row")
 print("insert ceiling; % dequeue:")
 print("deliveries/s as a share of the SKIP LOCKED dequeue ceiling. e2e: from the time a message")
-print("was due to its arrival at a subscriber. Everything on one machine, at once.")
+print("was due to its arrival at a subscriber; pushes/s: requests to the subscribers (push_batch")
+print(f"{lines('sqlite.json')[0]['push_batch'] if lines('sqlite.json') else '?'}). Everything on one machine, at once.")
 PY

@@ -17,6 +17,13 @@
 //!   only makes its delivery due again); outcomes are settled in batches, durably.
 //! - Work is announced with `NOTIFY` after the work's commit, in a transaction of its own.
 //! - The store vacuums and analyzes its own tables (`maintain`): autovacuum may be off.
+//! - Every lookup of a case queue (`deliveries_case_queue`: the oldest pending delivery of a
+//!   (subscriber, case)) carries `OFFSET 0`. A backlog can grow from nothing to 100,000
+//!   deliveries between two ANALYZEs; the planner, told a subscriber has one pending delivery,
+//!   then joins a whole subscriber's backlog against itself with a join filter instead of
+//!   probing the index per row (seen with auto_explain: one promotion of 800 heads took 140 s,
+//!   a lease 2.4 s). `OFFSET 0` keeps a `NOT EXISTS` or a lateral lookup a correlated subplan,
+//!   which can only run as an index probe per outer row, whatever the statistics say.
 //! - Versioned migrations in `schema_migrations`, applied in one transaction under an advisory
 //!   lock, so nodes starting together are safe.
 //! - `work_notifications`: a dedicated connection `LISTEN`s on `exchange_work` and bumps a
@@ -445,7 +452,9 @@ pub const INSERT_BATCH: &str = "WITH m AS (
               AND NOT EXISTS (
                   SELECT 1 FROM deliveries p
                   WHERE p.subscriber = o.subscriber AND p.case_key = o.case_key
-                    AND p.state = 'pending' AND p.id < o.id)
+                    AND p.state = 'pending' AND p.id < o.id
+                  -- A probe per row, whatever the statistics (OFFSET 0: module docs).
+                  OFFSET 0)
             LIMIT 1
             FOR UPDATE
         ) AS oldest
@@ -896,7 +905,9 @@ async fn ingest_in(
                       AND NOT EXISTS (
                           SELECT 1 FROM deliveries p
                           WHERE p.subscriber = o.subscriber AND p.case_key = o.case_key
-                            AND p.state = 'pending' AND p.id < o.id)
+                            AND p.state = 'pending' AND p.id < o.id
+                          -- A probe per row, whatever the statistics (OFFSET 0: module docs).
+                          OFFSET 0)
                     LIMIT 1
                     FOR UPDATE
                 ) AS oldest
@@ -970,7 +981,9 @@ pub const LEASE_DUE: &str = "WITH heads AS MATERIALIZED (
                   WHERE o.subscriber = d.subscriber
                     AND o.case_key = d.case_key
                     AND o.state = 'pending'
-                    AND o.id < d.id)
+                    AND o.id < d.id
+                  -- A probe per head read, whatever the statistics (OFFSET 0: module docs).
+                  OFFSET 0)
             ORDER BY d.due_at, d.id
             LIMIT $4
             FOR UPDATE OF d SKIP LOCKED
@@ -1255,15 +1268,21 @@ const PROMOTE: &str = "UPDATE deliveries d SET head = true
     WHERE d.id IN (
         -- The pending delivery with none older in its queue; written without ORDER BY ... LIMIT
         -- so that both lookups use `deliveries_case_queue` (see INSERT_BATCH).
+        -- Each queue looked up on its own, with a probe per row (OFFSET 0: module docs).
         SELECT n.id
         FROM (SELECT DISTINCT subscriber, case_key FROM deliveries
               WHERE id = ANY ($1) AND state <> 'pending') AS c
-        JOIN deliveries n
-          ON n.subscriber = c.subscriber AND n.case_key = c.case_key AND n.state = 'pending'
-        WHERE NOT EXISTS (
-            SELECT 1 FROM deliveries o
-            WHERE o.subscriber = n.subscriber AND o.case_key = n.case_key
-              AND o.state = 'pending' AND o.id < n.id))
+        CROSS JOIN LATERAL (
+            SELECT n.id FROM deliveries n
+            WHERE n.subscriber = c.subscriber AND n.case_key = c.case_key
+              AND n.state = 'pending'
+              AND NOT EXISTS (
+                  SELECT 1 FROM deliveries o
+                  WHERE o.subscriber = n.subscriber AND o.case_key = n.case_key
+                    AND o.state = 'pending' AND o.id < n.id
+                  OFFSET 0)
+            OFFSET 0
+        ) AS n)
       AND NOT d.head";
 
 /// One durable transaction for a batch of outcomes, pipelined: BEGIN, the lock, the two

@@ -1,6 +1,10 @@
 //! The embedded SQLite store.
 //!
-//! One writer thread owns the only [`Connection`]. Async callers send it jobs over a bounded
+//! One writer thread owns the only writing [`Connection`]; a reader thread owns a read-only one
+//! (WAL lets it read committed data while the writer writes), on which the operators' reads —
+//! queue statistics, backlogs, dead letters, timelines, node reports, survey lookups — run each
+//! in its own read transaction (one snapshot), so they never wait behind a group commit and never
+//! hold one up. Async callers send the writer jobs over a bounded
 //! channel (the bound is the memory bound and the backpressure) and await a oneshot reply. The
 //! thread takes one job, drains whatever else is already queued, runs them all in **one**
 //! transaction — each inside its own `SAVEPOINT`, so a failing job rolls back only itself — then
@@ -43,6 +47,12 @@ const MAX_BATCH: usize = 256;
 
 /// How long SQLite waits for a lock held by another connection before reporting busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many reads may wait for the reader thread; callers wait when it is full.
+const READ_QUEUE_CAPACITY: usize = 256;
+
+/// One read for the reader thread: runs on its connection and sends its own reply.
+type Read = Box<dyn FnOnce(&Connection) + Send>;
 
 /// What a job leaves once it has run: whether it failed (its savepoint is rolled back then) and
 /// how to send its reply once the transaction's fate is known.
@@ -100,6 +110,7 @@ where
 #[derive(Clone)]
 pub struct SqliteStore {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    reads: mpsc::Sender<Read>,
     commits: Arc<AtomicU64>,
 }
 
@@ -126,6 +137,9 @@ impl SqliteStore {
         configure(&conn)?;
         migrate(&mut conn)?;
 
+        // Opened after the migrations, so it reads the current schema.
+        let reader_conn = open_reader(path)?;
+
         let (jobs, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&commits);
@@ -133,7 +147,35 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || writer(conn, receiver, &counter))
             .map_err(|e| StoreError::unavailable_from("cannot start the writer thread", e))?;
-        Ok(SqliteStore { jobs, commits })
+        let (reads, read_receiver) = mpsc::channel(READ_QUEUE_CAPACITY);
+        std::thread::Builder::new()
+            .name("store-reader".into())
+            .spawn(move || reader(&reader_conn, read_receiver))
+            .map_err(|e| StoreError::unavailable_from("cannot start the reader thread", e))?;
+        Ok(SqliteStore {
+            jobs,
+            reads,
+            commits,
+        })
+    }
+
+    /// Runs `work` on the reader thread, inside one read transaction (a consistent snapshot of
+    /// what has been committed), never waiting for the writer.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply_to, reply) = oneshot::channel();
+        let read: Read = Box::new(move |conn| {
+            // The caller may have gone away; nothing to do then.
+            let _ = reply_to.send(in_snapshot(conn, work));
+        });
+        self.reads
+            .send(read)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        reply.await.map_err(|_| StoreError::Closed)?
     }
 
     /// How many transactions the writer thread has committed since `open`. Grows by one per
@@ -196,6 +238,41 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// The reader's connection: read-only, waiting on locks like the writer's.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// The reader thread: runs reads one after another until every sender is gone.
+fn reader(conn: &Connection, mut reads: mpsc::Receiver<Read>) {
+    while let Some(read) = reads.blocking_recv() {
+        read(conn);
+    }
+}
+
+/// Runs `work` in one read transaction, so every query of it sees the same commit.
+fn in_snapshot<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("BEGIN").map_err(db_err)?;
+    let result = work(conn);
+    // Ending a read transaction only releases its snapshot; if that fails, the next BEGIN
+    // reports it.
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        tracing::warn!(
+            message = "SQLite read transaction did not end",
+            error = &e as &dyn std::error::Error
+        );
+    }
+    result
 }
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.
@@ -870,7 +947,7 @@ impl Store for SqliteStore {
         subscriber: Option<BureauId>,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        self.call(move |conn| dead_letters_in(conn, subscriber, limit))
+        self.read(move |conn| dead_letters_in(conn, subscriber, limit))
             .await
     }
 
@@ -923,12 +1000,12 @@ impl Store for SqliteStore {
     }
 
     async fn backlogs(&self, subscribers: Vec<BureauId>) -> Result<Vec<Backlog>, StoreError> {
-        self.call(move |conn| ops::backlogs_in(conn, &subscribers))
+        self.read(move |conn| ops::backlogs_in(conn, &subscribers))
             .await
     }
 
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {
-        self.call(queue_stats_in).await
+        self.read(queue_stats_in).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -941,7 +1018,7 @@ impl Store for SqliteStore {
     }
 
     async fn survey(&self, id: SurveyId) -> Result<Option<SurveyRecord>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {SURVEY_COLUMNS} FROM surveys WHERE id = ?1"
             ))
@@ -959,7 +1036,7 @@ impl Store for SqliteStore {
         project: ProjectCode,
         kind: SurveyKind,
     ) -> Result<Option<SurveyRecord>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {SURVEY_COLUMNS} FROM surveys WHERE project = ?1 AND kind = ?2
                  ORDER BY version DESC LIMIT 1"
@@ -1004,7 +1081,7 @@ impl Store for SqliteStore {
         id: SurveyId,
         limit: usize,
     ) -> Result<Vec<SurveyRead>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut select = conn
                 .prepare_cached(
                     "SELECT bureau, what, at FROM survey_reads WHERE survey_id = ?1
@@ -1045,11 +1122,11 @@ impl Store for SqliteStore {
     }
 
     async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
-        self.call(ops::paused_in).await
+        self.read(ops::paused_in).await
     }
 
     async fn dead_letter(&self, id: DeliveryId) -> Result<Option<DeadLetter>, StoreError> {
-        self.call(move |conn| ops::dead_letter_in(conn, id)).await
+        self.read(move |conn| ops::dead_letter_in(conn, id)).await
     }
 
     async fn purge(&self, selector: ReplaySelector, limit: usize) -> Result<u64, StoreError> {
@@ -1062,7 +1139,7 @@ impl Store for SqliteStore {
         key: TimelineKey,
         limit: usize,
     ) -> Result<Vec<TimelineEvent>, StoreError> {
-        self.call(move |conn| ops::timeline_in(conn, &key, limit))
+        self.read(move |conn| ops::timeline_in(conn, &key, limit))
             .await
     }
 
@@ -1072,7 +1149,7 @@ impl Store for SqliteStore {
     }
 
     async fn node_reports(&self, since: Millis, limit: usize) -> Result<NodeReports, StoreError> {
-        self.call(move |conn| ops::node_reports_in(conn, since, limit))
+        self.read(move |conn| ops::node_reports_in(conn, since, limit))
             .await
     }
 
@@ -1194,12 +1271,47 @@ mod tests {
         assert_eq!((water.pending, water.delivered), (1, 1));
     }
 
+    /// The operators' reads run on the reader's connection: one answers, with what has been
+    /// committed, while the writer thread is held inside a job.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_answer_while_the_writer_is_busy() {
+        let (_dir, store) = open("reader");
+        accept(
+            &store,
+            message("m", 1, vec![(event(1, "p1"), vec![BureauId::Water])]),
+        )
+        .await;
+        let (started, writer_busy) = oneshot::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let writer = store.clone();
+        let busy = tokio::spawn(async move {
+            writer
+                .call(move |_| {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        });
+        writer_busy.await.unwrap();
+        let water = tokio::time::timeout(Duration::from_secs(30), stat(&store, BureauId::Water))
+            .await
+            .expect("the read waited for the writer");
+        assert_eq!(water.unwrap().pending, 1);
+        assert!(store.pauses().await.unwrap().is_empty());
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn calls_after_the_writer_is_gone_are_closed() {
         let (jobs, receiver) = mpsc::channel(1);
         drop(receiver);
+        let (reads, read_receiver) = mpsc::channel(1);
+        drop(read_receiver);
         let store = SqliteStore {
             jobs,
+            reads,
             commits: Arc::default(),
         };
         assert!(matches!(store.ping().await, Err(StoreError::Closed)));
