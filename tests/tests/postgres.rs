@@ -556,6 +556,89 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
     drop(store);
 }
 
+/// Statistics that say the queue is empty while it holds 200,000 pending deliveries (a backlog
+/// that grew between two ANALYZEs, autovacuum off): every lookup of a case queue in the lease and
+/// in the promotion of next heads is still an index probe on (subscriber, case), never a scan of
+/// a subscriber's whole backlog filtered row by row (that plan once took 140 s for one
+/// promotion).
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_lookups_probe_per_case_when_statistics_lag() {
+    let Some(server) = server() else {
+        return;
+    };
+    let schema = Schema::new(&server);
+    let url = schema.url();
+    let store = PgStore::connect(&url, 2).await.expect("the store");
+    let client = admin(&url).await.expect("an admin connection");
+    let base: i64 = 1_700_000_000_000;
+    // A drained history, analyzed: the statistics say nothing is pending.
+    client
+        .batch_execute(&format!(
+            "SET synchronous_commit = off;
+             INSERT INTO messages (sender, idempotency_key, content_type, body, sha256,
+                                   received_at, receipt)
+             VALUES ('planning', 'bulk', 'application/xml', ''::bytea, '', 0, '{{}}');
+             INSERT INTO events (message_id, gateway_message_id, source_message_id, source,
+                                 case_key, event)
+             SELECT (SELECT MIN(id) FROM messages), 'gw-' || n, 's-' || n, 'planning',
+                    'planning:C' || n, '{{}}'
+             FROM generate_series(1, 1000) AS n;
+             INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at,
+                                     delivered_at)
+             SELECT (SELECT MIN(id) FROM events) + n % 1000,
+                    (ARRAY['water', 'transport', 'traffic_police'])[1 + n % 3],
+                    'planning:C' || (n % 20000), 'delivered', {base}, {base}, {base}
+             FROM generate_series(1, 200000) AS n;
+             ANALYZE deliveries; ANALYZE events; ANALYZE messages"
+        ))
+        .await
+        .expect("an analyzed, delivered history");
+    // Then a backlog the statistics do not know.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at,
+                                     head)
+             SELECT (SELECT MIN(id) FROM events) + n % 1000,
+                    (ARRAY['water', 'transport', 'traffic_police'])[1 + n % 3],
+                    'planning:C' || (n % 20000), 'pending', {base} + n, {base} + n, n <= 20000
+             FROM generate_series(1, 200000) AS n"
+        ))
+        .await
+        .expect("a backlog the statistics do not know");
+    client
+        .batch_execute("SET jit = off; SET plan_cache_mode = force_custom_plan")
+        .await
+        .expect("session settings");
+
+    let subscribers = vec!["traffic_police", "transport", "water"];
+    let now = base + 2_000_000;
+    let (until, limit) = (now + 60_000, 256i64);
+    let lease = explain(
+        &client,
+        gateway::store::postgres::LEASE_DUE,
+        &[&subscribers, &now, &until, &limit, &"gw-1"],
+    )
+    .await;
+    // Delivered rows of the history: their queues' next heads are looked up.
+    let settled: Vec<i64> = (1..=800).collect();
+    let promote = explain(&client, gateway::store::postgres::PROMOTE, &[&settled]).await;
+    for (name, plan) in [("lease", &lease), ("promotion", &promote)] {
+        let lines: Vec<&str> = plan.lines().collect();
+        let lookups: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].contains("using deliveries_case_queue"))
+            .collect();
+        assert!(!lookups.is_empty(), "{name} reads no case queue:\n{plan}");
+        for i in lookups {
+            let condition = lines.get(i + 1).copied().unwrap_or("");
+            assert!(
+                condition.contains("Index Cond") && condition.contains("case_key"),
+                "{name}: a case queue read without an index condition on the case:\n{plan}"
+            );
+        }
+    }
+    drop(store);
+}
+
 /// A store URL with libpq's TLS parameters (`sslmode=verify-full&sslrootcert=PATH`) reaches the
 /// server over TLS, verified: the store and a whole gateway on it work, and every one of their
 /// connections is TLS. A server whose certificate another CA signed is refused, with an error

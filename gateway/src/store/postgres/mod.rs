@@ -1264,7 +1264,8 @@ const LOCK_IN_QUEUE_ORDER: &str = "SELECT id FROM deliveries WHERE id = ANY ($1)
 /// that are no longer pending (delivered or dead-lettered): the next of each queue may now be
 /// leased. Sees the deliveries of an ingest that committed while this transaction waited for
 /// its locks (each statement reads what was committed when it started).
-const PROMOTE: &str = "UPDATE deliveries d SET head = true
+#[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
+pub const PROMOTE: &str = "UPDATE deliveries d SET head = true
     WHERE d.id IN (
         -- The pending delivery with none older in its queue; written without ORDER BY ... LIMIT
         -- so that both lookups use `deliveries_case_queue` (see INSERT_BATCH).
