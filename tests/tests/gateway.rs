@@ -15,9 +15,9 @@ use gateway::config::{Config, DeliveryMode};
 use gateway::store::Store;
 use schemas::{BureauId, CaseStatus, Event, Item};
 use support::{
-    Behaviour, BureauClient, ChildGateway, Receiver, Reply, ReplyExt, TestPki, as_delivered,
-    case_event, next_in_case, push_receivers, receiver, start_gateway, status_of, subscribers,
-    totals, wait_until,
+    Behaviour, BureauClient, ChildGateway, Received, Receiver, Reply, ReplyExt, TestPki,
+    as_delivered, case_event, next_in_case, push_receivers, receiver, start_gateway, status_of,
+    subscribers, totals, wait_until,
 };
 
 /// Every default route: an event matching it reaches every bureau it names, push bureaus in
@@ -385,6 +385,76 @@ async fn identities_are_enforced() {
     running.shutdown().await;
 }
 
+/// `n` new construction-planning-permit cases from planning, each routed to water.
+fn planning_cases(rng: &mut fastrand::Rng, n: usize) -> Vec<Event> {
+    let cases: Vec<Event> = (0..n)
+        .map(|_| {
+            case_event(
+                rng,
+                BureauId::Planning,
+                Item::ConstructionPlanningPermit,
+                CaseStatus::Approved,
+            )
+        })
+        .collect();
+    assert!(subscribers(&cases[0]).contains(&BureauId::Water));
+    cases
+}
+
+/// Sends events 1..=`per_case` of every case, interleaving the cases; the message ids accepted.
+async fn send_interleaved(
+    planning: &BureauClient,
+    cases: &[Event],
+    per_case: u64,
+    rng: &mut fastrand::Rng,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for sequence in 1..=per_case {
+        for case in cases {
+            let event = next_in_case(case, sequence, rng);
+            let receipt = planning.send(&event).await.receipt();
+            ids.push(receipt.message_ids[0].as_str().to_owned());
+        }
+    }
+    ids
+}
+
+/// Waits until the gateway has recorded a failed attempt to reach `subscriber`.
+async fn wait_for_a_failed_attempt(store: &gateway::store::any::AnyStore, subscriber: BureauId) {
+    wait_until(
+        &format!("the gateway has failed to reach {subscriber}"),
+        async || {
+            store
+                .queue_stats()
+                .await
+                .expect("queue stats")
+                .iter()
+                .any(|s| s.subscriber == subscriber && s.failed_attempts > 0)
+        },
+    )
+    .await;
+}
+
+/// Every case arrived whole and in order (copies of an event, at-least-once, may repeat it).
+fn assert_each_case_in_order(received: &[Received], cases: &[Event], per_case: u64) {
+    let expected: Vec<u64> = (1..=per_case).collect();
+    for case in cases {
+        let sequences: Vec<u64> = received
+            .iter()
+            .filter(|r| r.event.case_id == case.case_id)
+            .map(|r| r.event.sequence)
+            .collect();
+        let mut unique = sequences.clone();
+        unique.dedup();
+        assert_eq!(
+            unique,
+            expected,
+            "case {} arrived as {sequences:?}",
+            case.case_id.as_str()
+        );
+    }
+}
+
 /// A subscriber that is down gets everything once it is back, each case in order.
 #[tokio::test(flavor = "multi_thread")]
 async fn subscriber_down_then_up_delivers_everything_in_case_order() {
@@ -397,35 +467,9 @@ async fn subscriber_down_then_up_delivers_everything_in_case_order() {
     let planning = BureauClient::new(&pki, running.addr(), BureauId::Planning);
     let mut rng = fastrand::Rng::with_seed(55);
 
-    let cases: Vec<Event> = (0..3)
-        .map(|_| {
-            case_event(
-                &mut rng,
-                BureauId::Planning,
-                Item::ConstructionPlanningPermit,
-                CaseStatus::Approved,
-            )
-        })
-        .collect();
-    assert!(subscribers(&cases[0]).contains(&BureauId::Water));
-    let mut ids = Vec::new();
-    for sequence in 1..=4 {
-        for case in &cases {
-            let event = next_in_case(case, sequence, &mut rng);
-            let receipt = planning.send(&event).await.receipt();
-            ids.push(receipt.message_ids[0].as_str().to_owned());
-        }
-    }
-    let store = running.store();
-    wait_until("the gateway has failed to reach water", async || {
-        store
-            .queue_stats()
-            .await
-            .expect("queue stats")
-            .iter()
-            .any(|s| s.subscriber == BureauId::Water && s.failed_attempts > 0)
-    })
-    .await;
+    let cases = planning_cases(&mut rng, 3);
+    let ids = send_interleaved(&planning, &cases, 4, &mut rng).await;
+    wait_for_a_failed_attempt(running.store(), BureauId::Water).await;
     assert!(water.received().is_empty());
 
     water.set(Behaviour::Healthy).await;
@@ -437,21 +481,7 @@ async fn subscriber_down_then_up_delivers_everything_in_case_order() {
     for id in &ids {
         assert!(received.iter().any(|r| r.event.message_id.as_str() == id));
     }
-    for case in &cases {
-        let sequences: Vec<u64> = received
-            .iter()
-            .filter(|r| r.event.case_id == case.case_id)
-            .map(|r| r.event.sequence)
-            .collect();
-        let mut unique = sequences.clone();
-        unique.dedup();
-        assert_eq!(
-            unique,
-            [1, 2, 3, 4],
-            "case {} arrived as {sequences:?}",
-            case.case_id.as_str()
-        );
-    }
+    assert_each_case_in_order(&received, &cases, 4);
     running.shutdown().await;
 }
 
@@ -470,36 +500,10 @@ async fn batch_pushes_keep_case_order_and_retry_refused_items_alone() {
     let planning = BureauClient::new(&pki, running.addr(), BureauId::Planning);
     let mut rng = fastrand::Rng::with_seed(57);
 
-    let cases: Vec<Event> = (0..12)
-        .map(|_| {
-            case_event(
-                &mut rng,
-                BureauId::Planning,
-                Item::ConstructionPlanningPermit,
-                CaseStatus::Approved,
-            )
-        })
-        .collect();
-    assert!(subscribers(&cases[0]).contains(&BureauId::Water));
+    let cases = planning_cases(&mut rng, 12);
     assert!(subscribers(&cases[0]).contains(&BureauId::Transport));
-    let mut ids = Vec::new();
-    for sequence in 1..=3 {
-        for case in &cases {
-            let event = next_in_case(case, sequence, &mut rng);
-            let receipt = planning.send(&event).await.receipt();
-            ids.push(receipt.message_ids[0].as_str().to_owned());
-        }
-    }
-    let store = running.store();
-    wait_until("the gateway has failed to reach water", async || {
-        store
-            .queue_stats()
-            .await
-            .expect("queue stats")
-            .iter()
-            .any(|s| s.subscriber == BureauId::Water && s.failed_attempts > 0)
-    })
-    .await;
+    let ids = send_interleaved(&planning, &cases, 3, &mut rng).await;
+    wait_for_a_failed_attempt(running.store(), BureauId::Water).await;
     // Back, refusing about a third of the items of each batch.
     water.set(Behaviour::Flaky(0.35)).await;
     wait_until("water has received all 36 events", async || {
@@ -518,22 +522,7 @@ async fn batch_pushes_keep_case_order_and_retry_refused_items_alone() {
     );
     assert_eq!(transport.batches(), (0, 0), "transport did not opt in");
     assert_eq!(transport.ids().len(), ids.len());
-    let received = water.received();
-    for case in &cases {
-        let sequences: Vec<u64> = received
-            .iter()
-            .filter(|r| r.event.case_id == case.case_id)
-            .map(|r| r.event.sequence)
-            .collect();
-        let mut unique = sequences.clone();
-        unique.dedup();
-        assert_eq!(
-            unique,
-            [1, 2, 3],
-            "case {} arrived as {sequences:?}",
-            case.case_id.as_str()
-        );
-    }
+    assert_each_case_in_order(&water.received(), &cases, 3);
     running.shutdown().await;
 }
 

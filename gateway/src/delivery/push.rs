@@ -81,6 +81,22 @@ pub fn classify(status: StatusCode) -> Result<(), PushFailure> {
     }
 }
 
+/// The subscriber's adapter and push endpoint; missing ones are permanent failures (a
+/// configuration the gateway was started with, not something a retry changes).
+fn destination(
+    config: &Config,
+    subscriber: schemas::BureauId,
+) -> Result<(&'static dyn adapters::Adapter, String), PushFailure> {
+    let adapter = adapters::for_bureau(subscriber)
+        .ok_or_else(|| PushFailure::permanent(format!("no adapter for {subscriber}")))?;
+    let endpoint = config
+        .bureaus
+        .get(&subscriber)
+        .and_then(|b| b.endpoint.clone())
+        .ok_or_else(|| PushFailure::permanent(format!("{subscriber} has no push endpoint")))?;
+    Ok((adapter, endpoint))
+}
+
 /// One HTTPS POST of the event to its subscriber's endpoint, in the subscriber's own format,
 /// with the stable `Message-Id` (also the receiver's idempotency key).
 pub async fn push(
@@ -88,17 +104,10 @@ pub async fn push(
     config: &Config,
     delivery: &Delivery,
 ) -> Result<(), PushFailure> {
-    let subscriber = delivery.subscriber;
-    let adapter = adapters::for_bureau(subscriber)
-        .ok_or_else(|| PushFailure::permanent(format!("no adapter for {subscriber}")))?;
+    let (adapter, endpoint) = destination(config, delivery.subscriber)?;
     let encoded = adapter
         .encode(&delivery.event)
         .map_err(|e| PushFailure::permanent(format!("cannot encode: {e}")))?;
-    let endpoint = config
-        .bureaus
-        .get(&subscriber)
-        .and_then(|b| b.endpoint.clone())
-        .ok_or_else(|| PushFailure::permanent(format!("{subscriber} has no push endpoint")))?;
     let message_id = delivery.event.message_id.as_str();
     let request = hyper::Request::post(endpoint)
         .header(hyper::header::CONTENT_TYPE, encoded.content_type)
@@ -136,17 +145,11 @@ pub async fn push_batch(
     let Some(subscriber) = deliveries.first().map(|d| d.subscriber) else {
         return Ok(Vec::new());
     };
-    let adapter = adapters::for_bureau(subscriber)
-        .ok_or_else(|| PushFailure::permanent(format!("no adapter for {subscriber}")))?;
+    let (adapter, endpoint) = destination(config, subscriber)?;
     let events: Vec<schemas::Event> = deliveries.iter().map(|d| d.event.clone()).collect();
     let encoded = adapter
         .encode_batch(batch_id, &events)
         .map_err(|e| PushFailure::permanent(format!("cannot encode: {e}")))?;
-    let endpoint = config
-        .bureaus
-        .get(&subscriber)
-        .and_then(|b| b.endpoint.clone())
-        .ok_or_else(|| PushFailure::permanent(format!("{subscriber} has no push endpoint")))?;
     let request = hyper::Request::post(endpoint)
         .header(hyper::header::CONTENT_TYPE, encoded.content_type)
         .header(BATCH_ID_HEADER, batch_id)
