@@ -404,6 +404,36 @@ async fn database_outage_gives_503_and_recovers() {
     running.shutdown().await;
 }
 
+/// One bulk message from planning with a thousand events (cases `planning:C1` …), each with
+/// `event` as its JSON, written with SQL for the backlog tests; the first event's id.
+async fn bulk_events(client: &tokio_postgres::Client, event: &str) -> i64 {
+    let message: i64 = client
+        .query_one(
+            "INSERT INTO messages (sender, idempotency_key, content_type, body, sha256,
+                                   received_at, receipt)
+             VALUES ('planning', 'bulk', 'application/xml', ''::bytea, '', 0, '{}')
+             RETURNING id",
+            &[],
+        )
+        .await
+        .expect("the message")
+        .get(0);
+    client
+        .query_one(
+            "WITH new AS (
+                INSERT INTO events (message_id, gateway_message_id, source_message_id, source,
+                                    case_key, event)
+                SELECT $1, 'gw-bulk-' || n, 'src-' || n, 'planning', 'planning:C' || n, $2
+                FROM generate_series(1, 1000) AS n
+                RETURNING id)
+             SELECT MIN(id) FROM new",
+            &[&message, &event],
+        )
+        .await
+        .expect("the events")
+        .get(0)
+}
+
 /// With a million deliveries (most pending, over five subscribers and tens of thousands of
 /// cases; a fifth delivered), the store's lease query walks `deliveries_due` (and checks case
 /// heads in `deliveries_case_queue`) and the feed query walks `deliveries_feed`: no sequential
@@ -429,31 +459,7 @@ async fn dequeue_uses_its_index_with_a_million_rows() {
     let mut rng = fastrand::Rng::with_seed(33);
     let event = new_case(&mut rng, 0);
     let json = serde_json::to_string(&event).expect("event JSON");
-    let message: i64 = client
-        .query_one(
-            "INSERT INTO messages (sender, idempotency_key, content_type, body, sha256,
-                                   received_at, receipt)
-             VALUES ('planning', 'bulk', 'application/xml', ''::bytea, '', 0, '{}')
-             RETURNING id",
-            &[],
-        )
-        .await
-        .expect("the message")
-        .get(0);
-    let first_event: i64 = client
-        .query_one(
-            "WITH new AS (
-                INSERT INTO events (message_id, gateway_message_id, source_message_id, source,
-                                    case_key, event)
-                SELECT $1, 'gw-bulk-' || n, 'src-' || n, 'planning', 'planning:C' || n, $2
-                FROM generate_series(1, 1000) AS n
-                RETURNING id)
-             SELECT MIN(id) FROM new",
-            &[&message, &json],
-        )
-        .await
-        .expect("the events")
-        .get(0);
+    let first_event = bulk_events(&client, &json).await;
     let base: i64 = 1_700_000_000_000;
     let loaded = client
         .execute(
@@ -571,21 +577,14 @@ async fn queue_lookups_probe_per_case_when_statistics_lag() {
     let store = PgStore::connect(&url, 2).await.expect("the store");
     let client = admin(&url).await.expect("an admin connection");
     let base: i64 = 1_700_000_000_000;
+    let first_event = bulk_events(&client, "{}").await;
     // A drained history, analyzed: the statistics say nothing is pending.
     client
         .batch_execute(&format!(
             "SET synchronous_commit = off;
-             INSERT INTO messages (sender, idempotency_key, content_type, body, sha256,
-                                   received_at, receipt)
-             VALUES ('planning', 'bulk', 'application/xml', ''::bytea, '', 0, '{{}}');
-             INSERT INTO events (message_id, gateway_message_id, source_message_id, source,
-                                 case_key, event)
-             SELECT (SELECT MIN(id) FROM messages), 'gw-' || n, 's-' || n, 'planning',
-                    'planning:C' || n, '{{}}'
-             FROM generate_series(1, 1000) AS n;
              INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at,
                                      delivered_at)
-             SELECT (SELECT MIN(id) FROM events) + n % 1000,
+             SELECT {first_event} + n % 1000,
                     (ARRAY['water', 'transport', 'traffic_police'])[1 + n % 3],
                     'planning:C' || (n % 20000), 'delivered', {base}, {base}, {base}
              FROM generate_series(1, 200000) AS n;
@@ -598,7 +597,7 @@ async fn queue_lookups_probe_per_case_when_statistics_lag() {
         .batch_execute(&format!(
             "INSERT INTO deliveries (event_id, subscriber, case_key, state, due_at, created_at,
                                      head)
-             SELECT (SELECT MIN(id) FROM events) + n % 1000,
+             SELECT {first_event} + n % 1000,
                     (ARRAY['water', 'transport', 'traffic_police'])[1 + n % 3],
                     'planning:C' || (n % 20000), 'pending', {base} + n, {base} + n, n <= 20000
              FROM generate_series(1, 200000) AS n"

@@ -219,6 +219,15 @@ mod tests {
         let body = [b"<CaseNo>".as_slice(), &text, b"</CaseNo>"].concat();
         assert_eq!(Marker::find(&body), Some(marker));
         assert_eq!(Marker::find(b"<CaseNo>GH2026</CaseNo>"), None);
+
+        // A batch push: every message once, however often a format writes its case id.
+        let other = Marker { seq: 7, ..marker };
+        let mut second = PLACEHOLDER.as_bytes().to_vec();
+        other.write(&mut second);
+        let batch = [body.as_slice(), &second, b"--", &text, &second].concat();
+        let mut expected = vec![other, marker];
+        expected.sort_unstable_by_key(|m| m.seq);
+        assert_eq!(Marker::find_all(&batch), expected);
         assert!(
             schemas::BureauCaseId::parse(std::str::from_utf8(&text).unwrap()).is_ok(),
             "the marker is a valid case id"

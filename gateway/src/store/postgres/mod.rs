@@ -402,6 +402,46 @@ async fn retry_alone(pool: &Pool, jobs: Vec<IngestJob>, commits: &AtomicU64) {
     }
 }
 
+/// The `queued` CTE of both ingest statements ([`INSERT_BATCH`], and `ingest_in` for one
+/// message in its savepoint): the distinct (subscriber, case) queues the new deliveries join, each
+/// with its oldest pending delivery locked `FOR UPDATE`, in (subscriber, case) order — the order
+/// outcome batches lock in ([`LOCK_IN_QUEUE_ORDER`]), so the two cannot deadlock. A queue listed
+/// here already has a head. `$subscribers`, `$cases`: the statement's parameters holding the
+/// deliveries' subscribers and case keys.
+macro_rules! lock_oldest_pending {
+    ($subscribers:literal, $cases:literal) => {
+        concat!(
+            "queued AS (
+        SELECT k.subscriber, k.case_key
+        FROM (SELECT DISTINCT q.subscriber, q.case_key
+              FROM UNNEST(",
+            $subscribers,
+            "::text[], ",
+            $cases,
+            "::text[]) AS q (subscriber, case_key)
+              ORDER BY q.subscriber, q.case_key) AS k
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM deliveries o
+            WHERE o.subscriber = k.subscriber AND o.case_key = k.case_key
+              AND o.state = 'pending'
+              -- The queue's oldest, written without ORDER BY ... LIMIT: with it, the planner
+              -- may walk a subscriber's whole backlog in `deliveries_feed`, whose (subscriber,
+              -- id) order satisfies it once the case is fixed; this way both lookups use
+              -- `deliveries_case_queue`.
+              AND NOT EXISTS (
+                  SELECT 1 FROM deliveries p
+                  WHERE p.subscriber = o.subscriber AND p.case_key = o.case_key
+                    AND p.state = 'pending' AND p.id < o.id
+                  -- A probe per row, whatever the statistics (OFFSET 0: module docs).
+                  OFFSET 0)
+            LIMIT 1
+            FOR UPDATE
+        ) AS oldest
+    )"
+        )
+    };
+}
+
 /// Writes every message of the group, its events and their deliveries in one statement:
 /// messages whose (sender, key) is already stored are skipped by `ON CONFLICT`, and so are
 /// their events. `$1`..`$7` the messages' columns; `$8`..`$16` one element per event (its
@@ -416,7 +456,8 @@ async fn retry_alone(pool: &Pool, jobs: Vec<IngestJob>, commits: &AtomicU64) {
 /// written here. A queue is never left with pending deliveries and no head. Returns the (sender, key) of
 /// each message written and the number of deliveries written.
 #[doc(hidden)] // public for the EXPLAIN test of tests/tests/postgres.rs
-pub const INSERT_BATCH: &str = "WITH m AS (
+pub const INSERT_BATCH: &str = concat!(
+    "WITH m AS (
         INSERT INTO messages
             (sender, idempotency_key, content_type, body, sha256, received_at, receipt)
         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],
@@ -436,29 +477,9 @@ pub const INSERT_BATCH: &str = "WITH m AS (
         ORDER BY u.ord
         RETURNING id, gateway_message_id
     ),
-    queued AS (
-        SELECT k.subscriber, k.case_key
-        FROM (SELECT DISTINCT q.subscriber, q.case_key
-              FROM UNNEST($17::text[], $18::text[]) AS q (subscriber, case_key)
-              ORDER BY q.subscriber, q.case_key) AS k
-        CROSS JOIN LATERAL (
-            SELECT 1 FROM deliveries o
-            WHERE o.subscriber = k.subscriber AND o.case_key = k.case_key
-              AND o.state = 'pending'
-              -- The queue's oldest, written without ORDER BY ... LIMIT: with it, the planner
-              -- may walk a subscriber's whole backlog in `deliveries_feed`, whose (subscriber,
-              -- id) order satisfies it once the case is fixed; this way both lookups use
-              -- `deliveries_case_queue`.
-              AND NOT EXISTS (
-                  SELECT 1 FROM deliveries p
-                  WHERE p.subscriber = o.subscriber AND p.case_key = o.case_key
-                    AND p.state = 'pending' AND p.id < o.id
-                  -- A probe per row, whatever the statistics (OFFSET 0: module docs).
-                  OFFSET 0)
-            LIMIT 1
-            FOR UPDATE
-        ) AS oldest
-    ),
+    ",
+    lock_oldest_pending!("$17", "$18"),
+    ",
     d AS (
         INSERT INTO deliveries
             (event_id, subscriber, case_key, state, due_at, created_at, head)
@@ -472,7 +493,8 @@ pub const INSERT_BATCH: &str = "WITH m AS (
         ORDER BY x.ord
         RETURNING 1
     )
-    SELECT m.sender, m.idempotency_key, (SELECT count(*) FROM d) FROM m";
+    SELECT m.sender, m.idempotency_key, (SELECT count(*) FROM d) FROM m"
+);
 
 /// The columns of [`INSERT_BATCH`] for a group of messages (the first of each (sender, key)).
 #[derive(Default)]
@@ -880,7 +902,7 @@ async fn ingest_in(
     // of the message, which is the order of each (subscriber, case) queue; heads as in
     // [`INSERT_BATCH`].
     let insert = client
-        .prepare_cached(
+        .prepare_cached(concat!(
             "WITH new_events AS (
                 INSERT INTO events
                     (message_id, gateway_message_id, source_message_id, source, case_key, event,
@@ -893,25 +915,9 @@ async fn ingest_in(
                 ORDER BY u.ord
                 RETURNING id, gateway_message_id
              ),
-             queued AS (
-                SELECT k.subscriber, k.case_key
-                FROM (SELECT DISTINCT q.subscriber, q.case_key
-                      FROM UNNEST($9::text[], $10::text[]) AS q (subscriber, case_key)
-                      ORDER BY q.subscriber, q.case_key) AS k
-                CROSS JOIN LATERAL (
-                    SELECT 1 FROM deliveries o
-                    WHERE o.subscriber = k.subscriber AND o.case_key = k.case_key
-                      AND o.state = 'pending'
-                      AND NOT EXISTS (
-                          SELECT 1 FROM deliveries p
-                          WHERE p.subscriber = o.subscriber AND p.case_key = o.case_key
-                            AND p.state = 'pending' AND p.id < o.id
-                          -- A probe per row, whatever the statistics (OFFSET 0: module docs).
-                          OFFSET 0)
-                    LIMIT 1
-                    FOR UPDATE
-                ) AS oldest
-             )
+             ",
+            lock_oldest_pending!("$9", "$10"),
+            "
              INSERT INTO deliveries
                  (event_id, subscriber, case_key, state, due_at, created_at, head)
              SELECT e.id, x.subscriber, x.case_key, 'pending', $7, $7,
@@ -922,8 +928,8 @@ async fn ingest_in(
              FROM UNNEST($8::text[], $9::text[], $10::text[])
                   WITH ORDINALITY AS x (gateway_id, subscriber, case_key, ord)
              JOIN new_events e ON e.gateway_message_id = x.gateway_id
-             ORDER BY x.ord",
-        )
+             ORDER BY x.ord"
+        ))
         .await
         .map_err(pg_err)?;
     let written = client
