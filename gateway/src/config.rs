@@ -71,6 +71,20 @@ pub struct Config {
     pub surveys: SurveysConfig,
     /// The operator surface (dashboard, admin API).
     pub ops: OpsConfig,
+    /// The audit trail's signed checkpoints.
+    pub audit: AuditConfig,
+}
+
+/// The audit trail's checkpoints: every `checkpoint_interval_seconds` (when the trail has grown)
+/// the node signs every chain's head with its key and writes the checkpoint to the store and to
+/// `checkpoint_dir/checkpoints.jsonl`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How often a checkpoint is signed.
+    pub checkpoint_interval_seconds: u64,
+    /// Where the checkpoint file is written (a copy outside the database).
+    pub checkpoint_dir: std::path::PathBuf,
 }
 
 /// The operator surface: how often a node reports what it sees, and when a bureau counts as
@@ -394,6 +408,10 @@ impl Config {
         self.store_location()?;
         let positive = [
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
+            (
+                "audit.checkpoint_interval_seconds",
+                self.audit.checkpoint_interval_seconds,
+            ),
             (
                 "ops.report_interval_seconds",
                 self.ops.report_interval_seconds,

@@ -13,6 +13,7 @@
 //! - `net`: identities, TLS, the dev PKI, the accept loop.
 //! - `routing`: which bureaus receive an event.
 //! - `store`: the durable store (SQLite, PostgreSQL) behind one trait.
+//! - `audit`: the tamper-evident trail's checkpoints, verification and evidence bundles.
 //! - `ops`: the operator surface without HTTP: what a node sees, its reports, the
 //!   exchange-wide picture, case timelines.
 //! - `delivery`: the push engine, retries, breakers, wake-ups.
@@ -25,6 +26,7 @@
 //! - `bench`: `gateway bench`, the load generator (gateway, senders and receivers in separate
 //!   processes).
 
+pub mod audit;
 pub mod bench;
 pub mod clock;
 pub mod config;

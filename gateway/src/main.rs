@@ -62,6 +62,12 @@ enum Command {
     /// Operate a running node over its admin API, with an operator certificate (mutual TLS):
     /// status, bureaus, dead letters, pause / resume, traces and case timelines.
     Ctl(gateway::ctl::CtlArgs),
+    /// The tamper-evident audit trail: verify it (in a store, or an evidence bundle offline),
+    /// export evidence bundles, sign a checkpoint now, prune old entries.
+    Audit {
+        #[command(subcommand)]
+        command: gateway::audit::cli::AuditCommand,
+    },
     /// Manage the development PKI (exchange CA, gateway, bureau and operator certificates).
     Pki {
         #[command(subcommand)]
@@ -406,6 +412,8 @@ fn main() -> Result<ExitCode> {
         }
         Command::Ctl(args) => Ok(tokio::runtime::Runtime::new()?
             .block_on(gateway::ctl::run(args, &mut std::io::stdout()))),
+        Command::Audit { command } => tokio::runtime::Runtime::new()?
+            .block_on(gateway::audit::cli::run(command, &mut std::io::stdout())),
         Command::Pki { command } => pki(command),
         Command::Routes {
             command:

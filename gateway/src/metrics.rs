@@ -40,6 +40,8 @@ pub const CLIENT_CERTIFICATE_EXPIRY: &str = "gateway_client_certificate_expiry_s
 pub const NODE_CERTIFICATE_EXPIRY: &str = "gateway_node_certificate_expiry_seconds";
 /// Store calls that failed, by `kind`: unavailable, corrupt, closed, conflict.
 pub const STORE_ERRORS: &str = "gateway_store_errors_total";
+/// Audit checkpoints this node tried to sign, by `outcome`: written, failed.
+pub const AUDIT_CHECKPOINTS: &str = "gateway_audit_checkpoints_total";
 
 /// Histogram buckets (seconds) of the two latencies: from 1 ms to a minute, so that p99 is
 /// aggregated across nodes from the buckets (a summary's quantiles cannot be).
@@ -139,6 +141,10 @@ fn describe() {
         "Store calls that failed, by kind: unavailable, corrupt, closed, conflict."
     );
     describe_counter!(
+        AUDIT_CHECKPOINTS,
+        "Audit checkpoints this node tried to sign, by outcome: written, failed."
+    );
+    describe_counter!(
         SURVEYS_SHARED,
         "Survey results published, each shared once with every entitled bureau, by kind."
     );
@@ -154,7 +160,7 @@ fn describe() {
 
 /// Every metric this module names, for the test that each has help text.
 #[doc(hidden)] // public for the test that the Grafana dashboard names only these
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 19] = [
     MESSAGES_RECEIVED,
     DELIVERIES,
     QUEUE_DEPTH,
@@ -173,6 +179,7 @@ pub const ALL: [&str; 18] = [
     CLIENT_CERTIFICATE_EXPIRY,
     NODE_CERTIFICATE_EXPIRY,
     STORE_ERRORS,
+    AUDIT_CHECKPOINTS,
 ];
 
 #[cfg(test)]

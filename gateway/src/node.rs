@@ -44,6 +44,9 @@ pub enum StartError {
         /// The error.
         source: std::io::Error,
     },
+    /// The node's key cannot sign audit checkpoints.
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::sign::SignError),
     /// The system's random number generator failed.
     #[error("the system's random number generator failed")]
     Random,
@@ -170,6 +173,13 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         tokio::spawn(forward_notifications(notifications, wakers.clone()));
     }
     tokio::spawn(clean_up(store.clone(), config.clone(), shutdown_rx.clone()));
+    tokio::spawn(crate::audit::checkpoint::run(
+        store.clone(),
+        crate::audit::sign::NodeSigner::load(&config.node, &files)?,
+        config.audit.checkpoint_dir.clone(),
+        Duration::from_secs(config.audit.checkpoint_interval_seconds),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(crate::ops::report::run(
         store.clone(),
         config.clone(),

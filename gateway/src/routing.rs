@@ -87,6 +87,28 @@ impl RouteTable {
         out
     }
 
+    /// [`RouteTable::subscribers`], each with the names of the routes that chose it
+    /// (comma-separated): what the audit trail records of a routing decision.
+    pub fn routed(&self, event: &Event) -> Vec<(BureauId, String)> {
+        let matched: Vec<&Route> = self
+            .explain(event)
+            .into_iter()
+            .filter(|m| m.failed.is_none())
+            .map(|m| m.route)
+            .collect();
+        self.subscribers(event)
+            .into_iter()
+            .map(|bureau| {
+                let names: Vec<&str> = matched
+                    .iter()
+                    .filter(|r| r.to.contains(&bureau))
+                    .map(|r| r.name.as_str())
+                    .collect();
+                (bureau, names.join(","))
+            })
+            .collect()
+    }
+
     /// The routes.
     pub fn routes(&self) -> &[Route] {
         &self.routes

@@ -23,6 +23,7 @@ const GATEWAY_LAYERS: &[&str] = &[
     "config",
     "routing",
     "store",
+    "audit",
     "ops",
     "delivery",
     "surveys",

@@ -376,11 +376,7 @@ async fn measure(
                 }
                 let outcomes = leased
                     .iter()
-                    .map(|d| Outcome {
-                        id: d.id,
-                        lease: d.lease,
-                        settled: Settled::Delivered { at: now },
-                    })
+                    .map(|d| Outcome::of(d, Settled::Delivered { at: now }))
                     .collect();
                 let asked = Instant::now();
                 let held = store.record_outcomes(outcomes).await?;

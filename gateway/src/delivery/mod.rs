@@ -353,11 +353,7 @@ impl<S: Store + Clone> Shared<S> {
         };
         recorder
             .settle(Settling {
-                outcome: Outcome {
-                    id: delivery.id,
-                    lease: delivery.lease,
-                    settled,
-                },
+                outcome: Outcome::of(&delivery, settled),
                 subscriber,
                 message_id: delivery.event.message_id.clone(),
             })

@@ -175,7 +175,7 @@ pub(super) async fn set_paused<S: Store + Clone>(
             })
             .await?
     } else {
-        let changed = state.store.resume(bureau).await?;
+        let changed = state.store.resume(bureau, operator, now_ms()).await?;
         state.wakers.wake_for([bureau]);
         changed
     };

@@ -615,7 +615,7 @@ async fn replay<S: Store + Clone>(
     check_form(&state.form_key, &operator, &form.csrf, &headers)?;
     let replayed = state
         .store
-        .replay(ReplaySelector::Ids(vec![form.id]), now_ms(), 1)
+        .replay(ReplaySelector::Ids(vec![form.id]), &operator, now_ms(), 1)
         .await?;
     tracing::info!(message = "dead letter replayed from the dashboard", %operator, id = form.id, replayed);
     state.wakers.delivery.notify_waiters();

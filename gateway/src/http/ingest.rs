@@ -184,13 +184,14 @@ fn route(submission: Submission, routes: &RouteTable) -> NewMessage {
         .events
         .into_iter()
         .map(|mut event| {
-            let subscribers = routes.subscribers(&event);
+            let (subscribers, routed_by) = routes.routed(&event).into_iter().unzip();
             let source_message_id: MessageId =
                 std::mem::replace(&mut event.message_id, ids::mint_message_id());
             NewEvent {
                 event,
                 source_message_id,
                 subscribers,
+                routed_by,
             }
         })
         .collect();

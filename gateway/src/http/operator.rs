@@ -105,7 +105,7 @@ async fn replay<S: Store + Clone>(
     let selector = request.selector()?;
     let replayed = state
         .store
-        .replay(selector, now_ms(), MAX_DEAD_LETTERS_PER_CALL)
+        .replay(selector, &operator, now_ms(), MAX_DEAD_LETTERS_PER_CALL)
         .await?;
     tracing::info!(message = "dead letters replayed", %operator, replayed);
     state.wakers.delivery.notify_waiters();
@@ -137,7 +137,7 @@ async fn purge<S: Store + Clone>(
     let selector = request.selector()?;
     let purged = state
         .store
-        .purge(selector, MAX_DEAD_LETTERS_PER_CALL)
+        .purge(selector, &operator, now_ms(), MAX_DEAD_LETTERS_PER_CALL)
         .await?;
     tracing::info!(message = "dead letters purged", %operator, purged);
     Ok(axum::Json(serde_json::json!({ "purged": purged })).into_response())

@@ -2,10 +2,11 @@
 //! `postgres://…` (shared by several nodes). One enum, so the rest of the gateway is written
 //! once against [`Store`].
 
-use schemas::{BureauId, ProjectCode, SurveyId, SurveyKind};
+use schemas::{BureauId, MessageId, ProjectCode, SurveyId, SurveyKind};
 
 use crate::config::StoreLocation;
 
+use super::audit;
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
@@ -94,10 +95,11 @@ impl Store for AnyStore {
     async fn replay(
         &self,
         selector: ReplaySelector,
+        by: &str,
         now: Millis,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        delegate!(self, s => s.replay(selector, now, limit))
+        delegate!(self, s => s.replay(selector, by, now, limit))
     }
 
     async fn feed_fetch(
@@ -133,8 +135,8 @@ impl Store for AnyStore {
         delegate!(self, s => s.pause(pause))
     }
 
-    async fn resume(&self, subscriber: BureauId) -> Result<bool, StoreError> {
-        delegate!(self, s => s.resume(subscriber))
+    async fn resume(&self, subscriber: BureauId, by: &str, now: Millis) -> Result<bool, StoreError> {
+        delegate!(self, s => s.resume(subscriber, by, now))
     }
 
     async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
@@ -145,8 +147,88 @@ impl Store for AnyStore {
         delegate!(self, s => s.dead_letter(id))
     }
 
-    async fn purge(&self, selector: ReplaySelector, limit: usize) -> Result<u64, StoreError> {
-        delegate!(self, s => s.purge(selector, limit))
+    async fn purge(
+        &self,
+        selector: ReplaySelector,
+        by: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        delegate!(self, s => s.purge(selector, by, now, limit))
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<audit::ChainState>, StoreError> {
+        delegate!(self, s => s.audit_chains())
+    }
+
+    async fn audit_entries(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        delegate!(self, s => s.audit_entries(chain, after_seq, limit))
+    }
+
+    async fn audit_of_message(
+        &self,
+        message_id: &MessageId,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        delegate!(self, s => s.audit_of_message(message_id, limit))
+    }
+
+    async fn audit_of_bureau(
+        &self,
+        bureau: BureauId,
+        from: Millis,
+        to: Millis,
+        after: Option<(Millis, String, i64)>,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        delegate!(self, s => s.audit_of_bureau(bureau, from, to, after, limit))
+    }
+
+    async fn audit_entry(
+        &self,
+        chain: &str,
+        seq: i64,
+    ) -> Result<Option<audit::AuditRow>, StoreError> {
+        delegate!(self, s => s.audit_entry(chain, seq))
+    }
+
+    async fn record_checkpoint(
+        &self,
+        checkpoint: audit::StoredCheckpoint,
+    ) -> Result<i64, StoreError> {
+        delegate!(self, s => s.record_checkpoint(checkpoint))
+    }
+
+    async fn checkpoints(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<audit::StoredCheckpoint>, StoreError> {
+        delegate!(self, s => s.checkpoints(after, limit))
+    }
+
+    async fn raw_message(
+        &self,
+        sender: BureauId,
+        idempotency_key: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        delegate!(self, s => s.raw_message(sender, idempotency_key))
+    }
+
+    async fn prune_audit(
+        &self,
+        chain: &str,
+        before: Millis,
+        by: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Option<audit::Anchor>, StoreError> {
+        delegate!(self, s => s.prune_audit(chain, before, by, now, limit))
     }
 
     async fn timeline(

@@ -96,6 +96,7 @@ pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>
                 source_message_id: MessageId::parse(&format!("src-{}", event.message_id.as_str()))
                     .unwrap(),
                 event,
+                routed_by: subscribers.iter().map(|_| "test-route".to_owned()).collect(),
                 subscribers,
             })
             .collect(),
@@ -121,7 +122,7 @@ pub(crate) fn ids(deliveries: &[Delivery]) -> Vec<String> {
 /// Marks a leased delivery delivered; true when the lease was still held.
 pub(crate) async fn record_delivered<S: Store>(store: &S, delivery: &Delivery, at: Millis) -> bool {
     store
-        .mark_delivered(delivery.id, delivery.lease, at)
+        .mark_delivered(&delivery, at)
         .await
         .unwrap()
 }
@@ -134,7 +135,7 @@ pub(crate) async fn record_failure<S: Store>(
     after: AfterFailure,
 ) -> bool {
     store
-        .mark_failed(delivery.id, delivery.lease, attempt, after)
+        .mark_failed(&delivery, attempt, after)
         .await
         .unwrap()
 }
@@ -442,11 +443,11 @@ pub(crate) async fn expired_leases_come_back_with_a_new_token<S: Store + Clone>(
         error: "late".into(),
     };
     assert!(!record_failure(&store, &old, attempt, AfterFailure::DeadLetter).await);
-    assert!(!store.mark_delivered(old.id, 0, now).await.unwrap());
-    assert!(!store.mark_delivered(old.id, u64::MAX, now).await.unwrap());
+    assert!(!store.mark_delivered(&Delivery { lease: 0, ..old.clone() }, now).await.unwrap());
+    assert!(!store.mark_delivered(&Delivery { lease: u64::MAX, ..old.clone() }, now).await.unwrap());
     assert!(
         store
-            .mark_delivered(again[0].id, again[0].lease, now + LEASE_MS + 2)
+            .mark_delivered(&again[0], now + LEASE_MS + 2)
             .await
             .unwrap()
     );
@@ -595,7 +596,7 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
 
     // By subscriber: both of Water's, none of Transport's.
     let replayed = store
-        .replay(ReplaySelector::Subscriber(BureauId::Water), 1_000, 100)
+        .replay(ReplaySelector::Subscriber(BureauId::Water), "operator", 1_000, 100)
         .await
         .unwrap();
     assert_eq!(replayed, 2);
@@ -619,6 +620,7 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
     let replayed = store
         .replay(
             ReplaySelector::Ids(vec![transport_dead[1], water_dead[0], 9_999]),
+            "operator",
             2_000,
             100,
         )
@@ -627,7 +629,7 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
     assert_eq!(replayed, 1);
     assert_eq!(
         store
-            .replay(ReplaySelector::Ids(vec![]), 2_000, 100)
+            .replay(ReplaySelector::Ids(vec![]), "operator", 2_000, 100)
             .await
             .unwrap(),
         0
@@ -675,7 +677,7 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
 
     // Replay is bounded: a limit of one revives the oldest dead letter only.
     let replayed = store
-        .replay(ReplaySelector::Subscriber(BureauId::Transport), 3_000, 1)
+        .replay(ReplaySelector::Subscriber(BureauId::Transport), "operator", 3_000, 1)
         .await
         .unwrap();
     assert_eq!(replayed, 1);
@@ -1276,9 +1278,9 @@ pub(crate) async fn a_paused_subscriber_keeps_its_deliveries_in_order_until_resu
     );
     assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 2);
 
-    assert!(store.resume(BureauId::Water).await.unwrap());
+    assert!(store.resume(BureauId::Water, "operator", 0).await.unwrap());
     assert!(
-        !store.resume(BureauId::Water).await.unwrap(),
+        !store.resume(BureauId::Water, "operator", 0).await.unwrap(),
         "not paused any more"
     );
     assert!(store.pauses().await.unwrap().is_empty());
@@ -1323,7 +1325,7 @@ pub(crate) async fn purge_deletes_only_dead_letters_and_keeps_the_record<S: Stor
         .unwrap()[0]
         .id;
     let purged = store
-        .purge(ReplaySelector::Ids(vec![water, pending_water, 9_999]), 100)
+        .purge(ReplaySelector::Ids(vec![water, pending_water, 9_999]), "operator", 0, 100)
         .await
         .unwrap();
     assert_eq!(purged, 1, "only the dead letter");
@@ -1331,7 +1333,7 @@ pub(crate) async fn purge_deletes_only_dead_letters_and_keeps_the_record<S: Stor
     assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 1);
 
     let purged = store
-        .purge(ReplaySelector::Subscriber(BureauId::Transport), 100)
+        .purge(ReplaySelector::Subscriber(BureauId::Transport), "operator", 0, 100)
         .await
         .unwrap();
     assert_eq!(purged, 1);
@@ -1664,11 +1666,15 @@ pub(crate) async fn outcomes_are_recorded_together<S: Store + Clone>(store: S) {
             Outcome {
                 id: leased[0].id,
                 lease: leased[0].lease,
+                subscriber: leased[0].subscriber,
+                message_id: leased[0].event.message_id.clone(),
                 settled: Settled::Delivered { at: 200 },
             },
             Outcome {
                 id: leased[1].id,
                 lease: leased[1].lease,
+                subscriber: leased[1].subscriber,
+                message_id: leased[1].event.message_id.clone(),
                 settled: Settled::Failed {
                     attempt: failed(200),
                     after: AfterFailure::RetryAt(5_000),
@@ -1677,6 +1683,8 @@ pub(crate) async fn outcomes_are_recorded_together<S: Store + Clone>(store: S) {
             Outcome {
                 id: leased[2].id,
                 lease: leased[2].lease,
+                subscriber: leased[2].subscriber,
+                message_id: leased[2].event.message_id.clone(),
                 settled: Settled::Failed {
                     attempt: failed(201),
                     after: AfterFailure::DeadLetter,
@@ -1685,6 +1693,8 @@ pub(crate) async fn outcomes_are_recorded_together<S: Store + Clone>(store: S) {
             Outcome {
                 id: leased[3].id,
                 lease: leased[3].lease ^ 1,
+                subscriber: leased[3].subscriber,
+                message_id: leased[3].event.message_id.clone(),
                 settled: Settled::Delivered { at: 200 },
             },
         ])

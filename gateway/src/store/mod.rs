@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::IdempotencyKey;
 
 pub mod any;
+pub mod audit;
 pub(crate) mod codec;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -131,6 +132,9 @@ pub struct NewEvent {
     pub source_message_id: MessageId,
     /// Every bureau that must receive it; one delivery record each.
     pub subscribers: Vec<BureauId>,
+    /// What chose each subscriber (the names of the routes, or the survey entitlement), in the
+    /// order of `subscribers`: recorded in the audit trail's route entry.
+    pub routed_by: Vec<String>,
 }
 
 /// What the sender is told once its message is committed; stored, so that a repeated
@@ -198,8 +202,25 @@ pub struct Outcome {
     pub id: DeliveryId,
     /// Its lease (see [`Delivery::lease`]): the outcome is recorded only while it is held.
     pub lease: u64,
+    /// The receiving bureau (recorded in the audit trail).
+    pub subscriber: BureauId,
+    /// The gateway's message id of its event (recorded in the audit trail).
+    pub message_id: MessageId,
     /// Delivered, or failed and what next.
     pub settled: Settled,
+}
+
+impl Outcome {
+    /// The outcome of a leased delivery.
+    pub fn of(delivery: &Delivery, settled: Settled) -> Self {
+        Self {
+            id: delivery.id,
+            lease: delivery.lease,
+            subscriber: delivery.subscriber,
+            message_id: delivery.event.message_id.clone(),
+            settled,
+        }
+    }
 }
 
 /// How a delivery attempt ended.
@@ -605,15 +626,11 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a leased delivery delivered. False when the lease is no longer held.
     fn mark_delivered(
         &self,
-        id: DeliveryId,
-        lease: u64,
+        delivery: &Delivery,
         now: Millis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let recorded = self.record_outcomes(vec![Outcome {
-            id,
-            lease,
-            settled: Settled::Delivered { at: now },
-        }]);
+        let recorded =
+            self.record_outcomes(vec![Outcome::of(delivery, Settled::Delivered { at: now })]);
         async move { Ok(recorded.await?.first().copied().unwrap_or(false)) }
     }
 
@@ -621,16 +638,14 @@ pub trait Store: Send + Sync + 'static {
     /// False when the lease is no longer held (nothing is written then).
     fn mark_failed(
         &self,
-        id: DeliveryId,
-        lease: u64,
+        delivery: &Delivery,
         attempt: Attempt,
         after: AfterFailure,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let recorded = self.record_outcomes(vec![Outcome {
-            id,
-            lease,
-            settled: Settled::Failed { attempt, after },
-        }]);
+        let recorded = self.record_outcomes(vec![Outcome::of(
+            delivery,
+            Settled::Failed { attempt, after },
+        )]);
         async move { Ok(recorded.await?.first().copied().unwrap_or(false)) }
     }
 
@@ -647,6 +662,7 @@ pub trait Store: Send + Sync + 'static {
     fn replay(
         &self,
         selector: ReplaySelector,
+        by: &str,
         now: Millis,
         limit: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -730,8 +746,13 @@ pub trait Store: Send + Sync + 'static {
     fn pause(&self, pause: Pause) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Ends a pause. True when the subscriber was paused.
-    fn resume(&self, subscriber: BureauId)
-    -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The operator `by` is recorded in the audit trail.
+    fn resume(
+        &self,
+        subscriber: BureauId,
+        by: &str,
+        now: Millis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The pauses in force (at most one per bureau).
     fn pauses(&self) -> impl Future<Output = Result<Vec<Pause>, StoreError>> + Send;
@@ -748,6 +769,8 @@ pub trait Store: Send + Sync + 'static {
     fn purge(
         &self,
         selector: ReplaySelector,
+        by: &str,
+        now: Millis,
         limit: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -782,6 +805,80 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         candidate: String,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Every chain of the audit trail: where it starts and its last entry (see [`audit`]).
+    fn audit_chains(
+        &self,
+    ) -> impl Future<Output = Result<Vec<audit::ChainState>, StoreError>> + Send;
+
+    /// Up to `limit` entries of `chain` after `after_seq`, in chain order.
+    fn audit_entries(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<audit::AuditRow>, StoreError>> + Send;
+
+    /// Up to `limit` entries about one event (its route entry, its deliveries' attempts and the
+    /// operators' actions on them), in the order they were made.
+    fn audit_of_message(
+        &self,
+        message_id: &MessageId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<audit::AuditRow>, StoreError>> + Send;
+
+    /// Up to `limit` entries concerning `bureau` made in `[from, to)`, after the cursor
+    /// `(at, chain, seq)` when given, ordered by (at, chain, seq).
+    fn audit_of_bureau(
+        &self,
+        bureau: BureauId,
+        from: Millis,
+        to: Millis,
+        after: Option<(Millis, String, i64)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<audit::AuditRow>, StoreError>> + Send;
+
+    /// One entry.
+    fn audit_entry(
+        &self,
+        chain: &str,
+        seq: i64,
+    ) -> impl Future<Output = Result<Option<audit::AuditRow>, StoreError>> + Send;
+
+    /// Stores a signed checkpoint (its `id` is assigned); returns the id.
+    fn record_checkpoint(
+        &self,
+        checkpoint: audit::StoredCheckpoint,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Up to `limit` checkpoints with an id above `after`, oldest first.
+    fn checkpoints(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<audit::StoredCheckpoint>, StoreError>> + Send;
+
+    /// The payload of the message `sender` sent with `idempotency_key` (stored form), exactly as
+    /// received, with its content type.
+    fn raw_message(
+        &self,
+        sender: BureauId,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<Option<(String, Vec<u8>)>, StoreError>> + Send;
+
+    /// Deletes up to `limit` of the oldest entries of `chain` made before `before` (the
+    /// longest such prefix of the chain, never past an entry made later), keeps the last
+    /// deleted entry's link as the chain's anchor, and records the prune — by the operator
+    /// `by` — in the trail, all in one transaction. Returns the new anchor (`None` when nothing
+    /// was deleted); call again until it returns `None`.
+    fn prune_audit(
+        &self,
+        chain: &str,
+        before: Millis,
+        by: &str,
+        now: Millis,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<audit::Anchor>, StoreError>> + Send;
 
     /// A counter that changes whenever any node commits new work, for stores shared by several
     /// nodes (PostgreSQL `LISTEN/NOTIFY`), so idle workers and long-polls wake without polling.

@@ -99,6 +99,10 @@ pub fn plan(
                 source_message_id: ids::survey_source_id(&record.id),
                 event,
                 subscribers: vec![bureau],
+                routed_by: vec![format!(
+                    "survey entitlement: {}",
+                    crate::vocabulary::name(&record.result.kind)
+                )],
             })
         })
         .collect();

@@ -44,6 +44,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::audit::{self, Link};
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
@@ -52,6 +53,7 @@ use super::{
 };
 
 mod db;
+mod trail;
 mod ops;
 
 use db::{get, pg_err, pool_err, relaxed};
@@ -126,6 +128,8 @@ pub struct PgStore {
     commits: Arc<AtomicU64>,
     work: watch::Receiver<u64>,
     direct: Arc<Direct>,
+    /// The audit trail's writing lanes (see [`trail`]).
+    lanes: Arc<trail::Lanes>,
 }
 
 /// What a store needs for its connections outside the pool.
@@ -180,8 +184,16 @@ impl PgStore {
         let (ingests, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let commits = Arc::new(AtomicU64::new(0));
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
-        for _ in 0..INGEST_WRITERS.min(pool_size.max(1)) {
-            tokio::spawn(batcher(pool.clone(), jobs.clone(), Arc::clone(&commits)));
+        let writers = INGEST_WRITERS.min(pool_size.max(1));
+        let lanes = Arc::new(trail::Lanes::new(writers));
+        for lane in 0..writers {
+            tokio::spawn(batcher(
+                pool.clone(),
+                jobs.clone(),
+                Arc::clone(&commits),
+                Arc::clone(&lanes),
+                lane,
+            ));
         }
         let (counter, work) = watch::channel(0);
         tokio::spawn(listen(config.clone(), tls.clone(), counter));
@@ -196,6 +208,7 @@ impl PgStore {
                 tls,
                 claim: std::sync::Mutex::new(None),
             }),
+            lanes,
         })
     }
 
@@ -335,6 +348,8 @@ async fn batcher(
     pool: Pool,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<IngestJob>>>,
     commits: Arc<AtomicU64>,
+    lanes: Arc<trail::Lanes>,
+    lane: usize,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -342,14 +357,21 @@ async fn batcher(
         if taken == 0 {
             return;
         }
-        commit_batch(&pool, std::mem::take(&mut batch), &commits).await;
+        // This batcher's own chain: no other batcher waits for it.
+        let mut lane = lanes.lock(trail::LaneId::Ingest(lane)).await;
+        commit_batch(&pool, std::mem::take(&mut batch), &commits, &mut lane).await;
     }
 }
 
 /// Commits a group of ingests: the plain messages with one multi-row statement
 /// ([`INSERT_BATCH`]); if that statement fails (one bad message fails it all), or for messages
 /// that publish a survey, one savepoint per message, so that a failing message fails alone.
-async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
+async fn commit_batch(
+    pool: &Pool,
+    batch: Vec<IngestJob>,
+    commits: &AtomicU64,
+    lane: &mut trail::Lane,
+) {
     let client = match pool.get().await {
         Ok(client) => client,
         Err(e) => {
@@ -364,7 +386,7 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
         .into_iter()
         .partition(|job| job.message.survey.is_none());
     let had_plain = !plain.is_empty();
-    let rest = match commit_plain(&client, plain).await {
+    let rest = match commit_plain(&client, plain, lane).await {
         Ok(()) => {
             if had_plain {
                 commits.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +399,7 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
                 drop(Object::take(client));
                 let mut all = plain;
                 all.extend(surveys);
-                return retry_alone(pool, all, commits).await;
+                return retry_alone(pool, all, commits, lane).await;
             }
             let mut all = plain;
             all.extend(surveys);
@@ -385,14 +407,19 @@ async fn commit_batch(pool: &Pool, batch: Vec<IngestJob>, commits: &AtomicU64) {
         }
     };
     if !rest.is_empty() {
-        commit_one_by_one(&client, rest, commits).await;
+        commit_one_by_one(&client, rest, commits, lane).await;
     }
 }
 
 /// On a fresh connection, [`commit_one_by_one`] (the group's connection was lost).
-async fn retry_alone(pool: &Pool, jobs: Vec<IngestJob>, commits: &AtomicU64) {
+async fn retry_alone(
+    pool: &Pool,
+    jobs: Vec<IngestJob>,
+    commits: &AtomicU64,
+    lane: &mut trail::Lane,
+) {
     match pool.get().await {
-        Ok(client) => commit_one_by_one(&client, jobs, commits).await,
+        Ok(client) => commit_one_by_one(&client, jobs, commits, lane).await,
         Err(e) => {
             let e = pool_err(e);
             for job in jobs {
@@ -446,7 +473,8 @@ macro_rules! lock_oldest_pending {
 /// messages whose (sender, key) is already stored are skipped by `ON CONFLICT`, and so are
 /// their events. `$1`..`$7` the messages' columns; `$8`..`$16` one element per event (its
 /// message's sender and key, then its columns); `$17`..`$20` one per delivery (its event's
-/// gateway id, subscriber, case, time). `ORDER BY ord` makes the ids follow the order of the
+/// gateway id, subscriber, case, time); `$20`..`$29` the audit entries ([`trail::INSERT`]'s
+/// columns). `ORDER BY ord` makes the ids follow the order of the
 /// group, which is the order of each (subscriber, case) queue. A delivery is its queue's head
 /// when it is the group's first for its (subscriber, case) and nothing is pending there
 /// (`queued`). That check locks the oldest pending delivery of each queue (in (subscriber,
@@ -492,6 +520,15 @@ pub const INSERT_BATCH: &str = concat!(
         JOIN e ON e.gateway_message_id = x.gateway_id
         ORDER BY x.ord
         RETURNING 1
+    ),
+    -- The group's audit entries, in the batcher's chain (`$20`); written whole, so the group is
+    -- redone message by message when one of its messages was stored before (see commit_plain).
+    a AS (
+        INSERT INTO audit_log
+            (chain, seq, at, kind, bureau, message_id, content, content_sha256, prev_hash, hash)
+        SELECT $20::text, u.*
+        FROM UNNEST($21::int8[], $22::int8[], $23::text[], $24::text[], $25::text[],
+                    $26::text[], $27::text[], $28::text[], $29::text[]) AS u
     )
     SELECT m.sender, m.idempotency_key, (SELECT count(*) FROM d) FROM m"
 );
@@ -555,12 +592,18 @@ impl<'a> BatchColumns<'a> {
 /// commit. A repeated (sender, key) — stored before, or earlier in the same group — gets the
 /// first receipt. On failure nothing is committed and the jobs are handed back, unanswered.
 async fn commit_plain(
-    client: &ClientWrapper,
+    client: &Object,
     jobs: Vec<IngestJob>,
+    lane: &mut trail::Lane,
 ) -> Result<(), (StoreError, Vec<IngestJob>)> {
     if jobs.is_empty() {
         return Ok(());
     }
+    let mut head = match lane.head(client).await {
+        Ok(head) => head,
+        Err(error) => return Err((error, jobs)),
+    };
+    let mut audit = trail::Columns::default();
     // The first job of each (sender, key) is written; the later ones answer as it does.
     let mut first_of: std::collections::HashMap<(&str, &str), usize> =
         std::collections::HashMap::new();
@@ -577,14 +620,22 @@ async fn commit_plain(
                 first_of.insert(key, index);
                 leader.push(None);
                 columns.push(job);
+                let records = audit::ingest_records(&job.message, &head);
+                match audit::append_all(&mut head, lane.chain(), job.message.received_at, &records) {
+                    Ok(rows) => audit.extend(rows),
+                    Err(error) => return Err((error, jobs)),
+                }
             }
         }
     }
+    let leaders = first_of.len();
+    let chain = lane.chain().to_owned();
     let written = async {
         let statement = client.prepare_cached(INSERT_BATCH).await.map_err(pg_err)?;
         let begin = client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on");
         let c = &columns;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 19] = [
+        let [a1, a2, a3, a4, a5, a6, a7, a8, a9] = audit.params();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 29] = [
             &c.senders,
             &c.keys,
             &c.content_types,
@@ -604,6 +655,16 @@ async fn commit_plain(
             &c.delivery_subscribers,
             &c.delivery_cases,
             &c.delivery_times,
+            &chain,
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+            a6,
+            a7,
+            a8,
+            a9,
         ];
         let insert = client.query(&statement, &params);
         let (begun, rows) = tokio::join!(begin, insert);
@@ -616,6 +677,12 @@ async fn commit_plain(
             let key: &str = get(row, 1)?;
             deliveries = get(row, 2)?;
             written.insert((sender.to_owned(), key.to_owned()));
+        }
+        if written.len() != leaders {
+            // A message of the group was stored before: its entries must not be in the chain.
+            return Err(StoreError::Conflict(
+                "a message of the group was stored before".into(),
+            ));
         }
         let promised: usize = jobs
             .iter()
@@ -642,8 +709,14 @@ async fn commit_plain(
     }
     .await;
     let written = match written {
-        Ok(written) => written,
-        Err(error) => return Err((error, jobs)),
+        Ok(written) => {
+            lane.committed(head);
+            written
+        }
+        Err(error) => {
+            lane.forget();
+            return Err((error, jobs));
+        }
     };
     drop(columns);
 
@@ -727,10 +800,18 @@ async fn stored_receipts<'a>(
 
 /// Runs ingests in one transaction, each in its own savepoint (a failing message rolls back
 /// alone), commits, then replies to all.
-async fn commit_one_by_one(client: &Object, batch: Vec<IngestJob>, commits: &AtomicU64) {
+async fn commit_one_by_one(
+    client: &Object,
+    batch: Vec<IngestJob>,
+    commits: &AtomicU64,
+    lane: &mut trail::Lane,
+) {
     let mut done = Vec::with_capacity(batch.len());
     let mut pending = batch.into_iter();
+    let chain = lane.chain().to_owned();
+    let mut head = Link::genesis();
     let result = async {
+        head = lane.head(client).await?;
         // Ingest is always durable, whatever the server's default.
         client
             .batch_execute("BEGIN; SET LOCAL synchronous_commit = on")
@@ -744,10 +825,14 @@ async fn commit_one_by_one(client: &Object, batch: Vec<IngestJob>, commits: &Ato
                 rows,
                 reply_to,
             } = job;
+            let before = head.clone();
             let outcome = match client.batch_execute("SAVEPOINT ingest").await {
-                Ok(()) => ingest_in(client, message, rows).await,
+                Ok(()) => ingest_in(client, message, rows, &chain, &mut head).await,
                 Err(e) => Err(pg_err(e)),
             };
+            if outcome.is_err() {
+                head = before;
+            }
             let close = match &outcome {
                 Ok(_) => "RELEASE SAVEPOINT ingest",
                 Err(_) => "ROLLBACK TO SAVEPOINT ingest; RELEASE SAVEPOINT ingest",
@@ -765,6 +850,7 @@ async fn commit_one_by_one(client: &Object, batch: Vec<IngestJob>, commits: &Ato
     .await;
     match result {
         Ok(()) => {
+            lane.committed(head);
             commits.fetch_add(1, Ordering::Relaxed);
             for (reply_to, outcome) in done {
                 let _ = reply_to.send(outcome);
@@ -773,6 +859,7 @@ async fn commit_one_by_one(client: &Object, batch: Vec<IngestJob>, commits: &Ato
         Err(e) => {
             // Nothing of the group is committed (or, if COMMIT itself was lost, its fate is
             // unknown: a retry with the same key answers either way).
+            lane.forget();
             let _ = client.batch_execute("ROLLBACK").await;
             for (reply_to, _) in done {
                 let _ = reply_to.send(Err(e.clone()));
@@ -829,9 +916,11 @@ fn survey_record(row: &Row) -> Result<SurveyRecord, StoreError> {
 }
 
 async fn ingest_in(
-    client: &ClientWrapper,
+    client: &Object,
     message: NewMessage,
     rows: codec::IngestRows,
+    chain: &str,
+    head: &mut Link,
 ) -> Result<IngestOutcome, StoreError> {
     let sender = message.sender.as_str();
     let key = message.idempotency_key.as_str();
@@ -876,6 +965,14 @@ async fn ingest_in(
     if let Some(survey) = &message.survey {
         insert_survey(client, message_row, survey).await?;
     }
+    let records = audit::ingest_records(&message, head);
+    trail::append(
+        client,
+        chain,
+        head,
+        records.into_iter().map(|r| (message.received_at, r)),
+    )
+    .await?;
     let receipt = rows.receipt;
     if rows.events.is_empty() {
         return Ok(IngestOutcome::Accepted(receipt));
@@ -1301,6 +1398,8 @@ async fn settle(
     client: &ClientWrapper,
     delivered: &(Vec<i64>, Vec<i64>, Vec<i64>),
     failed: &Failures,
+    chain: &str,
+    audit: &trail::Columns,
 ) -> Result<std::collections::HashSet<i64>, StoreError> {
     let settle_delivered = client
         .prepare_cached(SETTLE_DELIVERED)
@@ -1312,6 +1411,10 @@ async fn settle(
         .await
         .map_err(pg_err)?;
     let promote = client.prepare_cached(PROMOTE).await.map_err(pg_err)?;
+    let record = client
+        .prepare_cached(trail::INSERT)
+        .await
+        .map_err(pg_err)?;
     let ids: Vec<i64> = delivered.0.iter().chain(&failed.ids).copied().collect();
     let ids_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&ids];
     let begin = client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on");
@@ -1346,14 +1449,19 @@ async fn settle(
             .await
     };
     let promoted = client.execute(&promote, &ids_param);
+    let [a1, a2, a3, a4, a5, a6, a7, a8, a9] = audit.params();
+    let record_params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] =
+        [&chain, a1, a2, a3, a4, a5, a6, a7, a8, a9];
+    let recorded = client.execute(&record, &record_params);
     let commit = client.batch_execute("COMMIT");
-    let (begun, locked, completed, retried, promoted, committed) =
-        tokio::join!(begin, locked, completed, retried, promoted, commit);
+    let (begun, locked, completed, retried, promoted, recorded, committed) =
+        tokio::join!(begin, locked, completed, retried, promoted, recorded, commit);
     begun.map_err(pg_err)?;
     locked.map_err(pg_err)?;
     let completed = completed.map_err(pg_err)?;
     let retried = retried.map_err(pg_err)?;
     let promoted = promoted.map_err(pg_err)?;
+    recorded.map_err(pg_err)?;
     committed.map_err(pg_err)?;
     // New work for other nodes only when a case's next delivery became its head.
     if promoted > 0 {
@@ -1364,6 +1472,45 @@ async fn settle(
         .chain(&retried)
         .map(|row| get::<i64>(row, 0))
         .collect()
+}
+
+/// Appends records made at `now` to the ops lane's chain in `tx`; returns the new head, for
+/// [`commit_ops`]. On error the lane forgets its head (the transaction is abandoned).
+async fn append_ops(
+    lane: &mut trail::Lane,
+    tx: &deadpool_postgres::Transaction<'_>,
+    now: Millis,
+    records: Vec<audit::Record>,
+) -> Result<Link, StoreError> {
+    let appended = async {
+        let mut head = lane.head(tx).await?;
+        let chain = lane.chain().to_owned();
+        trail::append(tx, &chain, &mut head, records.into_iter().map(|r| (now, r))).await?;
+        Ok(head)
+    }
+    .await;
+    if appended.is_err() {
+        lane.forget();
+    }
+    appended
+}
+
+/// Commits `tx` and moves the lane's head to `head`, or makes it forget its head.
+async fn commit_ops(
+    lane: &mut trail::Lane,
+    tx: deadpool_postgres::Transaction<'_>,
+    head: Link,
+) -> Result<(), StoreError> {
+    match tx.commit().await {
+        Ok(()) => {
+            lane.committed(head);
+            Ok(())
+        }
+        Err(e) => {
+            lane.forget();
+            Err(pg_err(e))
+        }
+    }
 }
 
 impl Store for PgStore {
@@ -1454,6 +1601,8 @@ impl Store for PgStore {
             .map_err(pg_err)?;
         let claimed: bool = get(&row, 0)?;
         if claimed {
+            // The node's chains carry its name from now on (one live process holds it).
+            self.lanes.name_after(node);
             // Held until the store's last clone is dropped (or the connection is lost).
             let mut claim = self.direct.claim.lock().unwrap_or_else(|p| p.into_inner());
             *claim = Some(client);
@@ -1516,7 +1665,27 @@ impl Store for PgStore {
             }
         }
         let client = self.client().await?;
-        let held = settle(&client, &delivered, &failed).await;
+        // Every attempt made is recorded, even one whose lease had run out meanwhile: the
+        // receiver was sent it all the same.
+        let mut lane = self.lanes.lock(trail::LaneId::Outcomes).await;
+        let mut head = lane.head(&client).await?;
+        let mut columns = trail::Columns::default();
+        for outcome in &outcomes {
+            let record = audit::outcome_record(outcome);
+            columns.push(audit::append(
+                &mut head,
+                lane.chain(),
+                audit::outcome_at(outcome),
+                &record,
+            )?);
+        }
+        let chain = lane.chain().to_owned();
+        let held = settle(&client, &delivered, &failed, &chain, &columns).await;
+        match &held {
+            Ok(_) => lane.committed(head),
+            Err(_) => lane.forget(),
+        }
+        drop(lane);
         if held.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
             // Not reusable in an unknown state: keep it out of the pool.
             drop(Object::take(client));
@@ -1583,6 +1752,7 @@ impl Store for PgStore {
     async fn replay(
         &self,
         selector: ReplaySelector,
+        by: &str,
         now: Millis,
         limit: usize,
     ) -> Result<u64, StoreError> {
@@ -1592,38 +1762,45 @@ impl Store for PgStore {
             SET state = 'pending', due_at = $2, attempts = 0,
                 lease_until = NULL, lease = 0, dead_at = NULL, head = true";
         let mut client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
         let tx = relaxed(&mut client).await?;
         let changed = match &selector {
             ReplaySelector::Ids(ids) => {
                 let ids = &ids[..ids.len().min(limit)];
-                tx.execute(
-                    &format!("{REVIVE} WHERE id = ANY ($1) AND state = 'dead'"),
+                tx.query(
+                    &format!("{REVIVE} WHERE id = ANY ($1) AND state = 'dead' RETURNING id"),
                     &[&ids, &now],
                 )
                 .await
             }
             ReplaySelector::Subscriber(subscriber) => {
-                tx.execute(
+                tx.query(
                     &format!(
                         "{REVIVE} WHERE id IN (
                              SELECT id FROM deliveries
                              WHERE state = 'dead' AND subscriber = $1
-                             ORDER BY dead_at, id LIMIT $3)"
+                             ORDER BY dead_at, id LIMIT $3)
+                         RETURNING id"
                     ),
                     &[&subscriber.as_str(), &now, &sql_limit(limit)],
                 )
                 .await
             }
         }
-        .map_err(pg_err)?;
-        if changed > 0 {
+        .map_err(pg_err)?
+        .iter()
+        .map(|row| get::<i64>(row, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+        if !changed.is_empty() {
             // Work for every node's idle workers.
             tx.batch_execute(&format!("NOTIFY {WORK_CHANNEL}"))
                 .await
                 .map_err(pg_err)?;
         }
-        tx.commit().await.map_err(pg_err)?;
-        Ok(changed)
+        let records = trail::delivery_records(&tx, Some("replay"), &changed, by).await?;
+        let head = append_ops(&mut lane, &tx, now, records).await?;
+        commit_ops(&mut lane, tx, head).await?;
+        Ok(changed.len() as u64)
     }
 
     async fn feed_fetch(
@@ -1660,6 +1837,7 @@ impl Store for PgStore {
         now: Millis,
     ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
         let tx = relaxed(&mut client).await?;
         // Locked in queue order first (see LOCK_IN_QUEUE_ORDER), then acknowledged, then the
         // next heads flagged: the queue heads stay true for every subscriber, pull or push (its
@@ -1693,7 +1871,9 @@ impl Store for PgStore {
             .map_err(pg_err)?;
         let promote = tx.prepare_cached(PROMOTE).await.map_err(pg_err)?;
         tx.execute(&promote, &[&acked]).await.map_err(pg_err)?;
-        tx.commit().await.map_err(pg_err)?;
+        let records = trail::delivery_records(&tx, None, &acked, "").await?;
+        let head = append_ops(&mut lane, &tx, now, records).await?;
+        commit_ops(&mut lane, tx, head).await?;
         Ok(changed)
     }
 
@@ -1780,9 +1960,11 @@ impl Store for PgStore {
         what: ReadOf,
         at: Millis,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
+        let tx = client.transaction().await.map_err(pg_err)?;
         // One statement: the count and the insert see the same snapshot.
-        let row = client
+        let row = tx
             .query_one(
                 "WITH before AS (
                      SELECT COUNT(*) AS n FROM survey_reads WHERE survey_id = $1 AND bureau = $2
@@ -1795,6 +1977,13 @@ impl Store for PgStore {
             .await
             .map_err(pg_err)?;
         let before: i64 = get(&row, 0)?;
+        let record = audit::Record::SurveyRead {
+            bureau: bureau.as_str().to_owned(),
+            survey_id: id.as_str().to_owned(),
+            what: what.to_string(),
+        };
+        let head = append_ops(&mut lane, &tx, at, vec![record]).await?;
+        commit_ops(&mut lane, tx, head).await?;
         Ok(before == 0)
     }
 
@@ -1824,11 +2013,33 @@ impl Store for PgStore {
     }
 
     async fn pause(&self, pause: Pause) -> Result<bool, StoreError> {
-        ops::pause(&self.client().await?, &pause).await
+        let mut client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let paused = ops::pause(&tx, &pause).await?;
+        let records = paused.then(|| audit::Record::BureauAction {
+            action: "pause",
+            subscriber: pause.subscriber.as_str().to_owned(),
+            by: pause.by.clone(),
+        });
+        let head = append_ops(&mut lane, &tx, pause.at, records.into_iter().collect()).await?;
+        commit_ops(&mut lane, tx, head).await?;
+        Ok(paused)
     }
 
-    async fn resume(&self, subscriber: BureauId) -> Result<bool, StoreError> {
-        ops::resume(&self.client().await?, subscriber).await
+    async fn resume(&self, subscriber: BureauId, by: &str, now: Millis) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let resumed = ops::resume(&tx, subscriber).await?;
+        let records = resumed.then(|| audit::Record::BureauAction {
+            action: "resume",
+            subscriber: subscriber.as_str().to_owned(),
+            by: by.to_owned(),
+        });
+        let head = append_ops(&mut lane, &tx, now, records.into_iter().collect()).await?;
+        commit_ops(&mut lane, tx, head).await?;
+        Ok(resumed)
     }
 
     async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
@@ -1839,8 +2050,106 @@ impl Store for PgStore {
         ops::dead_letter(&self.client().await?, id).await
     }
 
-    async fn purge(&self, selector: ReplaySelector, limit: usize) -> Result<u64, StoreError> {
-        ops::purge(&mut self.client().await?, &selector, limit).await
+    async fn purge(
+        &self,
+        selector: ReplaySelector,
+        by: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let (ids, purged) = ops::purge(&tx, &selector, limit).await?;
+        let records = trail::delivery_records(&tx, Some("purge"), &ids, by).await?;
+        let head = append_ops(&mut lane, &tx, now, records).await?;
+        // The entries name the deliveries: written before they are deleted.
+        ops::delete_dead(&tx, &ids).await?;
+        commit_ops(&mut lane, tx, head).await?;
+        Ok(purged)
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<audit::ChainState>, StoreError> {
+        trail::chains(&self.client().await?).await
+    }
+
+    async fn audit_entries(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        trail::entries(&self.client().await?, chain, after_seq, limit).await
+    }
+
+    async fn audit_of_message(
+        &self,
+        message_id: &schemas::MessageId,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        trail::of_message(&self.client().await?, message_id, limit).await
+    }
+
+    async fn audit_of_bureau(
+        &self,
+        bureau: BureauId,
+        from: Millis,
+        to: Millis,
+        after: Option<(Millis, String, i64)>,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        trail::of_bureau(&self.client().await?, bureau, from, to, after, limit).await
+    }
+
+    async fn audit_entry(
+        &self,
+        chain: &str,
+        seq: i64,
+    ) -> Result<Option<audit::AuditRow>, StoreError> {
+        trail::entry(&self.client().await?, chain, seq).await
+    }
+
+    async fn record_checkpoint(
+        &self,
+        checkpoint: audit::StoredCheckpoint,
+    ) -> Result<i64, StoreError> {
+        trail::record_checkpoint(&self.client().await?, &checkpoint).await
+    }
+
+    async fn checkpoints(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<audit::StoredCheckpoint>, StoreError> {
+        trail::checkpoints(&self.client().await?, after, limit).await
+    }
+
+    async fn raw_message(
+        &self,
+        sender: BureauId,
+        idempotency_key: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        trail::raw_message(&self.client().await?, sender, idempotency_key).await
+    }
+
+    async fn prune_audit(
+        &self,
+        chain: &str,
+        before: Millis,
+        by: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Option<audit::Anchor>, StoreError> {
+        let mut client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let Some((anchor, head)) =
+            trail::prune(&tx, &mut lane, chain, before, by, now, limit).await?
+        else {
+            return Ok(None);
+        };
+        commit_ops(&mut lane, tx, head).await?;
+        Ok(Some(anchor))
     }
 
     async fn timeline(
@@ -2006,6 +2315,8 @@ mod tests {
                     let complete = Outcome {
                         id: delivery.id,
                         lease: delivery.lease,
+                        subscriber: delivery.subscriber,
+                        message_id: delivery.event.message_id.clone(),
                         settled: Settled::Delivered { at: now + 1 },
                     };
                     let (ingested, completed) =
@@ -2333,8 +2644,7 @@ mod tests {
         };
         assert!(
             b.mark_failed(
-                leased[0].id,
-                leased[0].lease,
+                &leased[0],
                 attempt,
                 AfterFailure::DeadLetter
             )
@@ -2343,7 +2653,7 @@ mod tests {
         );
         let seen = *work.borrow_and_update();
         assert_eq!(
-            b.replay(ReplaySelector::Subscriber(BureauId::Water), 20, 100)
+            b.replay(ReplaySelector::Subscriber(BureauId::Water), "operator", 20, 100)
                 .await
                 .unwrap(),
             1
@@ -2371,7 +2681,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .mark_delivered(leased[0].id, leased[0].lease, 20)
+                .mark_delivered(&leased[0], 20)
                 .await
                 .unwrap()
         );

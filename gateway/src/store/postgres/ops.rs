@@ -2,11 +2,12 @@
 //! case timelines, node reports, shared secrets. Each is bounded by a key or a limit; several
 //! nodes read and write the same rows, so every node shows the same exchange-wide picture.
 
-use deadpool_postgres::Object;
+use deadpool_postgres::{GenericClient, Object};
 use schemas::BureauId;
 use tokio_postgres::Row;
 
 use super::db::{get, pg_err, relaxed};
+use crate::store::audit;
 use crate::store::codec::{self, sql_limit};
 use crate::store::{
     Attempt, Backlog, BureauState, CircuitState, DeadLetter, DeliveryId, MAX_TIMELINE_ATTEMPTS,
@@ -14,7 +15,10 @@ use crate::store::{
     TimelineDelivery, TimelineEvent, TimelineKey,
 };
 
-pub(super) async fn pause(client: &Object, pause: &Pause) -> Result<bool, StoreError> {
+pub(super) async fn pause(
+    client: &impl GenericClient,
+    pause: &Pause,
+) -> Result<bool, StoreError> {
     let changed = client
         .execute(
             "INSERT INTO paused_subscribers (subscriber, paused_by, paused_at) VALUES ($1, $2, $3)
@@ -26,7 +30,10 @@ pub(super) async fn pause(client: &Object, pause: &Pause) -> Result<bool, StoreE
     Ok(changed == 1)
 }
 
-pub(super) async fn resume(client: &Object, subscriber: BureauId) -> Result<bool, StoreError> {
+pub(super) async fn resume(
+    client: &impl GenericClient,
+    subscriber: BureauId,
+) -> Result<bool, StoreError> {
     let changed = client
         .execute(
             "DELETE FROM paused_subscribers WHERE subscriber = $1",
@@ -106,12 +113,13 @@ pub(super) async fn dead_letter(
     }))
 }
 
+/// Locks up to `limit` dead letters of `selector`; returns their ids and how many there are
+/// (deleted by [`delete_dead`], once the trail has recorded them).
 pub(super) async fn purge(
-    client: &mut Object,
+    tx: &impl GenericClient,
     selector: &ReplaySelector,
     limit: usize,
-) -> Result<u64, StoreError> {
-    let tx = client.transaction().await.map_err(pg_err)?;
+) -> Result<(Vec<DeliveryId>, u64), StoreError> {
     let rows = match selector {
         ReplaySelector::Ids(ids) => {
             let ids: Vec<DeliveryId> = ids.iter().take(limit).copied().collect();
@@ -135,21 +143,27 @@ pub(super) async fn purge(
         .iter()
         .map(|row| get(row, 0))
         .collect::<Result<Vec<DeliveryId>, _>>()?;
+    let count = ids.len() as u64;
+    Ok((ids, count))
+}
+
+/// Deletes the dead letters `ids` and their attempt histories.
+pub(super) async fn delete_dead(
+    tx: &impl GenericClient,
+    ids: &[DeliveryId],
+) -> Result<u64, StoreError> {
     tx.execute(
         "DELETE FROM delivery_attempts WHERE delivery_id = ANY ($1)",
         &[&ids],
     )
     .await
     .map_err(pg_err)?;
-    let purged = tx
-        .execute(
-            "DELETE FROM deliveries WHERE id = ANY ($1) AND state = 'dead'",
-            &[&ids],
-        )
-        .await
-        .map_err(pg_err)?;
-    tx.commit().await.map_err(pg_err)?;
-    Ok(purged)
+    tx.execute(
+        "DELETE FROM deliveries WHERE id = ANY ($1) AND state = 'dead'",
+        &[&ids],
+    )
+    .await
+    .map_err(pg_err)
 }
 
 /// The columns of a timeline event, in the order [`timeline_event`] reads them.
@@ -223,13 +237,17 @@ async fn timeline_event(client: &Object, row: &Row) -> Result<TimelineEvent, Sto
             attempts: attempts_of(client, id, MAX_TIMELINE_ATTEMPTS).await?,
         });
     }
+    let event = codec::event(get(row, 6)?)?;
+    // The trail tells each delivery's story; the rows give the ids of those not yet attempted.
+    let told = super::trail::of_message(client, &event.message_id, audit::MAX_AUDIT_PAGE).await?;
+    let deliveries = audit::timeline_deliveries(&told, deliveries)?;
     Ok(TimelineEvent {
         sender: codec::bureau(get(row, 1)?)?,
         received_at: get(row, 2)?,
         idempotency_key: get(row, 3)?,
         sha256: get(row, 4)?,
         source_message_id: get(row, 5)?,
-        event: codec::event(get(row, 6)?)?,
+        event,
         deliveries,
     })
 }

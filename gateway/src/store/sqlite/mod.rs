@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use schemas::{BureauId, ProjectCode, SurveyId, SurveyKind};
+use schemas::{BureauId, MessageId, ProjectCode, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit;
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
@@ -36,6 +37,7 @@ pub(crate) use schema::MIGRATIONS;
 
 mod db;
 mod ops;
+mod trail;
 
 use db::db_err;
 
@@ -541,6 +543,7 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
                 .map_err(db_err)?;
         }
     }
+    trail::append_ingest_in(conn, &message)?;
     Ok(IngestOutcome::Accepted(rows.receipt))
 }
 
@@ -680,6 +683,13 @@ fn record_outcomes_in(conn: &Connection, outcomes: &[Outcome]) -> Result<Vec<boo
         )
         .map_err(db_err)?;
     let mut promote = conn.prepare_cached(PROMOTE).map_err(db_err)?;
+    // Every attempt made is recorded, even one whose lease had run out meanwhile: the receiver
+    // was sent it all the same.
+    let records: Vec<_> = outcomes
+        .iter()
+        .map(|o| (audit::outcome_at(o), audit::outcome_record(o)))
+        .collect();
+    trail::append_timed_in(conn, &records)?;
     outcomes
         .iter()
         .map(|outcome| {
@@ -780,6 +790,7 @@ fn dead_letters_in(
 fn replay_in(
     conn: &Connection,
     selector: &ReplaySelector,
+    by: &str,
     now: Millis,
     limit: usize,
 ) -> Result<u64, StoreError> {
@@ -794,9 +805,11 @@ fn replay_in(
                     "UPDATE deliveries {REVIVE} WHERE id = ?1 AND state = 'dead'"
                 ))
                 .map_err(db_err)?;
-            let mut changed = 0;
-            for id in ids.iter().take(limit) {
-                changed += update.execute(params![id, now]).map_err(db_err)?;
+            let mut changed = Vec::new();
+            for &id in ids.iter().take(limit) {
+                if update.execute(params![id, now]).map_err(db_err)? > 0 {
+                    changed.push(id);
+                }
             }
             changed
         }
@@ -805,12 +818,23 @@ fn replay_in(
                 "UPDATE deliveries {REVIVE} WHERE id IN (
                      SELECT id FROM deliveries INDEXED BY deliveries_dead
                      WHERE state = 'dead' AND subscriber = ?1
-                     ORDER BY dead_at, id LIMIT ?3)"
+                     ORDER BY dead_at, id LIMIT ?3)
+                 RETURNING id"
             ))
-            .and_then(|mut s| s.execute(params![subscriber.as_str(), now, sql_limit(limit)]))
+            .and_then(|mut s| {
+                s.query_map(params![subscriber.as_str(), now, sql_limit(limit)], |r| {
+                    r.get::<_, DeliveryId>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
             .map_err(db_err)?,
     };
-    Ok(changed as u64)
+    trail::append_in(
+        conn,
+        now,
+        &trail::delivery_actions_in(conn, "replay", &changed, by)?,
+    )?;
+    Ok(changed.len() as u64)
 }
 
 /// A pull subscriber's pending deliveries in queue order, shaped for [`delivery_row`].
@@ -954,10 +978,12 @@ impl Store for SqliteStore {
     async fn replay(
         &self,
         selector: ReplaySelector,
+        by: &str,
         now: Millis,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        self.call(move |conn| replay_in(conn, &selector, now, limit))
+        let by = by.to_owned();
+        self.call(move |conn| replay_in(conn, &selector, &by, now, limit))
             .await
     }
 
@@ -994,6 +1020,7 @@ impl Store for SqliteStore {
             for id in &acked {
                 promote.execute(params![id]).map_err(db_err)?;
             }
+            trail::append_in(conn, now, &trail::acknowledged_in(conn, &acked)?)?;
             Ok(acked.len() as u64)
         })
         .await
@@ -1071,6 +1098,15 @@ impl Store for SqliteStore {
                 s.execute(params![id.as_str(), bureau.as_str(), what.to_string(), at])
             })
             .map_err(db_err)?;
+            trail::append_in(
+                conn,
+                at,
+                &[audit::Record::SurveyRead {
+                    bureau: bureau.as_str().to_owned(),
+                    survey_id: id.as_str().to_owned(),
+                    what: what.to_string(),
+                }],
+            )?;
             Ok(before == 0)
         })
         .await
@@ -1113,12 +1149,36 @@ impl Store for SqliteStore {
     }
 
     async fn pause(&self, pause: Pause) -> Result<bool, StoreError> {
-        self.call(move |conn| ops::pause_in(conn, &pause)).await
+        self.call(move |conn| {
+            let paused = ops::pause_in(conn, &pause)?;
+            if paused {
+                let record = audit::Record::BureauAction {
+                    action: "pause",
+                    subscriber: pause.subscriber.as_str().to_owned(),
+                    by: pause.by.clone(),
+                };
+                trail::append_in(conn, pause.at, &[record])?;
+            }
+            Ok(paused)
+        })
+        .await
     }
 
-    async fn resume(&self, subscriber: BureauId) -> Result<bool, StoreError> {
-        self.call(move |conn| ops::resume_in(conn, subscriber))
-            .await
+    async fn resume(&self, subscriber: BureauId, by: &str, now: Millis) -> Result<bool, StoreError> {
+        let by = by.to_owned();
+        self.call(move |conn| {
+            let resumed = ops::resume_in(conn, subscriber)?;
+            if resumed {
+                let record = audit::Record::BureauAction {
+                    action: "resume",
+                    subscriber: subscriber.as_str().to_owned(),
+                    by,
+                };
+                trail::append_in(conn, now, &[record])?;
+            }
+            Ok(resumed)
+        })
+        .await
     }
 
     async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
@@ -1129,8 +1189,101 @@ impl Store for SqliteStore {
         self.read(move |conn| ops::dead_letter_in(conn, id)).await
     }
 
-    async fn purge(&self, selector: ReplaySelector, limit: usize) -> Result<u64, StoreError> {
-        self.call(move |conn| ops::purge_in(conn, &selector, limit))
+    async fn purge(
+        &self,
+        selector: ReplaySelector,
+        by: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let by = by.to_owned();
+        self.call(move |conn| ops::purge_in(conn, &selector, &by, now, limit))
+            .await
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<audit::ChainState>, StoreError> {
+        self.read(trail::chains_in).await
+    }
+
+    async fn audit_entries(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        let chain = chain.to_owned();
+        self.read(move |conn| trail::entries_in(conn, &chain, after_seq, limit))
+            .await
+    }
+
+    async fn audit_of_message(
+        &self,
+        message_id: &MessageId,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        let message_id = message_id.clone();
+        self.read(move |conn| trail::of_message_in(conn, &message_id, limit))
+            .await
+    }
+
+    async fn audit_of_bureau(
+        &self,
+        bureau: BureauId,
+        from: Millis,
+        to: Millis,
+        after: Option<(Millis, String, i64)>,
+        limit: usize,
+    ) -> Result<Vec<audit::AuditRow>, StoreError> {
+        self.read(move |conn| trail::of_bureau_in(conn, bureau, from, to, after, limit))
+            .await
+    }
+
+    async fn audit_entry(
+        &self,
+        chain: &str,
+        seq: i64,
+    ) -> Result<Option<audit::AuditRow>, StoreError> {
+        let chain = chain.to_owned();
+        self.read(move |conn| trail::entry_in(conn, &chain, seq)).await
+    }
+
+    async fn record_checkpoint(
+        &self,
+        checkpoint: audit::StoredCheckpoint,
+    ) -> Result<i64, StoreError> {
+        self.call_durable(move |conn| trail::record_checkpoint_in(conn, &checkpoint))
+            .await
+    }
+
+    async fn checkpoints(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<audit::StoredCheckpoint>, StoreError> {
+        self.read(move |conn| trail::checkpoints_in(conn, after, limit))
+            .await
+    }
+
+    async fn raw_message(
+        &self,
+        sender: BureauId,
+        idempotency_key: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let key = idempotency_key.to_owned();
+        self.read(move |conn| trail::raw_message_in(conn, sender, &key))
+            .await
+    }
+
+    async fn prune_audit(
+        &self,
+        chain: &str,
+        before: Millis,
+        by: &str,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Option<audit::Anchor>, StoreError> {
+        let (chain, by) = (chain.to_owned(), by.to_owned());
+        self.call_durable(move |conn| trail::prune_in(conn, &chain, before, &by, now, limit))
             .await
     }
 
@@ -1250,7 +1403,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .mark_delivered(leased[0].id, leased[0].lease, 100)
+                .mark_delivered(&leased[0], 100)
                 .await
                 .unwrap()
         );

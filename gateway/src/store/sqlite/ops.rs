@@ -121,6 +121,8 @@ pub(super) fn dead_letter_in(
 pub(super) fn purge_in(
     conn: &Connection,
     selector: &ReplaySelector,
+    by: &str,
+    now: Millis,
     limit: usize,
 ) -> Result<u64, StoreError> {
     let ids: Vec<DeliveryId> = match selector {
@@ -158,6 +160,12 @@ pub(super) fn purge_in(
     let mut delete = conn
         .prepare_cached("DELETE FROM deliveries WHERE id = ?1 AND state = 'dead'")
         .map_err(db_err)?;
+    // Recorded first: the entries name the deliveries' subscribers and events.
+    super::trail::append_in(
+        conn,
+        now,
+        &super::trail::delivery_actions_in(conn, "purge", &ids, by)?,
+    )?;
     let mut purged = 0;
     for id in ids {
         forget.execute([id]).map_err(db_err)?;
@@ -270,13 +278,18 @@ fn timeline_event(conn: &Connection, row: TimelineRow) -> Result<TimelineEvent, 
             },
         )
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let event = codec::event(&event)?;
+    // The trail tells each delivery's story; the rows give the ids of those not yet attempted.
+    let told =
+        super::trail::of_message_in(conn, &event.message_id, crate::store::audit::MAX_AUDIT_PAGE)?;
+    let deliveries = crate::store::audit::timeline_deliveries(&told, deliveries)?;
     Ok(TimelineEvent {
         sender: codec::bureau(&sender)?,
         received_at,
         idempotency_key,
         sha256,
         source_message_id,
-        event: codec::event(&event)?,
+        event,
         deliveries,
     })
 }

@@ -143,4 +143,36 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP INDEX deliveries_due;
     CREATE INDEX deliveries_due ON deliveries (subscriber, due_at, id)
         WHERE state = 'pending' AND head;",
+    // 9: the audit trail (see `store::audit`): hash-chained entries, written in the transaction
+    // of the change each records; the anchors pruned chains start from; signed checkpoints of
+    // every chain's head. Never touched by the retention cleanup.
+    "CREATE TABLE audit_log (
+        chain          TEXT   NOT NULL,
+        seq            INTEGER NOT NULL,
+        at             INTEGER NOT NULL,
+        kind           TEXT   NOT NULL,
+        bureau         TEXT   NULL,
+        message_id     TEXT   NULL,
+        content        TEXT   NOT NULL,
+        content_sha256 TEXT   NOT NULL,
+        prev_hash      TEXT   NOT NULL,
+        hash           TEXT   NOT NULL,
+        PRIMARY KEY (chain, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_log_message ON audit_log (message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX audit_log_bureau ON audit_log (bureau, at) WHERE bureau IS NOT NULL;
+    CREATE TABLE audit_anchors (
+        chain     TEXT   PRIMARY KEY,
+        seq       INTEGER NOT NULL,
+        hash      TEXT   NOT NULL,
+        pruned_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit_checkpoints (
+        id          INTEGER PRIMARY KEY,
+        node        TEXT   NOT NULL,
+        at          INTEGER NOT NULL,
+        body        TEXT   NOT NULL,
+        signature   TEXT   NOT NULL,
+        certificate TEXT   NOT NULL
+    );",
 ];

@@ -1,0 +1,250 @@
+//! `gateway audit verify --store …`: every chain walked from its start to its head, page by
+//! page (memory stays flat however long the trail), each link recomputed, each entry's columns
+//! compared with its hashed content, and every signed checkpoint checked against the entries it
+//! names. The first broken link of each chain is named: chain, entry, what differs.
+
+use std::collections::BTreeMap;
+
+use super::AuditError;
+use super::checkpoint::Body;
+use super::sign;
+use crate::store::Store;
+use crate::store::audit::{self, AuditRow, Link, StoredCheckpoint};
+
+/// One broken link (or checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Broken {
+    /// The chain (empty for a checkpoint that does not verify).
+    pub chain: String,
+    /// The entry (or the checkpoint's id).
+    pub seq: i64,
+    /// What differs.
+    pub what: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.chain.is_empty() {
+            write!(f, "checkpoint {}: {}", self.seq, self.what)
+        } else {
+            write!(f, "chain {} entry {}: {}", self.chain, self.seq, self.what)
+        }
+    }
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Chains walked.
+    pub chains: usize,
+    /// Entries checked.
+    pub entries: u64,
+    /// Checkpoints whose signature verified.
+    pub checkpoints: usize,
+    /// The first broken link of each broken chain, and every checkpoint that does not verify.
+    pub broken: Vec<Broken>,
+}
+
+impl Report {
+    /// True when nothing is broken.
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_empty()
+    }
+}
+
+const PAGE: usize = 1_000;
+
+/// A signed (seq, hash) a chain must hold, and the checkpoint that signed it.
+type Signed = BTreeMap<i64, (String, i64)>;
+
+/// Checks a checkpoint's signature (and, with `ca_pem`, its certificate); its body.
+pub fn checked_body(
+    checkpoint: &StoredCheckpoint,
+    ca_pem: Option<&[u8]>,
+) -> Result<Body, String> {
+    let body = Body::parse(&checkpoint.body)?;
+    sign::verify(
+        &checkpoint.certificate,
+        ca_pem,
+        body.at,
+        &body.alg,
+        checkpoint.body.as_bytes(),
+        &checkpoint.signature,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(body)
+}
+
+/// Checks one entry after `prev` in `chain`: its place, its hashes and its columns.
+pub fn check_entry(chain: &str, prev: &Link, row: &AuditRow) -> Result<(), String> {
+    if row.seq != prev.seq + 1 {
+        return Err(format!(
+            "entry {} is missing (the next stored is {})",
+            prev.seq + 1,
+            row.seq
+        ));
+    }
+    let content_sha256 = audit::sha256_hex(row.content.as_bytes());
+    if content_sha256 != row.content_sha256 {
+        return Err(format!(
+            "its content was changed: SHA-256 {content_sha256}, recorded {}",
+            row.content_sha256
+        ));
+    }
+    if row.prev_hash != prev.hash {
+        return Err(format!(
+            "prev_hash {} is not the hash of entry {} ({}): entries were removed, reordered or rewritten",
+            row.prev_hash, prev.seq, prev.hash
+        ));
+    }
+    let hash = audit::link_hash(&row.prev_hash, &row.content_sha256);
+    if hash != row.hash {
+        return Err(format!("hash {} should be {hash}", row.hash));
+    }
+    let content: serde_json::Value =
+        serde_json::from_str(&row.content).map_err(|e| format!("content is not JSON: {e}"))?;
+    let columns = [
+        ("chain", serde_json::Value::from(chain)),
+        ("seq", row.seq.into()),
+        ("at", row.at.into()),
+        ("kind", row.kind.as_str().into()),
+        ("bureau", row.bureau.as_deref().into()),
+        ("message_id", row.message_id.as_deref().into()),
+    ];
+    for (name, value) in columns {
+        if content[name] != value {
+            return Err(format!(
+                "column {name} is {value}, its hashed content says {}",
+                content[name]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies the whole trail of `store` against its checkpoints and `extra` ones (e.g. a node's
+/// checkpoint file), the node certificates against `ca_pem` when given.
+pub async fn store<S: Store>(
+    store: &S,
+    ca_pem: Option<&[u8]>,
+    extra: Vec<StoredCheckpoint>,
+) -> Result<Report, AuditError> {
+    let mut report = Report::default();
+    let mut heads: BTreeMap<String, Signed> = BTreeMap::new();
+    let mut starts: BTreeMap<String, Signed> = BTreeMap::new();
+    let mut check = |checkpoint: &StoredCheckpoint, report: &mut Report| match checked_body(
+        checkpoint, ca_pem,
+    ) {
+        Ok(body) => {
+            report.checkpoints += 1;
+            for chain in body.chains {
+                heads
+                    .entry(chain.chain.clone())
+                    .or_default()
+                    .insert(chain.head.seq, (chain.head.hash, checkpoint.id));
+                starts
+                    .entry(chain.chain)
+                    .or_default()
+                    .insert(chain.start.seq, (chain.start.hash, checkpoint.id));
+            }
+        }
+        Err(what) => report.broken.push(Broken {
+            chain: String::new(),
+            seq: checkpoint.id,
+            what,
+        }),
+    };
+    let mut after = 0;
+    loop {
+        let page = store.checkpoints(after, PAGE).await?;
+        for checkpoint in &page {
+            check(checkpoint, &mut report);
+            after = checkpoint.id;
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    for checkpoint in &extra {
+        check(checkpoint, &mut report);
+    }
+
+    let chains = store.audit_chains().await?;
+    for signed in heads.keys() {
+        if !chains.iter().any(|c| &c.chain == signed) {
+            let (seq, (_, id)) = heads[signed].iter().next_back().map_or((0, (String::new(), 0)), |(s, v)| (*s, v.clone()));
+            report.broken.push(Broken {
+                chain: signed.clone(),
+                seq,
+                what: format!("checkpoint {id} signed this chain, the store has none of it"),
+            });
+        }
+    }
+    for chain in chains {
+        report.chains += 1;
+        let signed = heads.remove(&chain.chain).unwrap_or_default();
+        let signed_starts = starts.remove(&chain.chain).unwrap_or_default();
+        if chain.start.seq > 0 {
+            let confirmed = signed_starts
+                .get(&chain.start.seq)
+                .or_else(|| signed.get(&chain.start.seq))
+                .is_some_and(|(hash, _)| *hash == chain.start.hash);
+            if !confirmed {
+                report.broken.push(Broken {
+                    chain: chain.chain.clone(),
+                    seq: chain.start.seq,
+                    what: "the chain starts at a pruned anchor no checkpoint signed".into(),
+                });
+                continue;
+            }
+        }
+        let mut prev = chain.start.clone();
+        let mut broken = None;
+        'walk: loop {
+            let page = store.audit_entries(&chain.chain, prev.seq, PAGE).await?;
+            for row in &page {
+                let mut verdict = check_entry(&chain.chain, &prev, row);
+                if verdict.is_ok()
+                    && let Some((hash, id)) = signed.get(&row.seq)
+                    && *hash != row.hash
+                {
+                    verdict = Err(format!(
+                        "checkpoint {id} signed hash {hash} for this entry, the store's is {}: the chain was rewritten",
+                        row.hash
+                    ));
+                }
+                if let Err(what) = verdict {
+                    broken = Some(Broken {
+                        chain: chain.chain.clone(),
+                        seq: prev.seq + 1,
+                        what,
+                    });
+                    break 'walk;
+                }
+                report.entries += 1;
+                prev = Link {
+                    seq: row.seq,
+                    hash: row.hash.clone(),
+                };
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        if broken.is_none()
+            && let Some((&seq, (_, id))) = signed.iter().next_back()
+            && seq > prev.seq
+        {
+            broken = Some(Broken {
+                chain: chain.chain.clone(),
+                seq: prev.seq + 1,
+                what: format!(
+                    "the chain ends at entry {}, checkpoint {id} signed entry {seq}: entries were removed from its end",
+                    prev.seq
+                ),
+            });
+        }
+        report.broken.extend(broken);
+    }
+    Ok(report)
+}
