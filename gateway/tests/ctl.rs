@@ -101,13 +101,14 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
     let (cert, key) = pki.gateway();
     let mut config = format!(
         "listen = \"127.0.0.1:0\"\nstore = \"sqlite:{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-         [surveys]\nblob_dir = \"{}\"\n[retry]\ninitial_delay_ms = 20\nmax_attempts = 1\n\
+         [surveys]\nblob_dir = \"{}\"\n[audit]\ncheckpoint_dir = \"{}\"\n[retry]\ninitial_delay_ms = 20\nmax_attempts = 1\n\
          [delivery]\npoll_interval_ms = 50\n[ops]\nreport_interval_seconds = 1\n",
         dir.join("gateway.db").display(),
         pki.ca.display(),
         cert.display(),
         key.display(),
         dir.join("blobs").display(),
+        dir.join("audit").display(),
     );
     for bureau in BureauId::ALL {
         if bureau == BureauId::CivilDefense {

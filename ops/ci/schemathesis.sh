@@ -35,6 +35,8 @@ cert = "$dir/pki/gateway.pem"
 key = "$dir/pki/gateway.key"
 [surveys]
 blob_dir = "$dir/blobs"
+[audit]
+checkpoint_dir = "$dir/audit"
 [limits]
 # Long-polls end quickly, so that a generated wait does not outlast the client's timeout.
 feed_max_wait_seconds = 2

@@ -281,12 +281,13 @@ fn config_file(args: &BenchArgs, store: &str, endpoints: &[(BureauId, String)]) 
     let mut text = format!(
         "node = \"gw-bench\"\nlisten = \"{}\"\nstore = \"{store}\"\n\
          [tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-         [surveys]\nblob_dir = \"{}\"\n",
+         [surveys]\nblob_dir = \"{}\"\n[audit]\ncheckpoint_dir = \"{}\"\n",
         args.listen,
         pki.join("ca.pem").display(),
         pki.join("gateway.pem").display(),
         pki.join("gateway.key").display(),
         args.data.join("blobs").display(),
+        args.data.join("audit").display(),
     );
     for (bureau, url) in endpoints {
         text.push_str(&format!(

@@ -112,7 +112,7 @@ fn config_layer(args: &DemoArgs, store: &str, endpoints: &[Endpoint]) -> String 
     let pki_dir = args.data.join("pki");
     let mut layer = format!(
         "listen = \"{}\"\nstore = \"{}\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-         [surveys]\nblob_dir = \"{}\"\n\
+         [surveys]\nblob_dir = \"{}\"\n[audit]\ncheckpoint_dir = \"{}\"\n\
          [retry]\ninitial_delay_ms = 200\nmax_delay_seconds = 5\nmax_attempts = 100\n\
          [circuit]\nfailure_threshold = 5\nopen_seconds = 2\n\
          [delivery]\nlease_seconds = 15\nrequest_timeout_seconds = 5\npoll_interval_ms = 200\n",
@@ -122,6 +122,7 @@ fn config_layer(args: &DemoArgs, store: &str, endpoints: &[Endpoint]) -> String 
         pki_dir.join("gateway.pem").display(),
         pki_dir.join("gateway.key").display(),
         args.data.join("blobs").display(),
+        args.data.join("audit").display(),
     );
     for endpoint in endpoints {
         layer.push_str(&format!(

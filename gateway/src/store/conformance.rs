@@ -43,6 +43,8 @@ macro_rules! conformance_tests {
             backlogs_count_what_waits_for_each_subscriber,
             a_failing_message_in_a_group_fails_alone,
             outcomes_are_recorded_together,
+            every_change_is_in_the_trail_once,
+            the_trail_tells_deliveries_the_cleanup_deleted,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -52,7 +54,10 @@ macro_rules! conformance_tests {
                 let Some((_guard, store)) = $open(stringify!($name)).await else {
                     return;
                 };
+                let kept = store.clone();
                 $crate::store::conformance::$name(store).await;
+                // Whatever the test did, the audit trail it left verifies.
+                $crate::store::conformance::trail_is_intact(&kept).await;
             }
         )*
     };
@@ -1343,10 +1348,11 @@ pub(crate) async fn purge_deletes_only_dead_letters_and_keeps_the_record<S: Stor
         .await
         .unwrap();
     assert_eq!(record.len(), 1, "the event stays");
-    assert!(
-        record[0].deliveries.is_empty(),
-        "its purged deliveries do not"
-    );
+    // The queue forgets a purged dead letter; the audit trail does not: the timeline still
+    // tells it, dead, with its attempts.
+    assert!(!record[0].deliveries.is_empty());
+    assert!(record[0].deliveries.iter().all(|d| d.state == DeliveryState::Dead
+        && !d.attempts.is_empty()));
 }
 
 /// A timeline by message id, by case id and by project code: the events in order, with their
@@ -1730,4 +1736,139 @@ pub(crate) async fn outcomes_are_recorded_together<S: Store + Clone>(store: S) {
         .await
         .unwrap();
     assert_eq!(ids(&after_expiry), vec!["gw-o3"]);
+}
+
+/// The audit trail of `store` verifies, link by link.
+pub(crate) async fn trail_is_intact<S: Store>(store: &S) {
+    let report = crate::audit::verify::store(store, None, Vec::new())
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "the trail is broken: {:?}", report.broken);
+}
+
+/// How many entries the trail holds, all chains.
+async fn trail_len<S: Store>(store: &S) -> i64 {
+    store
+        .audit_chains()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.head.seq - c.start.seq)
+        .sum()
+}
+
+/// Every committed change appends its entries, once: an ingest (the message, then each event's
+/// route), not its resend; each outcome; a pause that pauses and a resume that resumes; a
+/// survey read. The entries name what they record.
+pub(crate) async fn every_change_is_in_the_trail_once<S: Store + Clone>(store: S) {
+    let both = || vec![BureauId::Water, BureauId::Transport];
+    let sent = message("t", 100, vec![(event(1, "a1"), both()), (event(2, "a2"), both())]);
+    let body_sha = sent.sha256.as_str().to_owned();
+    accept(&store, sent.clone()).await;
+    assert_eq!(trail_len(&store).await, 3, "the message and its two routes");
+    assert!(matches!(
+        store.ingest(sent).await.unwrap(),
+        IngestOutcome::Duplicate(_)
+    ));
+    assert_eq!(trail_len(&store).await, 3, "a resend writes nothing");
+
+    let planning = store
+        .audit_of_bureau(BureauId::Planning, 0, 1_000, None, 100)
+        .await
+        .unwrap();
+    let ingest = planning.iter().find(|r| r.kind == "ingest").unwrap();
+    assert!(ingest.content.contains(&body_sha), "{}", ingest.content);
+    assert!(ingest.content.contains("gw-a1") && ingest.content.contains("gw-a2"));
+
+    let leased = store
+        .lease_due(NODE, vec![BureauId::Water], 200, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert!(record_delivered(&store, &leased[0], 210).await);
+    assert!(
+        record_failure(
+            &store,
+            &leased[1],
+            Attempt {
+                at: 220,
+                error: "HTTP 503".into()
+            },
+            AfterFailure::RetryAt(5_000)
+        )
+        .await
+    );
+    assert_eq!(trail_len(&store).await, 5, "one entry per outcome");
+    let about_a1 = store
+        .audit_of_message(&MessageId::parse("gw-a1").unwrap(), 100)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = about_a1.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["route", "attempt"], "{about_a1:?}");
+    assert!(about_a1[1].content.contains(r#""outcome":"delivered""#));
+    assert_eq!(about_a1[1].bureau.as_deref(), Some("water"));
+
+    let pause = Pause {
+        subscriber: BureauId::Transport,
+        by: "alice".into(),
+        at: 300,
+    };
+    assert!(store.pause(pause.clone()).await.unwrap());
+    assert!(!store.pause(pause).await.unwrap());
+    assert!(store.resume(BureauId::Transport, "bob", 310).await.unwrap());
+    assert!(!store.resume(BureauId::Transport, "bob", 320).await.unwrap());
+    let transport = store
+        .audit_of_bureau(BureauId::Transport, 300, 400, None, 100)
+        .await
+        .unwrap();
+    let actions: Vec<(&str, bool)> = transport
+        .iter()
+        .map(|r| (r.kind.as_str(), r.content.contains("alice")))
+        .collect();
+    assert_eq!(actions, [("pause", true), ("resume", false)], "{transport:?}");
+    assert!(transport[1].content.contains("bob"));
+    assert_eq!(trail_len(&store).await, 7, "only the changes that happened");
+}
+
+/// The retention cleanup deletes delivered rows; the trail keeps their story, and the timeline
+/// tells it from there.
+pub(crate) async fn the_trail_tells_deliveries_the_cleanup_deleted<S: Store + Clone>(store: S) {
+    accept(
+        &store,
+        message("c", 100, vec![(event(3, "c1"), vec![BureauId::Water])]),
+    )
+    .await;
+    let leased = store
+        .lease_due(NODE, vec![BureauId::Water], 200, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert!(
+        record_failure(
+            &store,
+            &leased[0],
+            Attempt {
+                at: 210,
+                error: "HTTP 500".into()
+            },
+            AfterFailure::RetryAt(220)
+        )
+        .await
+    );
+    let again = store
+        .lease_due(NODE, vec![BureauId::Water], 230, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert!(record_delivered(&store, &again[0], 240).await);
+    assert_eq!(store.cleanup(1_000, 100).await.unwrap(), 1);
+    let told = store
+        .timeline(TimelineKey::Message(MessageId::parse("gw-c1").unwrap()), 10)
+        .await
+        .unwrap();
+    let delivery = &told[0].deliveries[0];
+    assert_eq!(delivery.subscriber, BureauId::Water);
+    assert_eq!(delivery.state, DeliveryState::Delivered);
+    assert_eq!(delivery.delivered_at, Some(240));
+    assert_eq!(delivery.created_at, 100);
+    assert_eq!(delivery.id, leased[0].id);
+    assert_eq!(delivery.attempts.len(), 1);
+    assert_eq!(delivery.attempts[0].error, "HTTP 500");
 }

@@ -159,12 +159,14 @@ impl TestPki {
              [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\n\
              [circuit]\nopen_seconds = 1\n\
              [delivery]\n{delivery}\
-             [surveys]\nblob_dir = {}\n",
+             [surveys]\nblob_dir = {}\n\
+             [audit]\ncheckpoint_interval_seconds = 1\ncheckpoint_dir = {}\n",
             toml_string(store),
             toml_string(&self.ca().display().to_string()),
             toml_string(&cert.display().to_string()),
             toml_string(&key.display().to_string()),
             toml_string(&self.blob_dir().display().to_string()),
+            toml_string(&self.root().join("audit").display().to_string()),
         );
         for bureau in BureauId::ALL {
             if bureau == BureauId::CivilDefense {
