@@ -26,8 +26,8 @@ use gateway::store::audit::{self as trail, AuditRow};
 use schemas::{BureauId, CaseStatus, Event, Item, MessageId};
 use support::pg::{Schema, server};
 use support::{
-    Behaviour, BureauClient, Receiver, ReplyExt, TestPki, case_event, next_in_case,
-    push_receivers, start_gateway_on, wait_until,
+    Behaviour, BureauClient, Receiver, ReplyExt, TestPki, case_event, next_in_case, push_receivers,
+    start_gateway_on, wait_until,
 };
 
 /// One test of this binary at a time (two cores; the PostgreSQL ones share the server).
@@ -135,7 +135,12 @@ fn water_cases(rng: &mut fastrand::Rng, n: usize) -> Vec<Event> {
 }
 
 /// Sends `cases` × `per_case` events through `node`; their gateway message ids.
-async fn send(pki: &TestPki, node: std::net::SocketAddr, cases: &[Event], per_case: u64) -> Vec<String> {
+async fn send(
+    pki: &TestPki,
+    node: std::net::SocketAddr,
+    cases: &[Event],
+    per_case: u64,
+) -> Vec<String> {
     let planning = BureauClient::new(pki, node, BureauId::Planning);
     let mut rng = fastrand::Rng::with_seed(99);
     let mut ids = Vec::new();
@@ -243,7 +248,10 @@ async fn longest_chain(store: &AnyStore) -> (String, Vec<AuditRow>) {
 async fn each_tampering_is_found_and_named(traffic: &Traffic, tamper: &Tamperer) {
     let intact = report(traffic).await;
     assert!(intact.is_intact(), "{:?}", intact.broken);
-    assert!(intact.checkpoints >= 1 && intact.entries >= 24, "{intact:?}");
+    assert!(
+        intact.checkpoints >= 1 && intact.entries >= 24,
+        "{intact:?}"
+    );
     let (chain, rows) = longest_chain(&traffic.store).await;
     assert!(rows.len() >= 6, "{chain}: {} entries", rows.len());
     let (s, next) = (&rows[2], &rows[3]);
@@ -252,18 +260,36 @@ async fn each_tampering_is_found_and_named(traffic: &Traffic, tamper: &Tamperer)
     let mut altered = s.clone();
     altered.content = altered.content.replacen("\"at\":", "\"at\":1", 1);
     tamper.put(s.seq, &altered).await;
-    assert_broken(&report(traffic).await, &chain, s.seq, "content was changed", "altered");
+    assert_broken(
+        &report(traffic).await,
+        &chain,
+        s.seq,
+        "content was changed",
+        "altered",
+    );
     tamper.put(s.seq, s).await;
 
     // A deleted entry.
     tamper.delete(s).await;
-    assert_broken(&report(traffic).await, &chain, s.seq, "is missing", "deleted");
+    assert_broken(
+        &report(traffic).await,
+        &chain,
+        s.seq,
+        "is missing",
+        "deleted",
+    );
     tamper.insert(s).await;
 
     // A reordered pair: each entry intact, in the other's place.
     tamper.put(s.seq, next).await;
     tamper.put(next.seq, s).await;
-    assert_broken(&report(traffic).await, &chain, s.seq, "prev_hash", "reordered");
+    assert_broken(
+        &report(traffic).await,
+        &chain,
+        s.seq,
+        "prev_hash",
+        "reordered",
+    );
     tamper.put(s.seq, s).await;
     tamper.put(next.seq, next).await;
 
@@ -278,7 +304,9 @@ async fn each_tampering_is_found_and_named(traffic: &Traffic, tamper: &Tamperer)
         if row.seq == s.seq {
             // What it records, changed; its columns left as they were.
             rewritten.content =
-                rewritten.content.replacen("\"detail\":{", "\"detail\":{\"forged\":1,", 1);
+                rewritten
+                    .content
+                    .replacen("\"detail\":{", "\"detail\":{\"forged\":1,", 1);
             rewritten.content_sha256 = trail::sha256_hex(rewritten.content.as_bytes());
         }
         rewritten.prev_hash = head.hash.clone();
@@ -292,7 +320,10 @@ async fn each_tampering_is_found_and_named(traffic: &Traffic, tamper: &Tamperer)
     let rewritten = report(traffic).await;
     let broken = rewritten.broken.first().expect("the rewrite is found");
     assert_eq!(broken.chain, chain, "{broken}");
-    assert!(broken.seq >= s.seq && broken.what.contains("rewritten"), "{broken}");
+    assert!(
+        broken.seq >= s.seq && broken.what.contains("rewritten"),
+        "{broken}"
+    );
     eprintln!("rewritten tail: found {broken}");
     for row in &rows[2..] {
         tamper.put(row.seq, row).await;
@@ -303,7 +334,10 @@ async fn each_tampering_is_found_and_named(traffic: &Traffic, tamper: &Tamperer)
     tamper.delete(last).await;
     let truncated = report(traffic).await;
     assert!(
-        truncated.broken.iter().any(|b| b.chain == chain && b.what.contains("removed from its end")),
+        truncated
+            .broken
+            .iter()
+            .any(|b| b.chain == chain && b.what.contains("removed from its end")),
         "{:?}",
         truncated.broken
     );
@@ -319,20 +353,34 @@ async fn a_prune_keeps_a_signed_anchor(traffic: &Traffic) {
     let before = rows[2].at + 1;
     let anchor = traffic
         .store
-        .prune_audit(&chain, before, "operator-alice", gateway::clock::now_ms(), 1_000)
+        .prune_audit(
+            &chain,
+            before,
+            "operator-alice",
+            gateway::clock::now_ms(),
+            1_000,
+        )
         .await
         .expect("prune")
         .expect("something was pruned");
     assert!(anchor.link.seq >= 3, "{anchor:?}");
     let unsigned = report(traffic).await;
     assert!(
-        unsigned.broken.iter().any(|b| b.what.contains("pruned anchor")),
+        unsigned
+            .broken
+            .iter()
+            .any(|b| b.what.contains("pruned anchor")),
         "an anchor no checkpoint signed is found: {:?}",
         unsigned.broken
     );
-    checkpoint::write(&traffic.store, &signer(&traffic.pki), Some(&traffic.checkpoint_dir), None)
-        .await
-        .expect("a checkpoint");
+    checkpoint::write(
+        &traffic.store,
+        &signer(&traffic.pki),
+        Some(&traffic.checkpoint_dir),
+        None,
+    )
+    .await
+    .expect("a checkpoint");
     let signed = report(traffic).await;
     assert!(signed.is_intact(), "{:?}", signed.broken);
     let chains = traffic.store.audit_chains().await.expect("chains");
@@ -409,7 +457,11 @@ fn write_tar(path: &Path, files: &BTreeMap<String, Vec<u8>>) {
 
 /// `files` with one byte of `name` flipped; with `fix_manifest`, its manifest line updated too
 /// (the forger's next step).
-fn flipped(files: &BTreeMap<String, Vec<u8>>, name: &str, fix_manifest: bool) -> BTreeMap<String, Vec<u8>> {
+fn flipped(
+    files: &BTreeMap<String, Vec<u8>>,
+    name: &str,
+    fix_manifest: bool,
+) -> BTreeMap<String, Vec<u8>> {
     let mut changed = files.clone();
     let bytes = changed.get_mut(name).expect(name);
     let middle = bytes.len() / 2;
@@ -457,7 +509,10 @@ async fn a_bundle_verifies_offline_and_fails_after_one_byte_changes() {
         .await
         .expect("export");
     // The ingest, the route, one delivery per receiver; its payload; one checkpoint.
-    assert!(exported.entries >= 3 && exported.payloads == 1 && exported.checkpoints == 1, "{exported:?}");
+    assert!(
+        exported.entries >= 3 && exported.payloads == 1 && exported.checkpoints == 1,
+        "{exported:?}"
+    );
     let ca = std::fs::read(traffic.pki.ca()).expect("the CA");
     let verified = bundle::verify(&out, &ca).expect("verify");
     assert!(verified.broken.is_none(), "{verified:?}");
@@ -475,8 +530,13 @@ async fn a_bundle_verifies_offline_and_fails_after_one_byte_changes() {
         .find(|p| p.starts_with("checkpoints/") && p.ends_with(".json"))
         .expect("a checkpoint")
         .clone();
-    let id = checkpoint_json.trim_start_matches("checkpoints/").trim_end_matches(".json");
-    run(&opened, &format!("openssl verify -CAfile ca.pem checkpoints/{id}.pem"));
+    let id = checkpoint_json
+        .trim_start_matches("checkpoints/")
+        .trim_end_matches(".json");
+    run(
+        &opened,
+        &format!("openssl verify -CAfile ca.pem checkpoints/{id}.pem"),
+    );
     let signature = run(
         &opened,
         &format!(
@@ -487,7 +547,9 @@ async fn a_bundle_verifies_offline_and_fails_after_one_byte_changes() {
     assert!(signature.contains("Verified OK"), "{signature}");
     let body: serde_json::Value = serde_json::from_slice(&files[&checkpoint_json]).expect("JSON");
     for links in files.keys().filter(|p| p.ends_with("/links.txt")) {
-        let chain = links.trim_start_matches("chains/").trim_end_matches("/links.txt");
+        let chain = links
+            .trim_start_matches("chains/")
+            .trim_end_matches("/links.txt");
         let folded = run(
             &opened,
             &format!(
@@ -506,7 +568,11 @@ async fn a_bundle_verifies_offline_and_fails_after_one_byte_changes() {
     }
 
     // One byte changed, in a payload or an entry: found, with or without the manifest fixed.
-    let payload = files.keys().find(|p| p.starts_with("payloads/")).expect("a payload").clone();
+    let payload = files
+        .keys()
+        .find(|p| p.starts_with("payloads/"))
+        .expect("a payload")
+        .clone();
     let entry = files
         .keys()
         .find(|p| p.starts_with("chains/") && p.ends_with(".json"))
@@ -521,8 +587,13 @@ async fn a_bundle_verifies_offline_and_fails_after_one_byte_changes() {
         let forged = dir.path().join("forged.tar");
         write_tar(&forged, &flipped(&files, name, fix));
         let found = bundle::verify(&forged, &ca).expect("verify");
-        let broken = found.broken.unwrap_or_else(|| panic!("{name} (manifest fixed: {fix}) passed"));
-        assert!(broken.contains(expect), "{name}, manifest fixed {fix}: {broken}");
+        let broken = found
+            .broken
+            .unwrap_or_else(|| panic!("{name} (manifest fixed: {fix}) passed"));
+        assert!(
+            broken.contains(expect),
+            "{name}, manifest fixed {fix}: {broken}"
+        );
         eprintln!("one byte of {name} (manifest fixed: {fix}): {broken}");
     }
 
@@ -530,7 +601,11 @@ async fn a_bundle_verifies_offline_and_fails_after_one_byte_changes() {
     let other = TestPki::new("audit-bundle-other-ca");
     let foreign = std::fs::read(other.ca()).expect("another CA");
     let refused = bundle::verify(&out, &foreign).expect("verify");
-    assert!(refused.broken.is_some_and(|b| b.contains("not issued by this CA")));
+    assert!(
+        refused
+            .broken
+            .is_some_and(|b| b.contains("not issued by this CA"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

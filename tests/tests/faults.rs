@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use gateway::store::Store;
 use schemas::BureauId;
 use support::load::{Accepted, Load, account, send_cases_paced, wait_all_delivered};
 use support::pg::{Schema, admin, server};
@@ -190,9 +191,10 @@ async fn killed_repeatedly_under_load(name: &str, store: &str, schema: Option<&S
     .await;
     let sent = stop_senders(&load, senders).await;
     let redeliveries = account(store, &receivers, &sent).await;
+    let entries = trail_matches_every_receipt(&pki, store, &sent).await;
     eprintln!(
         "{name}: {CYCLES} SIGKILLs under load; {} messages accepted, {redeliveries} \
-         redeliveries, {} connection errors, {} replayed receipts; leases held at each kill \
+         redeliveries, {entries} audit entries verified, {} connection errors, {} replayed receipts; leases held at each kill \
          {held_at_kill:?} (PostgreSQL); everything accepted before a kill delivered {:?} after \
          it (lease {LEASE_SECONDS} s)",
         sent.len(),
@@ -204,6 +206,44 @@ async fn killed_repeatedly_under_load(name: &str, store: &str, schema: Option<&S
             .collect::<Vec<_>>(),
     );
     node.sigkill();
+}
+
+/// The audit trail the killed and restarted nodes wrote verifies link by link (against the
+/// checkpoints they signed), and tells every 2xx: each accepted message's route and its
+/// delivery to every bureau its receipt promised. Returns how many entries were checked.
+async fn trail_matches_every_receipt(pki: &TestPki, store: &str, sent: &[Accepted]) -> u64 {
+    let location = gateway::config::StoreLocation::parse(store).expect("a store location");
+    let store = gateway::store::any::AnyStore::open(&location, 2)
+        .await
+        .expect("the store");
+    let ca = std::fs::read(pki.ca()).expect("the CA");
+    let report = gateway::audit::verify::store(&store, Some(&ca), Vec::new())
+        .await
+        .expect("verify");
+    assert!(
+        report.is_intact(),
+        "the trail is broken: {:?}",
+        report.broken
+    );
+    for accepted in sent {
+        let id = schemas::MessageId::parse(&accepted.id).expect("a message id");
+        let told = store.audit_of_message(&id, 1_000).await.expect("entries");
+        assert!(
+            told.iter().any(|r| r.kind == "route"),
+            "{}: accepted (2xx) but not in the trail",
+            accepted.id
+        );
+        for bureau in &accepted.to {
+            assert!(
+                told.iter().any(|r| r.kind == "attempt"
+                    && r.bureau.as_deref() == Some(bureau.as_str())
+                    && r.content.contains(r#""outcome":"delivered""#)),
+                "{}: the trail has no delivery to {bureau}",
+                accepted.id
+            );
+        }
+    }
+    report.entries
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -89,7 +89,9 @@ async fn select<S: Store>(
     match selector {
         Selector::Message(id) => message_entries(store, id, &mut out).await?,
         Selector::Case(case) => {
-            let events = store.timeline(TimelineKey::Case(case.clone()), 1_000).await?;
+            let events = store
+                .timeline(TimelineKey::Case(case.clone()), 1_000)
+                .await?;
             for event in events {
                 message_entries(store, &event.event.message_id, &mut out).await?;
             }
@@ -167,7 +169,9 @@ pub async fn export<S: Store>(
 ) -> Result<Exported, AuditError> {
     let selected = select(store, selector).await?;
     if selected.is_empty() {
-        return Err(AuditError::Refused("the trail holds no entry for this selection".into()));
+        return Err(AuditError::Refused(
+            "the trail holds no entry for this selection".into(),
+        ));
     }
     let mut per_chain: BTreeMap<String, Vec<&AuditRow>> = BTreeMap::new();
     for ((chain, _), row) in &selected {
@@ -229,7 +233,12 @@ pub async fn export<S: Store>(
                 at = row.seq;
             }
         }
-        add(&mut tar, &mut manifest, &format!("chains/{chain}/links.txt"), links.as_bytes())?;
+        add(
+            &mut tar,
+            &mut manifest,
+            &format!("chains/{chain}/links.txt"),
+            links.as_bytes(),
+        )?;
         add(
             &mut tar,
             &mut manifest,
@@ -247,13 +256,23 @@ pub async fn export<S: Store>(
             if row.kind == "ingest" {
                 let content: serde_json::Value = serde_json::from_str(&row.content)
                     .map_err(|e| AuditError::Refused(format!("entry {chain}#{}: {e}", row.seq)))?;
-                let key = content["detail"]["idempotency_key"].as_str().unwrap_or_default();
+                let key = content["detail"]["idempotency_key"]
+                    .as_str()
+                    .unwrap_or_default();
                 let sha = content["detail"]["sha256"].as_str().unwrap_or_default();
-                let sender = row.bureau.as_deref().and_then(|b| b.parse::<BureauId>().ok());
+                let sender = row
+                    .bureau
+                    .as_deref()
+                    .and_then(|b| b.parse::<BureauId>().ok());
                 if let Some(sender) = sender
                     && let Some((_, body)) = store.raw_message(sender, key).await?
                 {
-                    add(&mut tar, &mut manifest, &format!("payloads/{sha}.bin"), &body)?;
+                    add(
+                        &mut tar,
+                        &mut manifest,
+                        &format!("payloads/{sha}.bin"),
+                        &body,
+                    )?;
                     exported.payloads += 1;
                 }
             }
@@ -264,8 +283,18 @@ pub async fn export<S: Store>(
         let signature = base64::engine::general_purpose::STANDARD
             .decode(&checkpoint.signature)
             .map_err(|e| AuditError::Refused(format!("checkpoint {id}: {e}")))?;
-        add(&mut tar, &mut manifest, &format!("checkpoints/{id}.json"), checkpoint.body.as_bytes())?;
-        add(&mut tar, &mut manifest, &format!("checkpoints/{id}.sig"), &signature)?;
+        add(
+            &mut tar,
+            &mut manifest,
+            &format!("checkpoints/{id}.json"),
+            checkpoint.body.as_bytes(),
+        )?;
+        add(
+            &mut tar,
+            &mut manifest,
+            &format!("checkpoints/{id}.sig"),
+            &signature,
+        )?;
         add(
             &mut tar,
             &mut manifest,
@@ -339,7 +368,9 @@ fn check(
     report: &mut BundleReport,
 ) -> Result<(), String> {
     let text = |path: &str| -> Result<String, String> {
-        let bytes = files.get(path).ok_or_else(|| format!("{path} is missing"))?;
+        let bytes = files
+            .get(path)
+            .ok_or_else(|| format!("{path} is missing"))?;
         String::from_utf8(bytes.clone()).map_err(|_| format!("{path} is not UTF-8"))
     };
     // The manifest names every file, with its hash.
@@ -349,19 +380,32 @@ fn check(
         let (sha, path) = line
             .split_once("  ")
             .ok_or_else(|| format!("MANIFEST.sha256: bad line {line:?}"))?;
-        let bytes = files.get(path).ok_or_else(|| format!("{path} is listed but missing"))?;
+        let bytes = files
+            .get(path)
+            .ok_or_else(|| format!("{path} is listed but missing"))?;
         if audit::sha256_hex(bytes) != sha {
-            return Err(format!("{path}: its SHA-256 is not the manifest's (it was changed)"));
+            return Err(format!(
+                "{path}: its SHA-256 is not the manifest's (it was changed)"
+            ));
         }
         listed.insert(path.to_owned());
     }
-    if let Some(extra) = files.keys().find(|p| *p != "MANIFEST.sha256" && !listed.contains(*p)) {
+    if let Some(extra) = files
+        .keys()
+        .find(|p| *p != "MANIFEST.sha256" && !listed.contains(*p))
+    {
         return Err(format!("{extra} is not in the manifest"));
     }
     // Checkpoints: signed by a node certificate the CA issued.
     let mut bodies: BTreeMap<String, Body> = BTreeMap::new();
-    for path in files.keys().filter(|p| p.starts_with("checkpoints/") && p.ends_with(".json")) {
-        let id = path.trim_start_matches("checkpoints/").trim_end_matches(".json").to_owned();
+    for path in files
+        .keys()
+        .filter(|p| p.starts_with("checkpoints/") && p.ends_with(".json"))
+    {
+        let id = path
+            .trim_start_matches("checkpoints/")
+            .trim_end_matches(".json")
+            .to_owned();
         let body = text(path)?;
         let signature = files
             .get(&format!("checkpoints/{id}.sig"))
@@ -374,20 +418,29 @@ fn check(
             signature: base64::engine::general_purpose::STANDARD.encode(signature),
             certificate: text(&format!("checkpoints/{id}.pem"))?,
         };
-        let body = checked_body(&checkpoint, Some(ca_pem)).map_err(|e| format!("checkpoint {id}: {e}"))?;
+        let body =
+            checked_body(&checkpoint, Some(ca_pem)).map_err(|e| format!("checkpoint {id}: {e}"))?;
         report.checkpoints += 1;
         bodies.insert(id, body);
     }
     // Chains: the links fold to the signed head; each entry's bytes are in the links.
     let chains: BTreeSet<String> = files
         .keys()
-        .filter_map(|p| p.strip_prefix("chains/")?.strip_suffix("/links.txt").map(str::to_owned))
+        .filter_map(|p| {
+            p.strip_prefix("chains/")?
+                .strip_suffix("/links.txt")
+                .map(str::to_owned)
+        })
         .collect();
     let mut ingest_hashes = Vec::new();
     for chain in &chains {
         let links = text(&format!("chains/{chain}/links.txt"))?;
-        let id = text(&format!("chains/{chain}/checkpoint"))?.trim().to_owned();
-        let body = bodies.get(&id).ok_or_else(|| format!("chain {chain}: checkpoint {id} is missing"))?;
+        let id = text(&format!("chains/{chain}/checkpoint"))?
+            .trim()
+            .to_owned();
+        let body = bodies
+            .get(&id)
+            .ok_or_else(|| format!("chain {chain}: checkpoint {id} is missing"))?;
         let signed = body
             .chains
             .iter()
@@ -405,7 +458,9 @@ fn check(
             let (s, sha) = line
                 .split_once(' ')
                 .ok_or_else(|| format!("chain {chain}: bad link {line:?}"))?;
-            seq = s.parse().map_err(|_| format!("chain {chain}: bad link {line:?}"))?;
+            seq = s
+                .parse()
+                .map_err(|_| format!("chain {chain}: bad link {line:?}"))?;
             hash = audit::link_hash(&hash, sha);
             shas.insert(seq, sha.to_owned());
         }
@@ -416,13 +471,18 @@ fn check(
             ));
         }
         let prefix = format!("chains/{chain}/");
-        for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with(&prefix) && p.ends_with(".json")) {
+        for (path, bytes) in files
+            .iter()
+            .filter(|(p, _)| p.starts_with(&prefix) && p.ends_with(".json"))
+        {
             let seq: i64 = path[prefix.len()..path.len() - 5]
                 .parse()
                 .map_err(|_| format!("{path}: not an entry"))?;
             let sha = audit::sha256_hex(bytes);
             if shas.get(&seq) != Some(&sha) {
-                return Err(format!("{path}: its SHA-256 {sha} is not in the chain's links (the entry was changed)"));
+                return Err(format!(
+                    "{path}: its SHA-256 {sha} is not in the chain's links (the entry was changed)"
+                ));
             }
             let content: serde_json::Value =
                 serde_json::from_slice(bytes).map_err(|e| format!("{path}: {e}"))?;
@@ -430,16 +490,26 @@ fn check(
                 return Err(format!("{path}: names another place in the trail"));
             }
             if content["kind"] == "ingest" {
-                ingest_hashes.push((path.clone(), content["detail"]["sha256"].as_str().unwrap_or_default().to_owned()));
+                ingest_hashes.push((
+                    path.clone(),
+                    content["detail"]["sha256"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ));
             }
             report.entries += 1;
         }
     }
     for (path, sha) in ingest_hashes {
         let payload = format!("payloads/{sha}.bin");
-        let bytes = files.get(&payload).ok_or_else(|| format!("{path}: its payload {payload} is missing"))?;
+        let bytes = files
+            .get(&payload)
+            .ok_or_else(|| format!("{path}: its payload {payload} is missing"))?;
         if audit::sha256_hex(bytes) != sha {
-            return Err(format!("{payload}: its SHA-256 is not its ingest entry's (it was changed)"));
+            return Err(format!(
+                "{payload}: its SHA-256 is not its ingest entry's (it was changed)"
+            ));
         }
         report.payloads += 1;
     }

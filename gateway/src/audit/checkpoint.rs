@@ -99,9 +99,8 @@ pub fn read_file(path: &Path) -> Result<Vec<StoredCheckpoint>, AuditError> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| {
-                AuditError::Refused(format!("{} line {}: {e}", path.display(), i + 1))
-            })
+            serde_json::from_str(line)
+                .map_err(|e| AuditError::Refused(format!("{} line {}: {e}", path.display(), i + 1)))
         })
         .collect()
 }

@@ -198,7 +198,11 @@ pub async fn run(command: AuditCommand, out: &mut impl std::io::Write) -> Result
                     report.chains,
                     report.entries,
                     report.checkpoints,
-                    if ca_pem.is_some() { "" } else { " (signatures checked without a CA: give --ca)" }
+                    if ca_pem.is_some() {
+                        ""
+                    } else {
+                        " (signatures checked without a CA: give --ca)"
+                    }
                 )?;
             }
             Ok(if report.is_intact() {
@@ -270,7 +274,13 @@ pub async fn run(command: AuditCommand, out: &mut impl std::io::Write) -> Result
             let mut total = 0;
             for chain in store.audit_chains().await? {
                 while let Some(anchor) = store
-                    .prune_audit(&chain.chain, before, &operator, now_ms(), audit::MAX_AUDIT_PAGE)
+                    .prune_audit(
+                        &chain.chain,
+                        before,
+                        &operator,
+                        now_ms(),
+                        audit::MAX_AUDIT_PAGE,
+                    )
                     .await?
                 {
                     total += anchor.link.seq;

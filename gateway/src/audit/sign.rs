@@ -48,9 +48,8 @@ impl std::fmt::Debug for NodeSigner {
 impl NodeSigner {
     /// Loads the node's certificate and key.
     pub fn load(node: &str, files: &TlsFiles) -> Result<Self, SignError> {
-        let certificate_pem = std::fs::read_to_string(&files.cert).map_err(|e| {
-            SignError(format!("cannot read {}: {e}", files.cert.display()))
-        })?;
+        let certificate_pem = std::fs::read_to_string(&files.cert)
+            .map_err(|e| SignError(format!("cannot read {}: {e}", files.cert.display())))?;
         let key = PrivateKeyDer::from_pem_file(&files.key)
             .map_err(|e| SignError(format!("cannot read {}: {e}", files.key.display())))?;
         let key = rustls::crypto::ring::sign::any_supported_type(&key)

@@ -58,10 +58,7 @@ const PAGE: usize = 1_000;
 type Signed = BTreeMap<i64, (String, i64)>;
 
 /// Checks a checkpoint's signature (and, with `ca_pem`, its certificate); its body.
-pub fn checked_body(
-    checkpoint: &StoredCheckpoint,
-    ca_pem: Option<&[u8]>,
-) -> Result<Body, String> {
+pub fn checked_body(checkpoint: &StoredCheckpoint, ca_pem: Option<&[u8]>) -> Result<Body, String> {
     let body = Body::parse(&checkpoint.body)?;
     sign::verify(
         &checkpoint.certificate,
@@ -132,28 +129,28 @@ pub async fn store<S: Store>(
     let mut report = Report::default();
     let mut heads: BTreeMap<String, Signed> = BTreeMap::new();
     let mut starts: BTreeMap<String, Signed> = BTreeMap::new();
-    let mut check = |checkpoint: &StoredCheckpoint, report: &mut Report| match checked_body(
-        checkpoint, ca_pem,
-    ) {
-        Ok(body) => {
-            report.checkpoints += 1;
-            for chain in body.chains {
-                heads
-                    .entry(chain.chain.clone())
-                    .or_default()
-                    .insert(chain.head.seq, (chain.head.hash, checkpoint.id));
-                starts
-                    .entry(chain.chain)
-                    .or_default()
-                    .insert(chain.start.seq, (chain.start.hash, checkpoint.id));
+    let mut check =
+        |checkpoint: &StoredCheckpoint, report: &mut Report| match checked_body(checkpoint, ca_pem)
+        {
+            Ok(body) => {
+                report.checkpoints += 1;
+                for chain in body.chains {
+                    heads
+                        .entry(chain.chain.clone())
+                        .or_default()
+                        .insert(chain.head.seq, (chain.head.hash, checkpoint.id));
+                    starts
+                        .entry(chain.chain)
+                        .or_default()
+                        .insert(chain.start.seq, (chain.start.hash, checkpoint.id));
+                }
             }
-        }
-        Err(what) => report.broken.push(Broken {
-            chain: String::new(),
-            seq: checkpoint.id,
-            what,
-        }),
-    };
+            Err(what) => report.broken.push(Broken {
+                chain: String::new(),
+                seq: checkpoint.id,
+                what,
+            }),
+        };
     let mut after = 0;
     loop {
         let page = store.checkpoints(after, PAGE).await?;
@@ -172,7 +169,10 @@ pub async fn store<S: Store>(
     let chains = store.audit_chains().await?;
     for signed in heads.keys() {
         if !chains.iter().any(|c| &c.chain == signed) {
-            let (seq, (_, id)) = heads[signed].iter().next_back().map_or((0, (String::new(), 0)), |(s, v)| (*s, v.clone()));
+            let (seq, (_, id)) = heads[signed]
+                .iter()
+                .next_back()
+                .map_or((0, (String::new(), 0)), |(s, v)| (*s, v.clone()));
             report.broken.push(Broken {
                 chain: signed.clone(),
                 seq,
@@ -199,6 +199,8 @@ pub async fn store<S: Store>(
             }
         }
         let mut prev = chain.start.clone();
+        // The last entry a checkpoint signed that still matched: a rewrite lies after it.
+        let mut last_confirmed = chain.start.seq;
         let mut broken = None;
         'walk: loop {
             let page = store.audit_entries(&chain.chain, prev.seq, PAGE).await?;
@@ -209,9 +211,12 @@ pub async fn store<S: Store>(
                     && *hash != row.hash
                 {
                     verdict = Err(format!(
-                        "checkpoint {id} signed hash {hash} for this entry, the store's is {}: the chain was rewritten",
+                        "checkpoint {id} signed hash {hash} for this entry, the store's is {}: \
+                         the chain was rewritten after entry {last_confirmed}",
                         row.hash
                     ));
+                } else if verdict.is_ok() && signed.contains_key(&row.seq) {
+                    last_confirmed = row.seq;
                 }
                 if let Err(what) = verdict {
                     broken = Some(Broken {

@@ -135,7 +135,12 @@ impl Store for AnyStore {
         delegate!(self, s => s.pause(pause))
     }
 
-    async fn resume(&self, subscriber: BureauId, by: &str, now: Millis) -> Result<bool, StoreError> {
+    async fn resume(
+        &self,
+        subscriber: BureauId,
+        by: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         delegate!(self, s => s.resume(subscriber, by, now))
     }
 

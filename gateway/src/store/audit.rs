@@ -347,7 +347,9 @@ pub fn link_hash(prev_hash: &str, content_sha256: &str) -> String {
     let mut digest = Sha256::new();
     digest.update(prev_hash.as_bytes());
     digest.update(content_sha256.as_bytes());
-    crate::ids::digest_hex(&digest.finalize()).as_str().to_owned()
+    crate::ids::digest_hex(&digest.finalize())
+        .as_str()
+        .to_owned()
 }
 
 /// Appends `record` after `head` in `chain`: returns the row to insert and moves `head` to it.
@@ -455,7 +457,11 @@ pub(crate) fn outcome_record(outcome: &super::Outcome) -> Record {
         Settled::Failed {
             attempt,
             after: AfterFailure::RetryAt(at),
-        } => (AttemptOutcome::Retry, Some(attempt.error.clone()), Some(*at)),
+        } => (
+            AttemptOutcome::Retry,
+            Some(attempt.error.clone()),
+            Some(*at),
+        ),
         Settled::Failed {
             attempt,
             after: AfterFailure::DeadLetter,
@@ -489,16 +495,14 @@ pub(crate) fn timeline_deliveries(
 ) -> Result<Vec<super::TimelineDelivery>, StoreError> {
     use super::{Attempt, DeliveryState, TimelineDelivery};
     let corrupt = |row: &AuditRow, what: &str| {
-        StoreError::corrupt(format!(
-            "audit entry {}#{}: {what}",
-            row.chain, row.seq
-        ))
+        StoreError::corrupt(format!("audit entry {}#{}: {what}", row.chain, row.seq))
     };
     let mut told: Vec<TimelineDelivery> = Vec::new();
     let mut routed = false;
     for row in entries {
-        let content: serde_json::Value = serde_json::from_str(&row.content)
-            .map_err(|e| StoreError::corrupt_from(format!("audit entry {}#{}", row.chain, row.seq), e))?;
+        let content: serde_json::Value = serde_json::from_str(&row.content).map_err(|e| {
+            StoreError::corrupt_from(format!("audit entry {}#{}", row.chain, row.seq), e)
+        })?;
         let detail = &content["detail"];
         let find = |told: &mut Vec<TimelineDelivery>, bureau: &str| {
             told.iter().position(|d| d.subscriber.as_str() == bureau)
@@ -507,9 +511,14 @@ pub(crate) fn timeline_deliveries(
             "route" => {
                 routed = true;
                 for to in detail["to"].as_array().into_iter().flatten() {
-                    let bureau = to["bureau"].as_str().ok_or_else(|| corrupt(row, "a receiver without a bureau"))?;
+                    let bureau = to["bureau"]
+                        .as_str()
+                        .ok_or_else(|| corrupt(row, "a receiver without a bureau"))?;
                     let subscriber = super::codec::bureau(bureau)?;
-                    let id = stored.iter().find(|d| d.subscriber == subscriber).map_or(0, |d| d.id);
+                    let id = stored
+                        .iter()
+                        .find(|d| d.subscriber == subscriber)
+                        .map_or(0, |d| d.id);
                     told.push(TimelineDelivery {
                         id,
                         subscriber,
@@ -522,7 +531,10 @@ pub(crate) fn timeline_deliveries(
                 }
             }
             "attempt" | "replay" | "purge" => {
-                let bureau = row.bureau.as_deref().ok_or_else(|| corrupt(row, "no bureau"))?;
+                let bureau = row
+                    .bureau
+                    .as_deref()
+                    .ok_or_else(|| corrupt(row, "no bureau"))?;
                 let Some(i) = find(&mut told, bureau) else {
                     continue;
                 };
@@ -560,7 +572,10 @@ pub(crate) fn timeline_deliveries(
         return Ok(stored);
     }
     for d in &mut told {
-        let keep = d.attempts.len().saturating_sub(super::MAX_TIMELINE_ATTEMPTS);
+        let keep = d
+            .attempts
+            .len()
+            .saturating_sub(super::MAX_TIMELINE_ATTEMPTS);
         d.attempts.drain(..keep);
     }
     Ok(told)
@@ -583,7 +598,13 @@ mod tests {
         assert_eq!(first.seq, 1);
         assert_eq!(first.prev_hash, GENESIS);
         assert_eq!(second.prev_hash, first.hash);
-        assert_eq!(head, Link { seq: 2, hash: second.hash.clone() });
+        assert_eq!(
+            head,
+            Link {
+                seq: 2,
+                hash: second.hash.clone()
+            }
+        );
         assert_eq!(
             first.content,
             r#"{"chain":"local","seq":1,"at":1000,"kind":"survey_read","bureau":"water","message_id":null,"detail":{"survey_id":"sv-1","what":"metadata"}}"#

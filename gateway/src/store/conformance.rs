@@ -101,7 +101,10 @@ pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>
                 source_message_id: MessageId::parse(&format!("src-{}", event.message_id.as_str()))
                     .unwrap(),
                 event,
-                routed_by: subscribers.iter().map(|_| "test-route".to_owned()).collect(),
+                routed_by: subscribers
+                    .iter()
+                    .map(|_| "test-route".to_owned())
+                    .collect(),
                 subscribers,
             })
             .collect(),
@@ -126,10 +129,7 @@ pub(crate) fn ids(deliveries: &[Delivery]) -> Vec<String> {
 
 /// Marks a leased delivery delivered; true when the lease was still held.
 pub(crate) async fn record_delivered<S: Store>(store: &S, delivery: &Delivery, at: Millis) -> bool {
-    store
-        .mark_delivered(&delivery, at)
-        .await
-        .unwrap()
+    store.mark_delivered(delivery, at).await.unwrap()
 }
 
 /// Records a failed attempt of a leased delivery; true when the lease was still held.
@@ -139,10 +139,7 @@ pub(crate) async fn record_failure<S: Store>(
     attempt: Attempt,
     after: AfterFailure,
 ) -> bool {
-    store
-        .mark_failed(&delivery, attempt, after)
-        .await
-        .unwrap()
+    store.mark_failed(delivery, attempt, after).await.unwrap()
 }
 
 /// The queue stats of one subscriber.
@@ -448,8 +445,30 @@ pub(crate) async fn expired_leases_come_back_with_a_new_token<S: Store + Clone>(
         error: "late".into(),
     };
     assert!(!record_failure(&store, &old, attempt, AfterFailure::DeadLetter).await);
-    assert!(!store.mark_delivered(&Delivery { lease: 0, ..old.clone() }, now).await.unwrap());
-    assert!(!store.mark_delivered(&Delivery { lease: u64::MAX, ..old.clone() }, now).await.unwrap());
+    assert!(
+        !store
+            .mark_delivered(
+                &Delivery {
+                    lease: 0,
+                    ..old.clone()
+                },
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_delivered(
+                &Delivery {
+                    lease: u64::MAX,
+                    ..old.clone()
+                },
+                now
+            )
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .mark_delivered(&again[0], now + LEASE_MS + 2)
@@ -601,7 +620,12 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
 
     // By subscriber: both of Water's, none of Transport's.
     let replayed = store
-        .replay(ReplaySelector::Subscriber(BureauId::Water), "operator", 1_000, 100)
+        .replay(
+            ReplaySelector::Subscriber(BureauId::Water),
+            "operator",
+            1_000,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(replayed, 2);
@@ -682,7 +706,12 @@ pub(crate) async fn replay_by_subscriber_and_by_ids<S: Store + Clone>(store: S) 
 
     // Replay is bounded: a limit of one revives the oldest dead letter only.
     let replayed = store
-        .replay(ReplaySelector::Subscriber(BureauId::Transport), "operator", 3_000, 1)
+        .replay(
+            ReplaySelector::Subscriber(BureauId::Transport),
+            "operator",
+            3_000,
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(replayed, 1);
@@ -1330,7 +1359,12 @@ pub(crate) async fn purge_deletes_only_dead_letters_and_keeps_the_record<S: Stor
         .unwrap()[0]
         .id;
     let purged = store
-        .purge(ReplaySelector::Ids(vec![water, pending_water, 9_999]), "operator", 0, 100)
+        .purge(
+            ReplaySelector::Ids(vec![water, pending_water, 9_999]),
+            "operator",
+            0,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(purged, 1, "only the dead letter");
@@ -1338,7 +1372,12 @@ pub(crate) async fn purge_deletes_only_dead_letters_and_keeps_the_record<S: Stor
     assert_eq!(stat(&store, BureauId::Water).await.unwrap().pending, 1);
 
     let purged = store
-        .purge(ReplaySelector::Subscriber(BureauId::Transport), "operator", 0, 100)
+        .purge(
+            ReplaySelector::Subscriber(BureauId::Transport),
+            "operator",
+            0,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(purged, 1);
@@ -1351,8 +1390,12 @@ pub(crate) async fn purge_deletes_only_dead_letters_and_keeps_the_record<S: Stor
     // The queue forgets a purged dead letter; the audit trail does not: the timeline still
     // tells it, dead, with its attempts.
     assert!(!record[0].deliveries.is_empty());
-    assert!(record[0].deliveries.iter().all(|d| d.state == DeliveryState::Dead
-        && !d.attempts.is_empty()));
+    assert!(
+        record[0]
+            .deliveries
+            .iter()
+            .all(|d| d.state == DeliveryState::Dead && !d.attempts.is_empty())
+    );
 }
 
 /// A timeline by message id, by case id and by project code: the events in order, with their
@@ -1743,7 +1786,11 @@ pub(crate) async fn trail_is_intact<S: Store>(store: &S) {
     let report = crate::audit::verify::store(store, None, Vec::new())
         .await
         .unwrap();
-    assert!(report.is_intact(), "the trail is broken: {:?}", report.broken);
+    assert!(
+        report.is_intact(),
+        "the trail is broken: {:?}",
+        report.broken
+    );
 }
 
 /// How many entries the trail holds, all chains.
@@ -1762,7 +1809,11 @@ async fn trail_len<S: Store>(store: &S) -> i64 {
 /// survey read. The entries name what they record.
 pub(crate) async fn every_change_is_in_the_trail_once<S: Store + Clone>(store: S) {
     let both = || vec![BureauId::Water, BureauId::Transport];
-    let sent = message("t", 100, vec![(event(1, "a1"), both()), (event(2, "a2"), both())]);
+    let sent = message(
+        "t",
+        100,
+        vec![(event(1, "a1"), both()), (event(2, "a2"), both())],
+    );
     let body_sha = sent.sha256.as_str().to_owned();
     accept(&store, sent.clone()).await;
     assert_eq!(trail_len(&store).await, 3, "the message and its two routes");
@@ -1824,7 +1875,11 @@ pub(crate) async fn every_change_is_in_the_trail_once<S: Store + Clone>(store: S
         .iter()
         .map(|r| (r.kind.as_str(), r.content.contains("alice")))
         .collect();
-    assert_eq!(actions, [("pause", true), ("resume", false)], "{transport:?}");
+    assert_eq!(
+        actions,
+        [("pause", true), ("resume", false)],
+        "{transport:?}"
+    );
     assert!(transport[1].content.contains("bob"));
     assert_eq!(trail_len(&store).await, 7, "only the changes that happened");
 }

@@ -53,8 +53,8 @@ use super::{
 };
 
 mod db;
-mod trail;
 mod ops;
+mod trail;
 
 use db::{get, pg_err, pool_err, relaxed};
 
@@ -621,7 +621,8 @@ async fn commit_plain(
                 leader.push(None);
                 columns.push(job);
                 let records = audit::ingest_records(&job.message, &head);
-                match audit::append_all(&mut head, lane.chain(), job.message.received_at, &records) {
+                match audit::append_all(&mut head, lane.chain(), job.message.received_at, &records)
+                {
                     Ok(rows) => audit.extend(rows),
                     Err(error) => return Err((error, jobs)),
                 }
@@ -1411,10 +1412,7 @@ async fn settle(
         .await
         .map_err(pg_err)?;
     let promote = client.prepare_cached(PROMOTE).await.map_err(pg_err)?;
-    let record = client
-        .prepare_cached(trail::INSERT)
-        .await
-        .map_err(pg_err)?;
+    let record = client.prepare_cached(trail::INSERT).await.map_err(pg_err)?;
     let ids: Vec<i64> = delivered.0.iter().chain(&failed.ids).copied().collect();
     let ids_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&ids];
     let begin = client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on");
@@ -1454,8 +1452,9 @@ async fn settle(
         [&chain, a1, a2, a3, a4, a5, a6, a7, a8, a9];
     let recorded = client.execute(&record, &record_params);
     let commit = client.batch_execute("COMMIT");
-    let (begun, locked, completed, retried, promoted, recorded, committed) =
-        tokio::join!(begin, locked, completed, retried, promoted, recorded, commit);
+    let (begun, locked, completed, retried, promoted, recorded, committed) = tokio::join!(
+        begin, locked, completed, retried, promoted, recorded, commit
+    );
     begun.map_err(pg_err)?;
     locked.map_err(pg_err)?;
     let completed = completed.map_err(pg_err)?;
@@ -2027,7 +2026,12 @@ impl Store for PgStore {
         Ok(paused)
     }
 
-    async fn resume(&self, subscriber: BureauId, by: &str, now: Millis) -> Result<bool, StoreError> {
+    async fn resume(
+        &self,
+        subscriber: BureauId,
+        by: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
         let tx = client.transaction().await.map_err(pg_err)?;
@@ -2643,19 +2647,20 @@ mod tests {
             error: "HTTP 500".into(),
         };
         assert!(
-            b.mark_failed(
-                &leased[0],
-                attempt,
-                AfterFailure::DeadLetter
-            )
-            .await
-            .unwrap()
+            b.mark_failed(&leased[0], attempt, AfterFailure::DeadLetter)
+                .await
+                .unwrap()
         );
         let seen = *work.borrow_and_update();
         assert_eq!(
-            b.replay(ReplaySelector::Subscriber(BureauId::Water), "operator", 20, 100)
-                .await
-                .unwrap(),
+            b.replay(
+                ReplaySelector::Subscriber(BureauId::Water),
+                "operator",
+                20,
+                100
+            )
+            .await
+            .unwrap(),
             1
         );
         tokio::time::timeout(wait, work.changed())
@@ -2679,12 +2684,7 @@ mod tests {
             .lease_due(conformance::NODE, vec![BureauId::Water], 10, 1_000, 1)
             .await
             .unwrap();
-        assert!(
-            store
-                .mark_delivered(&leased[0], 20)
-                .await
-                .unwrap()
-        );
+        assert!(store.mark_delivered(&leased[0], 20).await.unwrap());
 
         // Another node holds this schema's cleanup lock.
         let mut other = admin(&schema.url()).await.unwrap();

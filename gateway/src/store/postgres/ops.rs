@@ -15,10 +15,7 @@ use crate::store::{
     TimelineDelivery, TimelineEvent, TimelineKey,
 };
 
-pub(super) async fn pause(
-    client: &impl GenericClient,
-    pause: &Pause,
-) -> Result<bool, StoreError> {
+pub(super) async fn pause(client: &impl GenericClient, pause: &Pause) -> Result<bool, StoreError> {
     let changed = client
         .execute(
             "INSERT INTO paused_subscribers (subscriber, paused_by, paused_at) VALUES ($1, $2, $3)

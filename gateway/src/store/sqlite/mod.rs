@@ -1164,7 +1164,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn resume(&self, subscriber: BureauId, by: &str, now: Millis) -> Result<bool, StoreError> {
+    async fn resume(
+        &self,
+        subscriber: BureauId,
+        by: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let by = by.to_owned();
         self.call(move |conn| {
             let resumed = ops::resume_in(conn, subscriber)?;
@@ -1244,7 +1249,8 @@ impl Store for SqliteStore {
         seq: i64,
     ) -> Result<Option<audit::AuditRow>, StoreError> {
         let chain = chain.to_owned();
-        self.read(move |conn| trail::entry_in(conn, &chain, seq)).await
+        self.read(move |conn| trail::entry_in(conn, &chain, seq))
+            .await
     }
 
     async fn record_checkpoint(
@@ -1401,12 +1407,7 @@ mod tests {
             .lease_due(conformance::NODE, vec![BureauId::Water], 100, LEASE_MS, 1)
             .await
             .unwrap();
-        assert!(
-            store
-                .mark_delivered(&leased[0], 100)
-                .await
-                .unwrap()
-        );
+        assert!(store.mark_delivered(&leased[0], 100).await.unwrap());
         drop(store);
 
         let store = SqliteStore::open(&db(&dir)).unwrap();

@@ -52,7 +52,9 @@ fn start_in(conn: &Connection, chain: &str) -> Result<Link, StoreError> {
 /// The last entry of `chain` (its start when it holds none).
 fn head_in(conn: &Connection, chain: &str) -> Result<Link, StoreError> {
     let last = conn
-        .prepare_cached("SELECT seq, hash FROM audit_log WHERE chain = ?1 ORDER BY seq DESC LIMIT 1")
+        .prepare_cached(
+            "SELECT seq, hash FROM audit_log WHERE chain = ?1 ORDER BY seq DESC LIMIT 1",
+        )
         .and_then(|mut s| {
             s.query_row([chain], |r| {
                 Ok(Link {
@@ -95,12 +97,19 @@ fn insert(conn: &Connection, rows: &[AuditRow]) -> Result<(), StoreError> {
 }
 
 /// Appends records made at one time.
-pub(super) fn append_in(conn: &Connection, at: Millis, records: &[Record]) -> Result<(), StoreError> {
+pub(super) fn append_in(
+    conn: &Connection,
+    at: Millis,
+    records: &[Record],
+) -> Result<(), StoreError> {
     if records.is_empty() {
         return Ok(());
     }
     let mut head = head_in(conn, LOCAL_CHAIN)?;
-    insert(conn, &audit::append_all(&mut head, LOCAL_CHAIN, at, records)?)
+    insert(
+        conn,
+        &audit::append_all(&mut head, LOCAL_CHAIN, at, records)?,
+    )
 }
 
 /// Appends records each made at its own time.
@@ -276,8 +285,10 @@ pub(super) fn raw_message_in(
         "SELECT content_type, body FROM messages WHERE sender = ?1 AND idempotency_key = ?2",
     )
     .and_then(|mut s| {
-        s.query_row(params![sender.as_str(), key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
+        s.query_row(params![sender.as_str(), key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
     })
     .map_err(db_err)
 }
