@@ -123,6 +123,8 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
             "[bureaus.{bureau}]\ndelivery = \"push\"\nendpoint = \"{endpoint}\"\n"
         ));
     }
+    let config_file = dir.join("gateway.toml");
+    std::fs::write(&config_file, &config).expect("write the config");
     let config = Config::from_layers(&[&config], &[]).expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -336,6 +338,60 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
         Some(2),
         "a node that cannot be reached"
     );
+
+    // `gateway audit`: sign a checkpoint now, verify the trail, export water's evidence and
+    // check the bundle offline with the CA alone.
+    let audit = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("audit")
+            .args(args)
+            .output()
+            .expect("run gateway audit")
+    };
+    let config_arg = config_file.display().to_string();
+    let signed = ok(
+        audit(&["checkpoint", "--config", &config_arg]),
+        "audit checkpoint",
+    );
+    assert!(signed.starts_with("checkpoint "), "{signed}");
+    let store_arg = format!("sqlite:{}", dir.join("gateway.db").display());
+    let ca_arg = pki.ca.display().to_string();
+    let verified = ok(
+        audit(&["verify", "--store", &store_arg, "--ca", &ca_arg]),
+        "audit verify",
+    );
+    assert!(verified.starts_with("OK "), "{verified}");
+    let bundle = dir.join("water.tar");
+    let bundle_arg = bundle.display().to_string();
+    let to = (gateway::clock::now_ms() + 60_000).to_string();
+    let exported = ok(
+        audit(&[
+            "export",
+            "--store",
+            &store_arg,
+            "--bureau",
+            "water",
+            "--from",
+            "0",
+            "--to",
+            &to,
+            "--out",
+            &bundle_arg,
+        ]),
+        "audit export",
+    );
+    assert!(exported.contains("entries"), "{exported}");
+    let offline = ok(
+        audit(&["verify", "--bundle", &bundle_arg, "--ca", &ca_arg]),
+        "audit verify --bundle",
+    );
+    assert!(offline.starts_with("OK "), "{offline}");
+    let json_report = json(
+        audit(&["verify", "--config", &config_arg, "--json"]),
+        "audit verify --json",
+    );
+    assert_eq!(json_report["broken"], serde_json::json!([]));
+    assert!(json_report["checkpoints"].as_u64() >= Some(1));
 
     running.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

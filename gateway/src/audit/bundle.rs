@@ -177,19 +177,38 @@ pub async fn export<S: Store>(
     for ((chain, _), row) in &selected {
         per_chain.entry(chain.clone()).or_default().push(row);
     }
-    // Every checkpoint, oldest first: for each chain, the first that signed a head at or after
-    // its last selected entry.
-    let mut checkpoints: Vec<(StoredCheckpoint, Body)> = Vec::new();
+    // For each chain, the first checkpoint (oldest first) that signed a head at or after its
+    // last selected entry; only those are kept.
+    let mut chosen: BTreeMap<String, (i64, crate::store::audit::Link)> = BTreeMap::new();
+    let mut checkpoints: Vec<StoredCheckpoint> = Vec::new();
     let mut after = 0;
     loop {
         let page = store.checkpoints(after, 1_000).await?;
         for checkpoint in &page {
             after = checkpoint.id;
-            if let Ok(body) = checked_body(checkpoint, None) {
-                checkpoints.push((checkpoint.clone(), body));
+            let Ok(body) = checked_body(checkpoint, None) else {
+                continue;
+            };
+            let mut used = false;
+            for (chain, rows) in &per_chain {
+                if chosen.contains_key(chain) {
+                    continue;
+                }
+                let (first, last) = (rows[0].seq, rows[rows.len() - 1].seq);
+                if let Some(signed) = body
+                    .chains
+                    .iter()
+                    .find(|s| s.chain == *chain && s.head.seq >= last && s.start.seq < first)
+                {
+                    chosen.insert(chain.clone(), (checkpoint.id, signed.head.clone()));
+                    used = true;
+                }
+            }
+            if used {
+                checkpoints.push(checkpoint.clone());
             }
         }
-        if page.len() < 1_000 {
+        if page.len() < 1_000 || chosen.len() == per_chain.len() {
             break;
         }
     }
@@ -198,23 +217,16 @@ pub async fn export<S: Store>(
     let mut tar = tar::Builder::new(file);
     let mut manifest = Vec::new();
     let mut exported = Exported::default();
-    let mut used: BTreeSet<i64> = BTreeSet::new();
     add(&mut tar, &mut manifest, "README.txt", README.as_bytes())?;
     for (chain, rows) in &per_chain {
         let first = rows[0];
         let last = rows[rows.len() - 1].seq;
-        let Some((checkpoint, head)) = checkpoints.iter().find_map(|(c, body)| {
-            body.chains
-                .iter()
-                .find(|s| s.chain == *chain && s.head.seq >= last && s.start.seq < first.seq)
-                .map(|s| (c, s.head.clone()))
-        }) else {
+        let Some((checkpoint_id, head)) = chosen.get(chain).cloned() else {
             return Err(AuditError::Refused(format!(
                 "entry {last} of chain {chain} is newer than the last checkpoint: export again \
                  after the next one (audit.checkpoint_interval_seconds)"
             )));
         };
-        used.insert(checkpoint.id);
         let mut links = format!("start {}\n", first.prev_hash);
         let mut at = first.seq - 1;
         while at < head.seq {
@@ -223,8 +235,8 @@ pub async fn export<S: Store>(
                 .await?;
             if page.is_empty() {
                 return Err(AuditError::Refused(format!(
-                    "chain {chain} ends before entry {}, which checkpoint {} signed",
-                    head.seq, checkpoint.id
+                    "chain {chain} ends before entry {}, which checkpoint {checkpoint_id} signed",
+                    head.seq
                 )));
             }
             for row in &page {
@@ -243,7 +255,7 @@ pub async fn export<S: Store>(
             &mut tar,
             &mut manifest,
             &format!("chains/{chain}/checkpoint"),
-            format!("{}\n", checkpoint.id).as_bytes(),
+            format!("{checkpoint_id}\n").as_bytes(),
         )?;
         for row in rows {
             add(
@@ -278,7 +290,7 @@ pub async fn export<S: Store>(
             }
         }
     }
-    for (checkpoint, _) in checkpoints.iter().filter(|(c, _)| used.contains(&c.id)) {
+    for checkpoint in &checkpoints {
         let id = checkpoint.id;
         let signature = base64::engine::general_purpose::STANDARD
             .decode(&checkpoint.signature)

@@ -48,6 +48,10 @@ pub enum AuditCommand {
         /// with --config: the node's).
         #[arg(long)]
         checkpoints: Option<PathBuf>,
+        /// Only the chains whose name starts with this (e.g. `gw-2/` for one node's, or one
+        /// chain's full name).
+        #[arg(long)]
+        chain: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -166,6 +170,7 @@ pub async fn run(command: AuditCommand, out: &mut impl std::io::Write) -> Result
             store,
             ca,
             checkpoints,
+            chain,
             json,
             ..
         } => {
@@ -184,7 +189,10 @@ pub async fn run(command: AuditCommand, out: &mut impl std::io::Write) -> Result
                 Some(path) => checkpoint::read_file(path)?,
                 None => Vec::new(),
             };
-            let report = verify::store(&store, ca_pem.as_deref(), extra).await?;
+            let prefix = chain.unwrap_or_default();
+            let report =
+                verify::chains(&store, ca_pem.as_deref(), extra, |c| c.starts_with(&prefix))
+                    .await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
             } else {

@@ -54,6 +54,18 @@ impl Report {
 
 const PAGE: usize = 1_000;
 
+/// At most this many signed heads (and starts) are kept per chain, the latest: memory stays
+/// bounded however many checkpoints there are. The latest signed head alone already covers every
+/// entry before it; earlier ones only narrow down where a rewrite begins.
+const SIGNED_PER_CHAIN: usize = 10_000;
+
+fn keep(signed: &mut Signed, seq: i64, hash: String, id: i64) {
+    signed.insert(seq, (hash, id));
+    while signed.len() > SIGNED_PER_CHAIN {
+        signed.pop_first();
+    }
+}
+
 /// A signed (seq, hash) a chain must hold, and the checkpoint that signed it.
 type Signed = BTreeMap<i64, (String, i64)>;
 
@@ -126,6 +138,16 @@ pub async fn store<S: Store>(
     ca_pem: Option<&[u8]>,
     extra: Vec<StoredCheckpoint>,
 ) -> Result<Report, AuditError> {
+    chains(store, ca_pem, extra, |_| true).await
+}
+
+/// [`store`] for the chains `wanted` accepts (e.g. one node's: `gw-2/…`).
+pub async fn chains<S: Store>(
+    store: &S,
+    ca_pem: Option<&[u8]>,
+    extra: Vec<StoredCheckpoint>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Report, AuditError> {
     let mut report = Report::default();
     let mut heads: BTreeMap<String, Signed> = BTreeMap::new();
     let mut starts: BTreeMap<String, Signed> = BTreeMap::new();
@@ -135,14 +157,18 @@ pub async fn store<S: Store>(
             Ok(body) => {
                 report.checkpoints += 1;
                 for chain in body.chains {
-                    heads
-                        .entry(chain.chain.clone())
-                        .or_default()
-                        .insert(chain.head.seq, (chain.head.hash, checkpoint.id));
-                    starts
-                        .entry(chain.chain)
-                        .or_default()
-                        .insert(chain.start.seq, (chain.start.hash, checkpoint.id));
+                    keep(
+                        heads.entry(chain.chain.clone()).or_default(),
+                        chain.head.seq,
+                        chain.head.hash,
+                        checkpoint.id,
+                    );
+                    keep(
+                        starts.entry(chain.chain).or_default(),
+                        chain.start.seq,
+                        chain.start.hash,
+                        checkpoint.id,
+                    );
                 }
             }
             Err(what) => report.broken.push(Broken {
@@ -166,7 +192,9 @@ pub async fn store<S: Store>(
         check(checkpoint, &mut report);
     }
 
-    let chains = store.audit_chains().await?;
+    let mut chains = store.audit_chains().await?;
+    chains.retain(|c| wanted(&c.chain));
+    heads.retain(|chain, _| wanted(chain));
     for signed in heads.keys() {
         if !chains.iter().any(|c| &c.chain == signed) {
             let (seq, (_, id)) = heads[signed]

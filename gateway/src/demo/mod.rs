@@ -138,6 +138,48 @@ fn config_layer(args: &DemoArgs, store: &str, endpoints: &[Endpoint]) -> String 
     layer
 }
 
+/// Signs a checkpoint of the run's audit trail and verifies the whole trail against it: the
+/// summary's line, and whether the trail is intact.
+async fn check_trail<S: Store>(
+    store: &S,
+    node: &str,
+    tls: &crate::net::tls::TlsFiles,
+    dir: &std::path::Path,
+) -> (String, bool) {
+    let checked = async {
+        let signer = crate::audit::sign::NodeSigner::load(node, tls)?;
+        crate::audit::checkpoint::write(store, &signer, Some(dir), None).await?;
+        let ca = std::fs::read(&tls.ca).map_err(crate::audit::AuditError::io("reading the CA"))?;
+        crate::audit::verify::store(store, Some(&ca), Vec::new()).await
+    }
+    .await;
+    match checked {
+        Ok(report) if report.is_intact() => (
+            format!(
+                "audit trail: {} entries in {} chain(s), hash-chained and verified against {} signed checkpoint(s) (gateway audit verify --store … --ca {})",
+                report.entries,
+                report.chains,
+                report.checkpoints,
+                tls.ca.display()
+            ),
+            true,
+        ),
+        Ok(report) => (
+            format!(
+                "audit trail BROKEN: {}",
+                report
+                    .broken
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            false,
+        ),
+        Err(error) => (format!("audit trail not checked: {error}"), false),
+    }
+}
+
 async fn queue_stats<S: Store>(store: &S) -> Vec<QueueStat> {
     store.queue_stats().await.unwrap_or_default()
 }
@@ -181,6 +223,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     }
 
     let config = Config::from_layers(&[&config_layer(&args, &store, &endpoints)], &[])?;
+    let (node, tls_files) = (config.node.clone(), config.tls_files());
     let running = crate::start(config).await?;
     let gateway = running.addr();
     console.line(&format!(
@@ -316,6 +359,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     }
     let stats = queue_stats(running.store()).await;
     let reuse = summary::survey_reuse(running.store(), &publications).await;
+    let trail = check_trail(running.store(), &node, &tls_files, &args.data.join("audit")).await;
     let _ = stop.send(true);
     let _ = feed.await;
     running.shutdown().await;
@@ -328,7 +372,8 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     let code = summary::summary(&tallies, &stats, sending_seconds, total_seconds);
     let blobs = summary::count_files(&args.data.join("blobs"));
     reuse.print(&publications, &tallies, blobs);
-    Ok(if reuse.failed(&tallies, &publications) {
+    println!("{}", trail.0);
+    Ok(if reuse.failed(&tallies, &publications) || !trail.1 {
         ExitCode::FAILURE
     } else {
         code

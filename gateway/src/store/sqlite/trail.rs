@@ -73,9 +73,12 @@ fn head_in(conn: &Connection, chain: &str) -> Result<Link, StoreError> {
 
 fn insert(conn: &Connection, rows: &[AuditRow]) -> Result<(), StoreError> {
     let mut insert = conn
-        .prepare_cached(&format!(
-            "INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ))
+        .prepare_cached(
+            "INSERT INTO audit_log
+                 (chain, seq, at, kind, bureau, message_id, content, content_sha256, prev_hash,
+                  hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
         .map_err(db_err)?;
     for r in rows {
         insert
@@ -144,7 +147,17 @@ pub(super) fn append_ingest_in(
 pub(super) fn chains_in(conn: &Connection) -> Result<Vec<ChainState>, StoreError> {
     let names: Vec<String> = conn
         .prepare_cached(
-            "SELECT chain FROM audit_anchors UNION SELECT DISTINCT chain FROM audit_log
+            // One probe of the primary key per chain (a loose index scan), not a scan of the
+            // trail: the checkpoint task asks every interval.
+            "WITH RECURSIVE names (chain) AS (
+                 SELECT (SELECT chain FROM audit_log ORDER BY chain LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT l.chain FROM audit_log l WHERE l.chain > n.chain
+                         ORDER BY l.chain LIMIT 1)
+                 FROM names n WHERE n.chain IS NOT NULL
+             )
+             SELECT chain FROM names WHERE chain IS NOT NULL
+             UNION SELECT chain FROM audit_anchors
              ORDER BY 1",
         )
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
