@@ -28,99 +28,13 @@ use sha2::{Digest, Sha256};
 
 use super::{Millis, StoreError};
 
-/// The `prev_hash` of a chain's first entry: 64 zeros.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use super::{Anchor, AuditRow, ChainState, GENESIS, Link, StoredCheckpoint};
 
 /// The chain of the embedded store (one writer thread, one chain).
 pub const LOCAL_CHAIN: &str = "local";
 
 /// At most this many entries are read in one call (verify and export page through).
 pub const MAX_AUDIT_PAGE: usize = 10_000;
-
-/// A position in a chain: the sequence number of an entry and its hash (`seq` 0 with
-/// [`GENESIS`] before the first).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Link {
-    /// The entry's sequence number in its chain (1, 2, … with no gaps).
-    pub seq: i64,
-    /// Its hash.
-    pub hash: String,
-}
-
-impl Link {
-    /// Before a chain's first entry.
-    pub fn genesis() -> Self {
-        Self {
-            seq: 0,
-            hash: GENESIS.to_owned(),
-        }
-    }
-}
-
-/// One stored entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRow {
-    /// Its chain.
-    pub chain: String,
-    /// Its place in the chain.
-    pub seq: i64,
-    /// When the change it records was made.
-    pub at: Millis,
-    /// What it records ([`Record::kind`]).
-    pub kind: String,
-    /// The bureau it concerns (sender, subscriber, reader, paused bureau), if any.
-    pub bureau: Option<String>,
-    /// The gateway message id it concerns, if any.
-    pub message_id: Option<String>,
-    /// The hashed content (JSON).
-    pub content: String,
-    /// SHA-256 of `content`.
-    pub content_sha256: String,
-    /// The hash of the entry before it.
-    pub prev_hash: String,
-    /// `SHA-256(prev_hash ‖ content_sha256)`.
-    pub hash: String,
-}
-
-/// Where a pruned chain now starts: the last pruned entry's place and hash, which the first
-/// kept entry's `prev_hash` must equal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Anchor {
-    /// The chain.
-    pub chain: String,
-    /// The last pruned entry.
-    pub link: Link,
-    /// When it was pruned.
-    pub pruned_at: Millis,
-}
-
-/// A chain as the store holds it now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainState {
-    /// Its name.
-    pub chain: String,
-    /// Where it starts (genesis, or the anchor of its last prune).
-    pub start: Link,
-    /// Its last entry (equal to `start` when it holds none).
-    pub head: Link,
-}
-
-/// A signed statement of every chain's head at one time (see `gateway::audit::checkpoint`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredCheckpoint {
-    /// Its row id (increasing).
-    pub id: i64,
-    /// The node that signed it.
-    pub node: String,
-    /// When.
-    pub at: Millis,
-    /// The signed bytes (JSON: `node`, `at`, `purpose`, `heads`).
-    pub body: String,
-    /// The signature over `body`, base64 (DER for ECDSA).
-    pub signature: String,
-    /// The signing node's certificate, PEM.
-    pub certificate: String,
-}
 
 /// How a delivery attempt ended, as the trail records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

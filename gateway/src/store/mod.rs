@@ -472,6 +472,96 @@ pub struct Backlog {
     pub oldest_pending: Option<Millis>,
 }
 
+// The audit trail's rows (see [`audit`], which writes and reads them).
+
+/// The `prev_hash` of a chain's first entry: 64 zeros.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A position in a chain: the sequence number of an entry and its hash (`seq` 0 with
+/// [`GENESIS`] before the first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The entry's sequence number in its chain (1, 2, … with no gaps).
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+}
+
+impl Link {
+    /// Before a chain's first entry.
+    pub fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        }
+    }
+}
+
+/// One stored entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// Its chain.
+    pub chain: String,
+    /// Its place in the chain.
+    pub seq: i64,
+    /// When the change it records was made.
+    pub at: Millis,
+    /// What it records ([`Record::kind`]).
+    pub kind: String,
+    /// The bureau it concerns (sender, subscriber, reader, paused bureau), if any.
+    pub bureau: Option<String>,
+    /// The gateway message id it concerns, if any.
+    pub message_id: Option<String>,
+    /// The hashed content (JSON).
+    pub content: String,
+    /// SHA-256 of `content`.
+    pub content_sha256: String,
+    /// The hash of the entry before it.
+    pub prev_hash: String,
+    /// `SHA-256(prev_hash ‖ content_sha256)`.
+    pub hash: String,
+}
+
+/// Where a pruned chain now starts: the last pruned entry's place and hash, which the first
+/// kept entry's `prev_hash` must equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The chain.
+    pub chain: String,
+    /// The last pruned entry.
+    pub link: Link,
+    /// When it was pruned.
+    pub pruned_at: Millis,
+}
+
+/// A chain as the store holds it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainState {
+    /// Its name.
+    pub chain: String,
+    /// Where it starts (genesis, or the anchor of its last prune).
+    pub start: Link,
+    /// Its last entry (equal to `start` when it holds none).
+    pub head: Link,
+}
+
+/// A signed statement of every chain's head at one time (see `gateway::audit::checkpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCheckpoint {
+    /// Its row id (increasing).
+    pub id: i64,
+    /// The node that signed it.
+    pub node: String,
+    /// When.
+    pub at: Millis,
+    /// The signed bytes (JSON: `node`, `at`, `purpose`, `heads`).
+    pub body: String,
+    /// The signature over `body`, base64 (DER for ECDSA).
+    pub signature: String,
+    /// The signing node's certificate, PEM.
+    pub certificate: String,
+}
+
 /// The underlying cause of a store error (a driver error, an I/O error, a decoding error),
 /// shared so that every caller of a failed group commit gets the same error with its source.
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
@@ -807,9 +897,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// Every chain of the audit trail: where it starts and its last entry (see [`audit`]).
-    fn audit_chains(
-        &self,
-    ) -> impl Future<Output = Result<Vec<audit::ChainState>, StoreError>> + Send;
+    fn audit_chains(&self) -> impl Future<Output = Result<Vec<ChainState>, StoreError>> + Send;
 
     /// Up to `limit` entries of `chain` after `after_seq`, in chain order.
     fn audit_entries(
@@ -817,7 +905,7 @@ pub trait Store: Send + Sync + 'static {
         chain: &str,
         after_seq: i64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<audit::AuditRow>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AuditRow>, StoreError>> + Send;
 
     /// Up to `limit` entries about one event (its route entry, its deliveries' attempts and the
     /// operators' actions on them), in the order they were made.
@@ -825,7 +913,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         message_id: &MessageId,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<audit::AuditRow>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AuditRow>, StoreError>> + Send;
 
     /// Up to `limit` entries concerning `bureau` made in `[from, to)`, after the cursor
     /// `(at, chain, seq)` when given, ordered by (at, chain, seq).
@@ -836,19 +924,19 @@ pub trait Store: Send + Sync + 'static {
         to: Millis,
         after: Option<(Millis, String, i64)>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<audit::AuditRow>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AuditRow>, StoreError>> + Send;
 
     /// One entry.
     fn audit_entry(
         &self,
         chain: &str,
         seq: i64,
-    ) -> impl Future<Output = Result<Option<audit::AuditRow>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<AuditRow>, StoreError>> + Send;
 
     /// Stores a signed checkpoint (its `id` is assigned); returns the id.
     fn record_checkpoint(
         &self,
-        checkpoint: audit::StoredCheckpoint,
+        checkpoint: StoredCheckpoint,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Up to `limit` checkpoints with an id above `after`, oldest first.
@@ -856,7 +944,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         after: i64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<audit::StoredCheckpoint>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StoredCheckpoint>, StoreError>> + Send;
 
     /// The payload of the message `sender` sent with `idempotency_key` (stored form), exactly as
     /// received, with its content type.
@@ -878,7 +966,7 @@ pub trait Store: Send + Sync + 'static {
         by: &str,
         now: Millis,
         limit: usize,
-    ) -> impl Future<Output = Result<Option<audit::Anchor>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Anchor>, StoreError>> + Send;
 
     /// A counter that changes whenever any node commits new work, for stores shared by several
     /// nodes (PostgreSQL `LISTEN/NOTIFY`), so idle workers and long-polls wake without polling.
