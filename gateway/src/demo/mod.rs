@@ -145,6 +145,7 @@ async fn check_trail<S: Store>(
     node: &str,
     tls: &crate::net::tls::TlsFiles,
     dir: &std::path::Path,
+    location: &str,
 ) -> (String, bool) {
     let checked = async {
         let signer = crate::audit::sign::NodeSigner::load(node, tls)?;
@@ -156,7 +157,7 @@ async fn check_trail<S: Store>(
     match checked {
         Ok(report) if report.is_intact() => (
             format!(
-                "audit trail: {} entries in {} chain(s), hash-chained and verified against {} signed checkpoint(s) (gateway audit verify --store … --ca {})",
+                "audit trail: {} entries in {} chain(s), hash-chained and verified against {} signed checkpoint(s) (gateway audit verify --store {location} --ca {})",
                 report.entries,
                 report.chains,
                 report.checkpoints,
@@ -359,7 +360,14 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     }
     let stats = queue_stats(running.store()).await;
     let reuse = summary::survey_reuse(running.store(), &publications).await;
-    let trail = check_trail(running.store(), &node, &tls_files, &args.data.join("audit")).await;
+    let trail = check_trail(
+        running.store(),
+        &node,
+        &tls_files,
+        &args.data.join("audit"),
+        &store,
+    )
+    .await;
     let _ = stop.send(true);
     let _ = feed.await;
     running.shutdown().await;
