@@ -832,7 +832,7 @@ fn replay_in(
     trail::append_in(
         conn,
         now,
-        &trail::delivery_actions_in(conn, "replay", &changed, by)?,
+        &trail::delivery_records_in(conn, Some("replay"), &changed, by)?,
     )?;
     Ok(changed.len() as u64)
 }
@@ -1020,7 +1020,7 @@ impl Store for SqliteStore {
             for id in &acked {
                 promote.execute(params![id]).map_err(db_err)?;
             }
-            trail::append_in(conn, now, &trail::acknowledged_in(conn, &acked)?)?;
+            trail::append_in(conn, now, &trail::delivery_records_in(conn, None, &acked, "")?)?;
             Ok(acked.len() as u64)
         })
         .await

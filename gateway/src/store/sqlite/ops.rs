@@ -164,7 +164,7 @@ pub(super) fn purge_in(
     super::trail::append_in(
         conn,
         now,
-        &super::trail::delivery_actions_in(conn, "purge", &ids, by)?,
+        &super::trail::delivery_records_in(conn, Some("purge"), &ids, by)?,
     )?;
     let mut purged = 0;
     for id in ids {

@@ -364,11 +364,11 @@ pub(super) fn prune_in(
     Ok(Some(anchor))
 }
 
-/// The records of an operator's action on deliveries (`replay`, `purge`): each names its
-/// delivery's subscriber and event.
-pub(super) fn delivery_actions_in(
+/// The records of an operator's action on deliveries (`replay`, `purge`), or of a feed's
+/// acknowledgements (`action` `None`): each names its delivery's subscriber and event.
+pub(super) fn delivery_records_in(
     conn: &Connection,
-    action: &'static str,
+    action: Option<&'static str>,
     ids: &[i64],
     by: &str,
 ) -> Result<Vec<Record>, StoreError> {
@@ -379,41 +379,26 @@ pub(super) fn delivery_actions_in(
         )
         .map_err(db_err)?;
     ids.iter()
-        .map(|&id| {
+        .map(|&delivery| {
             let (subscriber, message_id): (String, String) = select
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([delivery], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(db_err)?;
-            Ok(Record::DeliveryAction {
-                action,
-                message_id,
-                subscriber,
-                delivery: id,
-                by: by.to_owned(),
-            })
-        })
-        .collect()
-}
-
-/// The records of a feed's acknowledgements.
-pub(super) fn acknowledged_in(conn: &Connection, ids: &[i64]) -> Result<Vec<Record>, StoreError> {
-    let mut select = conn
-        .prepare_cached(
-            "SELECT d.subscriber, e.gateway_message_id
-             FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1",
-        )
-        .map_err(db_err)?;
-    ids.iter()
-        .map(|&id| {
-            let (subscriber, message_id): (String, String) = select
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db_err)?;
-            Ok(Record::Attempt {
-                message_id,
-                subscriber,
-                delivery: id,
-                outcome: audit::AttemptOutcome::Acknowledged,
-                error: None,
-                next_at: None,
+            Ok(match action {
+                Some(action) => Record::DeliveryAction {
+                    action,
+                    message_id,
+                    subscriber,
+                    delivery,
+                    by: by.to_owned(),
+                },
+                None => Record::Attempt {
+                    message_id,
+                    subscriber,
+                    delivery,
+                    outcome: audit::AttemptOutcome::Acknowledged,
+                    error: None,
+                    next_at: None,
+                },
             })
         })
         .collect()
