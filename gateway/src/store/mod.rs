@@ -506,7 +506,7 @@ pub struct AuditRow {
     pub seq: i64,
     /// When the change it records was made.
     pub at: Millis,
-    /// What it records ([`Record::kind`]).
+    /// What it records ([`audit::Record::kind`]).
     pub kind: String,
     /// The bureau it concerns (sender, subscriber, reader, paused bureau), if any.
     pub bureau: Option<String>,
