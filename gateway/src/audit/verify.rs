@@ -9,7 +9,7 @@ use super::AuditError;
 use super::checkpoint::Body;
 use super::sign;
 use crate::store::Store;
-use crate::store::audit::{self, AuditRow, Link, StoredCheckpoint};
+use crate::store::audit::{Link, StoredCheckpoint, check_entry};
 
 /// One broken link (or checkpoint).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -82,53 +82,6 @@ pub fn checked_body(checkpoint: &StoredCheckpoint, ca_pem: Option<&[u8]>) -> Res
     )
     .map_err(|e| e.to_string())?;
     Ok(body)
-}
-
-/// Checks one entry after `prev` in `chain`: its place, its hashes and its columns.
-pub fn check_entry(chain: &str, prev: &Link, row: &AuditRow) -> Result<(), String> {
-    if row.seq != prev.seq + 1 {
-        return Err(format!(
-            "entry {} is missing (the next stored is {})",
-            prev.seq + 1,
-            row.seq
-        ));
-    }
-    let content_sha256 = audit::sha256_hex(row.content.as_bytes());
-    if content_sha256 != row.content_sha256 {
-        return Err(format!(
-            "its content was changed: SHA-256 {content_sha256}, recorded {}",
-            row.content_sha256
-        ));
-    }
-    if row.prev_hash != prev.hash {
-        return Err(format!(
-            "prev_hash {} is not the hash of entry {} ({}): entries were removed, reordered or rewritten",
-            row.prev_hash, prev.seq, prev.hash
-        ));
-    }
-    let hash = audit::link_hash(&row.prev_hash, &row.content_sha256);
-    if hash != row.hash {
-        return Err(format!("hash {} should be {hash}", row.hash));
-    }
-    let content: serde_json::Value =
-        serde_json::from_str(&row.content).map_err(|e| format!("content is not JSON: {e}"))?;
-    let columns = [
-        ("chain", serde_json::Value::from(chain)),
-        ("seq", row.seq.into()),
-        ("at", row.at.into()),
-        ("kind", row.kind.as_str().into()),
-        ("bureau", row.bureau.as_deref().into()),
-        ("message_id", row.message_id.as_deref().into()),
-    ];
-    for (name, value) in columns {
-        if content[name] != value {
-            return Err(format!(
-                "column {name} is {value}, its hashed content says {}",
-                content[name]
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Verifies the whole trail of `store` against its checkpoints and `extra` ones (e.g. a node's

@@ -219,6 +219,34 @@ impl Record {
         }
     }
 
+    /// An operator's action on a delivery (`action`: `replay`, `purge`), or (`None`) a feed's
+    /// acknowledgement of it.
+    pub fn about_delivery(
+        action: Option<&'static str>,
+        delivery: i64,
+        subscriber: String,
+        message_id: String,
+        by: &str,
+    ) -> Self {
+        match action {
+            Some(action) => Self::DeliveryAction {
+                action,
+                message_id,
+                subscriber,
+                delivery,
+                by: by.to_owned(),
+            },
+            None => Self::Attempt {
+                message_id,
+                subscriber,
+                delivery,
+                outcome: AttemptOutcome::Acknowledged,
+                error: None,
+                next_at: None,
+            },
+        }
+    }
+
     /// A delivery attempt's record.
     pub fn attempt(
         message_id: &MessageId,
@@ -300,6 +328,54 @@ pub fn append(
     };
     head.seq = seq;
     Ok(row)
+}
+
+/// Checks one entry after `prev` in `chain`: its place, its hashes and its columns (the rule
+/// [`append`] writes, read back; `gateway::audit::verify` walks every chain with it).
+pub fn check_entry(chain: &str, prev: &Link, row: &AuditRow) -> Result<(), String> {
+    if row.seq != prev.seq + 1 {
+        return Err(format!(
+            "entry {} is missing (the next stored is {})",
+            prev.seq + 1,
+            row.seq
+        ));
+    }
+    let content_sha256 = sha256_hex(row.content.as_bytes());
+    if content_sha256 != row.content_sha256 {
+        return Err(format!(
+            "its content was changed: SHA-256 {content_sha256}, recorded {}",
+            row.content_sha256
+        ));
+    }
+    if row.prev_hash != prev.hash {
+        return Err(format!(
+            "prev_hash {} is not the hash of entry {} ({}): entries were removed, reordered or rewritten",
+            row.prev_hash, prev.seq, prev.hash
+        ));
+    }
+    let hash = link_hash(&row.prev_hash, &row.content_sha256);
+    if hash != row.hash {
+        return Err(format!("hash {} should be {hash}", row.hash));
+    }
+    let content: serde_json::Value =
+        serde_json::from_str(&row.content).map_err(|e| format!("content is not JSON: {e}"))?;
+    let columns = [
+        ("chain", serde_json::Value::from(chain)),
+        ("seq", row.seq.into()),
+        ("at", row.at.into()),
+        ("kind", row.kind.as_str().into()),
+        ("bureau", row.bureau.as_deref().into()),
+        ("message_id", row.message_id.as_deref().into()),
+    ];
+    for (name, value) in columns {
+        if content[name] != value {
+            return Err(format!(
+                "column {name} is {value}, its hashed content says {}",
+                content[name]
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Appends every record in order.

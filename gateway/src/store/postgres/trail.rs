@@ -242,23 +242,9 @@ pub(super) async fn delivery_records(
             let delivery: i64 = get(row, 0)?;
             let subscriber: String = get(row, 1)?;
             let message_id: String = get(row, 2)?;
-            Ok(match action {
-                Some(action) => Record::DeliveryAction {
-                    action,
-                    message_id,
-                    subscriber,
-                    delivery,
-                    by: by.to_owned(),
-                },
-                None => Record::Attempt {
-                    message_id,
-                    subscriber,
-                    delivery,
-                    outcome: audit::AttemptOutcome::Acknowledged,
-                    error: None,
-                    next_at: None,
-                },
-            })
+            Ok(Record::about_delivery(
+                action, delivery, subscriber, message_id, by,
+            ))
         })
         .collect()
 }

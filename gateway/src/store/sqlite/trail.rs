@@ -383,23 +383,9 @@ pub(super) fn delivery_records_in(
             let (subscriber, message_id): (String, String) = select
                 .query_row([delivery], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(db_err)?;
-            Ok(match action {
-                Some(action) => Record::DeliveryAction {
-                    action,
-                    message_id,
-                    subscriber,
-                    delivery,
-                    by: by.to_owned(),
-                },
-                None => Record::Attempt {
-                    message_id,
-                    subscriber,
-                    delivery,
-                    outcome: audit::AttemptOutcome::Acknowledged,
-                    error: None,
-                    next_at: None,
-                },
-            })
+            Ok(Record::about_delivery(
+                action, delivery, subscriber, message_id, by,
+            ))
         })
         .collect()
 }
