@@ -73,6 +73,17 @@ pub struct Config {
     pub ops: OpsConfig,
     /// The audit trail's signed checkpoints.
     pub audit: AuditConfig,
+    /// The working-day calendar.
+    pub calendar: CalendarConfig,
+}
+
+/// The working-day calendar the time limits are counted on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// A calendar file replacing the one shipped with the gateway (`gateway/calendar/
+    /// cn-workdays.toml`, one State Council notice per year); empty: the shipped one.
+    pub file: std::path::PathBuf,
 }
 
 /// The audit trail's checkpoints: every `checkpoint_interval_seconds` (when the trail has grown)
@@ -406,6 +417,7 @@ impl Config {
             ));
         }
         self.store_location()?;
+        self.calendar()?;
         let positive = [
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
             (
@@ -603,6 +615,25 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The working-day calendar: the operator's `calendar.file`, checked, or the shipped one.
+    pub fn calendar(&self) -> Result<crate::workdays::Calendar, ConfigError> {
+        if self.calendar.file.as_os_str().is_empty() {
+            return Ok(crate::workdays::Calendar::builtin());
+        }
+        let text = std::fs::read_to_string(&self.calendar.file).map_err(|e| {
+            error(
+                "calendar.file",
+                format!("cannot read {}: {e}", self.calendar.file.display()),
+            )
+        })?;
+        crate::workdays::Calendar::parse(&text).map_err(|e| {
+            error(
+                "calendar.file",
+                format!("{}: {e}", self.calendar.file.display()),
+            )
+        })
     }
 
     /// Where the store is: `sqlite:PATH` or `postgres://…`.
@@ -809,6 +840,31 @@ mod tests {
         assert_eq!(err.key, "limits.max_in_flight_body_bytes");
         let err = Config::from_layers(&["[limits]\nmax_connections = 0\n"], &[]).unwrap_err();
         assert_eq!(err.key, "limits.max_connections");
+    }
+
+    #[test]
+    fn the_calendar_file_is_checked_at_start() {
+        assert_eq!(
+            Config::from_layers(&[], &[])
+                .unwrap()
+                .calendar()
+                .unwrap()
+                .last_year(),
+            2026
+        );
+        let dir = std::env::temp_dir().join(format!("gateway-calendar-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("calendar.toml");
+        std::fs::write(
+            &file,
+            "[[notice]]\nyear = 2027\ndocument = \"X\"\nissued = \"2026-11-01\"\nwork = [\"2027-01-06\"]\n",
+        )
+        .unwrap();
+        let layer = format!("[calendar]\nfile = {:?}\n", file.display().to_string());
+        let refused = Config::from_layers(&[&layer], &[]).unwrap_err();
+        assert_eq!(refused.key, "calendar.file");
+        assert!(refused.problem.contains("2027-01-06 is a Wed"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!
 //! The modules, from the bottom up (a module imports only from modules above it in this list;
 //! `tests/tests/layout.rs` checks it):
-//! - `testing` (tests only), `clock`, `vocabulary`, `ids`, `metrics`: small shared pieces with
-//!   no other dependency.
+//! - `testing` (tests only), `clock`, `vocabulary`, `ids`, `metrics`, `workdays` (working days on
+//!   the official calendar): small shared pieces with no other dependency.
 //! - `config`: the layered, validated configuration.
 //! - `net`: identities, TLS, the dev PKI, the accept loop.
 //! - `routing`: which bureaus receive an event.
@@ -46,5 +46,6 @@ pub mod surveys;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod vocabulary;
+pub mod workdays;
 
 pub use node::{Running, StartError, start, start_on};

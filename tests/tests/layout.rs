@@ -19,6 +19,7 @@ const GATEWAY_LAYERS: &[&str] = &[
     "vocabulary",
     "ids",
     "metrics",
+    "workdays",
     "net",
     "config",
     "routing",
