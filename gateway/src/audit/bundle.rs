@@ -186,8 +186,17 @@ pub async fn export<S: Store>(
         let page = store.checkpoints(after, 1_000).await?;
         for checkpoint in &page {
             after = checkpoint.id;
-            let Ok(body) = checked_body(checkpoint, None) else {
-                continue;
+            let body = match checked_body(checkpoint, None) {
+                Ok(body) => body,
+                Err(problem) => {
+                    // Never tie evidence to it; `verify` reports it.
+                    tracing::warn!(
+                        message = "a checkpoint does not verify; the bundle does not use it",
+                        checkpoint = checkpoint.id,
+                        problem
+                    );
+                    continue;
+                }
             };
             let mut used = false;
             for (chain, rows) in &per_chain {
@@ -276,17 +285,25 @@ pub async fn export<S: Store>(
                     .bureau
                     .as_deref()
                     .and_then(|b| b.parse::<BureauId>().ok());
-                if let Some(sender) = sender
-                    && let Some((_, body)) = store.raw_message(sender, key).await?
-                {
-                    add(
-                        &mut tar,
-                        &mut manifest,
-                        &format!("payloads/{sha}.bin"),
-                        &body,
-                    )?;
-                    exported.payloads += 1;
-                }
+                // A bundle without the payload its ingest entry names would fail its own check:
+                // refused here, saying which.
+                let found = match sender {
+                    Some(sender) => store.raw_message(sender, key).await?,
+                    None => None,
+                };
+                let Some((_, body)) = found else {
+                    return Err(AuditError::Refused(format!(
+                        "entry {chain}#{}: the store no longer holds the message it records",
+                        row.seq
+                    )));
+                };
+                add(
+                    &mut tar,
+                    &mut manifest,
+                    &format!("payloads/{sha}.bin"),
+                    &body,
+                )?;
+                exported.payloads += 1;
             }
         }
     }

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::metrics as m;
 use crate::ops::Activity;
 use crate::store::{AfterFailure, Attempt, Delivery, Outcome, Settled, Store, StoreError};
-use outcomes::{Recorder, Settling};
+use outcomes::Recorder;
 
 pub mod backoff;
 pub mod batch;
@@ -351,13 +351,7 @@ impl<S: Store + Clone> Shared<S> {
             tracing::warn!(message = "the engine has stopped; the delivery will be sent again when its lease expires", %subscriber, message_id);
             return;
         };
-        recorder
-            .settle(Settling {
-                outcome: Outcome::of(&delivery, settled),
-                subscriber,
-                message_id: delivery.event.message_id.clone(),
-            })
-            .await;
+        recorder.settle(Outcome::of(&delivery, settled)).await;
     }
 
     fn with_breaker(&self, subscriber: BureauId, f: impl FnOnce(&mut Breaker)) {

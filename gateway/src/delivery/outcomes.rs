@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use schemas::{BureauId, MessageId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -25,17 +24,10 @@ const QUEUE_CAPACITY: usize = 4096;
 /// At most this many outcomes in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// One outcome, with what the log needs to name it.
-pub(super) struct Settling {
-    pub(super) outcome: Outcome,
-    pub(super) subscriber: BureauId,
-    pub(super) message_id: MessageId,
-}
-
 /// The delivery tasks' side of the recorder.
 #[derive(Clone)]
 pub(super) struct Recorder {
-    queue: mpsc::Sender<Settling>,
+    queue: mpsc::Sender<Outcome>,
 }
 
 impl Recorder {
@@ -48,8 +40,8 @@ impl Recorder {
     }
 
     /// Queues an outcome (waits while the queue is full).
-    pub(super) async fn settle(&self, settling: Settling) {
-        if self.queue.send(settling).await.is_err() {
+    pub(super) async fn settle(&self, outcome: Outcome) {
+        if self.queue.send(outcome).await.is_err() {
             tracing::warn!(
                 "the outcome recorder has stopped; the delivery will be sent again when its lease \
                  expires"
@@ -58,19 +50,24 @@ impl Recorder {
     }
 }
 
-async fn record<S: Store>(store: S, wakers: Arc<Wakers>, mut settling: mpsc::Receiver<Settling>) {
+async fn record<S: Store>(store: S, wakers: Arc<Wakers>, mut settling: mpsc::Receiver<Outcome>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while settling.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcomes = batch.iter().map(|s| s.outcome.clone()).collect();
-        match store.record_outcomes(outcomes).await {
+        let count = batch.len();
+        // The outcomes name their subscriber and event: what the log needs for a lost lease.
+        let names: Vec<_> = batch
+            .iter()
+            .map(|o| (o.subscriber, o.message_id.clone()))
+            .collect();
+        match store.record_outcomes(std::mem::take(&mut batch)).await {
             Ok(held) => {
-                for (settled, held) in batch.iter().zip(held) {
+                for ((subscriber, message_id), held) in names.iter().zip(held) {
                     if !held {
                         tracing::warn!(
                             message = "lease lost before the outcome was recorded; the delivery \
                                        will be sent again",
-                            subscriber = %settled.subscriber,
-                            message_id = settled.message_id.as_str()
+                            %subscriber,
+                            message_id = message_id.as_str()
                         );
                     }
                 }
@@ -80,12 +77,11 @@ async fn record<S: Store>(store: S, wakers: Arc<Wakers>, mut settling: mpsc::Rec
                 tracing::warn!(
                     message = "outcomes not recorded; the deliveries will be sent again when \
                                their leases expire",
-                    count = batch.len(),
+                    count,
                     %error
                 );
             }
         }
-        batch.clear();
         wakers.delivery.notify_waiters();
     }
 }
