@@ -187,6 +187,23 @@ pub trait Adapter: Send + Sync {
 
 /// Refuses an event that breaks a rule of the canonical model (the first one it breaks).
 pub(crate) fn check_rules(bureau: BureauId, event: &Event) -> Result<(), EncodeError> {
+    let refuse = |field: schemas::CanonicalField, problem: schemas::Problem| EncodeError {
+        bureau,
+        field: field.as_str(),
+        reason: problem.to_string(),
+    };
+    if let Some(notice) = event.joint() {
+        return match notice.violations().into_iter().next() {
+            None => Ok(()),
+            Some(violation) => Err(refuse(violation.field, violation.problem)),
+        };
+    }
+    if let Some(notice) = event.deadline() {
+        return match notice.violation(event.source) {
+            None => Ok(()),
+            Some((field, problem)) => Err(refuse(field, problem)),
+        };
+    }
     let Some(notice) = event.survey() else {
         return Ok(());
     };

@@ -42,6 +42,11 @@
 //! their same-named siblings). Unknown attributes and elements are refused, and so is a message
 //! id given to two entries of a batch. Encoding one event writes a batch of one entry whose
 //! batch id is the event's message id.
+//!
+//! The gateway's joint-case and deadline notices are two more kinds of entry, `joint` and
+//! `deadline`, with the same header attributes (`messageId`, `sender`, `eventTime`) and the notice
+//! as children named as `NOTICES` says: canonical snake_case codes, `branches/branch*`,
+//! `due[@provisional]` with `true`/`false`.
 
 use std::collections::HashSet;
 
@@ -59,14 +64,86 @@ use schemas::{
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, survey_event};
+use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use schemas::survey::{parse_size, parse_version};
+use schemas::{BranchStatus, DeadlineState, JointStatus};
 
 const ROOT: &str = "CivilDefenseBatch";
 const ROOT_PATH: &str = "/CivilDefenseBatch";
 const RECORD: &str = "record";
 const SURVEY: &str = "survey";
+const JOINT: &str = "joint";
+const DEADLINE: &str = "deadline";
+/// The attributes of a joint or deadline entry: the header every entry carries.
+const NOTICE_ATTRIBUTES: [&str; 3] = ["messageId", "sender", "eventTime"];
+
+/// Bureaus by their canonical ids.
+const BUREAUS: [(BureauId, &str); 6] = [
+    (BureauId::Planning, "planning"),
+    (BureauId::Water, "water"),
+    (BureauId::Transport, "transport"),
+    (BureauId::TrafficPolice, "traffic_police"),
+    (BureauId::CivilDefense, "civil_defense"),
+    (BureauId::Greenery, "greenery"),
+];
+
+/// How the office's batches carry the gateway's joint-case and deadline notices: `joint` and
+/// `deadline` entries among the records, the header as attributes, canonical codes in
+/// snake_case, ISO dates, `true`/`false`.
+const NOTICES: Dialect = Dialect {
+    names: Names {
+        joint: JOINT,
+        deadline: DEADLINE,
+        joint_case_id: "jointCaseId",
+        flow: "flow",
+        version: "version",
+        project_code: "projectCode",
+        project_name: "projectName",
+        window_case_id: "windowCaseNo",
+        status: "status",
+        opened_on: "acceptedOn",
+        due: "due",
+        provisional: "provisional",
+        calendar: "calendar",
+        branches: Some("branches"),
+        branch: "branch",
+        bureau: "bureau",
+        item: "item",
+        required: "required",
+        case_id: "caseNo",
+        sequence: "seq",
+        state: "state",
+        working_days: "workingDays",
+    },
+    bureaus: &BUREAUS,
+    item_text: notices::item_code,
+    parse_item: Item::parse_code,
+    joint_statuses: &[
+        (JointStatus::Open, "open"),
+        (JointStatus::Approved, "approved"),
+        (JointStatus::Rejected, "rejected"),
+        (JointStatus::Withdrawn, "withdrawn"),
+        (JointStatus::Terminated, "terminated"),
+    ],
+    branch_statuses: &[
+        (BranchStatus::Waiting, "waiting"),
+        (BranchStatus::Submitted, "submitted"),
+        (BranchStatus::Accepted, "accepted"),
+        (BranchStatus::SupplementRequested, "supplement_requested"),
+        (BranchStatus::Approved, "approved"),
+        (BranchStatus::Rejected, "rejected"),
+        (BranchStatus::Withdrawn, "withdrawn"),
+    ],
+    states: &[
+        (DeadlineState::Approaching, "approaching"),
+        (DeadlineState::Passed, "passed"),
+    ],
+    yes_no: &[(true, "true"), (false, "false")],
+    dates: DateStyle::Iso,
+    json: JsonScalars::Typed,
+};
 /// Most records one batch may carry.
 const MAX_RECORDS: usize = 10_000;
 const FORMAT: NativeFormat = NativeFormat {
@@ -665,7 +742,7 @@ impl CivilDefense {
     fn decode_entries(root: &Element, n: &mut Normalizer) -> Vec<Event> {
         root.check_attributes(ROOT_PATH, &["batchId", "count"], n);
         check_no_text(root, ROOT_PATH, n);
-        root.check_children(ROOT_PATH, &[], &[RECORD, SURVEY], n);
+        root.check_children(ROOT_PATH, &[], &[RECORD, SURVEY, JOINT, DEADLINE], n);
         // The batch id names the delivery; it is checked but carried by no event.
         let _ = n.field(
             F::Document,
@@ -682,7 +759,7 @@ impl CivilDefense {
         let entries: Vec<&Element> = root
             .children
             .iter()
-            .filter(|c| c.name == RECORD || c.name == SURVEY)
+            .filter(|c| [RECORD, SURVEY, JOINT, DEADLINE].contains(&c.name.as_str()))
             .collect();
         if count.is_some_and(|count| count != entries.len()) {
             n.reject(
@@ -717,10 +794,20 @@ impl CivilDefense {
         }
         let mut events = Vec::with_capacity(entries.len());
         let mut seen = HashSet::with_capacity(entries.len());
-        let (mut records, mut surveys) = (0, 0);
+        let (mut records, mut surveys, mut joints, mut deadlines) = (0, 0, 0, 0);
         for entry in entries {
             let mut entry_n = Normalizer::new();
-            let (path, event) = if entry.name == SURVEY {
+            let (path, event) = if entry.name == JOINT || entry.name == DEADLINE {
+                let counter = if entry.name == JOINT {
+                    &mut joints
+                } else {
+                    &mut deadlines
+                };
+                *counter += 1;
+                let path = format!("{ROOT_PATH}/{}[{counter}]", entry.name);
+                let event = Self::decode_notice(entry, &path, &mut entry_n);
+                (path, event)
+            } else if entry.name == SURVEY {
                 surveys += 1;
                 let path = format!("{ROOT_PATH}/{SURVEY}[{surveys}]");
                 let event = Self::decode_survey(entry, &path, &mut entry_n);
@@ -749,6 +836,60 @@ impl CivilDefense {
             }
         }
         events
+    }
+
+    /// A joint or deadline entry: the header as attributes, the notice as children.
+    fn decode_notice(entry: &Element, p: &str, n: &mut Normalizer) -> Option<Event> {
+        let a = |name: &str| format!("{p}/@{name}");
+        let header = notices::Header {
+            message_id: n.field(
+                F::MessageId,
+                || a("messageId"),
+                entry.attribute("messageId"),
+                MessageId::parse,
+            ),
+            source: n.field(
+                F::Source,
+                || a("sender"),
+                entry.attribute("sender"),
+                parse_bureau,
+            ),
+            occurred_at: n.field(
+                F::OccurredAt,
+                || a("eventTime"),
+                entry.attribute("eventTime"),
+                ShanghaiTime::parse_rfc3339,
+            ),
+        };
+        if entry.name == JOINT {
+            notices::read_joint_xml(&NOTICES, entry, p, &NOTICE_ATTRIBUTES, header, n)
+        } else {
+            notices::read_deadline_xml(&NOTICES, entry, p, &NOTICE_ATTRIBUTES, header, n)
+        }
+    }
+
+    /// Writes one joint or deadline entry.
+    fn write_notice(w: &mut XmlWriter, event: &Event) {
+        let event_time = event.occurred_at.to_rfc3339();
+        let name = if event.joint().is_some() {
+            JOINT
+        } else {
+            DEADLINE
+        };
+        w.open(
+            name,
+            &[
+                ("messageId", event.message_id.as_str()),
+                ("sender", event.source.as_str()),
+                ("eventTime", &event_time),
+            ],
+        );
+        match &event.payload {
+            Payload::Joint(notice) => notices::write_joint_xml(&NOTICES, w, notice),
+            Payload::Deadline(notice) => notices::write_deadline_xml(&NOTICES, w, event, notice),
+            Payload::Case(_) | Payload::Survey(_) => {}
+        }
+        w.close(name);
     }
 
     /// Writes one survey notice entry.
@@ -814,6 +955,10 @@ impl CivilDefense {
                 Payload::Case(case) => case,
                 Payload::Survey(notice) => {
                     Self::write_survey(&mut w, event, notice);
+                    continue;
+                }
+                Payload::Joint(_) | Payload::Deadline(_) => {
+                    Self::write_notice(&mut w, event);
                     continue;
                 }
             };
@@ -932,6 +1077,14 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::check(&CivilDefense);
+    }
+
+    #[test]
+    fn notice_tables_are_complete_and_distinct() {
+        crate::notices::tests::dialect_tables_are_complete(&NOTICES);
+        for (bureau, id) in BUREAUS {
+            assert_eq!(parse_bureau(id), Ok(bureau));
+        }
     }
 
     #[test]

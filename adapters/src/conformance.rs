@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use schemas::{BureauId, CanonicalField, Event, FigureName, SurveyFigure, SurveyId, SurveyNotice};
+use schemas::{
+    BranchStatus, BureauId, CanonicalField, Event, FigureName, Item, JointNotice, JointStatus,
+    SurveyFigure, SurveyId, SurveyNotice,
+};
 
 use crate::adapter::{Adapter, DecodeError, Syntax, parse_content_type};
 
@@ -64,9 +67,14 @@ fn strictness_documents(adapter: &dyn Adapter, valid: &[(PathBuf, Vec<u8>)]) -> 
     let mut rng = fastrand::Rng::with_seed(99);
     let mut documents: Vec<String> = valid.iter().map(|(_, body)| decode(body)).collect();
     documents.push(decode(&adapter.sample(&mut rng).body));
-    let survey = crate::sample::survey_event(&mut rng);
-    let written = adapter.encode(&survey).expect("a survey notice encodes");
-    documents.push(decode(&written.body));
+    for event in [
+        crate::sample::survey_event(&mut rng),
+        crate::sample::joint_event(&mut rng),
+        crate::sample::deadline_event(&mut rng),
+    ] {
+        let written = adapter.encode(&event).expect("a notice encodes");
+        documents.push(decode(&written.body));
+    }
     documents
 }
 
@@ -631,6 +639,8 @@ fn check_batch_round_trip(adapter: &dyn Adapter) {
         .map(|&source| crate::sample::case_event(&mut rng, source))
         .collect();
     events.push(crate::sample::survey_event(&mut rng));
+    events.push(crate::sample::joint_event(&mut rng));
+    events.push(crate::sample::deadline_event(&mut rng));
     for size in [1, events.len()] {
         let batch = adapter
             .encode_batch("conformance-1", &events[..size])
@@ -652,12 +662,68 @@ fn check_batch_round_trip(adapter: &dyn Adapter) {
     }
 }
 
-/// Every adapter delivers survey notices (multi-survey-in-one) in its own format, exactly.
+/// Every adapter delivers survey notices (multi-survey-in-one), joint-case notices and
+/// deadline notices in its own format, exactly.
 fn check_survey_notices(adapter: &dyn Adapter) {
     let mut rng = fastrand::Rng::with_seed(77);
     for _ in 0..32 {
         check_round_trip(adapter, &crate::sample::survey_event(&mut rng));
+        check_round_trip(adapter, &crate::sample::joint_event(&mut rng));
+        check_round_trip(adapter, &crate::sample::deadline_event(&mut rng));
     }
+}
+
+/// Joint-case and deadline notices that break a rule of `schemas::joint`, each with the
+/// canonical field every adapter must refuse it under.
+fn rule_breaking_joint_events() -> Vec<(&'static str, Event, CanonicalField)> {
+    let mut rng = fastrand::Rng::with_seed(2026);
+    let base = crate::sample::joint_event(&mut rng);
+    let with = |change: &dyn Fn(&mut JointNotice)| {
+        let mut notice = base.joint().expect("a joint event").clone();
+        change(&mut notice);
+        Event::for_joint(base.message_id.clone(), base.occurred_at, notice)
+    };
+    let deadline = crate::sample::deadline_event(&mut rng);
+    let mut foreign = deadline.deadline().expect("a deadline event").clone();
+    foreign.item = Item::ALL
+        .into_iter()
+        .find(|item| item.bureau() != deadline.source)
+        .expect("another bureau's item");
+    vec![
+        (
+            "a branch named twice",
+            with(&|n| n.branches.push(n.branches[0].clone())),
+            CanonicalField::JointBranchItem,
+        ),
+        (
+            "a waiting branch naming a case",
+            with(&|n| {
+                n.branches[0].status = BranchStatus::Waiting;
+                n.branches[0].case_id = Some(base.case_id.clone());
+            }),
+            CanonicalField::JointBranchCaseId,
+        ),
+        (
+            "version 1 deciding the joint case",
+            with(&|n| {
+                n.version = 1;
+                n.status = JointStatus::Approved;
+            }),
+            CanonicalField::JointVersion,
+        ),
+        (
+            "a deadline notice about another bureau's item",
+            Event::for_deadline(
+                deadline.message_id.clone(),
+                deadline.source,
+                deadline.case_id.clone(),
+                deadline.sequence,
+                deadline.occurred_at,
+                foreign,
+            ),
+            CanonicalField::DeadlineItem,
+        ),
+    ]
 }
 
 /// Survey notices that break a rule of the canonical model (`schemas::rules`), each paired
@@ -706,6 +772,7 @@ fn rule_breaking_notices() -> Vec<(&'static str, SurveyNotice, CanonicalField)> 
 fn check_canonical_rules(adapter: &dyn Adapter) {
     let bureau = adapter.bureau();
     let valid = crate::sample::survey_event(&mut fastrand::Rng::with_seed(2022));
+    let mut breaking = Vec::new();
     for (what, notice, field) in rule_breaking_notices() {
         assert!(
             !notice.violations().is_empty(),
@@ -717,6 +784,10 @@ fn check_canonical_rules(adapter: &dyn Adapter) {
             valid.occurred_at,
             notice,
         );
+        breaking.push((what, event, field));
+    }
+    breaking.extend(rule_breaking_joint_events());
+    for (what, event, field) in breaking {
         match adapter.encode(&event) {
             Err(error) => assert_eq!(error.field, field.as_str(), "{bureau}, {what}: {error}"),
             Ok(_) => panic!("{bureau} encodes {what}"),

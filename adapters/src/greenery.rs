@@ -49,6 +49,11 @@
 //! always writes hectares and 亿元 (exact: canonical areas and amounts have two decimals).
 //! Survey heights are read in 米/m and counts as digits with an optional measure word (套, 户,
 //! 个 …); the encoder writes 米 and 套.
+//!
+//! The gateway's joint-case (`联合审批`) and deadline (`办理时限提醒`) notices take the place of
+//! `办件` beside `报文`, keys and values in simplified Chinese as `NOTICES` spells them
+//! (审批中 / 准予许可 / 不予许可 / 已撤回 / 已终止, 待申报, 临近到期 / 已超期), `到期日期` with `暂定`
+//! 是/否, numbers as strings (whole JSON numbers read too).
 
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
@@ -64,8 +69,11 @@ use serde::Serialize;
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty, value_text};
+use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
+use schemas::{BranchStatus, DeadlineState, JointStatus, Payload};
+use std::borrow::Cow;
 
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/json",
@@ -273,6 +281,62 @@ struct FileOut<'a> {
 }
 
 const ROOT_KEYS: [&str; 2] = ["报文", "办件"];
+
+/// How the bureau's system spells the gateway's joint-case (联合审批) and deadline (办理时限提醒)
+/// notices: simplified-Chinese keys and values, items by simplified name, ISO dates, 是/否,
+/// numbers as strings (whole JSON numbers read too).
+const NOTICES: Dialect = Dialect {
+    names: Names {
+        joint: "联合审批",
+        deadline: "办理时限提醒",
+        joint_case_id: "联合审批编号",
+        flow: "审批流程",
+        version: "版本号",
+        project_code: "项目代码",
+        project_name: "项目名称",
+        window_case_id: "窗口办件号",
+        status: "状态",
+        opened_on: "受理日期",
+        due: "到期日期",
+        provisional: "暂定",
+        calendar: "工作日历",
+        branches: Some("分项审批"),
+        branch: "分项",
+        bureau: "审批部门",
+        item: "事项",
+        required: "必办",
+        case_id: "办件号",
+        sequence: "序号",
+        state: "提醒类型",
+        working_days: "工作日数",
+    },
+    bureaus: &SENDERS,
+    item_text: |item| Cow::Borrowed(code_of(&ITEMS, item)),
+    parse_item: |text| lookup(&ITEMS, text, "item name (simplified)"),
+    joint_statuses: &[
+        (JointStatus::Open, "审批中"),
+        (JointStatus::Approved, "准予许可"),
+        (JointStatus::Rejected, "不予许可"),
+        (JointStatus::Withdrawn, "已撤回"),
+        (JointStatus::Terminated, "已终止"),
+    ],
+    branch_statuses: &[
+        (BranchStatus::Waiting, "待申报"),
+        (BranchStatus::Submitted, "已申报"),
+        (BranchStatus::Accepted, "已受理"),
+        (BranchStatus::SupplementRequested, "补正"),
+        (BranchStatus::Approved, "准予许可"),
+        (BranchStatus::Rejected, "不予许可"),
+        (BranchStatus::Withdrawn, "已撤回"),
+    ],
+    states: &[
+        (DeadlineState::Approaching, "临近到期"),
+        (DeadlineState::Passed, "已超期"),
+    ],
+    yes_no: &[(true, "是"), (false, "否")],
+    dates: DateStyle::Iso,
+    json: JsonScalars::Lenient,
+};
 const SURVEY_ROOT_KEYS: [&str; 2] = ["报文", "测绘成果"];
 const SURVEY_KEYS: [&str; 9] = [
     "成果编号",
@@ -335,21 +399,58 @@ fn organization(
 
 impl Greenery {
     fn decode_document(root: &Obj<'_>, n: &mut Normalizer) -> Option<Event> {
-        match (root.map.get("办件"), root.map.get("测绘成果")) {
-            (Some(_), Some(survey)) => {
-                n.reject(
-                    F::Document,
-                    "/测绘成果",
-                    value_text(survey),
-                    Problem::Inconsistent {
-                        reason: "a message carries either 办件 (a case) or 测绘成果 (a survey notice), not both",
-                    },
-                );
-                None
+        const BODIES: [&str; 4] = ["办件", "测绘成果", "联合审批", "办理时限提醒"];
+        let present: Vec<&str> = BODIES
+            .into_iter()
+            .filter(|key| root.map.contains_key(*key))
+            .collect();
+        if let [_, second, ..] = present[..] {
+            n.reject(
+                F::Document,
+                format!("/{second}"),
+                value_text(&root.map[second]),
+                Problem::Inconsistent {
+                    reason: "a message carries one of 办件 (a case), 测绘成果 (a survey notice), 联合审批 (a joint case) and 办理时限提醒 (a deadline notice)",
+                },
+            );
+            return None;
+        }
+        match present.first().copied() {
+            Some("测绘成果") => Self::decode_survey(root, n),
+            Some(key @ ("联合审批" | "办理时限提醒")) => {
+                root.check_keys(&["报文", key], n);
+                let header = Self::decode_header(root, n);
+                let header = notices::Header {
+                    message_id: header.message_id,
+                    source: header.source,
+                    occurred_at: header.occurred_at,
+                };
+                let body = root.object(key, F::Document, n)?;
+                if key == NOTICES.names.joint {
+                    notices::read_joint_json(&NOTICES, &body, header, n)
+                } else {
+                    notices::read_deadline_json(&NOTICES, &body, header, n)
+                }
             }
-            (None, Some(_)) => Self::decode_survey(root, n),
             _ => Self::decode_case(root, n),
         }
+    }
+
+    /// A joint-case or deadline notice document: `报文`, then the body under `key`.
+    fn encode_notice(
+        event: &Event,
+        key: &'static str,
+        body: Ordered,
+    ) -> Result<Encoded, EncodeError> {
+        let mut header = Ordered(Vec::with_capacity(3));
+        header.push("编号", event.message_id.as_str());
+        header.push("发送部门", code_of(&SENDERS, event.source));
+        header.push("时间", event.occurred_at.format_local(TIME));
+        let message = Ordered(vec![
+            ("报文", Json::Object(header)),
+            (key, Json::Object(body)),
+        ]);
+        to_json(&message)
     }
 
     fn decode_header<'a>(root: &Obj<'a>, n: &mut Normalizer) -> HeaderIn<'a> {
@@ -559,15 +660,17 @@ impl Adapter for Greenery {
     }
 
     fn write(&self, event: &Event) -> Result<Encoded, EncodeError> {
-        let Some(case) = event.case() else {
-            return match event.survey() {
-                Some(notice) => Self::encode_survey(event, notice),
-                None => Err(EncodeError {
-                    bureau: self.bureau(),
-                    field: "payload",
-                    reason: "neither a case nor a survey notice".into(),
-                }),
-            };
+        let case = match &event.payload {
+            Payload::Case(case) => case,
+            Payload::Survey(notice) => return Self::encode_survey(event, notice),
+            Payload::Joint(notice) => {
+                let body = notices::write_joint_json(&NOTICES, notice);
+                return Self::encode_notice(event, NOTICES.names.joint, body);
+            }
+            Payload::Deadline(notice) => {
+                let body = notices::write_deadline_json(&NOTICES, event, notice);
+                return Self::encode_notice(event, NOTICES.names.deadline, body);
+            }
         };
         let message = Message {
             header: Header {
@@ -851,5 +954,10 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::check(&Greenery);
+    }
+
+    #[test]
+    fn notice_tables_are_complete_and_distinct() {
+        crate::notices::tests::dialect_tables_are_complete(&NOTICES);
     }
 }

@@ -495,6 +495,28 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// Reads a required field the format's schema types as a JSON boolean
+    /// (`"type": "boolean"`): any other JSON type, `null` and the strings `"true"` and
+    /// `"false"` included, is refused.
+    pub(crate) fn boolean(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        key: &str,
+    ) -> Option<bool> {
+        match self.map.get(key) {
+            Some(Value::Bool(yes)) => Some(*yes),
+            None => {
+                n.reject(field, pointer(&self.pointer, key), "", Problem::Missing);
+                None
+            }
+            Some(other) => {
+                self.wrong_type(n, field, key, other, "a JSON boolean");
+                None
+            }
+        }
+    }
+
     /// Reads a required field the format's schema types as a JSON integer within `bounds`
     /// (`"type": "integer"`, `minimum`, `maximum`); `parse` gets its digits.
     pub(crate) fn integer<T>(

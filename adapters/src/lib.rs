@@ -19,6 +19,7 @@ pub mod civil_defense;
 pub mod conformance;
 pub mod greenery;
 mod json;
+mod notices;
 pub mod planning;
 pub mod sample;
 pub mod traffic_police;

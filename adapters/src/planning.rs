@@ -31,6 +31,13 @@
 //!
 //! The series id, sequence and event kind of a survey event are not written: they follow from
 //! the notice (project, kind, version, supersedes).
+//!
+//! The gateway's joint-case and deadline notices (one-stop parallel approval, working-day clocks)
+//! are two more documents of the dialect, `GhzyJointCase` (Header, JointCase) and
+//! `GhzyDeadlineNotice` (Header, Deadline), spelt as `NOTICES` says and read and written by
+//! `notices`: status codes 11/14/15/16/17 for the joint case (open, approved, rejected,
+//! withdrawn, terminated), 00-06 for a branch (waiting, then the case codes), D1/D2 for a
+//! deadline approaching or passed, `DueDate[@provisional]`, `true`/`false`.
 
 use encoding_rs::UTF_8;
 use schemas::model::{Name, parse_sequence};
@@ -46,12 +53,72 @@ use schemas::{
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
+use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text};
 use schemas::survey::parse_version;
+use schemas::{BranchStatus, DeadlineState, JointStatus};
 
 const ROOT: &str = "GhzyExchange";
 const SURVEY_ROOT: &str = "GhzySurveyNotice";
+const JOINT_ROOT: &str = "GhzyJointCase";
+const DEADLINE_ROOT: &str = "GhzyDeadlineNotice";
+
+/// How the planning system spells the gateway's joint-case and deadline notices: element names
+/// in its English style, two-digit status codes continuing its case codes, upper-case item
+/// codes, ISO dates, `true`/`false`.
+const NOTICES: Dialect = Dialect {
+    names: Names {
+        joint: "JointCase",
+        deadline: "Deadline",
+        joint_case_id: "JointCaseId",
+        flow: "FlowCode",
+        version: "Version",
+        project_code: "ProjectCode",
+        project_name: "ProjectName",
+        window_case_id: "WindowCaseNo",
+        status: "StatusCode",
+        opened_on: "AcceptedOn",
+        due: "DueDate",
+        provisional: "provisional",
+        calendar: "CalendarVersion",
+        branches: Some("Branches"),
+        branch: "Branch",
+        bureau: "DeptCode",
+        item: "ItemCode",
+        required: "Required",
+        case_id: "CaseNo",
+        sequence: "Sequence",
+        state: "DeadlineCode",
+        working_days: "WorkingDays",
+    },
+    bureaus: &SENDERS,
+    item_text: notices::item_code_upper,
+    parse_item,
+    joint_statuses: &[
+        (JointStatus::Open, "11"),
+        (JointStatus::Approved, "14"),
+        (JointStatus::Rejected, "15"),
+        (JointStatus::Withdrawn, "16"),
+        (JointStatus::Terminated, "17"),
+    ],
+    branch_statuses: &[
+        (BranchStatus::Waiting, "00"),
+        (BranchStatus::Submitted, "01"),
+        (BranchStatus::Accepted, "02"),
+        (BranchStatus::SupplementRequested, "03"),
+        (BranchStatus::Approved, "04"),
+        (BranchStatus::Rejected, "05"),
+        (BranchStatus::Withdrawn, "06"),
+    ],
+    states: &[
+        (DeadlineState::Approaching, "D1"),
+        (DeadlineState::Passed, "D2"),
+    ],
+    yes_no: &[(true, "true"), (false, "false")],
+    dates: DateStyle::Iso,
+    json: JsonScalars::Typed,
+};
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/xml",
     syntax: Syntax::Xml { encoding: UTF_8 },
@@ -143,13 +210,7 @@ fn parse_unit(text: &str) -> Result<String, Problem> {
 
 /// Item codes: the canonical code in upper case, e.g. `CONSTRUCTION_PLANNING_PERMIT`.
 fn parse_item(text: &str) -> Result<Item, Problem> {
-    let text = clean(text);
-    if text.bytes().any(|b| b.is_ascii_lowercase()) {
-        return Err(Problem::UnknownCode {
-            vocabulary: "item code (upper case)",
-        });
-    }
-    Item::parse_code(&text.to_ascii_lowercase())
+    notices::parse_item_code_upper(text)
 }
 
 impl Planning {
@@ -560,6 +621,56 @@ impl Planning {
         survey_event(message_id, source, occurred_at, notice)
     }
 
+    /// A joint-case or deadline notice: `Header` and the body the dialect names.
+    fn decode_notice(root: &Element, n: &mut Normalizer) -> Option<Event> {
+        let joint = root.name == JOINT_ROOT;
+        let body_name = if joint {
+            NOTICES.names.joint
+        } else {
+            NOTICES.names.deadline
+        };
+        let path = format!("/{}", root.name);
+        root.check_children(&path, &["Header", body_name], &[], n);
+        Self::check_root(root, n);
+        let (Some(header), Some(body)) = (root.child("Header"), root.child(body_name)) else {
+            n.reject(F::Document, path, "", Problem::Missing);
+            return None;
+        };
+        let (message_id, source, occurred_at) = Self::decode_header(&root.name, header, n);
+        let header = notices::Header {
+            message_id,
+            source,
+            occurred_at,
+        };
+        let body_path = format!("{path}/{body_name}");
+        if joint {
+            notices::read_joint_xml(&NOTICES, body, &body_path, &[], header, n)
+        } else {
+            notices::read_deadline_xml(&NOTICES, body, &body_path, &[], header, n)
+        }
+    }
+
+    fn encode_notice(event: &Event) -> Vec<u8> {
+        let (root, body) = match &event.payload {
+            Payload::Joint(_) => (JOINT_ROOT, NOTICES.names.joint),
+            _ => (DEADLINE_ROOT, NOTICES.names.deadline),
+        };
+        let mut w = XmlWriter::new(UTF_8);
+        w.open(root, &[("version", "1.0")]);
+        Self::write_header(&mut w, event);
+        w.open(body, &[]);
+        match &event.payload {
+            Payload::Joint(notice) => notices::write_joint_xml(&NOTICES, &mut w, notice),
+            Payload::Deadline(notice) => {
+                notices::write_deadline_xml(&NOTICES, &mut w, event, notice)
+            }
+            Payload::Case(_) | Payload::Survey(_) => {}
+        }
+        w.close(body);
+        w.close(root);
+        w.finish()
+    }
+
     fn write_header(w: &mut XmlWriter, event: &Event) {
         w.open("Header", &[]);
         w.leaf("MessageId", event.message_id.as_str());
@@ -630,10 +741,13 @@ impl Adapter for Planning {
         let decode_document = match root.name.as_str() {
             ROOT => Self::decode_case,
             SURVEY_ROOT => Self::decode_survey,
+            JOINT_ROOT | DEADLINE_ROOT => Self::decode_notice,
             _ => {
                 return Err(DecodeError::Malformed {
                     path: format!("/{}", root.name),
-                    message: format!("root element must be {ROOT} or {SURVEY_ROOT}"),
+                    message: format!(
+                        "root element must be {ROOT}, {SURVEY_ROOT}, {JOINT_ROOT} or {DEADLINE_ROOT}"
+                    ),
                 });
             }
         };
@@ -647,6 +761,12 @@ impl Adapter for Planning {
                 return Ok(Encoded {
                     content_type: FORMAT.media_type.to_owned(),
                     body: Self::encode_survey(event, notice),
+                });
+            }
+            Payload::Joint(_) | Payload::Deadline(_) => {
+                return Ok(Encoded {
+                    content_type: FORMAT.media_type.to_owned(),
+                    body: Self::encode_notice(event),
                 });
             }
         };
@@ -700,6 +820,11 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::check(&Planning);
+    }
+
+    #[test]
+    fn notice_tables_are_complete_and_distinct() {
+        crate::notices::tests::dialect_tables_are_complete(&NOTICES);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Realistic canonical events, drawn from a seeded generator: what each bureau's system would
 //! send. Adapters encode them into sample messages; the demo, tests and benchmarks use those.
 
+use chrono::Datelike;
 use chrono::{Duration, NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 use schemas::{
@@ -8,6 +9,10 @@ use schemas::{
     FigureValue, FileRef, Item, MessageId, Money, Organization, Project, ProjectCode, Sha256Hex,
     ShanghaiDate, ShanghaiTime, Stage, SurveyFigure, SurveyId, SurveyKind, SurveyNotice,
     SurveyResult, WorkingDays, model::Name,
+};
+use schemas::{
+    BranchStatus, DeadlineNotice, DeadlineState, DueDate, FlowName, JointBranch, JointCaseId,
+    JointNotice, JointStatus,
 };
 
 const PROJECT_KINDS: [&str; 10] = [
@@ -275,6 +280,155 @@ pub fn survey_event(rng: &mut fastrand::Rng) -> Event {
     )
 }
 
+/// The calendar version the generator stamps on due dates.
+const CALENDAR: &str = "国办发明电〔2024〕12号 + 国办发明电〔2025〕7号";
+
+fn date_after(start: NaiveDate, max_days: i64, rng: &mut fastrand::Rng) -> ShanghaiDate {
+    ShanghaiDate::new(
+        start
+            .checked_add_signed(Duration::days(rng.i64(0..=max_days)))
+            .unwrap_or(start),
+    )
+}
+
+fn due_after(start: NaiveDate, rng: &mut fastrand::Rng) -> DueDate {
+    let on = date_after(start, 60, rng);
+    DueDate {
+        on,
+        // Outside the years the calendar holds a notice for, a date is provisional.
+        provisional: !(2025..=2026).contains(&on.get().year()),
+    }
+}
+
+/// A realistic joint case at some point of its life: a window case, two to five branches
+/// (each once, at least one required), their states and clocks.
+pub fn joint_notice(rng: &mut fastrand::Rng) -> JointNotice {
+    let window = *pick(rng, &[BureauId::Planning, BureauId::Transport]);
+    let window_event = case_event(rng, window);
+    let case = window_event.case().cloned();
+    let project = case.map_or_else(
+        || unreachable!("a case event carries a case"),
+        |case| case.project,
+    );
+    let opened = window_event.occurred_at.naive_local().date();
+    let mut branches: Vec<JointBranch> = Vec::new();
+    let mut items: Vec<Item> = Item::ALL.to_vec();
+    rng.shuffle(&mut items);
+    for item in items.into_iter().take(rng.usize(2..=5)) {
+        let status = *pick(rng, &BranchStatus::ALL);
+        let filed = status != BranchStatus::Waiting;
+        branches.push(JointBranch {
+            bureau: item.bureau(),
+            item,
+            required: rng.u32(0..4) > 0,
+            status,
+            case_id: filed.then(|| {
+                parsed(
+                    BureauCaseId::parse(&format!(
+                        "{}{}{:06}",
+                        id_prefix(item.bureau()),
+                        opened.year(),
+                        rng.u32(0..1_000_000)
+                    )),
+                    "case id",
+                )
+            }),
+            due: (filed && rng.bool()).then(|| due_after(opened, rng)),
+        });
+    }
+    branches[0].required = true;
+    let version = rng.u32(1..=12);
+    let status = if version == 1 {
+        JointStatus::Open
+    } else {
+        *pick(rng, &JointStatus::ALL)
+    };
+    let flow = pick(
+        rng,
+        &[
+            "one_stop_construction_permit",
+            "one_stop_completion_acceptance",
+        ],
+    );
+    JointNotice {
+        joint_case_id: parsed(
+            JointCaseId::parse(&format!("jc-{}", hex(rng, 32))),
+            "joint case id",
+        ),
+        flow: parsed(FlowName::parse(flow), "flow name"),
+        version,
+        project,
+        window,
+        window_case_id: window_event.case_id,
+        status,
+        opened_on: ShanghaiDate::new(opened),
+        due: due_after(opened, rng),
+        calendar: parsed(Name::parse(CALENDAR), "calendar version"),
+        branches,
+    }
+}
+
+/// A joint-case event as the gateway sends it to the window and the branches.
+pub fn joint_event(rng: &mut fastrand::Rng) -> Event {
+    let notice = joint_notice(rng);
+    let at = notice.opened_on.get().and_time(
+        NaiveTime::from_hms_opt(rng.u32(8..18), rng.u32(0..60), rng.u32(0..60)).unwrap_or_default(),
+    ) + Duration::days(rng.i64(0..20));
+    Event::for_joint(
+        parsed(
+            MessageId::parse(&format!("gw-{}", hex(rng, 32))),
+            "message id",
+        ),
+        parsed(ShanghaiTime::from_local(at), "notice time"),
+        notice,
+    )
+}
+
+/// A deadline event as the gateway sends it to the bureau handling the case.
+pub fn deadline_event(rng: &mut fastrand::Rng) -> Event {
+    let source = *pick(rng, &BureauId::ALL);
+    let case_event = case_event(rng, source);
+    let case = case_event
+        .case()
+        .cloned()
+        .unwrap_or_else(|| unreachable!("a case event carries a case"));
+    let start = case.submitted_at.naive_local().date();
+    let due = due_after(start, rng);
+    let state = *pick(rng, &DeadlineState::ALL);
+    let at = due
+        .on
+        .get()
+        .and_time(NaiveTime::from_hms_opt(rng.u32(0..24), rng.u32(0..60), 0).unwrap_or_default());
+    let notice = DeadlineNotice {
+        item: case.item,
+        project: case.project.code,
+        state,
+        working_days: match state {
+            DeadlineState::Approaching => rng.u16(0..=3),
+            DeadlineState::Passed => rng.u16(1..=30),
+        },
+        due,
+        calendar: parsed(Name::parse(CALENDAR), "calendar version"),
+        joint_case_id: rng.bool().then(|| {
+            parsed(
+                JointCaseId::parse(&format!("jc-{}", hex(rng, 32))),
+                "joint case id",
+            )
+        }),
+    };
+    Event::for_deadline(
+        parsed(
+            MessageId::parse(&format!("gw-{}", hex(rng, 32))),
+            "message id",
+        ),
+        case_event.source,
+        case_event.case_id,
+        rng.u64(1..=4),
+        parsed(ShanghaiTime::from_local(at), "notice time"),
+        notice,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +443,25 @@ mod tests {
             assert_eq!(notice.supersedes.is_some(), notice.result.version > 1);
             let json = serde_json::to_string(&event).unwrap();
             let back: Event = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, event);
+        }
+    }
+
+    #[test]
+    fn generated_notices_break_no_rule() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        for _ in 0..200 {
+            let event = joint_event(&mut rng);
+            let notice = event.joint().unwrap();
+            assert_eq!(notice.violations(), vec![], "{notice:#?}");
+            assert_eq!(event.source, notice.window);
+            let back: Event =
+                serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+            assert_eq!(back, event);
+            let event = deadline_event(&mut rng);
+            assert_eq!(event.deadline().unwrap().violation(event.source), None);
+            let back: Event =
+                serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
             assert_eq!(back, event);
         }
     }

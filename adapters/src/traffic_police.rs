@@ -52,6 +52,12 @@
 //! 平方米, ZB03 地下建築面積 平方米, ZB04 建築高度 米, ZB05 綠地面積 平方米, ZB06 綠地率 %,
 //! ZB07 人防面積 平方米, ZB08 房屋套數 套. A value in another unit, with a unit inside ZBZ or
 //! with a decimal comma (`11,6`) is refused.
+//!
+//! The gateway's joint-case (聯合審批, `LHSP`) and deadline (期限提醒, `QXTX`) notices take the
+//! place of `AJ`, keys as `NOTICES` names them (LHBH 聯合編號, LCBM 流程編碼, BB 版本, CKAJBH 窗口
+//! 案件編號, SLRQ 受理日期, DQRQ 到期日期 with ZDBZ 暫定標誌, RLBB 日曆版本, FX 分項 [BM, SXBM, BBBZ
+//! 必辦標誌, ZT, AJBH], TXLX 提醒類型, GZRS 工作日數), digit codes, dates YYYYMMDD, 1/0, every value
+//! a string.
 
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
@@ -69,8 +75,11 @@ use serde_json::Value;
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{FinalNewline, Obj, decode_value, encode_pretty};
+use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
+use schemas::{BranchStatus, DeadlineState, JointStatus};
+use std::borrow::Cow;
 
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/json",
@@ -128,7 +137,6 @@ const STATUSES: [(CaseStatus, &str); 6] = [
     (CaseStatus::Withdrawn, "6"),
 ];
 
-const ROOT_KEYS: [&str; 4] = ["BWBH", "FSBM", "FSSJ", "AJ"];
 const CASE_KEYS: [&str; 14] = [
     "AJBH", "XH", "SXBM", "JD", "ZT", "XZQH", "XMDM", "XMMC", "SQDW", "TYSHXYDM", "SBSJ", "CNSX",
     "JZMJ", "ZTZ",
@@ -154,8 +162,64 @@ const FIGURES: [(FigureName, &str); 8] = [
     (FigureName::PropertyUnits, "ZB08"),
 ];
 
-const SURVEY_ROOT_KEYS: [&str; 4] = ["BWBH", "FSBM", "FSSJ", "CHCG"];
-const BOTH_ROOT_KEYS: [&str; 5] = ["BWBH", "FSBM", "FSSJ", "AJ", "CHCG"];
+/// The bodies a message may carry, exactly one of them.
+const BODIES: [&str; 4] = ["AJ", "CHCG", "LHSP", "QXTX"];
+
+/// How the corps' system spells the gateway's joint-case (聯合審批, LHSP) and deadline (期限提醒,
+/// QXTX) notices: pinyin-initial keys, digit codes, its 事項編碼, compact dates YYYYMMDD, every
+/// value a string, 1/0 for yes and no.
+const NOTICES: Dialect = Dialect {
+    names: Names {
+        joint: "LHSP",
+        deadline: "QXTX",
+        joint_case_id: "LHBH",    // 聯合編號
+        flow: "LCBM",             // 流程編碼
+        version: "BB",            // 版本
+        project_code: "XMDM",     // 項目代碼
+        project_name: "XMMC",     // 項目名稱
+        window_case_id: "CKAJBH", // 窗口案件編號
+        status: "ZT",             // 狀態
+        opened_on: "SLRQ",        // 受理日期
+        due: "DQRQ",              // 到期日期
+        provisional: "ZDBZ",      // 暫定標誌
+        calendar: "RLBB",         // 日曆版本
+        branches: Some("FX"),     // 分項
+        branch: "FX",
+        bureau: "BM",         // 部門
+        item: "SXBM",         // 事項編碼
+        required: "BBBZ",     // 必辦標誌
+        case_id: "AJBH",      // 案件編號
+        sequence: "XH",       // 序號
+        state: "TXLX",        // 提醒類型
+        working_days: "GZRS", // 工作日數
+    },
+    bureaus: &SENDERS,
+    item_text: |item| Cow::Borrowed(code_of(&ITEMS, item)),
+    parse_item: |text| lookup(&ITEMS, text, "item code (事項編碼 SX01-SX13)"),
+    joint_statuses: &[
+        (JointStatus::Open, "1"),
+        (JointStatus::Approved, "2"),
+        (JointStatus::Rejected, "3"),
+        (JointStatus::Withdrawn, "4"),
+        (JointStatus::Terminated, "5"),
+    ],
+    branch_statuses: &[
+        (BranchStatus::Waiting, "0"),
+        (BranchStatus::Submitted, "1"),
+        (BranchStatus::Accepted, "2"),
+        (BranchStatus::SupplementRequested, "3"),
+        (BranchStatus::Approved, "4"),
+        (BranchStatus::Rejected, "5"),
+        (BranchStatus::Withdrawn, "6"),
+    ],
+    states: &[
+        (DeadlineState::Approaching, "1"),
+        (DeadlineState::Passed, "2"),
+    ],
+    yes_no: &[(true, "1"), (false, "0")],
+    dates: DateStyle::Compact,
+    json: JsonScalars::Strings,
+};
 const SURVEY_KEYS: [&str; 10] = [
     "CGBH", "TDCG", "XMDM", "CHLX", "CHDW", "TYSHXYDM", "BB", "CHRQ", "ZB", "FJ",
 ];
@@ -185,25 +249,24 @@ fn parse_figure_value(name: FigureName, text: &str) -> Result<schemas::FigureVal
 impl TrafficPolice {
     fn decode_event(value: &Value, n: &mut Normalizer) -> Option<Event> {
         let root = Obj::root(value, n)?;
-        let survey = root.map.contains_key("CHCG");
-        let both = survey && root.map.contains_key("AJ");
-        root.check_keys(
-            if both {
-                &BOTH_ROOT_KEYS
-            } else if survey {
-                &SURVEY_ROOT_KEYS
-            } else {
-                &ROOT_KEYS
-            },
-            n,
-        );
-        if both {
+        let present: Vec<&str> = BODIES
+            .into_iter()
+            .filter(|key| root.map.contains_key(*key))
+            .collect();
+        let body = present.first().copied().unwrap_or("AJ");
+        let mut known = vec!["BWBH", "FSBM", "FSSJ"];
+        known.extend(&present);
+        if present.is_empty() {
+            known.push("AJ");
+        }
+        root.check_keys(&known, n);
+        if let [_, second, ..] = present[..] {
             n.reject(
                 F::Document,
-                "/CHCG",
+                format!("/{second}"),
                 "",
                 Problem::Inconsistent {
-                    reason: "a message carries a case (AJ) or a survey result (CHCG), not both",
+                    reason: "a message carries one of a case (AJ), a survey result (CHCG), a joint case (LHSP) and a deadline notice (QXTX)",
                 },
             );
         }
@@ -212,7 +275,20 @@ impl TrafficPolice {
             lookup(&SENDERS, t, "department code (發送部門)")
         });
         let occurred_at = root.string(n, F::OccurredAt, "FSSJ", parse_time);
-        if survey {
+        if body == "LHSP" || body == "QXTX" {
+            let header = notices::Header {
+                message_id,
+                source,
+                occurred_at,
+            };
+            let body = root.object(body, F::Document, n)?;
+            return if body.pointer == "/LHSP" {
+                notices::read_joint_json(&NOTICES, &body, header, n)
+            } else {
+                notices::read_deadline_json(&NOTICES, &body, header, n)
+            };
+        }
+        if body == "CHCG" {
             let notice = root.object("CHCG", F::Document, n);
             let notice = notice.and_then(|chcg| Self::decode_survey(&chcg, n));
             return survey_event(message_id, source, occurred_at, notice);
@@ -436,6 +512,16 @@ fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
     encode_pretty(BureauId::TrafficPolice, &FORMAT, message, FinalNewline::No)
 }
 
+/// A joint-case or deadline notice message: the header keys, then the body under `key`.
+fn notice_message(event: &Event, key: &'static str, body: Ordered) -> Ordered {
+    let mut message = Ordered(Vec::with_capacity(4));
+    message.push("BWBH", event.message_id.as_str());
+    message.push("FSBM", code_of(&SENDERS, event.source));
+    message.push("FSSJ", event.occurred_at.format_local(LocalFormat::Compact));
+    message.0.push((key, Json::Object(body)));
+    message
+}
+
 /// The message as the corps' system writes it.
 #[derive(Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -485,6 +571,14 @@ impl Adapter for TrafficPolice {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return to_json(&survey_message(event, notice)),
+            Payload::Joint(notice) => {
+                let body = notices::write_joint_json(&NOTICES, notice);
+                return to_json(&notice_message(event, NOTICES.names.joint, body));
+            }
+            Payload::Deadline(notice) => {
+                let body = notices::write_deadline_json(&NOTICES, event, notice);
+                return to_json(&notice_message(event, NOTICES.names.deadline, body));
+            }
         };
         let message = Message {
             bwbh: event.message_id.as_str(),
@@ -669,5 +763,10 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::check(&TrafficPolice);
+    }
+
+    #[test]
+    fn notice_tables_are_complete_and_distinct() {
+        crate::notices::tests::dialect_tables_are_complete(&NOTICES);
     }
 }

@@ -51,6 +51,12 @@
 //! JSON string (a number is refused, so `floorAreaM2: 128500.5` cannot lose digits through a
 //! float). Optional fields are omitted when absent; `null` is refused. Unknown keys are refused
 //! at every level.
+//!
+//! The gateway's joint-case and deadline notices are documents with the same header and the body
+//! `jointCase` or `deadlineNotice` instead of `case` (keys as `NOTICES` names them: statuses
+//! `OPEN` ... `TERMINATED`, branch statuses `WAITING` and the case statuses, `APPROACHING` /
+//! `PASSED`; `dueOn` with `dueProvisional` a JSON boolean; `version`, `seq` and `workingDays`
+//! JSON integers). Exactly one body is present.
 
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
@@ -68,8 +74,10 @@ use serde_json::Value;
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty, value_text};
+use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
+use schemas::{BranchStatus, DeadlineState, JointStatus};
 
 const FORMAT: NativeFormat = NativeFormat {
     media_type: "application/json",
@@ -167,14 +175,75 @@ fn parse_figure_value(name: FigureName, text: &str) -> Result<FigureValue, Probl
 }
 
 /// The header keys, then the two bodies: exactly one of `case` and `surveyNotice` is present.
-const ROOT_KEYS: [&str; 6] = [
+const ROOT_KEYS: [&str; 8] = [
     "schemaVersion",
     "messageId",
     "sender",
     "eventTime",
     "case",
     "surveyNotice",
+    "jointCase",
+    "deadlineNotice",
 ];
+
+/// The bodies a document may carry, exactly one of them.
+const BODIES: [&str; 4] = ["case", "surveyNotice", "jointCase", "deadlineNotice"];
+
+/// How the commission's system spells the gateway's joint-case and deadline notices: camelCase
+/// keys, upper-case enumeration names, canonical item codes, ISO dates, JSON integers and
+/// booleans.
+const NOTICES: Dialect = Dialect {
+    names: Names {
+        joint: "jointCase",
+        deadline: "deadlineNotice",
+        joint_case_id: "jointCaseId",
+        flow: "flow",
+        version: "version",
+        project_code: "projectCode",
+        project_name: "projectName",
+        window_case_id: "windowCaseId",
+        status: "status",
+        opened_on: "acceptedOn",
+        due: "dueOn",
+        provisional: "dueProvisional",
+        calendar: "calendarVersion",
+        branches: Some("branches"),
+        branch: "branch",
+        bureau: "bureau",
+        item: "itemCode",
+        required: "required",
+        case_id: "caseId",
+        sequence: "seq",
+        state: "deadlineState",
+        working_days: "workingDays",
+    },
+    bureaus: &SENDERS,
+    item_text: notices::item_code,
+    parse_item: Item::parse_code,
+    joint_statuses: &[
+        (JointStatus::Open, "OPEN"),
+        (JointStatus::Approved, "APPROVED"),
+        (JointStatus::Rejected, "REJECTED"),
+        (JointStatus::Withdrawn, "WITHDRAWN"),
+        (JointStatus::Terminated, "TERMINATED"),
+    ],
+    branch_statuses: &[
+        (BranchStatus::Waiting, "WAITING"),
+        (BranchStatus::Submitted, "SUBMITTED"),
+        (BranchStatus::Accepted, "ACCEPTED"),
+        (BranchStatus::SupplementRequested, "SUPPLEMENT_REQUESTED"),
+        (BranchStatus::Approved, "APPROVED"),
+        (BranchStatus::Rejected, "REJECTED"),
+        (BranchStatus::Withdrawn, "WITHDRAWN"),
+    ],
+    states: &[
+        (DeadlineState::Approaching, "APPROACHING"),
+        (DeadlineState::Passed, "PASSED"),
+    ],
+    yes_no: &[(true, "true"), (false, "false")],
+    dates: DateStyle::Iso,
+    json: JsonScalars::Typed,
+};
 const SURVEY_KEYS: [&str; 9] = [
     "surveyId",
     "supersedes",
@@ -230,20 +299,37 @@ impl Transport {
             }),
             occurred_at: root.string(n, F::OccurredAt, "eventTime", ShanghaiTime::parse_rfc3339),
         };
-        match (root.map.get("case"), root.map.get("surveyNotice")) {
-            (Some(_), Some(notice)) => {
-                n.reject(
-                    F::Document,
-                    "/surveyNotice",
-                    value_text(notice),
-                    Problem::Inconsistent {
-                        reason: "a message carries either case or surveyNotice, not both",
-                    },
-                );
-                None
+        let present: Vec<&str> = BODIES
+            .into_iter()
+            .filter(|key| root.map.contains_key(*key))
+            .collect();
+        if let [_, second, ..] = present[..] {
+            n.reject(
+                F::Document,
+                format!("/{second}"),
+                value_text(&root.map[second]),
+                Problem::Inconsistent {
+                    reason: "a message carries one of case, surveyNotice, jointCase and deadlineNotice",
+                },
+            );
+            return None;
+        }
+        match present.first().copied() {
+            Some("surveyNotice") => Self::decode_survey(&root, header, n),
+            Some(key @ ("jointCase" | "deadlineNotice")) => {
+                let body = root.object(key, F::Document, n)?;
+                let header = notices::Header {
+                    message_id: header.message_id,
+                    source: header.source,
+                    occurred_at: header.occurred_at,
+                };
+                if key == "jointCase" {
+                    notices::read_joint_json(&NOTICES, &body, header, n)
+                } else {
+                    notices::read_deadline_json(&NOTICES, &body, header, n)
+                }
             }
-            (None, Some(_)) => Self::decode_survey(&root, header, n),
-            // Without either, the case format's own report: `/case` is missing.
+            // Without any, the case format's own report: `/case` is missing.
             _ => Self::decode_case(&root, header, n),
         }
     }
@@ -514,6 +600,17 @@ struct WireFile<'a> {
     size_bytes: u64,
 }
 
+/// A joint-case or deadline notice document: the header, then the body under `key`.
+fn notice_message(event: &Event, key: &'static str, body: Ordered) -> Ordered {
+    let mut message = Ordered(Vec::with_capacity(5));
+    message.push("schemaVersion", SCHEMA_VERSION);
+    message.push("messageId", event.message_id.as_str());
+    message.push("sender", code_of(&SENDERS, event.source));
+    message.push("eventTime", event.occurred_at.to_rfc3339());
+    message.0.push((key, Json::Object(body)));
+    message
+}
+
 /// Writes a native document (pretty JSON and a final newline).
 fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
     encode_pretty(BureauId::Transport, &FORMAT, message, FinalNewline::Yes)
@@ -578,6 +675,14 @@ impl Adapter for Transport {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return encode_survey(event, notice),
+            Payload::Joint(notice) => {
+                let body = notices::write_joint_json(&NOTICES, notice);
+                return to_json(&notice_message(event, NOTICES.names.joint, body));
+            }
+            Payload::Deadline(notice) => {
+                let body = notices::write_deadline_json(&NOTICES, event, notice);
+                return to_json(&notice_message(event, NOTICES.names.deadline, body));
+            }
         };
         let message = Message {
             schema_version: SCHEMA_VERSION,
@@ -620,6 +725,11 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::check(&Transport);
+    }
+
+    #[test]
+    fn notice_tables_are_complete_and_distinct() {
+        crate::notices::tests::dialect_tables_are_complete(&NOTICES);
     }
 
     #[test]

@@ -43,6 +43,11 @@
 //! too). Times carry no offset: the specification fixes them as Shanghai time. Elements carry no
 //! attributes except the root's `版本`. The encoder writes districts by traditional name, areas in
 //! 平方米 and investments in 萬元.
+//!
+//! The gateway's joint-case and deadline notices are two more documents: `並聯審批通知` (報文頭,
+//! 並聯審批) and `辦理時限提醒` (報文頭, 時限提醒), element names and codes in traditional Chinese as
+//! `NOTICES` spells them (審批中 / 準予許可 / 不予許可 / 已撤回 / 已終止; a branch 待申報 or its case's
+//! status; 臨近到期 / 已超期), items by name, bureaus by short name, `到期日期[@暫定]` with 是/否.
 
 use encoding_rs::GB18030;
 use schemas::model::{Name, parse_sequence};
@@ -58,12 +63,83 @@ use schemas::{
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
+use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
 use crate::vocabulary::{code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use schemas::survey::{parse_size, parse_version};
+use schemas::{BranchStatus, DeadlineState, JointStatus};
+use std::borrow::Cow;
 
 const ROOT: &str = "水務辦件報文";
 const SURVEY_ROOT: &str = "多測合一成果通知";
+const JOINT_ROOT: &str = "並聯審批通知";
+const DEADLINE_ROOT: &str = "辦理時限提醒";
+
+/// The bureaus by short name, as the header's 發送單位 writes them.
+const BUREAUS: [(BureauId, &str); 6] = [
+    (BureauId::Planning, "市規資局"),
+    (BureauId::Water, "市水務局"),
+    (BureauId::Transport, "市交通委"),
+    (BureauId::TrafficPolice, "市交警總隊"),
+    (BureauId::CivilDefense, "市民防辦"),
+    (BureauId::Greenery, "市綠化市容局"),
+];
+
+/// How the authority's system spells the gateway's joint-case and deadline notices: element
+/// names and every code in traditional Chinese, items by name, bureaus by short name, ISO
+/// dates, 是/否.
+const NOTICES: Dialect = Dialect {
+    names: Names {
+        joint: "並聯審批",
+        deadline: "時限提醒",
+        joint_case_id: "並聯審批編號",
+        flow: "審批流程",
+        version: "版本",
+        project_code: "項目代碼",
+        project_name: "項目名稱",
+        window_case_id: "窗口辦件編號",
+        status: "狀態",
+        opened_on: "受理日期",
+        due: "到期日期",
+        provisional: "暫定",
+        calendar: "工作日曆",
+        branches: Some("分項審批"),
+        branch: "分項",
+        bureau: "審批部門",
+        item: "事項名稱",
+        required: "必辦",
+        case_id: "辦件編號",
+        sequence: "序號",
+        state: "提醒類型",
+        working_days: "工作日數",
+    },
+    bureaus: &BUREAUS,
+    item_text: |item| Cow::Borrowed(item.name_zh()),
+    parse_item,
+    joint_statuses: &[
+        (JointStatus::Open, "審批中"),
+        (JointStatus::Approved, "準予許可"),
+        (JointStatus::Rejected, "不予許可"),
+        (JointStatus::Withdrawn, "已撤回"),
+        (JointStatus::Terminated, "已終止"),
+    ],
+    branch_statuses: &[
+        (BranchStatus::Waiting, "待申報"),
+        (BranchStatus::Submitted, "已申報"),
+        (BranchStatus::Accepted, "已受理"),
+        (BranchStatus::SupplementRequested, "補正"),
+        (BranchStatus::Approved, "準予許可"),
+        (BranchStatus::Rejected, "不予許可"),
+        (BranchStatus::Withdrawn, "已撤回"),
+    ],
+    states: &[
+        (DeadlineState::Approaching, "臨近到期"),
+        (DeadlineState::Passed, "已超期"),
+    ],
+    yes_no: &[(true, "是"), (false, "否")],
+    dates: DateStyle::Iso,
+    json: JsonScalars::Typed,
+};
 const HEADER: &str = "報文頭";
 const CASE: &str = "辦件";
 const SURVEY: &str = "成果";
@@ -602,6 +678,54 @@ impl Water {
         })
     }
 
+    /// A joint-case or deadline notice: 報文頭 and the body the dialect names.
+    fn decode_notice(root: &Element, n: &mut Normalizer) -> Option<Event> {
+        let r = format!("/{}", root.name);
+        let body_name = if root.name == JOINT_ROOT {
+            NOTICES.names.joint
+        } else {
+            NOTICES.names.deadline
+        };
+        let empty = Element::default();
+        let (header, body) = Self::split_root(root, body_name, &empty, n);
+        let head = Self::decode_header(header, format!("{r}/{HEADER}"), n);
+        let header = notices::Header {
+            message_id: head.message_id,
+            source: head.source,
+            occurred_at: head.occurred_at,
+        };
+        let body_path = format!("{r}/{body_name}");
+        if root.name == JOINT_ROOT {
+            notices::read_joint_xml(&NOTICES, body, &body_path, &[], header, n)
+        } else {
+            notices::read_deadline_xml(&NOTICES, body, &body_path, &[], header, n)
+        }
+    }
+
+    fn encode_notice(event: &Event) -> Encoded {
+        let (root, body) = match &event.payload {
+            Payload::Joint(_) => (JOINT_ROOT, NOTICES.names.joint),
+            _ => (DEADLINE_ROOT, NOTICES.names.deadline),
+        };
+        let mut w = XmlWriter::new(GB18030);
+        w.open(root, &[(VERSION_ATTRIBUTE, "1.0")]);
+        Self::write_header(&mut w, event);
+        w.open(body, &[]);
+        match &event.payload {
+            Payload::Joint(notice) => notices::write_joint_xml(&NOTICES, &mut w, notice),
+            Payload::Deadline(notice) => {
+                notices::write_deadline_xml(&NOTICES, &mut w, event, notice)
+            }
+            Payload::Case(_) | Payload::Survey(_) => {}
+        }
+        w.close(body);
+        w.close(root);
+        Encoded {
+            content_type: FORMAT.media_type.to_owned(),
+            body: w.finish(),
+        }
+    }
+
     fn write_header(w: &mut XmlWriter, event: &Event) {
         w.open(HEADER, &[]);
         w.leaf("報文編號", event.message_id.as_str());
@@ -626,10 +750,13 @@ impl Adapter for Water {
         let decode = match root.name.as_str() {
             ROOT => Self::decode_case,
             SURVEY_ROOT => Self::decode_survey,
+            JOINT_ROOT | DEADLINE_ROOT => Self::decode_notice,
             _ => {
                 return Err(DecodeError::Malformed {
                     path: format!("/{}", root.name),
-                    message: format!("root element must be {ROOT} or {SURVEY_ROOT}"),
+                    message: format!(
+                        "root element must be {ROOT}, {SURVEY_ROOT}, {JOINT_ROOT} or {DEADLINE_ROOT}"
+                    ),
                 });
             }
         };
@@ -640,6 +767,7 @@ impl Adapter for Water {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return self.encode_survey(event, notice),
+            Payload::Joint(_) | Payload::Deadline(_) => return Ok(Self::encode_notice(event)),
         };
         let mut w = XmlWriter::new(GB18030);
         w.open(ROOT, &[(VERSION_ATTRIBUTE, "1.0")]);
@@ -686,6 +814,18 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::check(&Water);
+    }
+
+    #[test]
+    fn notice_tables_are_complete_and_distinct() {
+        crate::notices::tests::dialect_tables_are_complete(&NOTICES);
+        for (bureau, name) in BUREAUS {
+            assert_eq!(
+                parse_sender(name),
+                Ok(bureau),
+                "the header reads {name} alike"
+            );
+        }
     }
 
     #[test]

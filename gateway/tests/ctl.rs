@@ -246,10 +246,7 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
         case.contains(&message_id) && case.contains("dead_lettered"),
         "{case}"
     );
-    let project = match &event.payload {
-        schemas::Payload::Case(c) => c.project.code.as_str().to_owned(),
-        schemas::Payload::Survey(_) => unreachable!("a case event"),
-    };
+    let project = event.project().as_str().to_owned();
     let by_project = json(
         ctl(&url, &pki, operator, &["case", &project, "--json"]),
         "case by project",

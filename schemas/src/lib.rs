@@ -19,6 +19,7 @@ pub mod codes;
 pub mod common;
 pub mod district;
 pub mod fold;
+pub mod joint;
 pub mod model;
 pub mod normalize;
 pub mod quantity;
@@ -32,6 +33,10 @@ pub use bureau::BureauId;
 pub use codes::{CreditCode, ProjectCode};
 pub use common::{Applicant, BureauCaseId, MessageId, Name, Organization};
 pub use district::District;
+pub use joint::{
+    BranchStatus, DeadlineNotice, DeadlineState, DueDate, FlowName, JointBranch, JointCaseId,
+    JointNotice, JointStatus,
+};
 pub use model::{Case, CaseStatus, Event, EventKind, Item, Payload, Project, Stage};
 pub use normalize::{CanonicalField, NormalizeError, Normalizer, Problem};
 pub use quantity::{Area, Count, Length, Money, Percent, WorkingDays};

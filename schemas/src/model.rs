@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::bureau::BureauId;
 use crate::codes::ProjectCode;
 use crate::district::District;
+use crate::joint::{DeadlineNotice, JointNotice};
 use crate::normalize::Problem;
 use crate::quantity::{Area, Money, WorkingDays};
 use crate::survey::SurveyNotice;
@@ -288,6 +289,71 @@ pub enum EventKind {
     /// A new version of a survey result supersedes an earlier one.
     #[serde(rename = "survey.superseded")]
     SurveySuperseded,
+    /// A window accepted an application a flow names: its joint case is open.
+    #[serde(rename = "joint.opened")]
+    JointOpened,
+    /// A branch of an open joint case changed.
+    #[serde(rename = "joint.updated")]
+    JointUpdated,
+    #[serde(rename = "joint.approved")]
+    JointApproved,
+    #[serde(rename = "joint.rejected")]
+    JointRejected,
+    #[serde(rename = "joint.withdrawn")]
+    JointWithdrawn,
+    /// A document accepted for later supply was not supplied in time.
+    #[serde(rename = "joint.terminated")]
+    JointTerminated,
+    /// A case's due date is a few working days away.
+    #[serde(rename = "deadline.approaching")]
+    DeadlineApproaching,
+    /// A case's due date has passed.
+    #[serde(rename = "deadline.passed")]
+    DeadlinePassed,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 16] = [
+        Self::CaseSubmitted,
+        Self::CaseAccepted,
+        Self::CaseSupplementRequested,
+        Self::CaseApproved,
+        Self::CaseRejected,
+        Self::CaseWithdrawn,
+        Self::SurveyPublished,
+        Self::SurveySuperseded,
+        Self::JointOpened,
+        Self::JointUpdated,
+        Self::JointApproved,
+        Self::JointRejected,
+        Self::JointWithdrawn,
+        Self::JointTerminated,
+        Self::DeadlineApproaching,
+        Self::DeadlinePassed,
+    ];
+
+    /// The serialized name (`case.accepted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CaseSubmitted => "case.submitted",
+            Self::CaseAccepted => "case.accepted",
+            Self::CaseSupplementRequested => "case.supplement_requested",
+            Self::CaseApproved => "case.approved",
+            Self::CaseRejected => "case.rejected",
+            Self::CaseWithdrawn => "case.withdrawn",
+            Self::SurveyPublished => "survey.published",
+            Self::SurveySuperseded => "survey.superseded",
+            Self::JointOpened => "joint.opened",
+            Self::JointUpdated => "joint.updated",
+            Self::JointApproved => "joint.approved",
+            Self::JointRejected => "joint.rejected",
+            Self::JointWithdrawn => "joint.withdrawn",
+            Self::JointTerminated => "joint.terminated",
+            Self::DeadlineApproaching => "deadline.approaching",
+            Self::DeadlinePassed => "deadline.passed",
+        }
+    }
 }
 
 /// The body of an event.
@@ -298,6 +364,10 @@ pub enum Payload {
     Case(Case),
     /// A survey result shared with an entitled bureau (multi-survey-in-one).
     Survey(SurveyNotice),
+    /// A joint case (one-stop parallel approval) as it stands after a change.
+    Joint(JointNotice),
+    /// A case's due date approaches or has passed.
+    Deadline(DeadlineNotice),
 }
 
 /// The envelope every exchanged message is normalized into: one event about one case.
@@ -372,11 +442,78 @@ impl Event {
         }
     }
 
+    /// Builds a joint-case event: the window bureau is its source, the joint case id its case
+    /// id (so a joint case's notices are delivered in order), the version its sequence, and the
+    /// kind follows from the version and status.
+    pub fn for_joint(
+        message_id: MessageId,
+        occurred_at: ShanghaiTime,
+        notice: JointNotice,
+    ) -> Self {
+        Self {
+            message_id,
+            source: notice.window,
+            case_id: notice.joint_case_id.as_case_id(),
+            sequence: u64::from(notice.version),
+            occurred_at,
+            kind: notice.event_kind(),
+            payload: Payload::Joint(notice),
+        }
+    }
+
+    /// Builds a deadline event about `source`'s case `case_id`; `sequence` numbers the case's
+    /// deadline notices.
+    pub fn for_deadline(
+        message_id: MessageId,
+        source: BureauId,
+        case_id: BureauCaseId,
+        sequence: u64,
+        occurred_at: ShanghaiTime,
+        notice: DeadlineNotice,
+    ) -> Self {
+        Self {
+            message_id,
+            source,
+            case_id,
+            sequence,
+            occurred_at,
+            kind: notice.event_kind(),
+            payload: Payload::Deadline(notice),
+        }
+    }
+
+    /// The project the event is about: a case's project, the project a survey result or a
+    /// joint case is for, or a deadline notice's case's project.
+    pub fn project(&self) -> &ProjectCode {
+        match &self.payload {
+            Payload::Case(case) => &case.project.code,
+            Payload::Survey(notice) => &notice.result.project,
+            Payload::Joint(notice) => &notice.project.code,
+            Payload::Deadline(notice) => &notice.project,
+        }
+    }
+
+    /// The joint notice the event carries, if it is a joint-case event.
+    pub fn joint(&self) -> Option<&JointNotice> {
+        match &self.payload {
+            Payload::Joint(notice) => Some(notice),
+            _ => None,
+        }
+    }
+
+    /// The deadline notice the event carries, if it is a deadline event.
+    pub fn deadline(&self) -> Option<&DeadlineNotice> {
+        match &self.payload {
+            Payload::Deadline(notice) => Some(notice),
+            _ => None,
+        }
+    }
+
     /// The case the event carries, if it is a case event.
     pub fn case(&self) -> Option<&Case> {
         match &self.payload {
             Payload::Case(case) => Some(case),
-            Payload::Survey(_) => None,
+            _ => None,
         }
     }
 
@@ -384,7 +521,7 @@ impl Event {
     pub fn survey(&self) -> Option<&SurveyNotice> {
         match &self.payload {
             Payload::Survey(notice) => Some(notice),
-            Payload::Case(_) => None,
+            _ => None,
         }
     }
 }

@@ -71,6 +71,56 @@ pub enum CanonicalField {
     SurveyId,
     #[serde(rename = "survey.supersedes")]
     SurveySupersedes,
+    #[serde(rename = "joint.joint_case_id")]
+    JointCaseId,
+    #[serde(rename = "joint.flow")]
+    JointFlow,
+    #[serde(rename = "joint.version")]
+    JointVersion,
+    #[serde(rename = "joint.project.code")]
+    JointProjectCode,
+    #[serde(rename = "joint.project.name")]
+    JointProjectName,
+    #[serde(rename = "joint.window")]
+    JointWindow,
+    #[serde(rename = "joint.window_case_id")]
+    JointWindowCaseId,
+    #[serde(rename = "joint.status")]
+    JointStatus,
+    #[serde(rename = "joint.opened_on")]
+    JointOpenedOn,
+    #[serde(rename = "joint.due")]
+    JointDue,
+    #[serde(rename = "joint.calendar")]
+    JointCalendar,
+    #[serde(rename = "joint.branches")]
+    JointBranches,
+    #[serde(rename = "joint.branches.bureau")]
+    JointBranchBureau,
+    #[serde(rename = "joint.branches.item")]
+    JointBranchItem,
+    #[serde(rename = "joint.branches.required")]
+    JointBranchRequired,
+    #[serde(rename = "joint.branches.status")]
+    JointBranchStatus,
+    #[serde(rename = "joint.branches.case_id")]
+    JointBranchCaseId,
+    #[serde(rename = "joint.branches.due")]
+    JointBranchDue,
+    #[serde(rename = "deadline.item")]
+    DeadlineItem,
+    #[serde(rename = "deadline.project")]
+    DeadlineProject,
+    #[serde(rename = "deadline.state")]
+    DeadlineState,
+    #[serde(rename = "deadline.working_days")]
+    DeadlineWorkingDays,
+    #[serde(rename = "deadline.due")]
+    DeadlineDue,
+    #[serde(rename = "deadline.calendar")]
+    DeadlineCalendar,
+    #[serde(rename = "deadline.joint_case_id")]
+    DeadlineJointCaseId,
     /// A count read from free text, such as the number of projects in a report.
     #[serde(rename = "count")]
     Count,
@@ -109,6 +159,31 @@ impl CanonicalField {
             Self::SurveyFile => "survey.files",
             Self::SurveyId => "survey.survey_id",
             Self::SurveySupersedes => "survey.supersedes",
+            Self::JointCaseId => "joint.joint_case_id",
+            Self::JointFlow => "joint.flow",
+            Self::JointVersion => "joint.version",
+            Self::JointProjectCode => "joint.project.code",
+            Self::JointProjectName => "joint.project.name",
+            Self::JointWindow => "joint.window",
+            Self::JointWindowCaseId => "joint.window_case_id",
+            Self::JointStatus => "joint.status",
+            Self::JointOpenedOn => "joint.opened_on",
+            Self::JointDue => "joint.due",
+            Self::JointCalendar => "joint.calendar",
+            Self::JointBranches => "joint.branches",
+            Self::JointBranchBureau => "joint.branches.bureau",
+            Self::JointBranchItem => "joint.branches.item",
+            Self::JointBranchRequired => "joint.branches.required",
+            Self::JointBranchStatus => "joint.branches.status",
+            Self::JointBranchCaseId => "joint.branches.case_id",
+            Self::JointBranchDue => "joint.branches.due",
+            Self::DeadlineItem => "deadline.item",
+            Self::DeadlineProject => "deadline.project",
+            Self::DeadlineState => "deadline.state",
+            Self::DeadlineWorkingDays => "deadline.working_days",
+            Self::DeadlineDue => "deadline.due",
+            Self::DeadlineCalendar => "deadline.calendar",
+            Self::DeadlineJointCaseId => "deadline.joint_case_id",
             Self::Count => "count",
         }
     }

@@ -51,7 +51,8 @@ fn run(command: &mut Command) {
 }
 
 /// Writes every message the adapter reads or writes into `dir`: its valid samples, the encoding
-/// of every event they carry, 30 generated messages and 20 survey notices.
+/// of every event they carry, 30 generated messages, 20 survey notices and 20 each of joint-case
+/// and deadline notices.
 fn messages_of(adapter: &dyn Adapter, dir: &Path, extension: &str) -> Vec<PathBuf> {
     let samples = repo()
         .join("schemas/bureaus")
@@ -77,6 +78,16 @@ fn messages_of(adapter: &dyn Adapter, dir: &Path, extension: &str) -> Vec<PathBu
     for _ in 0..20 {
         let event = adapters::sample::survey_event(&mut rng);
         bodies.push(adapter.encode(&event).expect("survey notice encodes").body);
+    }
+    // Joint-case and deadline notices, in the bureau's own format.
+    let mut rng = fastrand::Rng::with_seed(2024);
+    for _ in 0..20 {
+        for event in [
+            adapters::sample::joint_event(&mut rng),
+            adapters::sample::deadline_event(&mut rng),
+        ] {
+            bodies.push(adapter.encode(&event).expect("notice encodes").body);
+        }
     }
     bodies
         .into_iter()

@@ -17,13 +17,9 @@ pub(crate) fn case_key(event: &Event) -> String {
     format!("{}:{}", event.source.as_str(), event.case_id.as_str())
 }
 
-/// The project an event is about: a case's project, or the project a survey result was made
-/// for.
+/// The project an event is about (`Event::project`).
 pub(crate) fn project_of(event: &Event) -> &schemas::ProjectCode {
-    match &event.payload {
-        schemas::Payload::Case(case) => &case.project.code,
-        schemas::Payload::Survey(notice) => &notice.result.project,
-    }
+    event.project()
 }
 
 /// The case keys a bureau case id can have: one per source bureau (each bureau numbers its own
