@@ -75,6 +75,71 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The working-day calendar.
     pub calendar: CalendarConfig,
+    /// One-stop parallel approval: the flows that tie a window's application to its branches.
+    #[serde(default)]
+    pub flows: Vec<Flow>,
+    /// When the working-day clocks warn.
+    pub clocks: ClocksConfig,
+}
+
+/// A one-stop flow (一口受理、並聯審批): a window bureau's case event opens a joint case whose
+/// branches the other bureaus review in parallel, each within its own limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    /// Its name (`schemas::FlowName` rules), written in every notice.
+    pub name: String,
+    /// Why it exists (shown by `flows explain`).
+    pub reason: String,
+    /// The window bureau whose case event opens it.
+    pub window: BureauId,
+    /// The kind of that event (e.g. `case.accepted`).
+    pub kind: EventKind,
+    /// Its item.
+    pub item: Item,
+    /// Its stage (absent: any).
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    /// The whole flow's limit, in working days from the window's acceptance.
+    pub time_limit_working_days: u16,
+    /// Whether a branch's clock stops while a supplement is requested of the applicant.
+    #[serde(default = "yes")]
+    pub pause_on_supplement: bool,
+    /// "Accept now, supply later" (容缺後補): when set, a supplement requested by the window
+    /// after acceptance is a document accepted for later supply, due within this many working
+    /// days; unsupplied by then, the joint case is terminated and every branch told.
+    #[serde(default)]
+    pub supply_later_working_days: Option<u16>,
+    /// The branches, each (bureau, item) once.
+    pub branches: Vec<FlowBranch>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One branch of a flow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowBranch {
+    /// The reviewing bureau.
+    pub bureau: BureauId,
+    /// The item it reviews (one of that bureau's).
+    pub item: Item,
+    /// Whether the joint outcome waits for it.
+    pub required: bool,
+    /// Its limit, in working days from its own acceptance.
+    pub time_limit_working_days: u16,
+}
+
+/// When the working-day clocks warn the handling bureau.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClocksConfig {
+    /// A deadline notice goes out this many working days before a due date (0: on the day).
+    pub warn_working_days_before: u16,
+    /// How often a node looks at the open clocks.
+    pub check_interval_seconds: u64,
 }
 
 /// The working-day calendar the time limits are counted on.
@@ -418,6 +483,7 @@ impl Config {
         }
         self.store_location()?;
         self.calendar()?;
+        self.validate_flows()?;
         let positive = [
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
             (
@@ -617,6 +683,92 @@ impl Config {
         Ok(())
     }
 
+    /// Checks the flows: names, bureaus configured, items of their bureaus, limits, branches.
+    fn validate_flows(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, flow) in self.flows.iter().enumerate() {
+            let key = |field: &str| format!("flows[{i}].{field}");
+            if schemas::FlowName::parse(&flow.name).is_err() || !names.insert(flow.name.as_str()) {
+                return Err(error(
+                    key("name"),
+                    "must be unique, 1-48 of a-z 0-9 _, starting with a letter",
+                ));
+            }
+            if flow.reason.trim().is_empty() {
+                return Err(error(key("reason"), "say why the flow exists"));
+            }
+            if !self.bureaus.contains_key(&flow.window) {
+                return Err(error(
+                    key("window"),
+                    format!("bureau {} is not configured under [bureaus]", flow.window),
+                ));
+            }
+            if !matches!(
+                flow.kind,
+                EventKind::CaseSubmitted | EventKind::CaseAccepted
+            ) {
+                return Err(error(
+                    key("kind"),
+                    "a flow opens on case.submitted or case.accepted",
+                ));
+            }
+            if flow.item.bureau() != flow.window {
+                return Err(error(
+                    key("item"),
+                    format!("{} is not an item of {}", flow.item.code(), flow.window),
+                ));
+            }
+            if !(1..=365).contains(&flow.time_limit_working_days) {
+                return Err(error(key("time_limit_working_days"), "must be 1 to 365"));
+            }
+            if flow.supply_later_working_days == Some(0) {
+                return Err(error(
+                    key("supply_later_working_days"),
+                    "must be at least 1 (or absent: no supply later)",
+                ));
+            }
+            if flow.branches.is_empty() || flow.branches.len() > schemas::joint::MAX_BRANCHES {
+                return Err(error(key("branches"), "must list 1 to 16 branches"));
+            }
+            if !flow.branches.iter().any(|b| b.required) {
+                return Err(error(key("branches"), "at least one branch is required"));
+            }
+            for (j, branch) in flow.branches.iter().enumerate() {
+                let bkey = |field: &str| format!("flows[{i}].branches[{j}].{field}");
+                if !self.bureaus.contains_key(&branch.bureau) {
+                    return Err(error(
+                        bkey("bureau"),
+                        format!("bureau {} is not configured under [bureaus]", branch.bureau),
+                    ));
+                }
+                if branch.item.bureau() != branch.bureau {
+                    return Err(error(
+                        bkey("item"),
+                        format!("{} is not an item of {}", branch.item.code(), branch.bureau),
+                    ));
+                }
+                if branch.item == flow.item
+                    || flow.branches[..j].iter().any(|b| b.item == branch.item)
+                {
+                    return Err(error(
+                        bkey("item"),
+                        "each item once, and not the window's own",
+                    ));
+                }
+                if !(1..=365).contains(&branch.time_limit_working_days) {
+                    return Err(error(bkey("time_limit_working_days"), "must be 1 to 365"));
+                }
+            }
+        }
+        if self.clocks.check_interval_seconds == 0 {
+            return Err(error("clocks.check_interval_seconds", "must be at least 1"));
+        }
+        if self.clocks.warn_working_days_before > 30 {
+            return Err(error("clocks.warn_working_days_before", "must be 0 to 30"));
+        }
+        Ok(())
+    }
+
     /// The working-day calendar: the operator's `calendar.file`, checked, or the shipped one.
     pub fn calendar(&self) -> Result<crate::workdays::Calendar, ConfigError> {
         if self.calendar.file.as_os_str().is_empty() {
@@ -805,6 +957,44 @@ mod tests {
                 "routes[0].to",
             ),
             ("[delivery]\nlease_seconds = 5\n", "delivery.lease_seconds"),
+            (
+                concat!(
+                    "[[flows]]\nname = \"f\"\nreason = \"r\"\nwindow = \"planning\"\n",
+                    "kind = \"case.accepted\"\nitem = \"construction_planning_permit\"\n",
+                    "time_limit_working_days = 5\n[[flows.branches]]\nbureau = \"water\"\n",
+                    "item = \"tree_felling\"\nrequired = true\ntime_limit_working_days = 3\n"
+                ),
+                "flows[0].branches[0].item",
+            ),
+            (
+                concat!(
+                    "[[flows]]\nname = \"One Stop\"\nreason = \"r\"\nwindow = \"planning\"\n",
+                    "kind = \"case.accepted\"\nitem = \"construction_planning_permit\"\n",
+                    "time_limit_working_days = 5\nbranches = []\n"
+                ),
+                "flows[0].name",
+            ),
+            (
+                concat!(
+                    "[[flows]]\nname = \"f\"\nreason = \"r\"\nwindow = \"planning\"\n",
+                    "kind = \"case.approved\"\nitem = \"construction_planning_permit\"\n",
+                    "time_limit_working_days = 5\nbranches = []\n"
+                ),
+                "flows[0].kind",
+            ),
+            (
+                concat!(
+                    "[[flows]]\nname = \"f\"\nreason = \"r\"\nwindow = \"planning\"\n",
+                    "kind = \"case.accepted\"\nitem = \"construction_planning_permit\"\n",
+                    "time_limit_working_days = 5\n[[flows.branches]]\nbureau = \"water\"\n",
+                    "item = \"drainage_permit\"\nrequired = false\ntime_limit_working_days = 3\n"
+                ),
+                "flows[0].branches",
+            ),
+            (
+                "[clocks]\ncheck_interval_seconds = 0\n",
+                "clocks.check_interval_seconds",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::from_layers(&[text], &[]).unwrap_err();

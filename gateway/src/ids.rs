@@ -4,7 +4,7 @@
 //! Minted ids are UUIDv7 in lowercase hex behind a prefix (`gw-` for messages, `sv-` for survey
 //! versions): unique across nodes without coordination, and ordered by time.
 
-use schemas::{MessageId, Sha256Hex, SurveyId};
+use schemas::{JointCaseId, MessageId, Sha256Hex, SurveyId};
 use sha2::{Digest, Sha256};
 
 /// A new stable message id, `gw-` and 32 hex digits: what every receiver sees for one event.
@@ -20,6 +20,22 @@ pub fn gateway_message_id(text: &str) -> Option<MessageId> {
     let hex = text.strip_prefix("gw-")?;
     let minted = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     minted.then(|| MessageId::parse(text).ok()).flatten()
+}
+
+/// The id of the joint case a flow opens for a window's case: `jc-` and the first 32 hex digits
+/// of SHA-256(flow, window, case id), the same on every node, so a joint case is opened once.
+pub fn joint_case_id(flow: &str, window: &str, case_id: &str) -> JointCaseId {
+    let digest = Sha256::digest(format!("{flow}\n{window}\n{case_id}").as_bytes());
+    JointCaseId::parse(&format!("jc-{}", &hex(&digest)[..32]))
+        .expect("jc- and 32 hex digits is a joint case id")
+}
+
+/// The message id of a notice the flows send, derived from what it is (see
+/// [`IdempotencyKey::for_flow_notice`]): `gw-` and 32 hex digits of SHA-256(`what`).
+pub fn flow_notice_id(what: &str) -> MessageId {
+    let digest = Sha256::digest(what.as_bytes());
+    MessageId::parse(&format!("gw-{}", &hex(&digest)[..32]))
+        .expect("gw- and 32 hex digits is a message id")
 }
 
 /// A new survey version id, `sv-` and 32 hex digits.
@@ -83,6 +99,13 @@ impl IdempotencyKey {
     /// files' hashes), so the same publication sent again is recognized.
     pub fn from_publication_digest(digest: &[u8]) -> Self {
         Self(format!("survey:{}", hex(digest)))
+    }
+
+    /// The key of a notice the one-stop flows send (`what` names it: the joint case and its
+    /// version, or the case and its deadline notice), so a step committed twice (two nodes, or
+    /// a retry) writes it once.
+    pub fn for_flow_notice(what: &str) -> Self {
+        Self(format!("flow:{what}"))
     }
 
     /// The stored form.

@@ -18,6 +18,7 @@
 //!   exchange-wide picture, case timelines.
 //! - `delivery`: the push engine, retries, breakers, wake-ups.
 //! - `surveys`: multi-survey-in-one, without HTTP.
+//! - `flows`: one-stop parallel approval: joint cases, their working-day clocks, the notices.
 //! - `http`: the router, callers, handlers, problems.
 //! - `node`: a running node, everything wired together.
 //! - `sim`: simulated bureau systems (for `demo` and the tests).
@@ -33,6 +34,7 @@ pub mod config;
 pub mod ctl;
 pub mod delivery;
 pub mod demo;
+pub mod flows;
 pub mod http;
 pub mod ids;
 pub mod metrics;

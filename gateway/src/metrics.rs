@@ -42,6 +42,13 @@ pub const NODE_CERTIFICATE_EXPIRY: &str = "gateway_node_certificate_expiry_secon
 pub const STORE_ERRORS: &str = "gateway_store_errors_total";
 /// Audit checkpoints this node tried to sign, by `outcome`: written, failed.
 pub const AUDIT_CHECKPOINTS: &str = "gateway_audit_checkpoints_total";
+/// Joint-case and deadline notices the one-stop flows queued.
+pub const FLOW_NOTICES: &str = "gateway_flow_notices_total";
+/// Branch cases of open joint cases with a running clock, by `bureau` and `state`: open,
+/// due_soon, overdue.
+pub const CLOCKS: &str = "gateway_clocks";
+/// 1 while the working-day calendar lacks next year's State Council notice (from 1 November).
+pub const CALENDAR_NEXT_YEAR_MISSING: &str = "gateway_calendar_next_year_missing";
 
 /// Histogram buckets (seconds) of the two latencies: from 1 ms to a minute, so that p99 is
 /// aggregated across nodes from the buckets (a summary's quantiles cannot be).
@@ -145,6 +152,18 @@ fn describe() {
         "Audit checkpoints this node tried to sign, by outcome: written, failed."
     );
     describe_counter!(
+        FLOW_NOTICES,
+        "Joint-case and deadline notices the one-stop flows queued for delivery."
+    );
+    describe_gauge!(
+        CLOCKS,
+        "Branch cases of open joint cases with a running clock, by bureau and state: open, due_soon, overdue."
+    );
+    describe_gauge!(
+        CALENDAR_NEXT_YEAR_MISSING,
+        "1 while the working-day calendar lacks next year's State Council notice (from 1 November), else 0."
+    );
+    describe_counter!(
         SURVEYS_SHARED,
         "Survey results published, each shared once with every entitled bureau, by kind."
     );
@@ -160,7 +179,7 @@ fn describe() {
 
 /// Every metric this module names, for the test that each has help text.
 #[doc(hidden)] // public for the test that the Grafana dashboard names only these
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 22] = [
     MESSAGES_RECEIVED,
     DELIVERIES,
     QUEUE_DEPTH,
@@ -180,6 +199,9 @@ pub const ALL: [&str; 19] = [
     NODE_CERTIFICATE_EXPIRY,
     STORE_ERRORS,
     AUDIT_CHECKPOINTS,
+    FLOW_NOTICES,
+    CLOCKS,
+    CALENDAR_NEXT_YEAR_MISSING,
 ];
 
 #[cfg(test)]

@@ -149,10 +149,12 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         .map(|(id, _)| *id);
     let wakers = Arc::new(Wakers::new(pull));
     let activity = Arc::new(Activity::default());
+    let flows = crate::flows::FlowTable::new(&config, config.calendar()?);
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
         routes: RouteTable::new(config.routes.clone()),
+        flows: flows.clone(),
         wakers: wakers.clone(),
         blobs: BlobStore::new(config.surveys.blob_dir.clone()),
         activity: activity.clone(),
@@ -180,6 +182,12 @@ pub async fn start_on(config: Config, listener: TcpListener) -> Result<Running, 
         Duration::from_secs(config.audit.checkpoint_interval_seconds),
         shutdown_rx.clone(),
     ));
+    tokio::spawn(
+        crate::flows::engine::FlowEngine::new(store.clone(), flows, Some(wakers.clone())).run(
+            Duration::from_secs(config.clocks.check_interval_seconds),
+            shutdown_rx.clone(),
+        ),
+    );
     tokio::spawn(crate::ops::report::run(
         store.clone(),
         config.clone(),

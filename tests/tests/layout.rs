@@ -28,6 +28,7 @@ const GATEWAY_LAYERS: &[&str] = &[
     "ops",
     "delivery",
     "surveys",
+    "flows",
     "http",
     "node",
     "sim",

@@ -22,6 +22,7 @@ use super::caller::Bureau;
 use super::problem::Problem;
 use super::state::AppState;
 use crate::clock::now_ms;
+use crate::flows::FlowTable;
 use crate::ids::{self, IdempotencyKey};
 use crate::metrics as m;
 use crate::routing::RouteTable;
@@ -82,7 +83,7 @@ async fn ingest<S: Store + Clone>(
         }
     };
     let response = match parse(sender, &headers, body).await {
-        Ok(submission) => commit(&state, route(submission, &state.routes)).await,
+        Ok(submission) => commit(&state, route(submission, &state.routes, &state.flows)).await,
         Err(refusal) => {
             count(sender, refusal.outcome);
             refusal.problem.into_response()
@@ -179,12 +180,13 @@ async fn parse(sender: BureauId, headers: &HeaderMap, body: Bytes) -> Result<Sub
 
 /// What the store commits for a submission: each event under a new gateway id, with the
 /// bureaus the routes send it to.
-fn route(submission: Submission, routes: &RouteTable) -> NewMessage {
+fn route(submission: Submission, routes: &RouteTable, flows: &FlowTable) -> NewMessage {
     let events = submission
         .events
         .into_iter()
         .map(|mut event| {
             let (subscribers, routed_by) = routes.routed(&event).into_iter().unzip();
+            let for_flows = flows.wants(&event);
             let source_message_id: MessageId =
                 std::mem::replace(&mut event.message_id, ids::mint_message_id());
             NewEvent {
@@ -192,6 +194,7 @@ fn route(submission: Submission, routes: &RouteTable) -> NewMessage {
                 source_message_id,
                 subscribers,
                 routed_by,
+                for_flows,
             }
         })
         .collect();

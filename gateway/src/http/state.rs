@@ -17,6 +17,8 @@ pub struct AppState<S> {
     pub store: S,
     /// The routes.
     pub routes: RouteTable,
+    /// The one-stop flows (which events they look at; the joint cases' clocks).
+    pub flows: crate::flows::FlowTable,
     /// New-work signals.
     pub wakers: Arc<Wakers>,
     /// Survey files.

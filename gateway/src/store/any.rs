@@ -236,6 +236,37 @@ impl Store for AnyStore {
         delegate!(self, s => s.prune_audit(chain, before, by, now, limit))
     }
 
+    async fn flow_inbox(&self, limit: usize) -> Result<Vec<super::FlowEvent>, StoreError> {
+        delegate!(self, s => s.flow_inbox(limit))
+    }
+
+    async fn commit_flow_step(&self, step: super::FlowStep) -> Result<(), StoreError> {
+        delegate!(self, s => s.commit_flow_step(step))
+    }
+
+    async fn joint_case(
+        &self,
+        id: &schemas::JointCaseId,
+    ) -> Result<Option<super::joint::JointCase>, StoreError> {
+        delegate!(self, s => s.joint_case(id))
+    }
+
+    async fn joint_cases_of_project(
+        &self,
+        project: &schemas::ProjectCode,
+        limit: usize,
+    ) -> Result<Vec<super::joint::JointCase>, StoreError> {
+        delegate!(self, s => s.joint_cases_of_project(project, limit))
+    }
+
+    async fn open_joint_cases(
+        &self,
+        after: Option<&schemas::JointCaseId>,
+        limit: usize,
+    ) -> Result<Vec<super::joint::JointCase>, StoreError> {
+        delegate!(self, s => s.open_joint_cases(after, limit))
+    }
+
     async fn timeline(
         &self,
         key: TimelineKey,

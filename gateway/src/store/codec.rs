@@ -47,6 +47,8 @@ pub(crate) struct EventRow {
     pub(crate) json: String,
     /// One delivery each.
     pub(crate) subscribers: Vec<BureauId>,
+    /// Whether it enters the flows' inbox (`events.flow_pending`).
+    pub(crate) for_flows: bool,
 }
 
 /// What one ingest writes, ready for either backend: the event rows and the receipt (also as
@@ -99,7 +101,53 @@ fn event_row(new: &NewEvent) -> Result<EventRow, StoreError> {
         json: serde_json::to_string(&new.event)
             .map_err(|e| StoreError::corrupt_from("cannot encode an event", e))?,
         subscribers,
+        for_flows: new.for_flows,
     })
+}
+
+/// A joint case's columns: (id, flow, project, window bureau, window case id, status, due on,
+/// revision, state JSON).
+pub(crate) struct JointColumns {
+    pub(crate) id: String,
+    pub(crate) flow: String,
+    pub(crate) project: String,
+    pub(crate) window: &'static str,
+    pub(crate) window_case_id: String,
+    pub(crate) status: &'static str,
+    pub(crate) due_on: String,
+    pub(crate) revision: i64,
+    pub(crate) updated_at: Millis,
+    pub(crate) state: String,
+}
+
+pub(crate) fn joint_columns(case: &super::joint::JointCase) -> Result<JointColumns, StoreError> {
+    let n = &case.notice;
+    Ok(JointColumns {
+        id: n.joint_case_id.as_str().to_owned(),
+        flow: n.flow.as_str().to_owned(),
+        project: n.project.code.as_str().to_owned(),
+        window: n.window.as_str(),
+        window_case_id: n.window_case_id.as_str().to_owned(),
+        status: n.status.code(),
+        due_on: n.due.on.to_string(),
+        revision: i64::try_from(case.revision)
+            .map_err(|_| StoreError::corrupt("a joint case revision beyond i64"))?,
+        updated_at: case.updated_at,
+        state: serde_json::to_string(case)
+            .map_err(|e| StoreError::corrupt_from("cannot encode a joint case", e))?,
+    })
+}
+
+/// A joint case read back from its `state` column.
+pub(crate) fn joint_case(state: &str) -> Result<super::joint::JointCase, StoreError> {
+    serde_json::from_str(state).map_err(|e| StoreError::corrupt_from("stored joint case", e))
+}
+
+/// An inbox event read back.
+pub(crate) fn flow_event(id: i64, json: &str) -> Result<super::FlowEvent, StoreError> {
+    let event = serde_json::from_str(json)
+        .map_err(|e| StoreError::corrupt_from("stored event in the flows' inbox", e))?;
+    Ok(super::FlowEvent { id, event })
 }
 
 /// A stored delivery state.

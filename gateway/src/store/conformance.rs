@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             outcomes_are_recorded_together,
             every_change_is_in_the_trail_once,
             the_trail_tells_deliveries_the_cleanup_deleted,
+            flow_steps_are_committed_whole_and_once,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -106,6 +107,7 @@ pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>
                     .map(|_| "test-route".to_owned())
                     .collect(),
                 subscribers,
+                for_flows: false,
             })
             .collect(),
     }
@@ -1949,4 +1951,159 @@ pub(crate) async fn the_trail_tells_deliveries_the_cleanup_deleted<S: Store + Cl
     assert_eq!(delivery.id, leased[0].id);
     assert_eq!(delivery.attempts.len(), 1);
     assert_eq!(delivery.attempts[0].error, "HTTP 500");
+}
+
+/// A joint case as the flows would store it: `adapters`' generated notice, its clocks empty.
+fn joint_case(seed: u64, revision: u64, at: Millis) -> super::joint::JointCase {
+    let mut notice = adapters::sample::joint_notice(&mut fastrand::Rng::with_seed(seed));
+    notice.status = schemas::JointStatus::Open;
+    super::joint::JointCase {
+        clocks: notice.branches.iter().map(|_| Default::default()).collect(),
+        notice,
+        clock: Default::default(),
+        window_sequence: 1,
+        supply_later: None,
+        closed_at: None,
+        updated_at: at,
+        revision,
+    }
+}
+
+/// The flows' inbox holds exactly the events ingested for them, oldest first; a step takes its
+/// event out, writes its joint cases over the revisions they were read at and ingests its
+/// notices, all or nothing; a second step over the same event or a stale revision conflicts and
+/// writes nothing.
+pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) {
+    let t0: Millis = 1_700_000_000_000;
+    let mut wanted = message(
+        "flows-1",
+        t0,
+        vec![
+            (event(901, "f1"), vec![BureauId::Water]),
+            (event(902, "f2"), vec![]),
+            (event(903, "f3"), vec![BureauId::Water]),
+        ],
+    );
+    wanted.events[0].for_flows = true;
+    wanted.events[2].for_flows = true;
+    accept(&store, wanted).await;
+    let inbox = store.flow_inbox(10).await.unwrap();
+    let seen: Vec<&str> = inbox.iter().map(|e| e.event.message_id.as_str()).collect();
+    assert_eq!(seen, ["gw-f1", "gw-f3"]);
+    assert!(inbox[0].id < inbox[1].id);
+    assert_eq!(store.flow_inbox(1).await.unwrap().len(), 1);
+
+    // A step: the first event out, a joint case opened, its notice to two bureaus.
+    let case = joint_case(7, 1, t0);
+    let id = case.id().clone();
+    let mut notice = message(
+        "flow-notice-1",
+        t0 + 1,
+        vec![(event(904, "n1"), vec![BureauId::Water, BureauId::Greenery])],
+    );
+    notice.idempotency_key = IdempotencyKey::for_flow_notice("jc/v1");
+    store
+        .commit_flow_step(super::FlowStep {
+            event: Some(inbox[0].id),
+            cases: vec![case.clone()],
+            notices: vec![notice],
+        })
+        .await
+        .unwrap();
+    let left = store.flow_inbox(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event.message_id.as_str(), "gw-f3");
+    assert_eq!(store.joint_case(&id).await.unwrap(), Some(case.clone()));
+    let leased = store
+        .lease_due(NODE, vec![BureauId::Greenery], t0 + 2, LEASE_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&leased), ["gw-n1"]);
+
+    // The same event again, or the same case opened again: nothing is written.
+    let mut again = message(
+        "flow-notice-2",
+        t0 + 3,
+        vec![(event(905, "n2"), vec![BureauId::Water])],
+    );
+    again.idempotency_key = IdempotencyKey::for_flow_notice("jc/v1-again");
+    let conflict = store
+        .commit_flow_step(super::FlowStep {
+            event: Some(inbox[0].id),
+            cases: vec![],
+            notices: vec![again],
+        })
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+    let reopened = store
+        .commit_flow_step(super::FlowStep {
+            event: Some(left[0].id),
+            cases: vec![case.clone()],
+            notices: vec![],
+        })
+        .await;
+    assert!(
+        matches!(reopened, Err(StoreError::Conflict(_))),
+        "{reopened:?}"
+    );
+    // ... and the inbox event of the failed step is still there.
+    assert_eq!(store.flow_inbox(10).await.unwrap().len(), 1);
+
+    // A change over the stored revision is written; one over a stale revision is not.
+    let mut changed = case.clone();
+    changed.revision = 2;
+    changed.notice.version += 1;
+    changed.notice.status = schemas::JointStatus::Approved;
+    store
+        .commit_flow_step(super::FlowStep {
+            event: Some(left[0].id),
+            cases: vec![changed.clone()],
+            notices: vec![],
+        })
+        .await
+        .unwrap();
+    let stale = store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: vec![changed.clone()],
+            notices: vec![],
+        })
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert!(store.flow_inbox(10).await.unwrap().is_empty());
+    assert_eq!(store.joint_case(&id).await.unwrap(), Some(changed.clone()));
+
+    // Lookups: by project, and the open ones page by page (the approved one is not open).
+    let others: Vec<_> = (10..13).map(|seed| joint_case(seed, 1, t0)).collect();
+    store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: others.clone(),
+            notices: vec![],
+        })
+        .await
+        .unwrap();
+    let of_project = store
+        .joint_cases_of_project(&changed.notice.project.code, 10)
+        .await
+        .unwrap();
+    assert_eq!(of_project, vec![changed.clone()]);
+    let mut open = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.open_joint_cases(after.as_ref(), 2).await.unwrap();
+        after = page.last().map(|c| c.id().clone());
+        let done = page.len() < 2;
+        open.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mut expected: Vec<_> = others.iter().map(|c| c.id().clone()).collect();
+    expected.sort();
+    let got: Vec<_> = open.iter().map(|c| c.id().clone()).collect();
+    assert_eq!(got, expected);
 }

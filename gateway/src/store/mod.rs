@@ -29,6 +29,7 @@ pub mod audit;
 pub(crate) mod codec;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod joint;
 pub mod postgres;
 pub mod sqlite;
 
@@ -135,6 +136,32 @@ pub struct NewEvent {
     /// What chose each subscriber (the names of the routes, or the survey entitlement), in the
     /// order of `subscribers`: recorded in the audit trail's route entry.
     pub routed_by: Vec<String>,
+    /// Whether the one-stop flows must look at it (`gateway::flows`): the store keeps it in
+    /// their inbox until [`Store::commit_flow_step`] takes it out.
+    pub for_flows: bool,
+}
+
+/// A committed event the flows have not yet looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// Its row id (the inbox is read in this order).
+    pub id: i64,
+    /// The event.
+    pub event: Event,
+}
+
+/// One step of the flows, committed whole or not at all: an inbox event taken out, joint cases
+/// written (each only over the revision it was computed from), and the notices they send.
+#[derive(Debug, Default)]
+pub struct FlowStep {
+    /// The inbox event this step consumes (`None` for a clock tick).
+    pub event: Option<i64>,
+    /// Joint cases to write: new ones (`revision` 1) or changes of the stored revision
+    /// `revision - 1`.
+    pub cases: Vec<joint::JointCase>,
+    /// The notices to deliver, each a message from the gateway in the name of the bureau it
+    /// is about (its key derived from what it tells: a repeated step writes it once).
+    pub notices: Vec<NewMessage>,
 }
 
 /// What the sender is told once its message is committed; stored, so that a repeated
@@ -967,6 +994,40 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         limit: usize,
     ) -> impl Future<Output = Result<Option<Anchor>, StoreError>> + Send;
+
+    /// Up to `limit` committed events still in the flows' inbox, oldest first.
+    fn flow_inbox(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<FlowEvent>, StoreError>> + Send;
+
+    /// Commits a step of the flows (see [`FlowStep`]). `Conflict` when another node took the
+    /// inbox event first or wrote one of the joint cases since it was read: read again and
+    /// recompute.
+    fn commit_flow_step(
+        &self,
+        step: FlowStep,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A joint case.
+    fn joint_case(
+        &self,
+        id: &schemas::JointCaseId,
+    ) -> impl Future<Output = Result<Option<joint::JointCase>, StoreError>> + Send;
+
+    /// Up to `limit` joint cases of a project, oldest first.
+    fn joint_cases_of_project(
+        &self,
+        project: &schemas::ProjectCode,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<joint::JointCase>, StoreError>> + Send;
+
+    /// Up to `limit` open joint cases whose id sorts after `after` (paging through them all).
+    fn open_joint_cases(
+        &self,
+        after: Option<&schemas::JointCaseId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<joint::JointCase>, StoreError>> + Send;
 
     /// A counter that changes whenever any node commits new work, for stores shared by several
     /// nodes (PostgreSQL `LISTEN/NOTIFY`), so idle workers and long-polls wake without polling.

@@ -103,6 +103,7 @@ pub fn plan(
                     "survey entitlement: {}",
                     crate::vocabulary::name(&record.result.kind)
                 )],
+                for_flows: false,
             })
         })
         .collect();

@@ -38,7 +38,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
 };
-use schemas::{BureauId, ProjectCode, SurveyId, SurveyKind};
+use schemas::{BureauId, JointCaseId, ProjectCode, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Config, Row};
@@ -46,10 +46,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::audit::{self, Link};
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
+use super::joint::JointCase;
 use super::{
-    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
-    NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector,
-    Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
+    IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
+    ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent,
+    TimelineKey,
 };
 
 mod db;
@@ -495,12 +497,13 @@ pub const INSERT_BATCH: &str = concat!(
     ),
     e AS (
         INSERT INTO events
-            (message_id, gateway_message_id, source_message_id, source, case_key, event, project)
-        SELECT m.id, u.gateway_id, u.source_id, u.source, u.case_key, u.event, u.project
+            (message_id, gateway_message_id, source_message_id, source, case_key, event, project,
+             flow_pending)
+        SELECT m.id, u.gateway_id, u.source_id, u.source, u.case_key, u.event, u.project, u.flow
         FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                    $14::text[], $15::text[])
+                    $14::text[], $15::text[], $30::bool[])
              WITH ORDINALITY AS u (sender, key, gateway_id, source_id, source, case_key, event,
-                                   project, ord)
+                                   project, flow, ord)
         JOIN m ON m.sender = u.sender AND m.idempotency_key = u.key
         ORDER BY u.ord
         RETURNING id, gateway_message_id
@@ -551,6 +554,7 @@ struct BatchColumns<'a> {
     case_keys: Vec<&'a str>,
     jsons: Vec<&'a str>,
     projects: Vec<&'a str>,
+    for_flows: Vec<bool>,
     delivery_events: Vec<&'a str>,
     delivery_subscribers: Vec<&'a str>,
     delivery_cases: Vec<&'a str>,
@@ -577,6 +581,7 @@ impl<'a> BatchColumns<'a> {
             self.case_keys.push(&event.case_key);
             self.jsons.push(&event.json);
             self.projects.push(&event.project);
+            self.for_flows.push(event.for_flows);
             for subscriber in &event.subscribers {
                 self.delivery_events.push(&event.gateway_id);
                 self.delivery_subscribers.push(subscriber.as_str());
@@ -636,7 +641,7 @@ async fn commit_plain(
         let begin = client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on");
         let c = &columns;
         let [a1, a2, a3, a4, a5, a6, a7, a8, a9] = audit.params();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 29] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 30] = [
             &c.senders,
             &c.keys,
             &c.content_types,
@@ -666,6 +671,7 @@ async fn commit_plain(
             a7,
             a8,
             a9,
+            &c.for_flows,
         ];
         let insert = client.query(&statement, &params);
         let (begun, rows) = tokio::join!(begin, insert);
@@ -986,6 +992,7 @@ async fn ingest_in(
     let case_keys: Vec<&str> = events.iter().map(|e| e.case_key.as_str()).collect();
     let jsons: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
     let projects: Vec<&str> = events.iter().map(|e| e.project.as_str()).collect();
+    let for_flows: Vec<bool> = events.iter().map(|e| e.for_flows).collect();
     let mut delivery_events = Vec::with_capacity(receipt.deliveries);
     let mut delivery_subscribers = Vec::with_capacity(receipt.deliveries);
     let mut delivery_cases = Vec::with_capacity(receipt.deliveries);
@@ -1004,12 +1011,13 @@ async fn ingest_in(
             "WITH new_events AS (
                 INSERT INTO events
                     (message_id, gateway_message_id, source_message_id, source, case_key, event,
-                     project)
-                SELECT $1, u.gateway_id, u.source_id, u.source, u.case_key, u.event, u.project
+                     project, flow_pending)
+                SELECT $1, u.gateway_id, u.source_id, u.source, u.case_key, u.event, u.project,
+                       u.flow
                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                            $11::text[])
+                            $11::text[], $12::bool[])
                      WITH ORDINALITY AS u (gateway_id, source_id, source, case_key, event, project,
-                                           ord)
+                                           flow, ord)
                 ORDER BY u.ord
                 RETURNING id, gateway_message_id
              ),
@@ -1045,6 +1053,7 @@ async fn ingest_in(
                 &delivery_subscribers,
                 &delivery_cases,
                 &projects,
+                &for_flows,
             ],
         )
         .await
@@ -1512,7 +1521,181 @@ async fn commit_ops(
     }
 }
 
+/// A step of the flows, in `client`'s open transaction: the inbox event out (unless another
+/// node took it), each joint case over its stored revision, then the notices, ingested in the
+/// ops lane's chain.
+async fn commit_flow_step_in(
+    client: &Object,
+    step: FlowStep,
+    chain: &str,
+    head: &mut Link,
+) -> Result<bool, StoreError> {
+    if let Some(id) = step.event {
+        let taken = client
+            .execute(
+                "UPDATE events SET flow_pending = false WHERE id = $1 AND flow_pending",
+                &[&id],
+            )
+            .await
+            .map_err(pg_err)?;
+        if taken == 0 {
+            return Err(StoreError::Conflict(format!("inbox event {id} was taken")));
+        }
+    }
+    for case in &step.cases {
+        let c = codec::joint_columns(case)?;
+        let written = if c.revision == 1 {
+            client
+                .execute(
+                    "INSERT INTO joint_cases (id, flow, project, window_bureau, window_case_id,
+                         status, due_on, revision, updated_at, state)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &c.id,
+                        &c.flow,
+                        &c.project,
+                        &c.window,
+                        &c.window_case_id,
+                        &c.status,
+                        &c.due_on,
+                        &c.revision,
+                        &c.updated_at,
+                        &c.state,
+                    ],
+                )
+                .await
+        } else {
+            client
+                .execute(
+                    "UPDATE joint_cases SET status = $2, due_on = $3, revision = $4::bigint,
+                         updated_at = $5, state = $6
+                     WHERE id = $1 AND revision = $4::bigint - 1",
+                    &[
+                        &c.id,
+                        &c.status,
+                        &c.due_on,
+                        &c.revision,
+                        &c.updated_at,
+                        &c.state,
+                    ],
+                )
+                .await
+        }
+        .map_err(pg_err)?;
+        if written == 0 {
+            return Err(StoreError::Conflict(format!(
+                "joint case {} changed since it was read",
+                c.id
+            )));
+        }
+    }
+    let mut accepted = false;
+    for message in step.notices {
+        let rows = codec::ingest_rows(&message)?;
+        let outcome = ingest_in(client, message, rows, chain, head).await?;
+        accepted |= matches!(outcome, IngestOutcome::Accepted(_));
+    }
+    Ok(accepted)
+}
+
+async fn joint_cases_where(
+    client: &Object,
+    sql: &str,
+    args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<JointCase>, StoreError> {
+    let rows = client.query(sql, args).await.map_err(pg_err)?;
+    rows.iter()
+        .map(|row| codec::joint_case(get(row, 0)?))
+        .collect()
+}
+
 impl Store for PgStore {
+    async fn flow_inbox(&self, limit: usize) -> Result<Vec<FlowEvent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, event FROM events WHERE flow_pending ORDER BY id LIMIT $1",
+                &[&sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|row| codec::flow_event(get(row, 0)?, get(row, 1)?))
+            .collect()
+    }
+
+    async fn commit_flow_step(&self, step: FlowStep) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
+        let result = async {
+            let mut head = lane.head(&client).await?;
+            let chain = lane.chain().to_owned();
+            client
+                .batch_execute("BEGIN; SET LOCAL synchronous_commit = on")
+                .await
+                .map_err(pg_err)?;
+            let accepted = commit_flow_step_in(&client, step, &chain, &mut head).await?;
+            client.batch_execute("COMMIT").await.map_err(pg_err)?;
+            Ok::<_, StoreError>((head, accepted))
+        }
+        .await;
+        match result {
+            Ok((head, accepted)) => {
+                lane.committed(head);
+                if accepted {
+                    announce_work(&client).await;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                lane.forget();
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn joint_case(&self, id: &JointCaseId) -> Result<Option<JointCase>, StoreError> {
+        let client = self.client().await?;
+        let mut found = joint_cases_where(
+            &client,
+            "SELECT state FROM joint_cases WHERE id = $1",
+            &[&id.as_str()],
+        )
+        .await?;
+        Ok(found.pop())
+    }
+
+    async fn joint_cases_of_project(
+        &self,
+        project: &ProjectCode,
+        limit: usize,
+    ) -> Result<Vec<JointCase>, StoreError> {
+        let client = self.client().await?;
+        joint_cases_where(
+            &client,
+            "SELECT state FROM joint_cases WHERE project = $1 ORDER BY id LIMIT $2",
+            &[&project.as_str(), &sql_limit(limit)],
+        )
+        .await
+    }
+
+    async fn open_joint_cases(
+        &self,
+        after: Option<&JointCaseId>,
+        limit: usize,
+    ) -> Result<Vec<JointCase>, StoreError> {
+        let client = self.client().await?;
+        let after = after.map_or("", JointCaseId::as_str);
+        joint_cases_where(
+            &client,
+            "SELECT state FROM joint_cases WHERE status = 'open' AND id > $1 ORDER BY id LIMIT $2",
+            &[&after, &sql_limit(limit)],
+        )
+        .await
+    }
+
     async fn ingest(&self, message: NewMessage) -> Result<IngestOutcome, StoreError> {
         let rows = codec::ingest_rows(&message)?;
         let (reply_to, reply) = oneshot::channel();

@@ -21,15 +21,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use schemas::{BureauId, MessageId, ProjectCode, SurveyId, SurveyKind};
+use schemas::{BureauId, JointCaseId, MessageId, ProjectCode, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit;
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
+use super::joint::JointCase;
 use super::{
-    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis,
-    NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector,
-    Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
+    IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
+    ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent,
+    TimelineKey,
 };
 
 mod schema;
@@ -505,8 +507,8 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
         .prepare_cached(
             "INSERT INTO events
                 (message_id, gateway_message_id, source_message_id, source, case_key, event,
-                 project)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 project, flow_pending)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(db_err)?;
     let mut insert_delivery = conn
@@ -528,7 +530,8 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
                 event.source,
                 event.case_key,
                 event.json,
-                event.project
+                event.project,
+                event.for_flows
             ])
             .map_err(db_err)?;
         let event_row = conn.last_insert_rowid();
@@ -545,6 +548,109 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
     }
     trail::append_ingest_in(conn, &message)?;
     Ok(IngestOutcome::Accepted(rows.receipt))
+}
+
+/// The flows' inbox, oldest first.
+fn flow_inbox_in(conn: &Connection, limit: usize) -> Result<Vec<FlowEvent>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT id, event FROM events INDEXED BY events_flow_inbox
+             WHERE flow_pending ORDER BY id LIMIT ?1",
+        )
+        .map_err(db_err)?;
+    let rows = statement
+        .query_map(params![sql_limit(limit)], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, json) = row.map_err(db_err)?;
+        out.push(codec::flow_event(id, &json)?);
+    }
+    Ok(out)
+}
+
+/// A step of the flows in the writer's transaction: the inbox event out (unless another step
+/// took it), each joint case over its stored revision, then the notices, ingested.
+fn commit_flow_step_in(conn: &Connection, step: FlowStep) -> Result<(), StoreError> {
+    if let Some(id) = step.event {
+        let taken = conn
+            .prepare_cached("UPDATE events SET flow_pending = 0 WHERE id = ?1 AND flow_pending")
+            .and_then(|mut s| s.execute(params![id]))
+            .map_err(db_err)?;
+        if taken == 0 {
+            return Err(StoreError::Conflict(format!("inbox event {id} was taken")));
+        }
+    }
+    for case in &step.cases {
+        let c = codec::joint_columns(case)?;
+        let written = if c.revision == 1 {
+            conn.prepare_cached(
+                "INSERT INTO joint_cases (id, flow, project, window_bureau, window_case_id,
+                     status, due_on, revision, updated_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    c.id,
+                    c.flow,
+                    c.project,
+                    c.window,
+                    c.window_case_id,
+                    c.status,
+                    c.due_on,
+                    c.revision,
+                    c.updated_at,
+                    c.state
+                ])
+            })
+        } else {
+            conn.prepare_cached(
+                "UPDATE joint_cases SET status = ?2, due_on = ?3, revision = ?4,
+                     updated_at = ?5, state = ?6
+                 WHERE id = ?1 AND revision = ?4 - 1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    c.id,
+                    c.status,
+                    c.due_on,
+                    c.revision,
+                    c.updated_at,
+                    c.state
+                ])
+            })
+        }
+        .map_err(db_err)?;
+        if written == 0 {
+            return Err(StoreError::Conflict(format!(
+                "joint case {} changed since it was read",
+                c.id
+            )));
+        }
+    }
+    for message in step.notices {
+        ingest_in(conn, message)?;
+    }
+    Ok(())
+}
+
+fn joint_cases_where(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<JointCase>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = statement
+        .query_map(args, |r| r.get::<_, String>(0))
+        .map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(codec::joint_case(&row.map_err(db_err)?)?);
+    }
+    Ok(out)
 }
 
 /// One subscriber's due heads, oldest due first: flagged the head of their (subscriber, case)
@@ -924,6 +1030,61 @@ fn queue_stats_in(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
 }
 
 impl Store for SqliteStore {
+    async fn flow_inbox(&self, limit: usize) -> Result<Vec<FlowEvent>, StoreError> {
+        self.read(move |conn| flow_inbox_in(conn, limit)).await
+    }
+
+    async fn commit_flow_step(&self, step: FlowStep) -> Result<(), StoreError> {
+        self.call_durable(move |conn| commit_flow_step_in(conn, step))
+            .await
+    }
+
+    async fn joint_case(&self, id: &JointCaseId) -> Result<Option<JointCase>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read(move |conn| {
+            joint_cases_where(
+                conn,
+                "SELECT state FROM joint_cases WHERE id = ?1",
+                params![id],
+            )
+            .map(|mut found| found.pop())
+        })
+        .await
+    }
+
+    async fn joint_cases_of_project(
+        &self,
+        project: &ProjectCode,
+        limit: usize,
+    ) -> Result<Vec<JointCase>, StoreError> {
+        let project = project.as_str().to_owned();
+        self.read(move |conn| {
+            joint_cases_where(
+                conn,
+                "SELECT state FROM joint_cases WHERE project = ?1 ORDER BY id LIMIT ?2",
+                params![project, sql_limit(limit)],
+            )
+        })
+        .await
+    }
+
+    async fn open_joint_cases(
+        &self,
+        after: Option<&JointCaseId>,
+        limit: usize,
+    ) -> Result<Vec<JointCase>, StoreError> {
+        let after = after.map_or_else(String::new, |id| id.as_str().to_owned());
+        self.read(move |conn| {
+            joint_cases_where(
+                conn,
+                "SELECT state FROM joint_cases INDEXED BY joint_cases_open
+                 WHERE status = 'open' AND id > ?1 ORDER BY id LIMIT ?2",
+                params![after, sql_limit(limit)],
+            )
+        })
+        .await
+    }
+
     async fn ingest(&self, message: NewMessage) -> Result<IngestOutcome, StoreError> {
         self.call_durable(move |conn| ingest_in(conn, message))
             .await

@@ -175,4 +175,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         signature   TEXT   NOT NULL,
         certificate TEXT   NOT NULL
     );",
+    // 10: one-stop flows (see `gateway::flows`): the inbox of committed events the flows have
+    // yet to look at (a flag on the event, set in the ingest transaction, cleared in the step
+    // that applies it), and the joint cases, each one JSON document beside the columns it is
+    // looked up by.
+    "ALTER TABLE events ADD COLUMN flow_pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX events_flow_inbox ON events (id) WHERE flow_pending;
+    CREATE TABLE joint_cases (
+        id             TEXT    PRIMARY KEY,
+        flow           TEXT    NOT NULL,
+        project        TEXT    NOT NULL,
+        window_bureau  TEXT    NOT NULL,
+        window_case_id TEXT    NOT NULL,
+        status         TEXT    NOT NULL,
+        due_on         TEXT    NOT NULL,
+        revision       INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        state          TEXT    NOT NULL
+    );
+    CREATE INDEX joint_cases_project ON joint_cases (project, id);
+    CREATE INDEX joint_cases_open ON joint_cases (id) WHERE status = 'open';",
 ];

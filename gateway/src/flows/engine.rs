@@ -1,0 +1,601 @@
+//! The flows' task: takes committed events out of the store's inbox, applies them to joint cases
+//! (`rules`), looks at the open clocks, and commits every step whole with the notices it sends.
+//!
+//! Every node runs it. Two nodes may take the same inbox event or the same joint case: the
+//! store commits a step only over the revisions it was computed from (`StoreError::Conflict`
+//! otherwise), and the loser reads again. The notices are plain messages from the gateway:
+//! routed to the window and the branch bureaus (a joint-case notice) or to the bureau handling
+//! the case (a deadline notice), delivered with the normal retry machinery in each bureau's own
+//! format; their ids and idempotency keys are derived from what they tell.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use schemas::{BureauId, Event, JointStatus, ShanghaiTime};
+
+use super::FlowTable;
+use super::rules::{self, Change};
+use crate::clock::{Millis, now_ms};
+use crate::delivery::wakers::Wakers;
+use crate::ids::{self, IdempotencyKey};
+use crate::store::joint::JointCase;
+use crate::store::{FlowStep, NewEvent, NewMessage, Store, StoreError};
+
+/// Inbox events taken per store call.
+const INBOX_BATCH: usize = 64;
+/// Joint cases of one project read per event (a project has a few).
+const CASES_PER_PROJECT: usize = 64;
+/// Open joint cases read per page of a clock tick.
+const TICK_PAGE: usize = 256;
+/// Attempts at one step when other nodes keep changing the same joint case.
+const CONFLICT_RETRIES: usize = 5;
+
+/// The flows of one node over its store.
+pub struct FlowEngine<S> {
+    store: S,
+    table: FlowTable,
+    wakers: Option<Arc<Wakers>>,
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Inbox events taken out.
+    pub events: usize,
+    /// Joint cases written.
+    pub cases: usize,
+    /// Notices sent.
+    pub notices: usize,
+}
+
+impl<S: Store> FlowEngine<S> {
+    /// The engine; `wakers` wakes this node's delivery workers for the notices it commits.
+    pub fn new(store: S, table: FlowTable, wakers: Option<Arc<Wakers>>) -> Self {
+        Self {
+            store,
+            table,
+            wakers,
+        }
+    }
+
+    /// Takes every event out of the inbox (in batches), applying each; returns what it did.
+    pub async fn drain(&self, now: Millis) -> Result<Pass, StoreError> {
+        let mut pass = Pass::default();
+        loop {
+            let batch = self.store.flow_inbox(INBOX_BATCH).await?;
+            let full = batch.len() == INBOX_BATCH;
+            for item in batch {
+                let done = self.apply(item.id, &item.event, now).await?;
+                pass.events += 1;
+                pass.cases += done.cases;
+                pass.notices += done.notices;
+            }
+            if !full {
+                return Ok(pass);
+            }
+        }
+    }
+
+    /// Applies one inbox event, reading the joint cases again after a conflict.
+    async fn apply(&self, id: i64, event: &Event, now: Millis) -> Result<Pass, StoreError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let existing = self
+                .store
+                .joint_cases_of_project(event.project(), CASES_PER_PROJECT)
+                .await?;
+            let changes = rules::apply_event(&self.table, event, &existing, now);
+            match self.commit(Some(id), changes, now).await {
+                Err(StoreError::Conflict(reason)) => {
+                    tracing::debug!(message = "flow step conflicted; reading again", %reason);
+                    // Another node may have taken the event itself: then it is gone.
+                    if !self
+                        .store
+                        .flow_inbox(INBOX_BATCH)
+                        .await?
+                        .iter()
+                        .any(|e| e.id == id)
+                    {
+                        return Ok(Pass::default());
+                    }
+                }
+                other => return other,
+            }
+        }
+        Err(StoreError::unavailable(
+            "a joint case kept changing under the flows",
+        ))
+    }
+
+    /// Looks at every open joint case on `today`: unsupplied documents past their deadline,
+    /// branch clocks due soon or overdue. Returns what it did and refreshes the clock gauges.
+    pub async fn tick(&self, today: NaiveDate, now: Millis) -> Result<Pass, StoreError> {
+        let mut pass = Pass::default();
+        let mut gauges = Gauges::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .open_joint_cases(after.as_ref(), TICK_PAGE)
+                .await?;
+            let full = page.len() == TICK_PAGE;
+            after = page.last().map(|c| c.id().clone());
+            for case in page {
+                let case = match rules::tick(&self.table, &case, today, now) {
+                    None => case,
+                    Some(change) => {
+                        let next = change.case.clone();
+                        match self.commit(None, vec![change], now).await {
+                            Ok(done) => {
+                                pass.cases += done.cases;
+                                pass.notices += done.notices;
+                                next
+                            }
+                            // Another node changed it: the next tick looks again.
+                            Err(StoreError::Conflict(_)) => case,
+                            Err(error) => return Err(error),
+                        }
+                    }
+                };
+                gauges.count(&self.table, &case, today);
+            }
+            if !full {
+                break;
+            }
+        }
+        gauges.publish();
+        Ok(pass)
+    }
+
+    /// Commits one step: the inbox event out, the joint cases, their notices.
+    async fn commit(
+        &self,
+        event: Option<i64>,
+        changes: Vec<Change>,
+        now: Millis,
+    ) -> Result<Pass, StoreError> {
+        let mut notices = Vec::new();
+        for change in &changes {
+            if change.joint_notice {
+                notices.push(joint_message(&change.case, now));
+            }
+            for deadline in &change.deadlines {
+                notices.push(deadline_message(&change.case, deadline, now));
+            }
+        }
+        let subscribers: Vec<BureauId> = notices
+            .iter()
+            .flat_map(|m| m.events.iter().flat_map(|e| e.subscribers.iter().copied()))
+            .collect();
+        let done = Pass {
+            events: usize::from(event.is_some()),
+            cases: changes.len(),
+            notices: notices.len(),
+        };
+        self.store
+            .commit_flow_step(FlowStep {
+                event,
+                cases: changes.into_iter().map(|c| c.case).collect(),
+                notices,
+            })
+            .await?;
+        if let Some(wakers) = &self.wakers {
+            wakers.wake_for(subscribers);
+        }
+        for _ in 0..done.notices {
+            metrics::counter!(crate::metrics::FLOW_NOTICES).increment(1);
+        }
+        Ok(done)
+    }
+
+    /// Runs until shutdown: drains the inbox every half second (and at once when woken by a
+    /// commit of this node), ticks the clocks every `interval`.
+    pub async fn run(self, interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut next_tick = tokio::time::Instant::now();
+        loop {
+            if let Err(error) = self.drain(now_ms()).await {
+                error.count();
+                tracing::warn!(
+                    message = "the flows cannot read or commit; the events stay in their inbox and are applied later",
+                    error = &error as &dyn std::error::Error
+                );
+            }
+            if tokio::time::Instant::now() >= next_tick {
+                next_tick += interval;
+                match crate::clock::shanghai_now() {
+                    Some(now) => {
+                        if let Err(error) = self.tick(now.naive_local().date(), now_ms()).await {
+                            error.count();
+                            tracing::warn!(
+                                message = "the flows cannot look at the clocks; the next interval tries again",
+                                error = &error as &dyn std::error::Error
+                            );
+                        }
+                    }
+                    None => {
+                        tracing::warn!(message = "the system clock is outside the model's years")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+/// When a notice is sent: now, in Shanghai time.
+fn notice_time(now: Millis) -> ShanghaiTime {
+    let seconds = now / 1000 + 8 * 3600;
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|t| t.naive_utc())
+        .and_then(|local| ShanghaiTime::from_local(local).ok())
+        .unwrap_or_else(|| unreachable!("the gateway's clock is within the model's years"))
+}
+
+/// One notice as a message from the gateway, in the name of `sender`.
+fn message(
+    sender: BureauId,
+    what: &str,
+    event: Event,
+    subscribers: Vec<BureauId>,
+    routed_by: String,
+    now: Millis,
+) -> NewMessage {
+    let body = serde_json::to_vec(&event).unwrap_or_default();
+    let routed_by = subscribers.iter().map(|_| routed_by.clone()).collect();
+    NewMessage {
+        sender,
+        idempotency_key: IdempotencyKey::for_flow_notice(what),
+        content_type: "application/json".to_owned(),
+        sha256: ids::sha256(&body),
+        body,
+        received_at: now,
+        events: vec![NewEvent {
+            source_message_id: event.message_id.clone(),
+            event,
+            subscribers,
+            routed_by,
+            for_flows: false,
+        }],
+        survey: None,
+    }
+}
+
+/// The joint case's new version, for the window and every branch bureau.
+fn joint_message(case: &JointCase, now: Millis) -> NewMessage {
+    let notice = &case.notice;
+    let what = format!("{}/v{}", notice.joint_case_id.as_str(), notice.version);
+    let mut subscribers = vec![notice.window];
+    for branch in &notice.branches {
+        if !subscribers.contains(&branch.bureau) {
+            subscribers.push(branch.bureau);
+        }
+    }
+    let event = Event::for_joint(ids::flow_notice_id(&what), notice_time(now), notice.clone());
+    message(
+        notice.window,
+        &what,
+        event,
+        subscribers,
+        format!("flow {}", notice.flow.as_str()),
+        now,
+    )
+}
+
+/// A deadline notice, for the bureau handling the case.
+fn deadline_message(case: &JointCase, deadline: &rules::Deadline, now: Millis) -> NewMessage {
+    let what = format!(
+        "{}/{}:{}/deadline/{}",
+        case.notice.joint_case_id.as_str(),
+        deadline.bureau.as_str(),
+        deadline.case_id.as_str(),
+        deadline.sequence
+    );
+    let event = Event::for_deadline(
+        ids::flow_notice_id(&what),
+        deadline.bureau,
+        deadline.case_id.clone(),
+        deadline.sequence,
+        notice_time(now),
+        deadline.notice.clone(),
+    );
+    message(
+        deadline.bureau,
+        &what,
+        event,
+        vec![deadline.bureau],
+        format!("clock of flow {}", case.notice.flow.as_str()),
+        now,
+    )
+}
+
+/// The clock gauges of one tick: open, due soon and overdue branch cases per bureau.
+#[derive(Default)]
+struct Gauges {
+    counts: std::collections::BTreeMap<(BureauId, &'static str), u64>,
+}
+
+impl Gauges {
+    fn count(&mut self, table: &FlowTable, case: &JointCase, today: NaiveDate) {
+        if case.notice.status != JointStatus::Open {
+            return;
+        }
+        for (branch, clock) in case.notice.branches.iter().zip(&case.clocks) {
+            if branch.case_id.is_none() || clock.clock.stopped_on.is_some() {
+                continue;
+            }
+            *self.counts.entry((branch.bureau, "open")).or_default() += 1;
+            if let Some((_, left)) = rules::standing(&clock.clock, table.calendar(), today) {
+                let state = if left < 0 {
+                    "overdue"
+                } else if left <= i64::from(table.warn_before()) {
+                    "due_soon"
+                } else {
+                    continue;
+                };
+                *self.counts.entry((branch.bureau, state)).or_default() += 1;
+            }
+        }
+    }
+
+    fn publish(self) {
+        for bureau in BureauId::ALL {
+            for state in ["open", "due_soon", "overdue"] {
+                let n = self.counts.get(&(bureau, state)).copied().unwrap_or(0);
+                metrics::gauge!(crate::metrics::CLOCKS, "bureau" => bureau.as_str(), "state" => state)
+                    .set(n as f64);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::flows::rules::tests::case_event;
+    use crate::store::any::AnyStore;
+    use crate::testing::{PgSchema, TempDir, postgres_server};
+    use crate::workdays::Calendar;
+    use schemas::{CaseStatus, EventKind, Item};
+
+    fn table() -> FlowTable {
+        FlowTable::new(&Config::from_layers(&[], &[]).unwrap(), Calendar::builtin())
+    }
+
+    /// Commits `event` as its bureau sends it (under `key`), in the flows' inbox when they want it.
+    async fn send<S: Store>(store: &S, table: &FlowTable, key: &str, event: Event) {
+        let message = NewMessage {
+            sender: event.source,
+            idempotency_key: IdempotencyKey::from_header(key.as_bytes()).unwrap(),
+            content_type: "application/json".into(),
+            body: key.as_bytes().to_vec(),
+            sha256: ids::sha256(key.as_bytes()),
+            received_at: 1,
+            events: vec![NewEvent {
+                source_message_id: event.message_id.clone(),
+                for_flows: table.wants(&event),
+                event: Event {
+                    message_id: ids::mint_message_id(),
+                    ..event
+                },
+                subscribers: vec![],
+                routed_by: vec![],
+            }],
+            survey: None,
+        };
+        store.ingest(message).await.unwrap();
+    }
+
+    /// Everything queued for `bureau`, delivered queue head by queue head: (sequence, kind).
+    async fn told<S: Store>(store: &S, bureau: BureauId) -> Vec<(u64, EventKind)> {
+        let mut out = Vec::new();
+        loop {
+            let leased = store
+                .lease_due("t", vec![bureau], i64::MAX / 2, 1_000, 100)
+                .await
+                .unwrap();
+            if leased.is_empty() {
+                return out;
+            }
+            for delivery in leased {
+                out.push((delivery.event.sequence, delivery.event.kind));
+                store.mark_delivered(&delivery, 2).await.unwrap();
+            }
+        }
+    }
+
+    async fn stores(label: &str) -> Vec<(Option<PgSchema>, TempDir, AnyStore)> {
+        let dir = TempDir::new(label);
+        let sqlite = AnyStore::open(
+            &crate::config::StoreLocation::Sqlite(dir.path().join("s.db")),
+            1,
+        )
+        .await
+        .unwrap();
+        let mut out = vec![(None, dir, sqlite)];
+        if let Some(server) = postgres_server("flows engine tests") {
+            let schema = PgSchema::new(&server);
+            let pg = AnyStore::open(&crate::config::StoreLocation::Postgres(schema.url()), 4)
+                .await
+                .unwrap();
+            out.push((Some(schema), TempDir::new(label), pg));
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_joint_case_is_opened_once_and_told_in_every_bureau_queue() {
+        let table = table();
+        for (_schema, _dir, store) in stores("flows-once").await {
+            let engine = FlowEngine::new(store.clone(), table.clone(), None);
+            let accepted = case_event(
+                BureauId::Planning,
+                Item::ConstructionPlanningPermit,
+                CaseStatus::Accepted,
+                "GH2026000123",
+                2,
+                "2026-02-13",
+            );
+            send(&store, &table, "w-1", accepted.clone()).await;
+            send(&store, &table, "w-1", accepted.clone()).await; // a resend: a duplicate
+            send(&store, &table, "w-1-again", accepted.clone()).await; // under a new key
+            let pass = engine.drain(10).await.unwrap();
+            assert_eq!((pass.events, pass.cases, pass.notices), (2, 1, 1));
+            let cases = store
+                .joint_cases_of_project(accepted.project(), 10)
+                .await
+                .unwrap();
+            assert_eq!(cases.len(), 1);
+            for bureau in [
+                BureauId::Planning,
+                BureauId::CivilDefense,
+                BureauId::Greenery,
+            ] {
+                assert_eq!(
+                    told(&store, bureau).await,
+                    [(1, EventKind::JointOpened)],
+                    "{bureau}"
+                );
+            }
+            let rejected = case_event(
+                BureauId::CivilDefense,
+                Item::CivilDefenseDesignReview,
+                CaseStatus::Rejected,
+                "RF2026000457",
+                1,
+                "2026-02-24",
+            );
+            send(&store, &table, "c-1", rejected).await;
+            engine.drain(20).await.unwrap();
+            assert_eq!(
+                told(&store, BureauId::Planning).await,
+                [(2, EventKind::JointRejected)]
+            );
+            for bureau in [BureauId::Water, BureauId::TrafficPolice] {
+                let expected = [(1, EventKind::JointOpened), (2, EventKind::JointRejected)];
+                assert_eq!(told(&store, bureau).await, expected, "{bureau}");
+            }
+            assert!(store.flow_inbox(10).await.unwrap().is_empty());
+            assert!(store.open_joint_cases(None, 10).await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_on_postgresql_open_a_joint_case_once() {
+        let Some(server) = postgres_server("flows engine tests") else {
+            return;
+        };
+        let schema = PgSchema::new(&server);
+        let location = crate::config::StoreLocation::Postgres(schema.url());
+        let one = AnyStore::open(&location, 4).await.unwrap();
+        let two = AnyStore::open(&location, 4).await.unwrap();
+        let table = table();
+        // Twenty applications, each sent twice under different keys, drained by both nodes at once.
+        for n in 0..20 {
+            let event = case_event(
+                BureauId::Planning,
+                Item::ConstructionPlanningPermit,
+                CaseStatus::Accepted,
+                &format!("GH2026{n:06}"),
+                2,
+                "2026-02-13",
+            );
+            send(&one, &table, &format!("a-{n}"), event.clone()).await;
+            send(&two, &table, &format!("b-{n}"), event).await;
+        }
+        let (e1, e2) = (
+            FlowEngine::new(one.clone(), table.clone(), None),
+            FlowEngine::new(two.clone(), table.clone(), None),
+        );
+        let (p1, p2) = tokio::join!(e1.drain(5), e2.drain(5));
+        let (p1, p2) = (p1.unwrap(), p2.unwrap());
+        assert_eq!(p1.cases + p2.cases, 20, "{p1:?} {p2:?}");
+        assert!(one.flow_inbox(100).await.unwrap().is_empty());
+        assert_eq!(one.open_joint_cases(None, 100).await.unwrap().len(), 20);
+        let notices = told(&one, BureauId::Water).await;
+        assert_eq!(notices.len(), 20, "one opening notice per joint case");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tick_sends_deadline_notices_to_the_branch_bureau_once() {
+        let table = table();
+        for (_schema, _dir, store) in stores("flows-tick").await {
+            let engine = FlowEngine::new(store.clone(), table.clone(), None);
+            for (i, event) in [
+                case_event(
+                    BureauId::Planning,
+                    Item::ConstructionPlanningPermit,
+                    CaseStatus::Accepted,
+                    "GH2026000123",
+                    2,
+                    "2026-02-13",
+                ),
+                case_event(
+                    BureauId::Water,
+                    Item::WaterSupplyConnection,
+                    CaseStatus::Accepted,
+                    "SW2026001024",
+                    1,
+                    "2026-02-24",
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                send(&store, &table, &format!("k-{i}"), event).await;
+            }
+            engine.drain(10).await.unwrap();
+            assert_eq!(
+                told(&store, BureauId::Water).await,
+                [(1, EventKind::JointOpened), (2, EventKind::JointUpdated)]
+            );
+            // Six working days from 24 February: 25, 26, 27, 28 February, 2 and 3 March.
+            let date = |t: &str| NaiveDate::parse_from_str(t, "%Y-%m-%d").unwrap();
+            assert_eq!(
+                engine.tick(date("2026-02-27"), 20).await.unwrap().notices,
+                0
+            );
+            assert_eq!(
+                engine.tick(date("2026-03-02"), 21).await.unwrap().notices,
+                1
+            );
+            assert_eq!(
+                engine.tick(date("2026-03-02"), 22).await.unwrap().notices,
+                0
+            );
+            assert_eq!(
+                engine.tick(date("2026-03-05"), 23).await.unwrap().notices,
+                1
+            );
+            let leased = store
+                .lease_due("t", vec![BureauId::Water], i64::MAX / 2, 1_000, 10)
+                .await
+                .unwrap();
+            assert_eq!(leased.len(), 1, "one queue: the water case's");
+            let first = leased[0].event.deadline().unwrap();
+            assert_eq!(first.state, schemas::DeadlineState::Approaching);
+            assert_eq!(leased[0].event.case_id.as_str(), "SW2026001024");
+            store.mark_delivered(&leased[0], 30).await.unwrap();
+            let leased = store
+                .lease_due("t", vec![BureauId::Water], i64::MAX / 2, 1_000, 10)
+                .await
+                .unwrap();
+            let passed = leased[0].event.deadline().unwrap();
+            assert_eq!(passed.state, schemas::DeadlineState::Passed);
+            assert_eq!(
+                (passed.working_days, passed.due.on.get()),
+                (2, date("2026-03-03"))
+            );
+            assert_eq!(leased[0].event.sequence, 2);
+            // The planning window hears nothing of a branch's clock.
+            let window: Vec<_> = told(&store, BureauId::Planning).await;
+            assert_eq!(
+                window,
+                [(1, EventKind::JointOpened), (2, EventKind::JointUpdated)]
+            );
+        }
+    }
+}

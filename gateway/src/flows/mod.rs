@@ -1,0 +1,152 @@
+//! One-stop parallel approval (一口受理、並聯審批): the flows of the configuration, the joint
+//! cases they open and the working-day clocks of their branches.
+//!
+//! - [`FlowTable`]: the configured flows, compiled: which committed events the flows look at
+//!   ([`FlowTable::wants`], decided at ingest, so the store keeps those events in the flows'
+//!   inbox in the same transaction) and `gateway flows explain`.
+//! - `rules`: what an event or the passing of a day does to a joint case — pure, with the
+//!   calendar and the day passed in.
+//! - `engine`: the task every node runs: it takes events out of the store's inbox, applies
+//!   them and commits each step whole (the joint cases over the revision they were read at,
+//!   the notices as one message through the normal routing and retry machinery); it looks at
+//!   the open clocks every `clocks.check_interval_seconds` and sends the deadline notices.
+//!
+//! *Invariant:* every change of a joint case is committed together with the notices that tell
+//! it, and only over the revision it was computed from, so two nodes never both apply one event
+//! and a resend changes nothing (the notices' ids and keys are derived from what they tell).
+
+pub mod engine;
+pub mod rules;
+
+use std::sync::Arc;
+
+use schemas::{BureauId, CaseStatus, Event, EventKind, Item};
+
+use crate::config::{Config, Flow};
+use crate::workdays::Calendar;
+
+/// The configured flows, with the calendar their clocks count on.
+#[derive(Debug, Clone)]
+pub struct FlowTable {
+    flows: Arc<Vec<Flow>>,
+    calendar: Arc<Calendar>,
+    warn_before: u16,
+}
+
+impl FlowTable {
+    /// The flows of `config`, counting on `calendar`.
+    pub fn new(config: &Config, calendar: Calendar) -> Self {
+        Self {
+            flows: Arc::new(config.flows.clone()),
+            calendar: Arc::new(calendar),
+            warn_before: config.clocks.warn_working_days_before,
+        }
+    }
+
+    /// Every flow.
+    pub fn flows(&self) -> &[Flow] {
+        &self.flows
+    }
+
+    /// The flow named `name`.
+    pub fn flow(&self, name: &str) -> Option<&Flow> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// The calendar.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// How many working days before a due date the handling bureau is warned.
+    pub fn warn_before(&self) -> u16 {
+        self.warn_before
+    }
+
+    /// Whether the flows must look at `event`: a case event of a flow's window item (it may
+    /// open a joint case, or withdraw one) or of one of its branches' items.
+    pub fn wants(&self, event: &Event) -> bool {
+        let Some(case) = event.case() else {
+            return false;
+        };
+        self.flows.iter().any(|flow| {
+            (event.source == flow.window && case.item == flow.item)
+                || flow
+                    .branches
+                    .iter()
+                    .any(|b| b.bureau == event.source && b.item == case.item)
+        })
+    }
+
+    /// The flows `event` opens a joint case of.
+    pub fn opened_by<'f>(&'f self, event: &'f Event) -> impl Iterator<Item = &'f Flow> + 'f {
+        let case = event.case();
+        self.flows.iter().filter(move |flow| {
+            case.is_some_and(|case| {
+                event.source == flow.window
+                    && event.kind == flow.kind
+                    && case.item == flow.item
+                    && flow.stage.is_none_or(|stage| stage == case.stage)
+            })
+        })
+    }
+
+    /// Says, in words, what the flows would do with a case event of `source` about `item`
+    /// entering `status` (for `gateway flows explain`).
+    pub fn explain(&self, source: BureauId, item: Item, status: CaseStatus) -> Vec<String> {
+        let kind = status.event_kind();
+        let mut lines = Vec::new();
+        for flow in self.flows.iter() {
+            if source == flow.window && item == flow.item {
+                if kind == flow.kind {
+                    lines.push(format!(
+                        "opens a joint case of flow {} (limit {} working days): {}",
+                        flow.name, flow.time_limit_working_days, flow.reason
+                    ));
+                } else if status == CaseStatus::Withdrawn {
+                    lines.push(format!("withdraws its joint case of flow {}", flow.name));
+                } else if status == CaseStatus::Rejected {
+                    lines.push(format!("rejects its joint case of flow {}", flow.name));
+                } else if status == CaseStatus::SupplementRequested
+                    && flow.supply_later_working_days.is_some()
+                {
+                    lines.push(format!(
+                        "accepts a document for later supply in flow {} (terminated unless supplied within {} working days)",
+                        flow.name,
+                        flow.supply_later_working_days.unwrap_or_default()
+                    ));
+                }
+            }
+            for branch in &flow.branches {
+                if branch.bureau == source && branch.item == item {
+                    let role = if branch.required {
+                        "required"
+                    } else {
+                        "optional"
+                    };
+                    lines.push(format!(
+                        "updates the {role} branch {} of flow {} (limit {} working days){}",
+                        item.code(),
+                        flow.name,
+                        branch.time_limit_working_days,
+                        match status {
+                            CaseStatus::Accepted => ": its clock starts on the next working day",
+                            CaseStatus::SupplementRequested if flow.pause_on_supplement =>
+                                ": its clock stops until the supplement comes",
+                            CaseStatus::Rejected if branch.required =>
+                                ": the joint case is rejected and every branch told",
+                            _ => "",
+                        }
+                    ));
+                }
+            }
+        }
+        if lines.is_empty() {
+            lines.push("no flow looks at it".to_owned());
+        }
+        lines
+    }
+}
+
+/// The event kinds a flow may open on.
+pub const OPENING_KINDS: [EventKind; 2] = [EventKind::CaseSubmitted, EventKind::CaseAccepted];
