@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::bureau::BureauId;
 use crate::codes::{ProjectCode, string_newtype_serde};
 use crate::common::{BureauCaseId, Name};
-use crate::model::{CaseStatus, EventKind, Item, Project};
+use crate::item::{Item, Project};
 use crate::normalize::{CanonicalField, Problem};
 use crate::text::clean;
 use crate::time::ShanghaiDate;
@@ -207,19 +207,6 @@ impl BranchStatus {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Withdrawn => "withdrawn",
-        }
-    }
-}
-
-impl From<CaseStatus> for BranchStatus {
-    fn from(status: CaseStatus) -> Self {
-        match status {
-            CaseStatus::Submitted => Self::Submitted,
-            CaseStatus::Accepted => Self::Accepted,
-            CaseStatus::SupplementRequested => Self::SupplementRequested,
-            CaseStatus::Approved => Self::Approved,
-            CaseStatus::Rejected => Self::Rejected,
-            CaseStatus::Withdrawn => Self::Withdrawn,
         }
     }
 }
@@ -441,29 +428,9 @@ impl JointNotice {
         }
         found
     }
-
-    /// The event kind of this change: opened (version 1), updated while open, or the outcome.
-    pub fn event_kind(&self) -> EventKind {
-        match (self.status, self.version) {
-            (JointStatus::Open, 1) => EventKind::JointOpened,
-            (JointStatus::Open, _) => EventKind::JointUpdated,
-            (JointStatus::Approved, _) => EventKind::JointApproved,
-            (JointStatus::Rejected, _) => EventKind::JointRejected,
-            (JointStatus::Withdrawn, _) => EventKind::JointWithdrawn,
-            (JointStatus::Terminated, _) => EventKind::JointTerminated,
-        }
-    }
 }
 
 impl DeadlineNotice {
-    /// The event kind: approaching or passed.
-    pub fn event_kind(&self) -> EventKind {
-        match self.state {
-            DeadlineState::Approaching => EventKind::DeadlineApproaching,
-            DeadlineState::Passed => EventKind::DeadlinePassed,
-        }
-    }
-
     /// The rule a deadline notice can break: its item is the source bureau's, and the count is
     /// in range.
     pub fn violation(&self, source: BureauId) -> Option<(CanonicalField, Problem)> {
@@ -556,7 +523,6 @@ mod tests {
     #[test]
     fn a_sound_notice_breaks_no_rule_and_each_rule_is_named() {
         assert_eq!(notice().violations(), vec![]);
-        assert_eq!(notice().event_kind(), EventKind::JointOpened);
 
         let mut n = notice();
         n.status = JointStatus::Approved;
@@ -584,10 +550,5 @@ mod tests {
         let mut n = notice();
         n.due.on = date("2026-02-12");
         assert_eq!(n.violations()[0].part, JointPart::Due);
-
-        let mut n = notice();
-        n.version = 3;
-        n.status = JointStatus::Rejected;
-        assert_eq!(n.event_kind(), EventKind::JointRejected);
     }
 }

@@ -19,6 +19,7 @@ pub mod codes;
 pub mod common;
 pub mod district;
 pub mod fold;
+pub mod item;
 pub mod joint;
 pub mod model;
 pub mod normalize;

@@ -6,145 +6,15 @@ use serde::{Deserialize, Serialize};
 use crate::bureau::BureauId;
 use crate::codes::ProjectCode;
 use crate::district::District;
-use crate::joint::{DeadlineNotice, JointNotice};
+use crate::joint::{BranchStatus, DeadlineNotice, DeadlineState, JointNotice, JointStatus};
 use crate::normalize::Problem;
 use crate::quantity::{Area, Money, WorkingDays};
 use crate::survey::SurveyNotice;
-use crate::text::clean;
 use crate::time::ShanghaiTime;
 
-// Kept at their old paths (`schemas::model::Name`, `schemas::model::parse_sequence`, ...).
+// Kept at their old paths (`schemas::model::Name`, `schemas::model::Item`, ...).
 pub use crate::common::{Applicant, BureauCaseId, MessageId, Name, Organization, parse_sequence};
-
-/// A construction project, identified by its national investment project code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Project {
-    /// The national investment project code.
-    pub code: ProjectCode,
-    /// The project's registered name.
-    pub name: Name,
-}
-
-/// The kind of a case (事項): which permit or review is applied for.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Item {
-    /// 建設用地規劃許可證.
-    LandUsePlanningPermit,
-    /// 建設工程規劃許可證.
-    ConstructionPlanningPermit,
-    /// 規劃資源驗收.
-    PlanningVerification,
-    /// 供水接入 (water connection as one step).
-    WaterSupplyConnection,
-    /// 排水許可.
-    DrainagePermit,
-    /// 城市道路挖掘許可.
-    RoadExcavationPermit,
-    /// 交通影響評價審查.
-    TrafficImpactReview,
-    /// 涉路施工交通安全審核 (done within one working day).
-    RoadWorksTrafficSafety,
-    /// 人防工程設計審查.
-    CivilDefenseDesignReview,
-    /// 人防工程竣工驗收備案.
-    CivilDefenseCompletionFiling,
-    /// 臨時佔用綠地審批.
-    GreenLandOccupation,
-    /// 樹木砍伐審批.
-    TreeFelling,
-    /// 綠化配套方案審查.
-    GreeningPlanReview,
-}
-
-impl Item {
-    /// Every item.
-    pub const ALL: [Item; 13] = [
-        Self::LandUsePlanningPermit,
-        Self::ConstructionPlanningPermit,
-        Self::PlanningVerification,
-        Self::WaterSupplyConnection,
-        Self::DrainagePermit,
-        Self::RoadExcavationPermit,
-        Self::TrafficImpactReview,
-        Self::RoadWorksTrafficSafety,
-        Self::CivilDefenseDesignReview,
-        Self::CivilDefenseCompletionFiling,
-        Self::GreenLandOccupation,
-        Self::TreeFelling,
-        Self::GreeningPlanReview,
-    ];
-
-    /// The bureau that handles cases of this item.
-    pub fn bureau(self) -> BureauId {
-        match self {
-            Self::LandUsePlanningPermit
-            | Self::ConstructionPlanningPermit
-            | Self::PlanningVerification => BureauId::Planning,
-            Self::WaterSupplyConnection | Self::DrainagePermit => BureauId::Water,
-            Self::RoadExcavationPermit | Self::TrafficImpactReview => BureauId::Transport,
-            Self::RoadWorksTrafficSafety => BureauId::TrafficPolice,
-            Self::CivilDefenseDesignReview | Self::CivilDefenseCompletionFiling => {
-                BureauId::CivilDefense
-            }
-            Self::GreenLandOccupation | Self::TreeFelling | Self::GreeningPlanReview => {
-                BureauId::Greenery
-            }
-        }
-    }
-
-    /// The canonical snake_case code, as serialized.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::LandUsePlanningPermit => "land_use_planning_permit",
-            Self::ConstructionPlanningPermit => "construction_planning_permit",
-            Self::PlanningVerification => "planning_verification",
-            Self::WaterSupplyConnection => "water_supply_connection",
-            Self::DrainagePermit => "drainage_permit",
-            Self::RoadExcavationPermit => "road_excavation_permit",
-            Self::TrafficImpactReview => "traffic_impact_review",
-            Self::RoadWorksTrafficSafety => "road_works_traffic_safety",
-            Self::CivilDefenseDesignReview => "civil_defense_design_review",
-            Self::CivilDefenseCompletionFiling => "civil_defense_completion_filing",
-            Self::GreenLandOccupation => "green_land_occupation",
-            Self::TreeFelling => "tree_felling",
-            Self::GreeningPlanReview => "greening_plan_review",
-        }
-    }
-
-    /// The item's name in traditional characters.
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            Self::LandUsePlanningPermit => "建設用地規劃許可證",
-            Self::ConstructionPlanningPermit => "建設工程規劃許可證",
-            Self::PlanningVerification => "規劃資源驗收",
-            Self::WaterSupplyConnection => "供水接入",
-            Self::DrainagePermit => "排水許可",
-            Self::RoadExcavationPermit => "城市道路挖掘許可",
-            Self::TrafficImpactReview => "交通影響評價審查",
-            Self::RoadWorksTrafficSafety => "涉路施工交通安全審核",
-            Self::CivilDefenseDesignReview => "人防工程設計審查",
-            Self::CivilDefenseCompletionFiling => "人防工程竣工驗收備案",
-            Self::GreenLandOccupation => "臨時佔用綠地審批",
-            Self::TreeFelling => "樹木砍伐審批",
-            Self::GreeningPlanReview => "綠化配套方案審查",
-        }
-    }
-
-    /// Parses the canonical code.
-    pub fn parse_code(input: &str) -> Result<Self, Problem> {
-        let text = clean(input);
-        Self::ALL
-            .into_iter()
-            .find(|item| item.code() == text)
-            .ok_or(Problem::UnknownCode {
-                vocabulary: "item code",
-            })
-    }
-}
+pub use crate::item::{Item, Project};
 
 /// The four stages of the reformed approval process (四個階段).
 #[derive(
@@ -526,6 +396,43 @@ impl Event {
     }
 }
 
+impl From<CaseStatus> for BranchStatus {
+    fn from(status: CaseStatus) -> Self {
+        match status {
+            CaseStatus::Submitted => Self::Submitted,
+            CaseStatus::Accepted => Self::Accepted,
+            CaseStatus::SupplementRequested => Self::SupplementRequested,
+            CaseStatus::Approved => Self::Approved,
+            CaseStatus::Rejected => Self::Rejected,
+            CaseStatus::Withdrawn => Self::Withdrawn,
+        }
+    }
+}
+
+impl JointNotice {
+    /// The event kind of this change: opened (version 1), updated while open, or the outcome.
+    pub fn event_kind(&self) -> EventKind {
+        match (self.status, self.version) {
+            (JointStatus::Open, 1) => EventKind::JointOpened,
+            (JointStatus::Open, _) => EventKind::JointUpdated,
+            (JointStatus::Approved, _) => EventKind::JointApproved,
+            (JointStatus::Rejected, _) => EventKind::JointRejected,
+            (JointStatus::Withdrawn, _) => EventKind::JointWithdrawn,
+            (JointStatus::Terminated, _) => EventKind::JointTerminated,
+        }
+    }
+}
+
+impl DeadlineNotice {
+    /// The event kind: approaching or passed.
+    pub fn event_kind(&self) -> EventKind {
+        match self.state {
+            DeadlineState::Approaching => EventKind::DeadlineApproaching,
+            DeadlineState::Passed => EventKind::DeadlinePassed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,6 +448,37 @@ mod tests {
         for done in [Approved, Rejected, Withdrawn] {
             assert!(done.is_final());
             assert!(CaseStatus::ALL.iter().all(|&next| !done.can_become(next)));
+        }
+    }
+
+    #[test]
+    fn a_joint_notice_says_its_kind_by_version_and_status() {
+        let event = |version: u32, status: JointStatus| {
+            let mut rng_notice = serde_json::json!({
+                "joint_case_id": "jc-0123456789abcdef0123456789abcdef",
+                "flow": "one_stop_construction_permit",
+                "version": version,
+                "project": {"code": "2201-310115-04-01-123456", "name": "x"},
+                "window": "planning",
+                "window_case_id": "GH-1",
+                "status": status,
+                "opened_on": "2026-02-13",
+                "due": {"on": "2026-03-12", "provisional": false},
+                "calendar": "c",
+                "branches": []
+            });
+            let notice: JointNotice = serde_json::from_value(rng_notice.take()).unwrap();
+            notice.event_kind()
+        };
+        assert_eq!(event(1, JointStatus::Open), EventKind::JointOpened);
+        assert_eq!(event(2, JointStatus::Open), EventKind::JointUpdated);
+        assert_eq!(event(3, JointStatus::Rejected), EventKind::JointRejected);
+        assert_eq!(
+            event(3, JointStatus::Terminated),
+            EventKind::JointTerminated
+        );
+        for kind in EventKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
     }
 

@@ -82,6 +82,12 @@ pub enum CtlCommand {
         #[arg(value_name = "PROJECT_CODE|CASE_ID")]
         lookup: String,
     },
+    /// One-stop joint cases with each branch's working-day clock: one by id, or a project's.
+    Joint {
+        /// A joint case id (`jc-…`) or a project code.
+        #[arg(value_name = "JOINT_CASE_ID|PROJECT_CODE")]
+        lookup: String,
+    },
 }
 
 /// `gateway ctl dlq …`.

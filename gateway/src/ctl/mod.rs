@@ -211,6 +211,16 @@ async fn run_inner(args: &CtlArgs, out: &mut dyn std::io::Write) -> Result<ExitC
             format!("/v1/admin/cases/{}", segment(lookup)),
             None,
         ),
+        CtlCommand::Joint { lookup } if lookup.starts_with("jc-") => (
+            Method::GET,
+            format!("/v1/joint-cases/{}", segment(lookup)),
+            None,
+        ),
+        CtlCommand::Joint { lookup } => (
+            Method::GET,
+            format!("/v1/joint-cases?project={}", segment(lookup)),
+            None,
+        ),
     };
     let mut answer = client.call(method.clone(), &path, body.clone()).await?;
     // A subscriber's dead letters go 1000 per call: call again until a call does fewer, and

@@ -85,7 +85,91 @@ pub(super) fn human(command: &CtlCommand, body: &Value) -> String {
             format!("{bureau}: delivery {state}{note}\n")
         }
         CtlCommand::Trace { .. } | CtlCommand::Case { .. } => timeline(body),
+        CtlCommand::Joint { .. } => match body {
+            Value::Array(views) if views.is_empty() => "no joint case\n".to_owned(),
+            Value::Array(views) => views.iter().map(joint).collect::<Vec<_>>().join("\n"),
+            view => joint(view),
+        },
     }
+}
+
+/// Working days left, or how many overdue, with a mark for a stopped or provisional clock.
+fn clock_left(clock: &Value) -> String {
+    let mut text = match clock["working_days_left"].as_i64() {
+        Some(left) if left < 0 => format!("OVERDUE {}", -left),
+        Some(left) => left.to_string(),
+        None => "-".to_owned(),
+    };
+    if clock["paused_now"] == Value::Bool(true) {
+        text.push_str(" (stopped: supplement)");
+    }
+    if clock["provisional"] == Value::Bool(true) {
+        text.push_str(" (provisional)");
+    }
+    text
+}
+
+/// One joint case: its head line, then one row per branch with its clock.
+fn joint(view: &Value) -> String {
+    let notice = &view["notice"];
+    let mut out = format!(
+        "{} {} {}: window {} {}, accepted {}, due {}, {} working days left (as of {})\n",
+        text(&notice["joint_case_id"]),
+        text(&notice["flow"]),
+        text(&notice["status"]),
+        text(&notice["window"]),
+        text(&notice["window_case_id"]),
+        text(&notice["opened_on"]),
+        text(&notice["due"]["on"]),
+        clock_left(&view["clock"]),
+        text(&view["as_of"]),
+    );
+    let empty = Vec::new();
+    let clocks = view["branches"].as_array().unwrap_or(&empty);
+    let rows: Vec<Vec<String>> = notice["branches"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .zip(clocks)
+        .map(|(branch, clock)| {
+            let paused = clock["paused"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .map(|p| format!("{}..{}", text(&p["from"]), text(&p["to"])))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            vec![
+                text(&branch["bureau"]),
+                text(&branch["item"]),
+                if branch["required"] == Value::Bool(true) {
+                    "required"
+                } else {
+                    "optional"
+                }
+                .to_owned(),
+                text(&branch["status"]),
+                text(&branch["case_id"]),
+                text(&clock["started_on"]),
+                if paused.is_empty() {
+                    "-".to_owned()
+                } else {
+                    paused
+                },
+                text(&clock["due_on"]),
+                clock_left(clock),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "BUREAU", "ITEM", "", "STATUS", "CASE", "ACCEPTED", "STOPPED", "DUE", "LEFT",
+        ],
+        &rows,
+    ));
+    out
 }
 
 fn status(body: &Value) -> String {

@@ -15,6 +15,7 @@
 //! the store's queue statistics for progress and the loss check.
 
 mod console;
+mod joint;
 mod summary;
 mod tally;
 mod traffic;
@@ -115,7 +116,8 @@ fn config_layer(args: &DemoArgs, store: &str, endpoints: &[Endpoint]) -> String 
          [surveys]\nblob_dir = \"{}\"\n[audit]\ncheckpoint_dir = \"{}\"\n\
          [retry]\ninitial_delay_ms = 200\nmax_delay_seconds = 5\nmax_attempts = 100\n\
          [circuit]\nfailure_threshold = 5\nopen_seconds = 2\n\
-         [delivery]\nlease_seconds = 15\nrequest_timeout_seconds = 5\npoll_interval_ms = 200\n",
+         [delivery]\nlease_seconds = 15\nrequest_timeout_seconds = 5\npoll_interval_ms = 200\n\
+         [clocks]\ncheck_interval_seconds = 2\n",
         args.listen,
         store,
         pki_dir.join("ca.pem").display(),
@@ -225,6 +227,10 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
 
     let config = Config::from_layers(&[&config_layer(&args, &store, &endpoints)], &[])?;
     let (node, tls_files) = (config.node.clone(), config.tls_files());
+    let flows = crate::flows::FlowTable::new(&config, config.calendar()?);
+    let today = crate::clock::shanghai_now()
+        .map(|t| t.naive_local().date())
+        .context("the system clock is outside the years the model accepts")?;
     let running = crate::start(config).await?;
     let gateway = running.addr();
     console.line(&format!(
@@ -251,6 +257,10 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
         let client = BureauClient::new(&pki, gateway, bureau)?.with_timeout(ANSWER_TIMEOUT);
         clients.insert(bureau, Arc::new(client));
     }
+    let joint_sent = joint::send(&clients, &tallies, today).await;
+    console.line(&format!(
+        "one-stop construction permit: planning accepted 3 applications; {joint_sent} case events of planning and the branch bureaus sent (water asks one applicant for a supplement, the traffic police leave one review undecided past its 1-working-day limit)"
+    ));
     let started = Instant::now();
     let until = started + Duration::from_secs(args.duration);
     let mut senders = Vec::new();
@@ -368,6 +378,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
         &store,
     )
     .await;
+    let joint = joint::summary(running.store(), &flows, today).await;
     let _ = stop.send(true);
     let _ = feed.await;
     running.shutdown().await;
@@ -381,9 +392,12 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     let blobs = summary::count_files(&args.data.join("blobs"));
     reuse.print(&publications, &tallies, blobs);
     println!("{}", trail.0);
-    Ok(if reuse.failed(&tallies, &publications) || !trail.1 {
-        ExitCode::FAILURE
-    } else {
-        code
-    })
+    println!("{}", joint.0);
+    Ok(
+        if reuse.failed(&tallies, &publications) || !trail.1 || !joint.1 {
+            ExitCode::FAILURE
+        } else {
+            code
+        },
+    )
 }

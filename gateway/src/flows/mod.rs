@@ -17,10 +17,11 @@
 
 pub mod engine;
 pub mod rules;
+pub mod view;
 
 use std::sync::Arc;
 
-use schemas::{BureauId, CaseStatus, Event, EventKind, Item};
+use schemas::{BureauId, CaseStatus, Event, Item};
 
 use crate::config::{Config, Flow};
 use crate::workdays::Calendar;
@@ -147,6 +148,3 @@ impl FlowTable {
         lines
     }
 }
-
-/// The event kinds a flow may open on.
-pub const OPENING_KINDS: [EventKind; 2] = [EventKind::CaseSubmitted, EventKind::CaseAccepted];

@@ -7,6 +7,7 @@
 //! - [`Publisher`]: the bureau that publishes survey results.
 //! - [`Operator`]: a person or tool operating the exchange.
 //! - [`OperatorOrPublisher`]: either of the last two (who read a survey result).
+//! - [`OperatorOrBureau`]: an operator or any configured bureau (who read a joint case).
 
 use std::sync::Arc;
 
@@ -161,6 +162,30 @@ impl<S: Store + Clone> FromRequestParts<Arc<AppState<S>>> for OperatorOrPublishe
             None => Err(Problem::unauthenticated(
                 "present a client certificate issued by the exchange CA",
             )),
+        }
+    }
+}
+
+/// An operator, or a bureau system configured on this gateway (who may read a joint case: the
+/// handler checks the bureau takes part in it).
+#[derive(Debug, Clone)]
+pub enum OperatorOrBureau {
+    /// An operator.
+    Operator(String),
+    /// A bureau.
+    Bureau(BureauId),
+}
+
+impl<S: Store + Clone> FromRequestParts<Arc<AppState<S>>> for OperatorOrBureau {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState<S>>,
+    ) -> Result<Self, Problem> {
+        match identity(parts)? {
+            Some(Identity::Operator(name)) => Ok(Self::Operator(name.clone())),
+            _ => bureau_of(parts, state).map(Self::Bureau),
         }
     }
 }

@@ -29,6 +29,7 @@ use super::caller::Operator;
 use super::problem::Problem;
 use super::state::AppState;
 use crate::clock::{Millis, now_ms};
+use crate::flows::view::{ClockView, JointView};
 use crate::ops::timeline::{self, Entry};
 use crate::ops::view::{BureauHealth, ExchangeView, Health};
 use crate::ops::words::{self, Label, Lang, bureau_name, label};
@@ -36,6 +37,8 @@ use crate::store::{CircuitState, DeadLetter, ReplaySelector, Store};
 
 /// Dead letters listed on the page (the oldest first); `gateway ctl dlq list` shows more.
 const DEAD_LETTERS_SHOWN: usize = 50;
+/// Open joint cases the overview shows.
+const JOINT_CASES_SHOWN: usize = 50;
 /// Seconds between the page's refreshes.
 const REFRESH_SECONDS: u32 = 5;
 
@@ -426,6 +429,17 @@ async fn overview<S: Store + Clone>(
     let now = now_ms();
     let view = ExchangeView::read(&state.store, &state.config, now).await?;
     let letters = state.store.dead_letters(None, DEAD_LETTERS_SHOWN).await?;
+    let today = crate::clock::shanghai_now()
+        .map(|t| t.naive_local().date())
+        .ok_or_else(Problem::internal)?;
+    let joint: Vec<JointView> = state
+        .store
+        .open_joint_cases(None, JOINT_CASES_SHOWN)
+        .await?
+        .iter()
+        .map(|case| JointView::of(case, &state.flows, today))
+        .collect();
+    let calendar_warning = super::health::calendar_warning(&state.flows);
     let token = form_token(&state.form_key, &operator);
     let ctx = Context {
         lang,
@@ -456,6 +470,9 @@ async fn overview<S: Store + Clone>(
                         }
                     }
                 }
+            }
+            @if let Some(warning) = &calendar_warning {
+                p.calendar-warning.health-degraded { (warning) }
             }
             p.nodes.muted {
                 (label(lang, Label::Nodes)) ": "
@@ -494,6 +511,10 @@ async fn overview<S: Store + Clone>(
             div.charts id="chart-grid" {}
             script type="application/json" id="series" data-live { (PreEscaped(series_json(&view, lang))) }
         }
+        section #joint-cases {
+            h2 { (label(lang, Label::JointCases)) }
+            div id="joint-case-list" data-live { (joint_rows(&ctx, &joint)) }
+        }
         section #dead-letters {
             h2 { (label(lang, Label::DeadLetters)) }
             div id="dead-letter-list" data-live { (dead_letter_rows(&ctx, &letters)) }
@@ -504,6 +525,69 @@ async fn overview<S: Store + Clone>(
         lang,
         chosen,
     ))
+}
+
+/// Open joint cases with each branch's clock, the overdue ones first.
+fn joint_rows(ctx: &Context<'_>, cases: &[JointView]) -> Markup {
+    let lang = ctx.lang;
+    let overdue = |view: &JointView| {
+        view.branches
+            .iter()
+            .chain(std::iter::once(&view.clock))
+            .any(|c| c.stopped_on.is_none() && c.working_days_left.is_some_and(|l| l < 0))
+    };
+    let mut sorted: Vec<&JointView> = cases.iter().collect();
+    sorted.sort_by_key(|view| (!overdue(view), view.notice.due.on));
+    html! {
+        @if sorted.is_empty() {
+            p.muted { (label(lang, Label::NoJointCases)) }
+        } @else {
+            div.table-wrap { table.joint-cases {
+                thead { tr {
+                    th { (label(lang, Label::Flow)) }
+                    th { (label(lang, Label::Project)) }
+                    th { (label(lang, Label::Bureau)) }
+                    th { (label(lang, Label::Health)) }
+                    th { (label(lang, Label::Due)) }
+                    th { (label(lang, Label::WorkingDaysLeft)) }
+                } }
+                tbody {
+                    @for view in &sorted {
+                        tr.joint class=[overdue(view).then_some("health-failing")] {
+                            td { (view.notice.flow.as_str()) br; small.muted { (view.notice.joint_case_id.as_str()) } }
+                            td { (view.notice.project.code.as_str()) br; small { (view.notice.project.name.as_str()) } }
+                            td { (bureau_name(lang, view.notice.window)) " " (view.notice.window_case_id.as_str()) }
+                            td { (view.notice.status.code()) }
+                            td { (view.notice.due.on.to_string()) @if view.notice.due.provisional { " *" } }
+                            td { (clock_left(lang, &view.clock)) }
+                        }
+                        @for (branch, clock) in view.notice.branches.iter().zip(&view.branches) {
+                            tr.branch class=[clock.working_days_left.filter(|l| *l < 0 && clock.stopped_on.is_none()).map(|_| "health-failing")] {
+                                td {}
+                                td { (branch.item.code()) @if !branch.required { " (" (label(lang, Label::No)) ")" } }
+                                td { (bureau_name(lang, branch.bureau)) " " (branch.case_id.as_ref().map_or("", |c| c.as_str())) }
+                                td { @if branch.status == schemas::BranchStatus::Waiting { (label(lang, Label::Waiting)) } @else { (branch.status.code()) } }
+                                td { (clock.due_on.map(|d| d.to_string()).unwrap_or_default()) @if clock.provisional { " *" } }
+                                td { (clock_left(lang, clock)) }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// Working days left, or overdue by how many.
+fn clock_left(lang: Lang, clock: &ClockView) -> Markup {
+    html! {
+        @match clock.working_days_left {
+            Some(left) if left < 0 => strong { (label(lang, Label::Overdue)) " " (-left) }
+            Some(left) => (left),
+            None => "",
+        }
+        @if clock.paused_now { " ⏸" }
+    }
 }
 
 fn timeline_rows(ctx: &Context<'_>, entries: &[Entry]) -> Markup {

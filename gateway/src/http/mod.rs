@@ -33,6 +33,7 @@ mod dashboard;
 mod feed;
 mod health;
 mod ingest;
+mod joint;
 mod limits;
 mod operator;
 pub mod problem;
@@ -44,7 +45,7 @@ pub use problem::Problem;
 pub use state::AppState;
 
 /// Every endpoint's path, as documented in `schemas/api/openapi.json` (a test compares them).
-pub const PATHS: [&str; 20] = [
+pub const PATHS: [&str; 22] = [
     "/v1/messages",
     "/v1/feed",
     "/v1/feed/ack",
@@ -58,6 +59,8 @@ pub const PATHS: [&str; 20] = [
     "/v1/admin/bureaus/{bureau}/resume",
     "/v1/admin/trace/{message_id}",
     "/v1/admin/cases/{key}",
+    "/v1/joint-cases",
+    "/v1/joint-cases/{id}",
     "/metrics",
     "/healthz",
     "/readyz",
@@ -74,6 +77,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .merge(ingest::router())
         .merge(feed::router())
         .merge(operator::router())
+        .merge(joint::router())
         .merge(admin::router())
         .merge(dashboard::router())
         .merge(health::router())
