@@ -47,11 +47,11 @@ fn case(source: BureauId, item: Item, status: CaseStatus, id: &str, seq: u64, at
     case.item = item;
     case.stage = Stage::ConstructionPermit;
     case.status = status;
-    case.project.code = ProjectCode::parse(PROJECT).unwrap();
-    case.submitted_at = ShanghaiTime::parse_rfc3339("2026-02-02T09:00:00+08:00").unwrap();
-    event.case_id = BureauCaseId::parse(id).unwrap();
+    case.project.code = ProjectCode::parse(PROJECT).expect("a project code");
+    case.submitted_at = ShanghaiTime::parse_rfc3339("2026-02-02T09:00:00+08:00").expect("a time");
+    event.case_id = BureauCaseId::parse(id).expect("a case id");
     event.sequence = seq;
-    event.occurred_at = ShanghaiTime::parse_rfc3339(at).unwrap();
+    event.occurred_at = ShanghaiTime::parse_rfc3339(at).expect("a time");
     event.kind = status.event_kind();
     event.payload = Payload::Case(case);
     event
