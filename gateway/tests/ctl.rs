@@ -254,6 +254,36 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
     assert_eq!(by_project["kind"], "project");
     assert!(by_project["events"].as_u64() >= Some(1));
 
+    // The monthly bulletin: a table, and the same as CSV; a project without joint cases.
+    let report = ok(
+        ctl(&url, &pki, operator, &["report", "--month", "2026-02"]),
+        "report",
+    );
+    assert!(
+        report.starts_with("monthly bulletin 2026-02, closed"),
+        "{report}"
+    );
+    assert!(
+        report.contains("BUREAU") && report.contains("one_stop_construction_permit"),
+        "{report}"
+    );
+    let csv = ok(
+        ctl(
+            &url,
+            &pki,
+            operator,
+            &["report", "--month", "2026-02", "--csv"],
+        ),
+        "report --csv",
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("2026-02,bureau,planning,")),
+        "{csv}"
+    );
+    let joint = ok(ctl(&url, &pki, operator, &["joint", &project]), "joint");
+    assert_eq!(joint, "no joint case\n");
+
     // pause / resume.
     let paused = ok(ctl(&url, &pki, operator, &["pause", "water"]), "pause");
     assert_eq!(paused, "water: delivery paused\n");

@@ -140,6 +140,22 @@ async fn a_joint_case_is_told_in_each_bureau_format_and_shown_only_to_its_bureau
     let reply = operator.get(&path).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["notice"]["status"], "open");
+    // The bulletin: for operators; a closed month's bytes never change; CSV too.
+    let report = "/v1/reports/monthly?month=2026-02";
+    assert_eq!(planning.get(report).await.status, StatusCode::FORBIDDEN);
+    let first = operator.get(report).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.json()["closed"], true);
+    assert_eq!(operator.get(report).await.body, first.body);
+    let csv = operator.get(&format!("{report}&format=csv")).await;
+    assert!(
+        csv.header("content-type")
+            .is_some_and(|t| t.starts_with("text/csv")),
+        "{csv:?}"
+    );
+    assert!(String::from_utf8_lossy(&csv.body).starts_with("month,row,name,"));
+    let wrong = operator.get("/v1/reports/monthly?month=2026-13").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
     let bad = operator.get("/v1/joint-cases/jc-NOT").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(

@@ -82,6 +82,15 @@ pub enum CtlCommand {
         #[arg(value_name = "PROJECT_CODE|CASE_ID")]
         lookup: String,
     },
+    /// The monthly bulletin (月度通報): per bureau and per flow, against the working-day limits.
+    Report {
+        /// The month, `YYYY-MM`.
+        #[arg(long)]
+        month: String,
+        /// CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
     /// One-stop joint cases with each branch's working-day clock: one by id, or a project's.
     Joint {
         /// A joint case id (`jc-…`) or a project code.

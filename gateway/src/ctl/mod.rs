@@ -211,6 +211,12 @@ async fn run_inner(args: &CtlArgs, out: &mut dyn std::io::Write) -> Result<ExitC
             format!("/v1/admin/cases/{}", segment(lookup)),
             None,
         ),
+        // Always JSON: `--csv` is made from it here, as the API makes it.
+        CtlCommand::Report { month, .. } => (
+            Method::GET,
+            format!("/v1/reports/monthly?month={}", segment(month)),
+            None,
+        ),
         CtlCommand::Joint { lookup } if lookup.starts_with("jc-") => (
             Method::GET,
             format!("/v1/joint-cases/{}", segment(lookup)),

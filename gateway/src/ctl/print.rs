@@ -85,6 +85,9 @@ pub(super) fn human(command: &CtlCommand, body: &Value) -> String {
             format!("{bureau}: delivery {state}{note}\n")
         }
         CtlCommand::Trace { .. } | CtlCommand::Case { .. } => timeline(body),
+        CtlCommand::Report { csv: true, .. } => crate::flows::bulletin::csv(&body.to_string())
+            .unwrap_or_else(|error| format!("the bulletin does not read: {error}\n")),
+        CtlCommand::Report { .. } => report(body),
         CtlCommand::Joint { .. } => match body {
             Value::Array(views) if views.is_empty() => "no joint case\n".to_owned(),
             Value::Array(views) => views.iter().map(joint).collect::<Vec<_>>().join("\n"),
@@ -348,6 +351,93 @@ fn timeline(body: &Value) -> String {
         .collect();
     out.push_str(&table(
         &["AT", "WHAT", "BUREAU", "MESSAGE", "DETAIL"],
+        &rows,
+    ));
+    out
+}
+
+/// The bulletin as two tables: the bureaus, then the flows.
+fn report(body: &Value) -> String {
+    let empty = Vec::new();
+    let mut out = format!(
+        "monthly bulletin {}{} (calendar {})\n\n",
+        text(&body["month"]),
+        if body["closed"] == Value::Bool(true) {
+            ", closed"
+        } else {
+            ", so far"
+        },
+        text(&body["calendar"])
+    );
+    let rows: Vec<Vec<String>> = body["bureaus"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|b| {
+            vec![
+                text(&b["bureau"]),
+                text(&b["received"]),
+                text(&b["accepted"]),
+                text(&b["approved"]),
+                text(&b["rejected"]),
+                text(&b["withdrawn"]),
+                format!("{} ({}%)", text(&b["on_time"]), text(&b["on_time_percent"])),
+                text(&b["average_working_days"]),
+                text(&b["p90_working_days"]),
+                text(&b["supplement_requests"]),
+                b["open_overdue"].as_array().map_or(0, Vec::len).to_string(),
+                text(&b["dead_letters"]),
+                text(&b["entered_late"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "BUREAU",
+            "RECEIVED",
+            "ACCEPTED",
+            "APPROVED",
+            "REJECTED",
+            "WITHDRAWN",
+            "ON TIME",
+            "AVG WD",
+            "P90 WD",
+            "SUPPLEMENTS",
+            "OVERDUE",
+            "DEAD",
+            "LATE",
+        ],
+        &rows,
+    ));
+    let rows: Vec<Vec<String>> = body["flows"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|f| {
+            vec![
+                text(&f["flow"]),
+                text(&f["opened"]),
+                text(&f["approved"]),
+                text(&f["rejected"]),
+                text(&f["withdrawn"]),
+                text(&f["terminated"]),
+                text(&f["within_limit"]),
+                text(&f["open_overdue"]),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&table(
+        &[
+            "FLOW",
+            "OPENED",
+            "APPROVED",
+            "REJECTED",
+            "WITHDRAWN",
+            "TERMINATED",
+            "WITHIN LIMIT",
+            "OPEN OVERDUE",
+        ],
         &rows,
     ));
     out

@@ -221,3 +221,40 @@ pub(super) async fn summary<S: Store>(
     let ok = views.len() == PROJECTS.len() && approved.len() == 2 && overdue_branches.len() == 1;
     (lines, ok)
 }
+
+/// The current month's bulletin so far, one line per bureau with decisions and one per flow.
+pub(super) async fn bulletin<S: Store>(store: &S, flows: &FlowTable, today: NaiveDate) -> String {
+    let Ok(month) = crate::flows::bulletin::Month::parse(&today.format("%Y-%m").to_string()) else {
+        return String::new();
+    };
+    let made = crate::flows::bulletin::make(store, flows, month, crate::clock::now_ms()).await;
+    let bulletin = match made {
+        Ok(bulletin) => bulletin,
+        Err(error) => return format!("monthly bulletin: cannot make it: {error}"),
+    };
+    let mut out = format!(
+        "monthly bulletin {} so far (gateway ctl report --month {}):",
+        bulletin.month, bulletin.month
+    );
+    for row in &bulletin.bureaus {
+        let Some(bureau) = row.bureau else { continue };
+        out.push_str(&format!(
+            "\n  {bureau:<15} received {:>4}, accepted {:>4}, decided {:>4}, on time {}, average {} working days, supplements {}, overdue {}, dead letters {}",
+            row.received,
+            row.accepted,
+            row.approved + row.rejected,
+            row.on_time_percent.map_or("-".to_owned(), |p| format!("{p}%")),
+            row.average_working_days.map_or("-".to_owned(), |d| d.to_string()),
+            row.supplement_requests,
+            row.open_overdue.len(),
+            row.dead_letters,
+        ));
+    }
+    for flow in &bulletin.flows {
+        out.push_str(&format!(
+            "\n  flow {}: opened {}, approved {}, rejected {}, terminated {}, within the limit {}, open overdue {}",
+            flow.flow, flow.opened, flow.approved, flow.rejected, flow.terminated, flow.within_limit, flow.open_overdue
+        ));
+    }
+    out
+}

@@ -379,6 +379,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     )
     .await;
     let joint = joint::summary(running.store(), &flows, today).await;
+    let bulletin = joint::bulletin(running.store(), &flows, today).await;
     let _ = stop.send(true);
     let _ = feed.await;
     running.shutdown().await;
@@ -393,6 +394,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     reuse.print(&publications, &tallies, blobs);
     println!("{}", trail.0);
     println!("{}", joint.0);
+    println!("{bulletin}");
     Ok(
         if reuse.failed(&tallies, &publications) || !trail.1 || !joint.1 {
             ExitCode::FAILURE

@@ -6,6 +6,8 @@
 //!   inbox in the same transaction) and `gateway flows explain`.
 //! - `rules`: what an event or the passing of a day does to a joint case — pure, with the
 //!   calendar and the day passed in.
+//! - `bulletin`: the monthly bulletin (月度通報) per bureau and per flow, frozen once the month
+//!   is over.
 //! - `engine`: the task every node runs: it takes events out of the store's inbox, applies
 //!   them and commits each step whole (the joint cases over the revision they were read at,
 //!   the notices as one message through the normal routing and retry machinery); it looks at
@@ -15,6 +17,7 @@
 //! it, and only over the revision it was computed from, so two nodes never both apply one event
 //! and a resend changes nothing (the notices' ids and keys are derived from what they tell).
 
+pub mod bulletin;
 pub mod engine;
 pub mod rules;
 pub mod view;

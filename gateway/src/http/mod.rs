@@ -37,6 +37,7 @@ mod joint;
 mod limits;
 mod operator;
 pub mod problem;
+mod reports;
 mod state;
 mod surveys;
 
@@ -45,7 +46,7 @@ pub use problem::Problem;
 pub use state::AppState;
 
 /// Every endpoint's path, as documented in `schemas/api/openapi.json` (a test compares them).
-pub const PATHS: [&str; 22] = [
+pub const PATHS: [&str; 23] = [
     "/v1/messages",
     "/v1/feed",
     "/v1/feed/ack",
@@ -61,6 +62,7 @@ pub const PATHS: [&str; 22] = [
     "/v1/admin/cases/{key}",
     "/v1/joint-cases",
     "/v1/joint-cases/{id}",
+    "/v1/reports/monthly",
     "/metrics",
     "/healthz",
     "/readyz",
@@ -78,6 +80,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .merge(feed::router())
         .merge(operator::router())
         .merge(joint::router())
+        .merge(reports::router())
         .merge(admin::router())
         .merge(dashboard::router())
         .merge(health::router())

@@ -267,6 +267,37 @@ impl Store for AnyStore {
         delegate!(self, s => s.open_joint_cases(after, limit))
     }
 
+    async fn events_received(
+        &self,
+        from: Millis,
+        to: Millis,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<super::ReceivedEvent>, StoreError> {
+        delegate!(self, s => s.events_received(from, to, after, limit))
+    }
+
+    async fn dead_letters_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(BureauId, u64)>, StoreError> {
+        delegate!(self, s => s.dead_letters_between(from, to))
+    }
+
+    async fn frozen_report(&self, month: &str) -> Result<Option<String>, StoreError> {
+        delegate!(self, s => s.frozen_report(month))
+    }
+
+    async fn freeze_report(
+        &self,
+        month: &str,
+        body: String,
+        at: Millis,
+    ) -> Result<String, StoreError> {
+        delegate!(self, s => s.freeze_report(month, body, at))
+    }
+
     async fn timeline(
         &self,
         key: TimelineKey,

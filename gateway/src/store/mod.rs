@@ -150,6 +150,17 @@ pub struct FlowEvent {
     pub event: Event,
 }
 
+/// A committed event with the time the gateway received it (the monthly bulletin's input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEvent {
+    /// Its row id (pages follow it).
+    pub id: i64,
+    /// When the gateway received its message.
+    pub received_at: Millis,
+    /// The event.
+    pub event: Event,
+}
+
 /// One step of the flows, committed whole or not at all: an inbox event taken out, joint cases
 /// written (each only over the revision it was computed from), and the notices they send.
 #[derive(Debug, Default)]
@@ -1028,6 +1039,39 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&schemas::JointCaseId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<joint::JointCase>, StoreError>> + Send;
+
+    /// Up to `limit` events whose message was received in `[from, to)`, after the row id
+    /// `after`, in row order (page by the last id).
+    fn events_received(
+        &self,
+        from: Millis,
+        to: Millis,
+        after: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ReceivedEvent>, StoreError>> + Send;
+
+    /// Deliveries that became dead letters in `[from, to)`, per subscriber (purged ones are not
+    /// counted: they are gone).
+    fn dead_letters_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> impl Future<Output = Result<Vec<(BureauId, u64)>, StoreError>> + Send;
+
+    /// The frozen monthly bulletin of `month` (`YYYY-MM`), if one was stored.
+    fn frozen_report(
+        &self,
+        month: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Freezes `body` as `month`'s bulletin unless one is frozen already; returns the frozen
+    /// one (so every node answers with the same bytes).
+    fn freeze_report(
+        &self,
+        month: &str,
+        body: String,
+        at: Millis,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// A counter that changes whenever any node commits new work, for stores shared by several
     /// nodes (PostgreSQL `LISTEN/NOTIFY`), so idle workers and long-polls wake without polling.

@@ -50,8 +50,8 @@ use super::joint::JointCase;
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
     IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
-    ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent,
-    TimelineKey,
+    ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord,
+    TimelineEvent, TimelineKey,
 };
 
 mod db;
@@ -1164,8 +1164,15 @@ async fn maintain(pool: Pool, alive: mpsc::WeakSender<IngestJob>) {
     }
 }
 
-/// The tables [`maintain`] looks after: the queue and what every ingest appends.
-const MAINTAINED: [&str; 4] = ["deliveries", "delivery_attempts", "events", "messages"];
+/// The tables [`maintain`] looks after: the queue, what every ingest appends (and the flows'
+/// inbox flag clears on `events`), and the joint cases every flow step rewrites.
+const MAINTAINED: [&str; 5] = [
+    "deliveries",
+    "delivery_attempts",
+    "events",
+    "messages",
+    "joint_cases",
+];
 
 /// One round of [`maintain`].
 async fn vacuum(pool: &Pool) -> Result<(), StoreError> {
@@ -1611,6 +1618,96 @@ async fn joint_cases_where(
 }
 
 impl Store for PgStore {
+    async fn events_received(
+        &self,
+        from: Millis,
+        to: Millis,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEvent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT e.id, m.received_at, e.event
+                 FROM messages m JOIN events e ON e.message_id = m.id
+                 WHERE m.received_at >= $1 AND m.received_at < $2 AND e.id > $3
+                 ORDER BY e.id LIMIT $4",
+                &[&from, &to, &after, &sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = get(row, 0)?;
+                Ok(ReceivedEvent {
+                    id,
+                    received_at: get(row, 1)?,
+                    event: codec::flow_event(id, get(row, 2)?)?.event,
+                })
+            })
+            .collect()
+    }
+
+    async fn dead_letters_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(BureauId, u64)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT subscriber, COUNT(*) FROM deliveries
+                 WHERE state = 'dead' AND dead_at >= $1 AND dead_at < $2
+                 GROUP BY subscriber ORDER BY subscriber",
+                &[&from, &to],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|row| {
+                let n: i64 = get(row, 1)?;
+                Ok((codec::bureau(get(row, 0)?)?, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    async fn frozen_report(&self, month: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT body FROM monthly_reports WHERE month = $1",
+                &[&month],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.map(|row| get(&row, 0)).transpose()
+    }
+
+    async fn freeze_report(
+        &self,
+        month: &str,
+        body: String,
+        at: Millis,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO monthly_reports (month, created_at, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (month) DO NOTHING",
+                &[&month, &at, &body],
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one(
+                "SELECT body FROM monthly_reports WHERE month = $1",
+                &[&month],
+            )
+            .await
+            .map_err(pg_err)?;
+        get(&row, 0)
+    }
+
     async fn flow_inbox(&self, limit: usize) -> Result<Vec<FlowEvent>, StoreError> {
         let client = self.client().await?;
         let rows = client

@@ -30,8 +30,8 @@ use super::joint::JointCase;
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
     IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
-    ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent,
-    TimelineKey,
+    ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord,
+    TimelineEvent, TimelineKey,
 };
 
 mod schema;
@@ -1030,6 +1030,106 @@ fn queue_stats_in(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
 }
 
 impl Store for SqliteStore {
+    async fn events_received(
+        &self,
+        from: Millis,
+        to: Millis,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT e.id, m.received_at, e.event
+                     FROM messages m INDEXED BY messages_received
+                     JOIN events e ON e.message_id = m.id
+                     WHERE m.received_at >= ?1 AND m.received_at < ?2 AND e.id > ?3
+                     ORDER BY e.id LIMIT ?4",
+                )
+                .map_err(db_err)?;
+            let rows = statement
+                .query_map(params![from, to, after, sql_limit(limit)], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, received_at, json) = row.map_err(db_err)?;
+                let event = codec::flow_event(id, &json)?.event;
+                out.push(ReceivedEvent {
+                    id,
+                    received_at,
+                    event,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn dead_letters_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(BureauId, u64)>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT subscriber, COUNT(*) FROM deliveries INDEXED BY deliveries_dead
+                     WHERE state = 'dead' AND dead_at >= ?1 AND dead_at < ?2
+                     GROUP BY subscriber ORDER BY subscriber",
+                )
+                .map_err(db_err)?;
+            let rows = statement
+                .query_map(params![from, to], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (subscriber, n) = row.map_err(db_err)?;
+                out.push((codec::bureau(&subscriber)?, u64::try_from(n).unwrap_or(0)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn frozen_report(&self, month: &str) -> Result<Option<String>, StoreError> {
+        let month = month.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT body FROM monthly_reports WHERE month = ?1")
+                .and_then(|mut s| s.query_row(params![month], |r| r.get(0)).optional())
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn freeze_report(
+        &self,
+        month: &str,
+        body: String,
+        at: Millis,
+    ) -> Result<String, StoreError> {
+        let month = month.to_owned();
+        self.call_durable(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO monthly_reports (month, created_at, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (month) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![month, at, body]))
+            .map_err(db_err)?;
+            conn.prepare_cached("SELECT body FROM monthly_reports WHERE month = ?1")
+                .and_then(|mut s| s.query_row(params![month], |r| r.get(0)))
+                .map_err(db_err)
+        })
+        .await
+    }
+
     async fn flow_inbox(&self, limit: usize) -> Result<Vec<FlowEvent>, StoreError> {
         self.read(move |conn| flow_inbox_in(conn, limit)).await
     }

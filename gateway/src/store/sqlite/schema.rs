@@ -195,4 +195,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX joint_cases_project ON joint_cases (project, id);
     CREATE INDEX joint_cases_open ON joint_cases (id) WHERE status = 'open';",
+    // 11: the monthly bulletin: the messages by time received (the month's events), and each
+    // closed month's bulletin, frozen the first time it is asked for.
+    "CREATE INDEX messages_received ON messages (received_at);
+    CREATE TABLE monthly_reports (
+        month      TEXT    PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        body       TEXT    NOT NULL
+    );",
 ];
