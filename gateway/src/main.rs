@@ -147,7 +147,8 @@ enum PkiCommand {
 
 #[derive(Subcommand)]
 enum RoutesCommand {
-    /// Decode a native message and show which routes match each of its events, and why.
+    /// Decode a native message and show which routes match each of its events, and why, and
+    /// what the one-stop flows do with it.
     Explain {
         /// The message file.
         file: PathBuf,
@@ -275,6 +276,7 @@ fn explain(file: PathBuf, bureau: BureauId, config: Option<PathBuf>) -> Result<E
         .decode(&body, adapter.format().media_type)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let table = RouteTable::new(config.routes.clone());
+    let flows = gateway::flows::FlowTable::new(&config, config.calendar()?);
     for event in &events {
         let Some(case) = event.case() else {
             println!("event {}: not a case event", event.message_id.as_str());
@@ -308,6 +310,9 @@ fn explain(file: PathBuf, bureau: BureauId, config: Option<PathBuf>) -> Result<E
         }
         let to: Vec<String> = table.subscribers(event).iter().map(name).collect();
         println!("  => delivered to {}", to.join(", "));
+        for line in flows.explain(event.source, case.item, case.status) {
+            println!("  flows: {line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

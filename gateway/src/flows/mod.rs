@@ -146,8 +146,41 @@ impl FlowTable {
             }
         }
         if lines.is_empty() {
-            lines.push("no flow looks at it".to_owned());
+            lines.push("no flow acts on it".to_owned());
         }
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_says_what_the_flows_do_with_an_event() {
+        let config = Config::from_layers(&[], &[]).unwrap();
+        let table = FlowTable::new(&config, Calendar::builtin());
+        let opens = table.explain(
+            BureauId::Planning,
+            Item::ConstructionPlanningPermit,
+            CaseStatus::Accepted,
+        );
+        assert!(
+            opens[0].starts_with("opens a joint case of flow one_stop_construction_permit"),
+            "{opens:?}"
+        );
+        let rejects = table.explain(
+            BureauId::CivilDefense,
+            Item::CivilDefenseDesignReview,
+            CaseStatus::Rejected,
+        );
+        assert_eq!(
+            rejects,
+            [
+                "updates the required branch civil_defense_design_review of flow one_stop_construction_permit (limit 5 working days): the joint case is rejected and every branch told"
+            ]
+        );
+        let nothing = table.explain(BureauId::Greenery, Item::TreeFelling, CaseStatus::Approved);
+        assert_eq!(nothing, ["no flow acts on it"]);
     }
 }
