@@ -155,12 +155,17 @@ impl<S: Store> FlowEngine<S> {
         now: Millis,
     ) -> Result<Pass, StoreError> {
         let mut notices = Vec::new();
+        let stamp = || {
+            notice_time(now).ok_or_else(|| {
+                StoreError::unavailable("the system clock is outside the years the model accepts")
+            })
+        };
         for change in &changes {
             if change.joint_notice {
-                notices.push(joint_message(&change.case, now));
+                notices.push(joint_message(&change.case, stamp()?, now));
             }
             for deadline in &change.deadlines {
-                notices.push(deadline_message(&change.case, deadline, now));
+                notices.push(deadline_message(&change.case, deadline, stamp()?, now));
             }
         }
         let subscribers: Vec<BureauId> = notices
@@ -225,13 +230,13 @@ impl<S: Store> FlowEngine<S> {
     }
 }
 
-/// When a notice is sent: now, in Shanghai time.
-fn notice_time(now: Millis) -> ShanghaiTime {
+/// When a notice is sent: now, in Shanghai time; `None` for a system clock outside the years
+/// the model accepts (the step is then not committed, and tried again).
+fn notice_time(now: Millis) -> Option<ShanghaiTime> {
     let seconds = now / 1000 + 8 * 3600;
     chrono::DateTime::from_timestamp(seconds, 0)
         .map(|t| t.naive_utc())
         .and_then(|local| ShanghaiTime::from_local(local).ok())
-        .unwrap_or_else(|| unreachable!("the gateway's clock is within the model's years"))
 }
 
 /// One notice as a message from the gateway, in the name of `sender`.
@@ -264,7 +269,7 @@ fn message(
 }
 
 /// The joint case's new version, for the window and every branch bureau.
-fn joint_message(case: &JointCase, now: Millis) -> NewMessage {
+fn joint_message(case: &JointCase, at: ShanghaiTime, now: Millis) -> NewMessage {
     let notice = &case.notice;
     let what = format!("{}/v{}", notice.joint_case_id.as_str(), notice.version);
     let mut subscribers = vec![notice.window];
@@ -273,7 +278,7 @@ fn joint_message(case: &JointCase, now: Millis) -> NewMessage {
             subscribers.push(branch.bureau);
         }
     }
-    let event = Event::for_joint(ids::flow_notice_id(&what), notice_time(now), notice.clone());
+    let event = Event::for_joint(ids::flow_notice_id(&what), at, notice.clone());
     message(
         notice.window,
         &what,
@@ -285,7 +290,12 @@ fn joint_message(case: &JointCase, now: Millis) -> NewMessage {
 }
 
 /// A deadline notice, for the bureau handling the case.
-fn deadline_message(case: &JointCase, deadline: &rules::Deadline, now: Millis) -> NewMessage {
+fn deadline_message(
+    case: &JointCase,
+    deadline: &rules::Deadline,
+    at: ShanghaiTime,
+    now: Millis,
+) -> NewMessage {
     let what = format!(
         "{}/{}:{}/deadline/{}",
         case.notice.joint_case_id.as_str(),
@@ -298,7 +308,7 @@ fn deadline_message(case: &JointCase, deadline: &rules::Deadline, now: Millis) -
         deadline.bureau,
         deadline.case_id.clone(),
         deadline.sequence,
-        notice_time(now),
+        at,
         deadline.notice.clone(),
     );
     message(
