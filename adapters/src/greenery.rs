@@ -68,7 +68,7 @@ use serde::Serialize;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
-use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty, value_text};
+use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty};
 use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
@@ -400,22 +400,12 @@ fn organization(
 impl Greenery {
     fn decode_document(root: &Obj<'_>, n: &mut Normalizer) -> Option<Event> {
         const BODIES: [&str; 4] = ["办件", "测绘成果", "联合审批", "办理时限提醒"];
-        let present: Vec<&str> = BODIES
-            .into_iter()
-            .filter(|key| root.map.contains_key(*key))
-            .collect();
-        if let [_, second, ..] = present[..] {
-            n.reject(
-                F::Document,
-                format!("/{second}"),
-                value_text(&root.map[second]),
-                Problem::Inconsistent {
-                    reason: "a message carries one of 办件 (a case), 测绘成果 (a survey notice), 联合审批 (a joint case) and 办理时限提醒 (a deadline notice)",
-                },
-            );
-            return None;
-        }
-        match present.first().copied() {
+        let body = root.bodies(
+            &BODIES,
+            "a message carries one of 办件 (a case), 测绘成果 (a survey notice), 联合审批 (a joint case) and 办理时限提醒 (a deadline notice)",
+            n,
+        )?;
+        match body {
             Some("测绘成果") => Self::decode_survey(root, n),
             Some(key @ ("联合审批" | "办理时限提醒")) => {
                 root.check_keys(&["报文", key], n);

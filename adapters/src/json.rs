@@ -575,6 +575,32 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// The keys of `bodies` this document carries, in `bodies`' order. A document carries one
+    /// body: a second is rejected at its pointer under `document` (`reason` says which bodies
+    /// the format has) and `None` returned.
+    pub(crate) fn bodies<'k>(
+        &self,
+        bodies: &[&'k str],
+        reason: &'static str,
+        n: &mut Normalizer,
+    ) -> Option<Option<&'k str>> {
+        let present: Vec<&'k str> = bodies
+            .iter()
+            .copied()
+            .filter(|key| self.map.contains_key(*key))
+            .collect();
+        if let [_, second, ..] = present[..] {
+            n.reject(
+                CanonicalField::Document,
+                pointer(&self.pointer, second),
+                value_text(&self.map[second]),
+                Problem::Inconsistent { reason },
+            );
+            return None;
+        }
+        Some(present.first().copied())
+    }
+
     /// Rejects keys the format does not define.
     pub(crate) fn check_keys(&self, known: &[&str], n: &mut Normalizer) {
         for (key, value) in self.map {

@@ -240,6 +240,46 @@ fn bureau_code(dialect: &Dialect, bureau: BureauId) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // XML
 
+/// The child elements of one XML element, read as fields at their paths.
+struct XmlFields<'e, 'a> {
+    element: &'e Element<'a>,
+    path: &'e str,
+}
+
+impl XmlFields<'_, '_> {
+    /// The required child `name`, parsed, under `field`.
+    fn read<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        n.field(
+            field,
+            || format!("{}/{name}", self.path),
+            self.element.text_of(name),
+            parse,
+        )
+    }
+
+    /// The optional child `name`: `Some(None)` when absent.
+    fn read_optional<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        n.optional(
+            field,
+            || format!("{}/{name}", self.path),
+            self.element.text_of(name),
+            parse,
+        )
+    }
+}
+
 /// Reads the joint notice in `body` (at `path`), whose own attributes may be `attributes`.
 pub(crate) fn read_joint_xml(
     dialect: &Dialect,
@@ -273,58 +313,34 @@ pub(crate) fn read_joint_xml(
     body.check_children(path, &single, repeated, n);
     let at = |name: &str| format!("{path}/{name}");
     let text = |name: &str| body.text_of(name);
+    let x = XmlFields {
+        element: body,
+        path,
+    };
     let values = JointValues {
-        joint_case_id: n.field(
-            F::JointCaseId,
-            || at(d.joint_case_id),
-            text(d.joint_case_id),
-            JointCaseId::parse,
-        ),
-        flow: n.field(F::JointFlow, || at(d.flow), text(d.flow), FlowName::parse),
+        joint_case_id: x.read(n, F::JointCaseId, d.joint_case_id, JointCaseId::parse),
+        flow: x.read(n, F::JointFlow, d.flow, FlowName::parse),
         version: n.field(
             F::JointVersion,
             || at(d.version),
             text(d.version),
             parse_version,
         ),
-        project_code: n.field(
-            F::JointProjectCode,
-            || at(d.project_code),
-            text(d.project_code),
-            ProjectCode::parse,
-        ),
-        project_name: n.field(
-            F::JointProjectName,
-            || at(d.project_name),
-            text(d.project_name),
-            Name::parse,
-        ),
-        window_case_id: n.field(
+        project_code: x.read(n, F::JointProjectCode, d.project_code, ProjectCode::parse),
+        project_name: x.read(n, F::JointProjectName, d.project_name, Name::parse),
+        window_case_id: x.read(
+            n,
             F::JointWindowCaseId,
-            || at(d.window_case_id),
-            text(d.window_case_id),
+            d.window_case_id,
             BureauCaseId::parse,
         ),
-        status: n.field(
-            F::JointStatus,
-            || at(d.status),
-            text(d.status),
-            |t| lookup(dialect.joint_statuses, t, "joint case status"),
-        ),
-        opened_on: n.field(
-            F::JointOpenedOn,
-            || at(d.opened_on),
-            text(d.opened_on),
-            |t| dialect.dates.parse(t),
-        ),
+        status: x.read(n, F::JointStatus, d.status, |t| {
+            lookup(dialect.joint_statuses, t, "joint case status")
+        }),
+        opened_on: x.read(n, F::JointOpenedOn, d.opened_on, |t| dialect.dates.parse(t)),
         due: read_due_xml(dialect, body.child(d.due), &at(d.due), F::JointDue, true, n)
             .and_then(|due| due),
-        calendar: n.field(
-            F::JointCalendar,
-            || at(d.calendar),
-            text(d.calendar),
-            Name::parse,
-        ),
+        calendar: x.read(n, F::JointCalendar, d.calendar, Name::parse),
         branches: None,
     };
     let (branch_path, branches): (String, Vec<&Element<'_>>) = match d.branches {
@@ -396,37 +412,21 @@ fn read_branch_xml(
         n,
     );
     let at = |name: &str| format!("{path}/{name}");
-    let text = |name: &str| branch.text_of(name);
-    let bureau = n.field(
-        F::JointBranchBureau,
-        || at(d.bureau),
-        text(d.bureau),
-        |t| lookup(dialect.bureaus, t, "bureau code"),
-    );
-    let item = n.field(
-        F::JointBranchItem,
-        || at(d.item),
-        text(d.item),
-        dialect.parse_item,
-    );
-    let required = n.field(
-        F::JointBranchRequired,
-        || at(d.required),
-        text(d.required),
-        |t| yes_no(dialect, t),
-    );
-    let status = n.field(
-        F::JointBranchStatus,
-        || at(d.status),
-        text(d.status),
-        |t| lookup(dialect.branch_statuses, t, "branch status"),
-    );
-    let case_id = n.optional(
-        F::JointBranchCaseId,
-        || at(d.case_id),
-        text(d.case_id),
-        BureauCaseId::parse,
-    );
+    let x = XmlFields {
+        element: branch,
+        path,
+    };
+    let bureau = x.read(n, F::JointBranchBureau, d.bureau, |t| {
+        lookup(dialect.bureaus, t, "bureau code")
+    });
+    let item = x.read(n, F::JointBranchItem, d.item, dialect.parse_item);
+    let required = x.read(n, F::JointBranchRequired, d.required, |t| {
+        yes_no(dialect, t)
+    });
+    let status = x.read(n, F::JointBranchStatus, d.status, |t| {
+        lookup(dialect.branch_statuses, t, "branch status")
+    });
+    let case_id = x.read_optional(n, F::JointBranchCaseId, d.case_id, BureauCaseId::parse);
     let due = read_due_xml(
         dialect,
         branch.child(d.due),
@@ -510,41 +510,22 @@ pub(crate) fn read_deadline_xml(
     );
     let at = |name: &str| format!("{path}/{name}");
     let text = |name: &str| body.text_of(name);
+    let x = XmlFields {
+        element: body,
+        path,
+    };
     let values = DeadlineValues {
-        case_id: n.field(
-            F::CaseId,
-            || at(d.case_id),
-            text(d.case_id),
-            BureauCaseId::parse,
-        ),
-        sequence: n.field(
-            F::Sequence,
-            || at(d.sequence),
-            text(d.sequence),
-            parse_sequence,
-        ),
-        item: n.field(
-            F::DeadlineItem,
-            || at(d.item),
-            text(d.item),
-            dialect.parse_item,
-        ),
-        project: n.field(
-            F::DeadlineProject,
-            || at(d.project_code),
-            text(d.project_code),
-            ProjectCode::parse,
-        ),
-        state: n.field(
-            F::DeadlineState,
-            || at(d.state),
-            text(d.state),
-            |t| lookup(dialect.states, t, "deadline state"),
-        ),
-        working_days: n.field(
+        case_id: x.read(n, F::CaseId, d.case_id, BureauCaseId::parse),
+        sequence: x.read(n, F::Sequence, d.sequence, parse_sequence),
+        item: x.read(n, F::DeadlineItem, d.item, dialect.parse_item),
+        project: x.read(n, F::DeadlineProject, d.project_code, ProjectCode::parse),
+        state: x.read(n, F::DeadlineState, d.state, |t| {
+            lookup(dialect.states, t, "deadline state")
+        }),
+        working_days: x.read(
+            n,
             F::DeadlineWorkingDays,
-            || at(d.working_days),
-            text(d.working_days),
+            d.working_days,
             parse_deadline_days,
         ),
         due: read_due_xml(
@@ -556,16 +537,11 @@ pub(crate) fn read_deadline_xml(
             n,
         )
         .and_then(|due| due),
-        calendar: n.field(
-            F::DeadlineCalendar,
-            || at(d.calendar),
-            text(d.calendar),
-            Name::parse,
-        ),
-        joint_case_id: n.optional(
+        calendar: x.read(n, F::DeadlineCalendar, d.calendar, Name::parse),
+        joint_case_id: x.read_optional(
+            n,
             F::DeadlineJointCaseId,
-            || at(d.joint_case_id),
-            text(d.joint_case_id),
+            d.joint_case_id,
             JointCaseId::parse,
         ),
     };

@@ -249,27 +249,13 @@ fn parse_figure_value(name: FigureName, text: &str) -> Result<schemas::FigureVal
 impl TrafficPolice {
     fn decode_event(value: &Value, n: &mut Normalizer) -> Option<Event> {
         let root = Obj::root(value, n)?;
-        let present: Vec<&str> = BODIES
-            .into_iter()
-            .filter(|key| root.map.contains_key(*key))
-            .collect();
-        let body = present.first().copied().unwrap_or("AJ");
-        let mut known = vec!["BWBH", "FSBM", "FSSJ"];
-        known.extend(&present);
-        if present.is_empty() {
-            known.push("AJ");
-        }
-        root.check_keys(&known, n);
-        if let [_, second, ..] = present[..] {
-            n.reject(
-                F::Document,
-                format!("/{second}"),
-                "",
-                Problem::Inconsistent {
-                    reason: "a message carries one of a case (AJ), a survey result (CHCG), a joint case (LHSP) and a deadline notice (QXTX)",
-                },
-            );
-        }
+        let present = root.bodies(
+            &BODIES,
+            "a message carries one of a case (AJ), a survey result (CHCG), a joint case (LHSP) and a deadline notice (QXTX)",
+            n,
+        )?;
+        let body = present.unwrap_or("AJ");
+        root.check_keys(&["BWBH", "FSBM", "FSSJ", body], n);
         let message_id = root.string(n, F::MessageId, "BWBH", MessageId::parse);
         let source = root.string(n, F::Source, "FSBM", |t| {
             lookup(&SENDERS, t, "department code (發送部門)")

@@ -73,7 +73,7 @@ use serde_json::Value;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
-use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty, value_text};
+use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty};
 use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
 use crate::vocabulary::{code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
@@ -299,22 +299,12 @@ impl Transport {
             }),
             occurred_at: root.string(n, F::OccurredAt, "eventTime", ShanghaiTime::parse_rfc3339),
         };
-        let present: Vec<&str> = BODIES
-            .into_iter()
-            .filter(|key| root.map.contains_key(*key))
-            .collect();
-        if let [_, second, ..] = present[..] {
-            n.reject(
-                F::Document,
-                format!("/{second}"),
-                value_text(&root.map[second]),
-                Problem::Inconsistent {
-                    reason: "a message carries one of case, surveyNotice, jointCase and deadlineNotice",
-                },
-            );
-            return None;
-        }
-        match present.first().copied() {
+        let body = root.bodies(
+            &BODIES,
+            "a message carries one of case, surveyNotice, jointCase and deadlineNotice",
+            n,
+        )?;
+        match body {
             Some("surveyNotice") => Self::decode_survey(&root, header, n),
             Some(key @ ("jointCase" | "deadlineNotice")) => {
                 let body = root.object(key, F::Document, n)?;

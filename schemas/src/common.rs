@@ -73,6 +73,27 @@ string_newtype_serde!(
     "A bureau's own id of a case."
 );
 
+/// `prefix` and 32 lowercase hex digits (the gateway's minted ids: `sv-…`, `jc-…`), or
+/// `BadFormat` with `expected`.
+pub(crate) fn prefixed_hex_id(
+    input: &str,
+    prefix: &str,
+    expected: &'static str,
+) -> Result<String, Problem> {
+    let text = clean(input);
+    match text.strip_prefix(prefix) {
+        Some(hex)
+            if hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(text.into_owned())
+        }
+        _ => Err(Problem::BadFormat { expected }),
+    }
+}
+
 /// Free text of at most 100 characters: project and organization names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Name(String);

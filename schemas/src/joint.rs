@@ -34,20 +34,12 @@ pub struct JointCaseId(String);
 impl JointCaseId {
     /// Parses `jc-` followed by 32 lowercase hex digits.
     pub fn parse(input: &str) -> Result<Self, Problem> {
-        let text = clean(input);
-        match text.strip_prefix("jc-") {
-            Some(hex)
-                if hex.len() == 32
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
-                Ok(Self(text.into_owned()))
-            }
-            _ => Err(Problem::BadFormat {
-                expected: "joint case id jc- followed by 32 lowercase hex digits",
-            }),
-        }
+        crate::common::prefixed_hex_id(
+            input,
+            "jc-",
+            "joint case id jc- followed by 32 lowercase hex digits",
+        )
+        .map(Self)
     }
 
     /// The id's text.

@@ -164,20 +164,12 @@ pub struct SurveyId(String);
 impl SurveyId {
     /// Parses `sv-` followed by 32 lowercase hex digits.
     pub fn parse(input: &str) -> Result<Self, Problem> {
-        let text = clean(input);
-        match text.strip_prefix("sv-") {
-            Some(hex)
-                if hex.len() == 32
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
-                Ok(Self(text.into_owned()))
-            }
-            _ => Err(Problem::BadFormat {
-                expected: "survey id sv- followed by 32 lowercase hex digits",
-            }),
-        }
+        crate::common::prefixed_hex_id(
+            input,
+            "sv-",
+            "survey id sv- followed by 32 lowercase hex digits",
+        )
+        .map(Self)
     }
 
     /// The id's text.
