@@ -109,17 +109,22 @@ pub(super) async fn send(
     }
     let mut accepted = 0;
     for (bureau, item, status, case, seq, on, project) in script {
+        let tally = &tallies[&bureau];
         let (Some(event), Some(adapter), Some(client)) = (
             event(bureau, item, status, &case, seq, on, project),
             adapters::for_bureau(bureau),
             clients.get(&bureau),
         ) else {
+            tally.reject(format!("joint application: cannot build {case} #{seq}"));
             continue;
         };
-        let Ok(encoded) = adapter.encode(&event) else {
-            continue;
+        let encoded = match adapter.encode(&event) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tally.reject(format!("joint application: {error}"));
+                continue;
+            }
         };
-        let tally = &tallies[&bureau];
         tally.sent.fetch_add(1, Ordering::Relaxed);
         match client
             .post_message(&encoded, Some(&format!("demo-joint-{case}-{seq}")))

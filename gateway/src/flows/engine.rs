@@ -162,10 +162,10 @@ impl<S: Store> FlowEngine<S> {
         };
         for change in &changes {
             if change.joint_notice {
-                notices.push(joint_message(&change.case, stamp()?, now));
+                notices.push(joint_message(&change.case, stamp()?, now)?);
             }
             for deadline in &change.deadlines {
-                notices.push(deadline_message(&change.case, deadline, stamp()?, now));
+                notices.push(deadline_message(&change.case, deadline, stamp()?, now)?);
             }
         }
         let subscribers: Vec<BureauId> = notices
@@ -207,6 +207,9 @@ impl<S: Store> FlowEngine<S> {
             }
             if tokio::time::Instant::now() >= next_tick {
                 next_tick += interval;
+                if let Some(warning) = self.table.calendar_warning() {
+                    tracing::warn!(message = "next year's working-day calendar is missing", %warning);
+                }
                 match crate::clock::shanghai_now() {
                     Some(now) => {
                         if let Err(error) = self.tick(now.naive_local().date(), now_ms()).await {
@@ -247,10 +250,11 @@ fn message(
     subscribers: Vec<BureauId>,
     routed_by: String,
     now: Millis,
-) -> NewMessage {
-    let body = serde_json::to_vec(&event).unwrap_or_default();
+) -> Result<NewMessage, StoreError> {
+    let body = serde_json::to_vec(&event)
+        .map_err(|e| StoreError::corrupt_from("cannot encode a flow notice", e))?;
     let routed_by = subscribers.iter().map(|_| routed_by.clone()).collect();
-    NewMessage {
+    Ok(NewMessage {
         sender,
         idempotency_key: IdempotencyKey::for_flow_notice(what),
         content_type: "application/json".to_owned(),
@@ -265,11 +269,15 @@ fn message(
             for_flows: false,
         }],
         survey: None,
-    }
+    })
 }
 
 /// The joint case's new version, for the window and every branch bureau.
-fn joint_message(case: &JointCase, at: ShanghaiTime, now: Millis) -> NewMessage {
+fn joint_message(
+    case: &JointCase,
+    at: ShanghaiTime,
+    now: Millis,
+) -> Result<NewMessage, StoreError> {
     let notice = &case.notice;
     let what = format!("{}/v{}", notice.joint_case_id.as_str(), notice.version);
     let mut subscribers = vec![notice.window];
@@ -295,7 +303,7 @@ fn deadline_message(
     deadline: &rules::Deadline,
     at: ShanghaiTime,
     now: Millis,
-) -> NewMessage {
+) -> Result<NewMessage, StoreError> {
     let what = format!(
         "{}/{}:{}/deadline/{}",
         case.notice.joint_case_id.as_str(),

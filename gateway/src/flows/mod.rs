@@ -67,6 +67,24 @@ impl FlowTable {
         self.warn_before
     }
 
+    /// From 1 November of the calendar's last year, while next year's State Council notice is
+    /// missing (due dates into next year are then counted on weekends alone and provisional):
+    /// what to tell the operator. Also sets `gateway_calendar_next_year_missing`; the engine
+    /// calls it at every clock tick, so the gauge is current whether or not anyone asks.
+    pub fn calendar_warning(&self) -> Option<String> {
+        let today = crate::clock::shanghai_now()?.naive_local().date();
+        let missing = self.calendar.next_year_due(today);
+        metrics::gauge!(crate::metrics::CALENDAR_NEXT_YEAR_MISSING)
+            .set(f64::from(u8::from(missing)));
+        missing.then(|| {
+            format!(
+                "the working-day calendar ends with {}: load the State Council notice for {} (calendar.file); due dates past it are provisional",
+                self.calendar.last_year(),
+                self.calendar.last_year() + 1
+            )
+        })
+    }
+
     /// Whether the flows must look at `event`: a case event of a flow's window item (it may
     /// open a joint case, or withdraw one) or of one of its branches' items.
     pub fn wants(&self, event: &Event) -> bool {

@@ -439,7 +439,7 @@ async fn overview<S: Store + Clone>(
         .iter()
         .map(|case| JointView::of(case, &state.flows, today))
         .collect();
-    let calendar_warning = super::health::calendar_warning(&state.flows);
+    let calendar_warning = state.flows.calendar_warning();
     let token = form_token(&state.form_key, &operator);
     let ctx = Context {
         lang,

@@ -55,7 +55,7 @@ async fn readyz<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Resp
             Err(error) => warnings.push(format!("CRL: {error}")),
         }
     }
-    if let Some(warning) = calendar_warning(&state.flows) {
+    if let Some(warning) = state.flows.calendar_warning() {
         warnings.push(warning);
     }
     let status = if problems.is_empty() {
@@ -70,21 +70,4 @@ async fn readyz<S: Store + Clone>(State(state): State<Arc<AppState<S>>>) -> Resp
         "certificate_days_left": days_left.ok(),
     });
     (status, axum::Json(body)).into_response()
-}
-
-/// From 1 November of the calendar's last year: next year's State Council notice is missing,
-/// so due dates running into next year are counted on weekends alone and provisional. Also
-/// sets `gateway_calendar_next_year_missing`.
-pub(super) fn calendar_warning(flows: &crate::flows::FlowTable) -> Option<String> {
-    let today = crate::clock::shanghai_now()?.naive_local().date();
-    let calendar = flows.calendar();
-    let missing = calendar.next_year_due(today);
-    metrics::gauge!(crate::metrics::CALENDAR_NEXT_YEAR_MISSING).set(f64::from(u8::from(missing)));
-    missing.then(|| {
-        format!(
-            "the working-day calendar ends with {}: load the State Council notice for {} (calendar.file); due dates past it are provisional",
-            calendar.last_year(),
-            calendar.last_year() + 1
-        )
-    })
 }
