@@ -60,7 +60,7 @@ fn id_prefix(bureau: BureauId) -> &'static str {
 
 /// The statutory limit a bureau applies to an item, in working days (from the seed where it
 /// names one: water connection in 6 days, traffic-safety review in 1).
-fn time_limit(item: Item) -> u16 {
+pub fn time_limit(item: Item) -> u16 {
     match item {
         Item::RoadWorksTrafficSafety => 1,
         Item::WaterSupplyConnection => 6,

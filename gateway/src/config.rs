@@ -140,6 +140,13 @@ pub struct ClocksConfig {
     pub warn_working_days_before: u16,
     /// How often a node looks at the open clocks.
     pub check_interval_seconds: u64,
+    /// Whether every case that is not a branch of a joint case runs on a clock of its own, of
+    /// the time limit its events carry (`case.time_limit_working_days`), with the same notices.
+    #[serde(default = "yes")]
+    pub every_case: bool,
+    /// Whether a case's own clock stops while a supplement is requested of the applicant.
+    #[serde(default = "yes")]
+    pub pause_on_supplement: bool,
 }
 
 /// The working-day calendar the time limits are counted on.

@@ -283,6 +283,21 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
     );
     let joint = ok(ctl(&url, &pki, operator, &["joint", &project]), "joint");
     assert_eq!(joint, "no joint case\n");
+    // The overdue list as the node's first look at the clocks (at its start) found it.
+    let overdue = ok(ctl(&url, &pki, operator, &["overdue"]), "overdue");
+    let today = gateway::clock::shanghai_now()
+        .expect("a clock")
+        .naive_local()
+        .date()
+        .to_string();
+    assert!(
+        overdue
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with(&format!(" overdue case(s) on {today}"))
+                || l.contains(&format!(" overdue case(s) on {today}, the "))),
+        "{overdue}"
+    );
 
     // pause / resume.
     let paused = ok(ctl(&url, &pki, operator, &["pause", "water"]), "pause");

@@ -1,7 +1,8 @@
 //! End to end: a window's acceptance opens a joint case (one-stop parallel approval), every
 //! bureau taking part is told in its own format through the normal push delivery, a branch's
 //! event updates it, and `GET /v1/joint-cases` shows it to the window, the branches and the
-//! operators — to nobody else. Real mutual TLS, real HTTP, a SQLite file.
+//! operators — to nobody else; a case outside it runs on its own clock, and its deadline notice
+//! reaches its bureau. Real mutual TLS, real HTTP, a SQLite file.
 
 mod support;
 
@@ -35,6 +36,9 @@ bureau = "water"
 item = "water_supply_connection"
 required = true
 time_limit_working_days = 6
+
+[clocks]
+check_interval_seconds = 1
 "#;
 
 const PROJECT: &str = "2602-310115-04-01-000777";
@@ -162,6 +166,63 @@ async fn a_joint_case_is_told_in_each_bureau_format_and_shown_only_to_its_bureau
         bad.json()["detail"]
             .as_str()
             .is_some_and(|d| d.contains("jc-NOT"))
+    );
+
+    // A case outside any joint case runs on its own clock, of the limit its event carries: long
+    // past due, its bureau is told in its own format (greenery: UTF-8 JSON), naming no joint
+    // case, and operators see it in the overdue list.
+    let felling = case(
+        BureauId::Greenery,
+        Item::TreeFelling,
+        CaseStatus::Accepted,
+        "LH2026000777",
+        1,
+        "2026-02-24T11:00:00+08:00",
+    );
+    assert_eq!(greenery.send(&felling).await.status, StatusCode::ACCEPTED);
+    let greenery_inbox = receiver(&receivers, BureauId::Greenery);
+    wait_until("greenery is told its case is overdue", async || {
+        greenery_inbox.received().iter().any(|r| {
+            r.event.kind == EventKind::DeadlinePassed && r.event.case_id.as_str() == "LH2026000777"
+        })
+    })
+    .await;
+    let told = greenery_inbox
+        .received()
+        .into_iter()
+        .find(|r| r.event.kind == EventKind::DeadlinePassed)
+        .unwrap()
+        .event;
+    let deadline = told.deadline().unwrap();
+    assert_eq!(deadline.joint_case_id, None);
+    assert_eq!(deadline.item, Item::TreeFelling);
+    // The window hears that the whole joint case is past its limit, about its application.
+    let planning_inbox = receiver(&receivers, BureauId::Planning);
+    wait_until("planning is told the joint case is overdue", async || {
+        planning_inbox.received().iter().any(|r| {
+            r.event.kind == EventKind::DeadlinePassed
+                && r.event.case_id.as_str() == "GH2026000777"
+                && r.event
+                    .deadline()
+                    .is_some_and(|d| d.joint_case_id.as_ref() == Some(&notice.joint_case_id))
+        })
+    })
+    .await;
+    wait_until("the overdue list shows the greenery case", async || {
+        let list = operator.get("/v1/clocks/overdue").await.json();
+        list["cases"].as_array().is_some_and(|cases| {
+            cases.iter().any(|c| {
+                c["case_id"] == "LH2026000777"
+                    && c["bureau"] == "greenery"
+                    && c.get("joint_case_id").is_none()
+            })
+        })
+    })
+    .await;
+    assert_eq!(
+        greenery.get("/v1/clocks/overdue").await.status,
+        StatusCode::FORBIDDEN,
+        "the overdue list is the operators'"
     );
     running.shutdown().await;
 }

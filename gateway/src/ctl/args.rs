@@ -97,6 +97,9 @@ pub enum CtlCommand {
         #[arg(value_name = "JOINT_CASE_ID|PROJECT_CODE")]
         lookup: String,
     },
+    /// The cases past their working-day due date (branches, applications and cases on their own
+    /// clock), most overdue first, as the node's last look at the clocks found them.
+    Overdue,
 }
 
 /// `gateway ctl dlq …`.

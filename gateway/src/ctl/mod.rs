@@ -227,6 +227,7 @@ async fn run_inner(args: &CtlArgs, out: &mut dyn std::io::Write) -> Result<ExitC
             format!("/v1/joint-cases?project={}", segment(lookup)),
             None,
         ),
+        CtlCommand::Overdue => (Method::GET, "/v1/clocks/overdue".to_owned(), None),
     };
     let mut answer = client.call(method.clone(), &path, body.clone()).await?;
     // A subscriber's dead letters go 1000 per call: call again until a call does fewer, and

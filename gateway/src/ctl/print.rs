@@ -93,7 +93,56 @@ pub(super) fn human(command: &CtlCommand, body: &Value) -> String {
             Value::Array(views) => views.iter().map(joint).collect::<Vec<_>>().join("\n"),
             view => joint(view),
         },
+        CtlCommand::Overdue => overdue(body),
     }
+}
+
+/// The overdue list: one row per case, most overdue first.
+fn overdue(body: &Value) -> String {
+    let empty = Vec::new();
+    let cases = body["cases"].as_array().unwrap_or(&empty);
+    let mut out = match body["as_of"].as_str() {
+        None => return "the clocks were not looked at yet\n".to_owned(),
+        Some(day) => format!(
+            "{} overdue case(s) on {day}{}\n",
+            text(&body["total"]),
+            if body["total"].as_u64().unwrap_or(0) > cases.len() as u64 {
+                format!(", the {} most overdue:", cases.len())
+            } else {
+                String::new()
+            }
+        ),
+    };
+    if cases.is_empty() {
+        return out;
+    }
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|case| {
+            vec![
+                text(&case["bureau"]),
+                text(&case["case_id"]),
+                text(&case["item"]),
+                text(&case["project"]),
+                text(&case["due_on"]),
+                text(&case["working_days_overdue"]),
+                text(&case["joint_case_id"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "BUREAU",
+            "CASE",
+            "ITEM",
+            "PROJECT",
+            "DUE",
+            "OVERDUE",
+            "JOINT CASE",
+        ],
+        &rows,
+    ));
+    out
 }
 
 /// Working days left, or how many overdue, with a mark for a stopped or provisional clock.

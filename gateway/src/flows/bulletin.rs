@@ -140,7 +140,8 @@ pub struct BureauFigures {
     pub supplement_requests: u64,
     /// Average working days a supplement took to come (of those that came in the month).
     pub supplement_average_working_days: Option<f64>,
-    /// Branch cases of open joint cases overdue on the month's last day.
+    /// Open cases overdue on the month's last day: branches of open joint cases and cases on
+    /// their own clock (at most 100 listed).
     pub open_overdue: Vec<Overdue>,
     /// Deliveries to the bureau that became dead letters in the month.
     pub dead_letters: u64,
@@ -153,8 +154,9 @@ pub struct BureauFigures {
 pub struct Overdue {
     /// The bureau's case.
     pub case_id: BureauCaseId,
-    /// Its joint case.
-    pub joint_case_id: String,
+    /// Its joint case (absent: the case is on its own clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joint_case_id: Option<String>,
     /// Working days past its due date on the month's last day.
     pub working_days_overdue: i64,
 }
@@ -375,7 +377,7 @@ pub async fn make<S: Store>(
                 {
                     row.open_overdue.push(Overdue {
                         case_id: case_id.clone(),
-                        joint_case_id: view.notice.joint_case_id.as_str().to_owned(),
+                        joint_case_id: Some(view.notice.joint_case_id.as_str().to_owned()),
                         working_days_overdue: -left,
                     });
                 }
@@ -385,10 +387,33 @@ pub async fn make<S: Store>(
             break;
         }
     }
+    // Cases on their own clock overdue on the month's last day.
+    let mut after = None;
+    loop {
+        let page = store.open_case_clocks(after.clone(), 256).await?;
+        let full = page.len() == 256;
+        after = page.last().map(|c| (c.bureau, c.case_id.clone()));
+        for clock in &page {
+            let Some((_, left)) = super::rules::standing(&clock.clock, calendar, last) else {
+                continue;
+            };
+            let row = rows.entry(clock.bureau).or_default();
+            if left < 0 && row.open_overdue.len() < OVERDUE_LISTED {
+                row.open_overdue.push(Overdue {
+                    case_id: clock.case_id.clone(),
+                    joint_case_id: None,
+                    working_days_overdue: -left,
+                });
+            }
+        }
+        if !full {
+            break;
+        }
+    }
     for row in rows.values_mut() {
         row.open_overdue.sort_by(|a, b| {
-            (a.joint_case_id.as_str(), a.case_id.as_str())
-                .cmp(&(b.joint_case_id.as_str(), b.case_id.as_str()))
+            (a.joint_case_id.as_deref(), a.case_id.as_str())
+                .cmp(&(b.joint_case_id.as_deref(), b.case_id.as_str()))
         });
     }
     Ok(Bulletin {

@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use schemas::{BureauId, Event, JointStatus, ShanghaiTime};
+use schemas::{BureauId, Event, JointStatus, ShanghaiDate, ShanghaiTime};
 
 use super::FlowTable;
+use super::overdue::{OverdueCase, OverdueList};
 use super::rules::{self, Change};
 use crate::clock::{Millis, now_ms};
 use crate::delivery::wakers::Wakers;
 use crate::ids::{self, IdempotencyKey};
-use crate::store::joint::JointCase;
+use crate::store::joint::{CaseClock, Clock, JointCase};
 use crate::store::{FlowStep, NewEvent, NewMessage, Store, StoreError};
 
 /// Inbox events taken per store call.
@@ -84,8 +85,31 @@ impl<S: Store> FlowEngine<S> {
                 .store
                 .joint_cases_of_project(event.project(), CASES_PER_PROJECT)
                 .await?;
-            let changes = rules::apply_event(&self.table, event, &existing, now);
-            match self.commit(Some(id), changes, now).await {
+            let own = if self.table.clocks_every_case() && event.case().is_some() {
+                self.store.case_clock(event.source, &event.case_id).await?
+            } else {
+                None
+            };
+            // Only an event that opens a joint case takes in the project's case clocks.
+            let of_project = if self.table.opened_by(event).next().is_some() {
+                self.store
+                    .case_clocks_of_project(event.project(), CASES_PER_PROJECT)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            let step = rules::apply_event(
+                &self.table,
+                event,
+                &existing,
+                own.as_ref(),
+                &of_project,
+                now,
+            );
+            match self
+                .commit(Some(id), step.changes, step.clocks, Vec::new(), now)
+                .await
+            {
                 Err(StoreError::Conflict(reason)) => {
                     tracing::debug!(message = "flow step conflicted; reading again", %reason);
                     // Another node may have taken the event itself: then it is gone.
@@ -107,11 +131,45 @@ impl<S: Store> FlowEngine<S> {
         ))
     }
 
-    /// Looks at every open joint case on `today`: unsupplied documents past their deadline,
-    /// branch clocks due soon or overdue. Returns what it did and refreshes the clock gauges.
+    /// Looks at every open joint case and case clock on `today`: unsupplied documents past
+    /// their deadline, clocks due soon or overdue. Returns what it did and refreshes the clock
+    /// gauges.
     pub async fn tick(&self, today: NaiveDate, now: Millis) -> Result<Pass, StoreError> {
         let mut pass = Pass::default();
         let mut gauges = Gauges::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .open_case_clocks(after.clone(), TICK_PAGE)
+                .await?;
+            let full = page.len() == TICK_PAGE;
+            after = page.last().map(|c| (c.bureau, c.case_id.clone()));
+            for clock in page {
+                let clock = match rules::tick_case_clock(&self.table, &clock, today, now) {
+                    None => clock,
+                    Some((next, deadline)) => {
+                        let kept = next.clone();
+                        match self
+                            .commit(None, Vec::new(), vec![next], vec![deadline], now)
+                            .await
+                        {
+                            Ok(done) => {
+                                pass.cases += done.cases;
+                                pass.notices += done.notices;
+                                kept
+                            }
+                            Err(StoreError::Conflict(_)) => clock,
+                            Err(error) => return Err(error),
+                        }
+                    }
+                };
+                gauges.count_clock(&self.table, &clock, today);
+            }
+            if !full {
+                break;
+            }
+        }
         let mut after = None;
         loop {
             let page = self
@@ -125,7 +183,10 @@ impl<S: Store> FlowEngine<S> {
                     None => case,
                     Some(change) => {
                         let next = change.case.clone();
-                        match self.commit(None, vec![change], now).await {
+                        match self
+                            .commit(None, vec![change], Vec::new(), Vec::new(), now)
+                            .await
+                        {
                             Ok(done) => {
                                 pass.cases += done.cases;
                                 pass.notices += done.notices;
@@ -143,15 +204,18 @@ impl<S: Store> FlowEngine<S> {
                 break;
             }
         }
-        gauges.publish();
+        gauges.publish(&self.table, today, now);
         Ok(pass)
     }
 
-    /// Commits one step: the inbox event out, the joint cases, their notices.
+    /// Commits one step: the inbox event out, the joint cases and case clocks, their notices
+    /// (`clock_deadlines`: the case clocks' deadline notices).
     async fn commit(
         &self,
         event: Option<i64>,
         changes: Vec<Change>,
+        clocks: Vec<CaseClock>,
+        clock_deadlines: Vec<rules::Deadline>,
         now: Millis,
     ) -> Result<Pass, StoreError> {
         let mut notices = Vec::new();
@@ -165,8 +229,13 @@ impl<S: Store> FlowEngine<S> {
                 notices.push(joint_message(&change.case, stamp()?, now)?);
             }
             for deadline in &change.deadlines {
-                notices.push(deadline_message(&change.case, deadline, stamp()?, now)?);
+                let by = format!("clock of flow {}", change.case.notice.flow.as_str());
+                notices.push(deadline_message(deadline, by, stamp()?, now)?);
             }
+        }
+        for deadline in &clock_deadlines {
+            let by = format!("time limit of {}", deadline.notice.item.code());
+            notices.push(deadline_message(deadline, by, stamp()?, now)?);
         }
         let subscribers: Vec<BureauId> = notices
             .iter()
@@ -174,13 +243,14 @@ impl<S: Store> FlowEngine<S> {
             .collect();
         let done = Pass {
             events: usize::from(event.is_some()),
-            cases: changes.len(),
+            cases: changes.len() + clocks.len(),
             notices: notices.len(),
         };
         self.store
             .commit_flow_step(FlowStep {
                 event,
                 cases: changes.into_iter().map(|c| c.case).collect(),
+                clocks,
                 notices,
             })
             .await?;
@@ -297,16 +367,21 @@ fn joint_message(
     )
 }
 
-/// A deadline notice, for the bureau handling the case.
+/// A deadline notice, for the bureau handling the case (`routed_by`: which clock sent it).
 fn deadline_message(
-    case: &JointCase,
     deadline: &rules::Deadline,
+    routed_by: String,
     at: ShanghaiTime,
     now: Millis,
 ) -> Result<NewMessage, StoreError> {
+    // Keyed by the clock it comes from: the joint case's, or the case's own.
     let what = format!(
         "{}/{}:{}/deadline/{}",
-        case.notice.joint_case_id.as_str(),
+        deadline
+            .notice
+            .joint_case_id
+            .as_ref()
+            .map_or("clock", |id| id.as_str()),
         deadline.bureau.as_str(),
         deadline.case_id.as_str(),
         deadline.sequence
@@ -324,15 +399,26 @@ fn deadline_message(
         &what,
         event,
         vec![deadline.bureau],
-        format!("clock of flow {}", case.notice.flow.as_str()),
+        routed_by,
         now,
     )
 }
 
-/// The clock gauges of one tick: open, due soon and overdue branch cases per bureau.
+/// The clock gauges of one tick: open, due soon and overdue cases per bureau (branches of open
+/// joint cases and cases on their own clock).
 #[derive(Default)]
 struct Gauges {
     counts: std::collections::BTreeMap<(BureauId, &'static str), u64>,
+    overdue: OverdueList,
+}
+
+/// Whose clock a gauge counts.
+struct Who<'a> {
+    bureau: BureauId,
+    case_id: &'a schemas::BureauCaseId,
+    item: schemas::Item,
+    project: &'a schemas::ProjectCode,
+    joint_case_id: Option<&'a schemas::JointCaseId>,
 }
 
 impl Gauges {
@@ -340,25 +426,80 @@ impl Gauges {
         if case.notice.status != JointStatus::Open {
             return;
         }
+        let project = &case.notice.project.code;
         for (branch, clock) in case.notice.branches.iter().zip(&case.clocks) {
-            if branch.case_id.is_none() || clock.clock.stopped_on.is_some() {
-                continue;
-            }
-            *self.counts.entry((branch.bureau, "open")).or_default() += 1;
-            if let Some((_, left)) = rules::standing(&clock.clock, table.calendar(), today) {
-                let state = if left < 0 {
-                    "overdue"
-                } else if left <= i64::from(table.warn_before()) {
-                    "due_soon"
-                } else {
-                    continue;
+            if let Some(case_id) = &branch.case_id {
+                let who = Who {
+                    bureau: branch.bureau,
+                    case_id,
+                    item: branch.item,
+                    project,
+                    joint_case_id: Some(case.id()),
                 };
-                *self.counts.entry((branch.bureau, state)).or_default() += 1;
+                self.add(&who, &clock.clock, table, today);
             }
+        }
+        // The application as a whole: overdue is listed, not counted (its branches are).
+        if let Some(flow) = table.flow(case.notice.flow.as_str())
+            && let Some((due, left)) = rules::standing(&case.clock, table.calendar(), today)
+            && left < 0
+        {
+            self.overdue.push(OverdueCase {
+                bureau: case.notice.window,
+                case_id: case.notice.window_case_id.clone(),
+                item: flow.item,
+                project: project.clone(),
+                due_on: ShanghaiDate::new(due.date),
+                working_days_overdue: -left,
+                joint_case_id: Some(case.id().clone()),
+            });
         }
     }
 
-    fn publish(self) {
+    fn count_clock(&mut self, table: &FlowTable, clock: &CaseClock, today: NaiveDate) {
+        if clock.is_open() && clock.clock.started_on.is_some() {
+            let who = Who {
+                bureau: clock.bureau,
+                case_id: &clock.case_id,
+                item: clock.item,
+                project: &clock.project,
+                joint_case_id: None,
+            };
+            self.add(&who, &clock.clock, table, today);
+        }
+    }
+
+    fn add(&mut self, who: &Who<'_>, clock: &Clock, table: &FlowTable, today: NaiveDate) {
+        if clock.stopped_on.is_some() {
+            return;
+        }
+        *self.counts.entry((who.bureau, "open")).or_default() += 1;
+        if let Some((due, left)) = rules::standing(clock, table.calendar(), today) {
+            let state = if left < 0 {
+                self.overdue.push(OverdueCase {
+                    bureau: who.bureau,
+                    case_id: who.case_id.clone(),
+                    item: who.item,
+                    project: who.project.clone(),
+                    due_on: ShanghaiDate::new(due.date),
+                    working_days_overdue: -left,
+                    joint_case_id: who.joint_case_id.cloned(),
+                });
+                "overdue"
+            } else if left <= i64::from(table.warn_before()) {
+                "due_soon"
+            } else {
+                return;
+            };
+            *self.counts.entry((who.bureau, state)).or_default() += 1;
+        }
+    }
+
+    fn publish(mut self, table: &FlowTable, today: NaiveDate, now: Millis) {
+        self.overdue.settle();
+        self.overdue.as_of = Some(ShanghaiDate::new(today));
+        self.overdue.looked_at = now;
+        table.set_overdue(self.overdue);
         for bureau in BureauId::ALL {
             for state in ["open", "due_soon", "overdue"] {
                 let n = self.counts.get(&(bureau, state)).copied().unwrap_or(0);
@@ -614,6 +755,175 @@ mod tests {
                 window,
                 [(1, EventKind::JointOpened), (2, EventKind::JointUpdated)]
             );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cases_on_their_own_clock_are_warned_then_taken_in_by_a_joint_case_opened_later() {
+        let table = table();
+        let date = |t: &str| NaiveDate::parse_from_str(t, "%Y-%m-%d").unwrap();
+        for (_schema, _dir, store) in stores("flows-case-clocks").await {
+            let engine = FlowEngine::new(store.clone(), table.clone(), None);
+            // Two branch cases filed before the window's application: each on its own clock.
+            let police = case_event(
+                BureauId::TrafficPolice,
+                Item::RoadWorksTrafficSafety,
+                CaseStatus::Accepted,
+                "JJ2026000077",
+                1,
+                "2026-02-24",
+            );
+            let water = case_event(
+                BureauId::Water,
+                Item::WaterSupplyConnection,
+                CaseStatus::Accepted,
+                "SW2026001024",
+                1,
+                "2026-02-13",
+            );
+            send(&store, &table, "tp-1", police.clone()).await;
+            send(&store, &table, "w-1", water.clone()).await;
+            send(&store, &table, "tp-1-again", police.clone()).await; // resent: nothing moves
+            let pass = engine.drain(10).await.unwrap();
+            assert_eq!((pass.events, pass.cases, pass.notices), (3, 2, 0));
+            assert_eq!(store.open_case_clocks(None, 10).await.unwrap().len(), 2);
+            // One working day from 24 February: due 25 February, warned at once, passed on 26.
+            assert_eq!(
+                engine.tick(date("2026-02-24"), 20).await.unwrap().notices,
+                1
+            );
+            assert_eq!(
+                engine.tick(date("2026-02-25"), 21).await.unwrap().notices,
+                0
+            );
+            assert_eq!(
+                engine.tick(date("2026-02-26"), 22).await.unwrap().notices,
+                1
+            );
+            let mut states = Vec::new();
+            loop {
+                let leased = store
+                    .lease_due("t", vec![BureauId::TrafficPolice], i64::MAX / 2, 1_000, 10)
+                    .await
+                    .unwrap();
+                let Some(delivery) = leased.first() else {
+                    break;
+                };
+                let notice = delivery.event.deadline().unwrap();
+                assert_eq!(notice.joint_case_id, None);
+                assert_eq!(delivery.event.case_id.as_str(), "JJ2026000077");
+                states.push((delivery.event.sequence, notice.state, notice.working_days));
+                store.mark_delivered(delivery, 30).await.unwrap();
+            }
+            assert_eq!(
+                states,
+                [
+                    (1, schemas::DeadlineState::Approaching, 1),
+                    (2, schemas::DeadlineState::Passed, 1)
+                ]
+            );
+            assert!(
+                told(&store, BureauId::Water).await.is_empty(),
+                "4 working days left"
+            );
+            // The overdue list of that tick: the police case, one working day late.
+            let overdue = table.overdue();
+            assert_eq!(overdue.as_of.map(|d| d.get()), Some(date("2026-02-26")));
+            assert_eq!(overdue.total, 1);
+            assert_eq!(
+                (
+                    overdue.cases[0].case_id.as_str(),
+                    overdue.cases[0].working_days_overdue,
+                    overdue.cases[0].joint_case_id.clone()
+                ),
+                ("JJ2026000077", 1, None)
+            );
+
+            // The window's application opens the joint case, which takes both cases in.
+            let window = case_event(
+                BureauId::Planning,
+                Item::ConstructionPlanningPermit,
+                CaseStatus::Accepted,
+                "GH2026000123",
+                2,
+                "2026-02-26",
+            );
+            send(&store, &table, "gh-1", window.clone()).await;
+            engine.drain(40).await.unwrap();
+            let joint = store
+                .joint_cases_of_project(window.project(), 10)
+                .await
+                .unwrap()
+                .pop()
+                .unwrap();
+            let branch = |bureau| {
+                joint
+                    .notice
+                    .branches
+                    .iter()
+                    .position(|b| b.bureau == bureau)
+                    .unwrap()
+            };
+            let w = branch(BureauId::Water);
+            assert_eq!(
+                joint.notice.branches[w]
+                    .case_id
+                    .as_ref()
+                    .map(|c| c.as_str()),
+                Some("SW2026001024")
+            );
+            assert_eq!(
+                joint.notice.branches[w].status,
+                schemas::BranchStatus::Accepted
+            );
+            // Counted from the water case's own acceptance on 13 February: due 28 February.
+            assert_eq!(
+                joint.notice.branches[w].due.unwrap().on.get(),
+                date("2026-02-28")
+            );
+            let p = branch(BureauId::TrafficPolice);
+            assert!(
+                joint.clocks[p].clock.passed,
+                "its notices are not sent again"
+            );
+            assert!(store.open_case_clocks(None, 10).await.unwrap().is_empty());
+            let taken = store
+                .case_clock(BureauId::Water, &water.case_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(taken.joint_case_id.as_ref(), Some(joint.id()));
+
+            // From now on the branch's clock speaks, naming the joint case.
+            assert_eq!(
+                engine.tick(date("2026-03-02"), 50).await.unwrap().notices,
+                1
+            );
+            let leased = store
+                .lease_due("t", vec![BureauId::Water], i64::MAX / 2, 1_000, 10)
+                .await
+                .unwrap();
+            let deadlines: Vec<_> = leased.iter().filter_map(|d| d.event.deadline()).collect();
+            assert_eq!(deadlines.len(), 1, "{leased:?}");
+            assert_eq!(deadlines[0].state, schemas::DeadlineState::Passed);
+            assert_eq!(deadlines[0].joint_case_id.as_ref(), Some(joint.id()));
+            // A later event of the water case moves the branch, not a clock of its own.
+            let approved = case_event(
+                BureauId::Water,
+                Item::WaterSupplyConnection,
+                CaseStatus::Approved,
+                "SW2026001024",
+                2,
+                "2026-03-03",
+            );
+            send(&store, &table, "w-2", approved).await;
+            engine.drain(60).await.unwrap();
+            let after = store.joint_case(joint.id()).await.unwrap().unwrap();
+            assert_eq!(
+                after.notice.branches[w].status,
+                schemas::BranchStatus::Approved
+            );
+            assert!(store.open_case_clocks(None, 10).await.unwrap().is_empty());
         }
     }
 }

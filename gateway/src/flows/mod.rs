@@ -8,6 +8,7 @@
 //!   calendar and the day passed in.
 //! - `bulletin`: the monthly bulletin (月度通報) per bureau and per flow, frozen once the month
 //!   is over.
+//! - `overdue`: the overdue list each clock tick makes (for the API, `ctl` and the dashboard).
 //! - `engine`: the task every node runs: it takes events out of the store's inbox, applies
 //!   them and commits each step whole (the joint cases over the revision they were read at,
 //!   the notices as one message through the normal routing and retry machinery); it looks at
@@ -19,6 +20,7 @@
 
 pub mod bulletin;
 pub mod engine;
+pub mod overdue;
 pub mod rules;
 pub mod view;
 
@@ -33,6 +35,10 @@ use crate::workdays::Calendar;
 #[derive(Debug, Clone)]
 pub struct FlowTable {
     flows: Arc<Vec<Flow>>,
+    every_case: bool,
+    pause_on_supplement: bool,
+    /// What the last clock tick of this node found overdue (shared by its clones).
+    overdue: Arc<std::sync::RwLock<overdue::OverdueList>>,
     calendar: Arc<Calendar>,
     warn_before: u16,
 }
@@ -42,6 +48,9 @@ impl FlowTable {
     pub fn new(config: &Config, calendar: Calendar) -> Self {
         Self {
             flows: Arc::new(config.flows.clone()),
+            every_case: config.clocks.every_case,
+            pause_on_supplement: config.clocks.pause_on_supplement,
+            overdue: Arc::default(),
             calendar: Arc::new(calendar),
             warn_before: config.clocks.warn_working_days_before,
         }
@@ -55,6 +64,32 @@ impl FlowTable {
     /// The flow named `name`.
     pub fn flow(&self, name: &str) -> Option<&Flow> {
         self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// Whether every case not in a joint case runs on a clock of its own.
+    pub fn clocks_every_case(&self) -> bool {
+        self.every_case
+    }
+
+    /// Whether a case's own clock stops while a supplement is requested.
+    pub fn pause_case_clocks_on_supplement(&self) -> bool {
+        self.pause_on_supplement
+    }
+
+    /// The overdue cases of the last clock tick.
+    pub fn overdue(&self) -> overdue::OverdueList {
+        self.overdue.read().map_or_else(
+            |poisoned| poisoned.into_inner().clone(),
+            |list| list.clone(),
+        )
+    }
+
+    /// Replaces the overdue list (the engine, after each tick).
+    pub(crate) fn set_overdue(&self, list: overdue::OverdueList) {
+        match self.overdue.write() {
+            Ok(mut slot) => *slot = list,
+            Err(poisoned) => *poisoned.into_inner() = list,
+        }
     }
 
     /// The calendar.
@@ -86,18 +121,20 @@ impl FlowTable {
     }
 
     /// Whether the flows must look at `event`: a case event of a flow's window item (it may
-    /// open a joint case, or withdraw one) or of one of its branches' items.
+    /// open a joint case, or withdraw one) or of one of its branches' items; with
+    /// `clocks.every_case`, every case event (its case's clock).
     pub fn wants(&self, event: &Event) -> bool {
         let Some(case) = event.case() else {
             return false;
         };
-        self.flows.iter().any(|flow| {
-            (event.source == flow.window && case.item == flow.item)
-                || flow
-                    .branches
-                    .iter()
-                    .any(|b| b.bureau == event.source && b.item == case.item)
-        })
+        self.every_case
+            || self.flows.iter().any(|flow| {
+                (event.source == flow.window && case.item == flow.item)
+                    || flow
+                        .branches
+                        .iter()
+                        .any(|b| b.bureau == event.source && b.item == case.item)
+            })
     }
 
     /// The flows `event` opens a joint case of.
@@ -113,11 +150,24 @@ impl FlowTable {
         })
     }
 
-    /// Says, in words, what the flows would do with a case event of `source` about `item`
-    /// entering `status` (for `gateway flows explain`).
+    /// Says, in words, what the flows and the time limits would do with a case event of
+    /// `source` about `item` entering `status` (for `gateway routes explain`).
     pub fn explain(&self, source: BureauId, item: Item, status: CaseStatus) -> Vec<String> {
         let kind = status.event_kind();
         let mut lines = Vec::new();
+        if self.every_case {
+            lines.push(format!(
+                "moves the case's own clock, on the limit the event carries, unless the case is a branch of a joint case{}",
+                match status {
+                    CaseStatus::Accepted => ": it starts on the next working day",
+                    CaseStatus::SupplementRequested if self.pause_on_supplement =>
+                        ": it stops until the supplement comes",
+                    CaseStatus::Approved | CaseStatus::Rejected | CaseStatus::Withdrawn =>
+                        ": it stops for good",
+                    _ => "",
+                }
+            ));
+        }
         for flow in self.flows.iter() {
             if source == flow.window && item == flow.item {
                 if kind == flow.kind {
@@ -164,7 +214,7 @@ impl FlowTable {
             }
         }
         if lines.is_empty() {
-            lines.push("no flow acts on it".to_owned());
+            lines.push("no flow or clock acts on it".to_owned());
         }
         lines
     }
@@ -184,7 +234,12 @@ mod tests {
             CaseStatus::Accepted,
         );
         assert!(
-            opens[0].starts_with("opens a joint case of flow one_stop_construction_permit"),
+            opens[0].starts_with("moves the case's own clock")
+                && opens[0].ends_with("next working day"),
+            "{opens:?}"
+        );
+        assert!(
+            opens[1].starts_with("opens a joint case of flow one_stop_construction_permit"),
             "{opens:?}"
         );
         let rejects = table.explain(
@@ -193,12 +248,22 @@ mod tests {
             CaseStatus::Rejected,
         );
         assert_eq!(
-            rejects,
+            rejects[1..],
             [
                 "updates the required branch civil_defense_design_review of flow one_stop_construction_permit (limit 5 working days): the joint case is rejected and every branch told"
             ]
         );
-        let nothing = table.explain(BureauId::Greenery, Item::TreeFelling, CaseStatus::Approved);
-        assert_eq!(nothing, ["no flow acts on it"]);
+        let own = table.explain(BureauId::Greenery, Item::TreeFelling, CaseStatus::Approved);
+        assert_eq!(
+            own,
+            [
+                "moves the case's own clock, on the limit the event carries, unless the case is a branch of a joint case: it stops for good"
+            ]
+        );
+        let mut config = Config::from_layers(&[], &[]).unwrap();
+        config.clocks.every_case = false;
+        let without = FlowTable::new(&config, Calendar::builtin());
+        let nothing = without.explain(BureauId::Greenery, Item::TreeFelling, CaseStatus::Approved);
+        assert_eq!(nothing, ["no flow or clock acts on it"]);
     }
 }

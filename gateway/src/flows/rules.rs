@@ -17,19 +17,25 @@
 //! - Each change of a joint case is a new version, told to the window and every branch bureau.
 //! - A day passing ([`tick`]): an unsupplied document past its deadline terminates the joint case;
 //!   a running branch clock `warn_before` working days from its due date, and again once past it,
-//!   sends the branch bureau a deadline notice (once each).
+//!   sends the branch bureau a deadline notice (once each); so does the whole joint case's clock,
+//!   to the window bureau about its application.
+//! - Every other case (with `clocks.every_case`) runs on a clock of its own, of the time limit
+//!   its events carry ([`apply_case_clock`], [`tick_case_clock`]), with the same rules and
+//!   notices, unless it is a branch of a joint case: a joint case opening takes in the case clocks of its branches filed
+//!   before it (the branch then counts from the case's own acceptance), and a case matched to a
+//!   branch later stops keeping a clock of its own.
 
 use chrono::NaiveDate;
 use schemas::{
     BranchStatus, BureauCaseId, BureauId, CaseStatus, DeadlineNotice, DeadlineState, DueDate,
-    Event, FlowName, JointBranch, JointNotice, JointStatus, Name, ShanghaiDate,
+    Event, FlowName, JointBranch, JointCaseId, JointNotice, JointStatus, Name, ShanghaiDate,
 };
 
 use super::FlowTable;
 use crate::clock::Millis;
 use crate::config::Flow;
 use crate::ids;
-use crate::store::joint::{BranchClock, Clock, JointCase, Paused, SupplyLater};
+use crate::store::joint::{BranchClock, CaseClock, Clock, JointCase, Paused, SupplyLater};
 use crate::workdays::{Calendar, Counted};
 
 /// A joint case changed by a step, and what it sends.
@@ -39,8 +45,10 @@ pub struct Change {
     pub case: JointCase,
     /// Whether its notice changed (a new version for the window and the branches).
     pub joint_notice: bool,
-    /// Deadline notices for branch bureaus.
+    /// Deadline notices for branch bureaus (and the window, about the whole).
     pub deadlines: Vec<Deadline>,
+    /// Case clocks a newly opened joint case took in for its branches.
+    pub adopted: Vec<CaseClock>,
 }
 
 /// A deadline notice to a branch bureau about its case.
@@ -99,12 +107,59 @@ pub fn is_paused(clock: &Clock) -> bool {
     clock.pauses.last().is_some_and(|p| p.to.is_none())
 }
 
-/// What `event` does to the joint cases of its project (`existing`, as stored): the changed and
-/// the newly opened ones.
+/// What one inbox event changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Joint cases changed or opened.
+    pub changes: Vec<Change>,
+    /// Case clocks started, moved, or taken in by a joint case.
+    pub clocks: Vec<CaseClock>,
+}
+
+/// What `event` does: to the joint cases of its project (`existing`, as stored: the changed and
+/// the newly opened ones), to its own case's clock (`own`, as stored; a window's or branch's
+/// case counts on its joint case's clock instead), and — when it opens a joint case — to the
+/// case clocks of its project (`of_project`) the new case takes in.
 pub fn apply_event(
     table: &FlowTable,
     event: &Event,
     existing: &[JointCase],
+    own: Option<&CaseClock>,
+    of_project: &[CaseClock],
+    now: Millis,
+) -> Step {
+    let mut step = Step {
+        changes: joint_changes(table, event, existing, of_project, now),
+        clocks: Vec::new(),
+    };
+    step.clocks = step
+        .changes
+        .iter()
+        .flat_map(|c| c.adopted.iter().cloned())
+        .collect();
+    let taken_in =
+        step.changes
+            .iter()
+            .map(|c| &c.case)
+            .chain(existing.iter())
+            .find(|c| {
+                (c.notice.window == event.source && c.notice.window_case_id == event.case_id)
+                    || c.notice.branches.iter().any(|b| {
+                        b.bureau == event.source && b.case_id.as_ref() == Some(&event.case_id)
+                    })
+            })
+            .map(|c| c.id().clone());
+    if let Some(clock) = apply_case_clock(table, event, own, taken_in, now) {
+        step.clocks.push(clock);
+    }
+    step
+}
+
+fn joint_changes(
+    table: &FlowTable,
+    event: &Event,
+    existing: &[JointCase],
+    of_project: &[CaseClock],
     now: Millis,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
@@ -113,6 +168,8 @@ pub fn apply_event(
     };
     let calendar = table.calendar();
     let today = day_of(event);
+    // Case clocks already taken in by a joint case this step opened.
+    let mut taken: Vec<(BureauId, BureauCaseId)> = Vec::new();
     for flow in table.opened_by(event) {
         let id = ids::joint_case_id(&flow.name, event.source.as_str(), event.case_id.as_str());
         if existing.iter().any(|c| c.id() == &id) {
@@ -157,29 +214,35 @@ pub fn apply_event(
                 })
                 .collect(),
         };
+        let mut opened = JointCase {
+            notice,
+            clocks: flow
+                .branches
+                .iter()
+                .map(|b| BranchClock {
+                    clock: Clock {
+                        limit: b.time_limit_working_days,
+                        ..Clock::default()
+                    },
+                    last_sequence: 0,
+                })
+                .collect(),
+            clock,
+            window_sequence: event.sequence,
+            supply_later: None,
+            closed_at: None,
+            updated_at: now,
+            revision: 1,
+        };
+        let adopted = adopt_branches(&mut opened, of_project, &mut taken, calendar, today, now);
+        if opened.notice.status.is_final() {
+            opened.closed_at = Some(now);
+        }
         changes.push(Change {
-            case: JointCase {
-                notice,
-                clocks: flow
-                    .branches
-                    .iter()
-                    .map(|b| BranchClock {
-                        clock: Clock {
-                            limit: b.time_limit_working_days,
-                            ..Clock::default()
-                        },
-                        last_sequence: 0,
-                    })
-                    .collect(),
-                clock,
-                window_sequence: event.sequence,
-                supply_later: None,
-                closed_at: None,
-                updated_at: now,
-                revision: 1,
-            },
+            case: opened,
             joint_notice: true,
             deadlines: Vec::new(),
+            adopted,
         });
     }
     for stored in existing {
@@ -209,10 +272,151 @@ pub fn apply_event(
                 case: next,
                 joint_notice,
                 deadlines: Vec::new(),
+                adopted: Vec::new(),
             });
         }
     }
     changes
+}
+
+/// A new joint case takes in, for each branch, the latest case clock of the project of the
+/// branch's bureau and item not taken in yet (a branch case filed before the window's): the
+/// branch gets its case, status and clock (with the branch's own limit). Returns the clocks as
+/// changed (taken in: they run no more on their own).
+fn adopt_branches(
+    case: &mut JointCase,
+    of_project: &[CaseClock],
+    taken: &mut Vec<(BureauId, BureauCaseId)>,
+    calendar: &Calendar,
+    today: NaiveDate,
+    now: Millis,
+) -> Vec<CaseClock> {
+    let mut adopted = Vec::new();
+    for (branch, clock) in case.notice.branches.iter_mut().zip(case.clocks.iter_mut()) {
+        let candidate = of_project
+            .iter()
+            .filter(|c| {
+                c.bureau == branch.bureau
+                    && c.item == branch.item
+                    && c.joint_case_id.is_none()
+                    && !taken.contains(&(c.bureau, c.case_id.clone()))
+            })
+            .max_by_key(|c| c.updated_at);
+        let Some(found) = candidate else {
+            continue;
+        };
+        taken.push((found.bureau, found.case_id.clone()));
+        branch.case_id = Some(found.case_id.clone());
+        branch.status = BranchStatus::from(found.status);
+        clock.clock = Clock {
+            limit: clock.clock.limit,
+            ..found.clock.clone()
+        };
+        clock.last_sequence = found.last_sequence;
+        branch.due = due_of(&clock.clock, calendar, today).map(due_date);
+        let mut took = found.clone();
+        took.joint_case_id = Some(case.notice.joint_case_id.clone());
+        took.updated_at = now;
+        took.revision += 1;
+        adopted.push(took);
+    }
+    if !adopted.is_empty() {
+        decide(case);
+    }
+    adopted
+}
+
+/// Moves a clock by its case entering `status` on `day`: started at the first acceptance, a
+/// pause closed by the next, opened by a supplement request (when `pause_on_supplement`), and
+/// stopped for good by the decision.
+fn move_clock(clock: &mut Clock, status: CaseStatus, pause_on_supplement: bool, day: ShanghaiDate) {
+    match status {
+        CaseStatus::Accepted => {
+            if clock.started_on.is_none() {
+                clock.started_on = Some(day);
+            }
+            if let Some(pause) = clock.pauses.last_mut().filter(|p| p.to.is_none()) {
+                pause.to = Some(day);
+            }
+        }
+        CaseStatus::SupplementRequested => {
+            if pause_on_supplement && !is_paused(clock) {
+                clock.pauses.push(Paused {
+                    from: day,
+                    to: None,
+                });
+            }
+        }
+        CaseStatus::Approved | CaseStatus::Rejected | CaseStatus::Withdrawn => {
+            if let Some(pause) = clock.pauses.last_mut().filter(|p| p.to.is_none()) {
+                pause.to = Some(day);
+            }
+            clock.stopped_on = Some(day);
+        }
+        CaseStatus::Submitted => {}
+    }
+}
+
+/// What a case event does to its case's own clock (`stored`), on the time limit the event
+/// carries: `None` when nothing (`clocks.every_case` off, an older event, a clock already taken
+/// in, or a case that is a branch of the joint case `taken_in` and never had a clock of its own).
+pub fn apply_case_clock(
+    table: &FlowTable,
+    event: &Event,
+    stored: Option<&CaseClock>,
+    taken_in: Option<JointCaseId>,
+    now: Millis,
+) -> Option<CaseClock> {
+    let case = event.case()?;
+    if !table.clocks_every_case() {
+        return None;
+    }
+    if let Some(stored) = stored
+        && (stored.joint_case_id.is_some() || event.sequence <= stored.last_sequence)
+    {
+        return None;
+    }
+    let mut clock = match (stored, taken_in) {
+        (None, Some(_)) => return None,
+        (Some(stored), Some(joint)) => {
+            let mut next = stored.clone();
+            next.joint_case_id = Some(joint);
+            next.last_sequence = event.sequence;
+            next.status = case.status;
+            next.updated_at = now;
+            next.revision += 1;
+            return Some(next);
+        }
+        (Some(stored), None) => {
+            let mut next = stored.clone();
+            next.revision += 1;
+            next
+        }
+        (None, None) => CaseClock {
+            bureau: event.source,
+            case_id: event.case_id.clone(),
+            item: case.item,
+            project: case.project.code.clone(),
+            status: case.status,
+            clock: Clock::default(),
+            last_sequence: 0,
+            joint_case_id: None,
+            updated_at: now,
+            revision: 1,
+        },
+    };
+    clock.status = case.status;
+    clock.last_sequence = event.sequence;
+    clock.updated_at = now;
+    // The bureau's latest word on its limit (an extension, say) counts.
+    clock.clock.limit = case.time_limit_working_days.get();
+    move_clock(
+        &mut clock.clock,
+        case.status,
+        table.pause_case_clocks_on_supplement(),
+        ShanghaiDate::new(day_of(event)),
+    );
+    Some(clock)
 }
 
 /// A window event about the joint case's own application. `Some(told)` when the case changed,
@@ -285,31 +489,7 @@ fn apply_branch(
     let day = ShanghaiDate::new(today);
     branch.case_id = Some(event.case_id.clone());
     branch.status = BranchStatus::from(status);
-    match status {
-        CaseStatus::Accepted => {
-            if clock.clock.started_on.is_none() {
-                clock.clock.started_on = Some(day);
-            }
-            if let Some(pause) = clock.clock.pauses.last_mut().filter(|p| p.to.is_none()) {
-                pause.to = Some(day);
-            }
-        }
-        CaseStatus::SupplementRequested => {
-            if flow.pause_on_supplement && !is_paused(&clock.clock) {
-                clock.clock.pauses.push(Paused {
-                    from: day,
-                    to: None,
-                });
-            }
-        }
-        CaseStatus::Approved | CaseStatus::Rejected | CaseStatus::Withdrawn => {
-            if let Some(pause) = clock.clock.pauses.last_mut().filter(|p| p.to.is_none()) {
-                pause.to = Some(day);
-            }
-            clock.clock.stopped_on = Some(day);
-        }
-        CaseStatus::Submitted => {}
-    }
+    move_clock(&mut clock.clock, status, flow.pause_on_supplement, day);
     branch.due = due_of(&clock.clock, calendar, today).map(due_date);
     decide(case);
     // A newer event of the branch's case always tells something: its status, its case or its
@@ -363,47 +543,42 @@ pub fn tick(
     }
     let mut deadlines = Vec::new();
     if !joint_notice {
+        let warn_before = table.warn_before();
+        let about = Some(case.notice.joint_case_id.clone());
         for (branch, clock) in case.notice.branches.iter().zip(case.clocks.iter_mut()) {
             let Some(case_id) = &branch.case_id else {
                 continue;
             };
-            if clock.clock.stopped_on.is_some() || is_paused(&clock.clock) {
-                continue;
+            if let Some((sequence, notice)) = deadline_due(
+                &mut clock.clock,
+                (branch.item, &case.notice.project.code, about.clone()),
+                calendar,
+                today,
+                warn_before,
+            ) {
+                deadlines.push(Deadline {
+                    bureau: branch.bureau,
+                    case_id: case_id.clone(),
+                    sequence,
+                    notice,
+                });
             }
-            let Some(due) = due_of(&clock.clock, calendar, today) else {
-                continue;
-            };
-            let state = if today > due.date && !clock.clock.passed {
-                clock.clock.passed = true;
-                clock.clock.warned = true;
-                let (overdue, _) = calendar.working_days_between(due.date, today);
-                Some((DeadlineState::Passed, overdue))
-            } else if today <= due.date && !clock.clock.warned {
-                let (left, _) = calendar.working_days_between(today, due.date);
-                (left <= u32::from(table.warn_before())).then(|| {
-                    clock.clock.warned = true;
-                    (DeadlineState::Approaching, left)
-                })
-            } else {
-                None
-            };
-            let Some((state, days)) = state else {
-                continue;
-            };
-            clock.clock.notices_sent += 1;
+        }
+        // The whole joint case: the window answers the applicant once, by its due date.
+        if let Some(flow) = table.flow(case.notice.flow.as_str())
+            && let Some((sequence, notice)) = deadline_due(
+                &mut case.clock,
+                (flow.item, &case.notice.project.code, about),
+                calendar,
+                today,
+                warn_before,
+            )
+        {
             deadlines.push(Deadline {
-                bureau: branch.bureau,
-                case_id: case_id.clone(),
-                sequence: u64::from(clock.clock.notices_sent),
-                notice: DeadlineNotice {
-                    item: branch.item,
-                    project: case.notice.project.code.clone(),
-                    state,
-                    working_days: u16::try_from(days.min(366)).unwrap_or(366),
-                    due: due_date(due),
-                    calendar: case.notice.calendar.clone(),
-                    joint_case_id: Some(case.notice.joint_case_id.clone()),
-                },
+                bureau: case.notice.window,
+                case_id: case.notice.window_case_id.clone(),
+                sequence,
+                notice,
             });
         }
     }
@@ -419,7 +594,87 @@ pub fn tick(
         case,
         joint_notice,
         deadlines,
+        adopted: Vec::new(),
     })
+}
+
+/// The deadline notice a running clock owes on `today`, if any — approaching once within
+/// `warn_before` working days of its due date, passed once after it — with its number among the
+/// clock's notices; the clock records it. `about` is the case's item, project and joint case.
+fn deadline_due(
+    clock: &mut Clock,
+    about: (schemas::Item, &schemas::ProjectCode, Option<JointCaseId>),
+    calendar: &Calendar,
+    today: NaiveDate,
+    warn_before: u16,
+) -> Option<(u64, DeadlineNotice)> {
+    if clock.stopped_on.is_some() || is_paused(clock) {
+        return None;
+    }
+    let due = due_of(clock, calendar, today)?;
+    let (state, days) = if today > due.date && !clock.passed {
+        clock.passed = true;
+        clock.warned = true;
+        (
+            DeadlineState::Passed,
+            calendar.working_days_between(due.date, today).0,
+        )
+    } else if today <= due.date && !clock.warned {
+        let (left, _) = calendar.working_days_between(today, due.date);
+        if left > u32::from(warn_before) {
+            return None;
+        }
+        clock.warned = true;
+        (DeadlineState::Approaching, left)
+    } else {
+        return None;
+    };
+    clock.notices_sent += 1;
+    let (item, project, joint_case_id) = about;
+    Some((
+        u64::from(clock.notices_sent),
+        DeadlineNotice {
+            item,
+            project: project.clone(),
+            state,
+            working_days: u16::try_from(days.min(366)).unwrap_or(366),
+            due: due_date(due),
+            calendar: calendar_name(calendar),
+            joint_case_id,
+        },
+    ))
+}
+
+/// What the passing of days does to an open case clock on `today`: the clock as it is to be
+/// stored and the deadline notice it sends, or `None`.
+pub fn tick_case_clock(
+    table: &FlowTable,
+    stored: &CaseClock,
+    today: NaiveDate,
+    now: Millis,
+) -> Option<(CaseClock, Deadline)> {
+    if !stored.is_open() {
+        return None;
+    }
+    let mut next = stored.clone();
+    let (sequence, notice) = deadline_due(
+        &mut next.clock,
+        (stored.item, &stored.project, None),
+        table.calendar(),
+        today,
+        table.warn_before(),
+    )?;
+    next.updated_at = now;
+    next.revision += 1;
+    Some((
+        next,
+        Deadline {
+            bureau: stored.bureau,
+            case_id: stored.case_id.clone(),
+            sequence,
+            notice,
+        },
+    ))
 }
 
 /// A branch's clock as of `today`, for the operators: its due date and working days left
@@ -479,6 +734,8 @@ pub(crate) mod tests {
             adapters::sample::case_event(&mut fastrand::Rng::with_seed(sequence), source);
         let mut case = event.case().cloned().unwrap();
         case.item = item;
+        case.time_limit_working_days =
+            schemas::WorkingDays::new(adapters::sample::time_limit(item)).unwrap();
         case.stage = Stage::ConstructionPermit;
         case.status = status;
         case.project.code = schemas::ProjectCode::parse("2601-310115-04-01-000123").unwrap();
@@ -557,7 +814,7 @@ pub(crate) mod tests {
         let mut stored: Vec<JointCase> = Vec::new();
         let mut told = Vec::new();
         for event in events {
-            for change in apply_event(&table, event, &stored, 0) {
+            for change in apply_event(&table, event, &stored, None, &[], 0).changes {
                 if change.joint_notice {
                     told.push(change.case.notice.clone());
                 }
@@ -723,5 +980,77 @@ pub(crate) mod tests {
             tick(&table, &passed.case, d("2026-03-04"), 0).is_none(),
             "told once"
         );
+    }
+
+    #[test]
+    fn the_window_is_warned_before_the_whole_joint_case_is_due_and_told_when_it_passes() {
+        let table = table(); // warns 1 working day before
+        let (stored, _) = run(&[window(Accepted, 2, "2026-02-13")]);
+        // Fifteen working days from 13 February: due 12 March.
+        assert_eq!(stored[0].notice.due.on.get(), d("2026-03-12"));
+        assert!(tick(&table, &stored[0], d("2026-03-10"), 0).is_none());
+        let warned = tick(&table, &stored[0], d("2026-03-11"), 0).unwrap();
+        let notice = &warned.deadlines[0];
+        assert_eq!(
+            (notice.bureau, notice.case_id.as_str(), notice.sequence),
+            (Planning, "GH2026000123", 1)
+        );
+        assert_eq!(notice.notice.item, Item::ConstructionPlanningPermit);
+        assert_eq!(notice.notice.state, DeadlineState::Approaching);
+        assert_eq!(notice.notice.joint_case_id.as_ref(), Some(stored[0].id()));
+        let passed = tick(&table, &warned.case, d("2026-03-16"), 0).unwrap();
+        assert_eq!(passed.deadlines[0].notice.state, DeadlineState::Passed);
+        assert_eq!(passed.deadlines[0].notice.working_days, 2);
+        assert!(!passed.joint_notice, "a late joint case stays open");
+    }
+
+    #[test]
+    fn a_case_with_a_time_limit_runs_its_own_clock_unless_it_is_a_branch() {
+        let table = table();
+        let accepted = branch(TrafficPolice, Accepted, 1, "2026-02-13");
+        let started = apply_case_clock(&table, &accepted, None, None, 5).unwrap();
+        assert_eq!((started.revision, started.clock.limit), (1, 1));
+        assert_eq!(
+            started.clock.started_on.map(|d| d.get()),
+            Some(d("2026-02-13"))
+        );
+        // Resent or older: nothing.
+        assert!(apply_case_clock(&table, &accepted, Some(&started), None, 6).is_none());
+        let asked = branch(TrafficPolice, SupplementRequested, 2, "2026-02-14");
+        let paused = apply_case_clock(&table, &asked, Some(&started), None, 7).unwrap();
+        assert!(is_paused(&paused.clock));
+        assert!(
+            tick_case_clock(&table, &paused, d("2026-03-02"), 8).is_none(),
+            "stopped"
+        );
+        let back = branch(TrafficPolice, Accepted, 3, "2026-02-25");
+        let running = apply_case_clock(&table, &back, Some(&paused), None, 9).unwrap();
+        // One working day from 13 February (Saturday 14th, worked), plus the two working days
+        // stopped after it (24th, 25th): due 25 February, overdue by the 26th and 27th.
+        let (next, deadline) = tick_case_clock(&table, &running, d("2026-02-27"), 10).unwrap();
+        assert_eq!(deadline.notice.due.on.get(), d("2026-02-25"));
+        assert_eq!(deadline.notice.working_days, 2);
+        assert_eq!(deadline.notice.state, DeadlineState::Passed);
+        assert_eq!(next.revision, running.revision + 1);
+        let decided = branch(TrafficPolice, Approved, 4, "2026-03-02");
+        let stopped = apply_case_clock(&table, &decided, Some(&next), None, 11).unwrap();
+        assert!(!stopped.is_open());
+        // A case the joint case already counts as a branch keeps no clock of its own; one that
+        // had a clock hands it over.
+        let joint = stored_joint_id();
+        assert!(apply_case_clock(&table, &accepted, None, Some(joint.clone()), 12).is_none());
+        let handed =
+            apply_case_clock(&table, &asked, Some(&started), Some(joint.clone()), 13).unwrap();
+        assert_eq!(handed.joint_case_id, Some(joint));
+        assert!(!handed.is_open());
+        // Without `clocks.every_case`, no case keeps a clock of its own.
+        let mut config = Config::from_layers(&[], &[]).unwrap();
+        config.clocks.every_case = false;
+        let off = FlowTable::new(&config, Calendar::builtin());
+        assert!(apply_case_clock(&off, &accepted, None, None, 14).is_none());
+    }
+
+    fn stored_joint_id() -> JointCaseId {
+        run(&[window(Accepted, 2, "2026-02-13")]).0[0].id().clone()
     }
 }

@@ -29,6 +29,7 @@ use super::caller::Operator;
 use super::problem::Problem;
 use super::state::AppState;
 use crate::clock::{Millis, now_ms};
+use crate::flows::overdue::OverdueList;
 use crate::flows::view::{ClockView, JointView};
 use crate::ops::timeline::{self, Entry};
 use crate::ops::view::{BureauHealth, ExchangeView, Health};
@@ -439,7 +440,11 @@ async fn overview<S: Store + Clone>(
         .iter()
         .map(|case| JointView::of(case, &state.flows, today))
         .collect();
-    let calendar_warning = state.flows.calendar_warning();
+    let calendar_warning = state
+        .flows
+        .calendar_warning()
+        .map(|_| calendar_missing(lang, state.flows.calendar().last_year()));
+    let overdue = state.flows.overdue();
     let token = form_token(&state.form_key, &operator);
     let ctx = Context {
         lang,
@@ -515,6 +520,10 @@ async fn overview<S: Store + Clone>(
             h2 { (label(lang, Label::JointCases)) }
             div id="joint-case-list" data-live { (joint_rows(&ctx, &joint)) }
         }
+        section #overdue-cases {
+            h2 { (label(lang, Label::OverdueCases)) }
+            div id="overdue-list" data-live { (overdue_rows(&ctx, &overdue)) }
+        }
         section #dead-letters {
             h2 { (label(lang, Label::DeadLetters)) }
             div id="dead-letter-list" data-live { (dead_letter_rows(&ctx, &letters)) }
@@ -575,6 +584,63 @@ fn joint_rows(ctx: &Context<'_>, cases: &[JointView]) -> Markup {
                 }
             } }
         }
+    }
+}
+
+/// Next year's State Council notice is missing from the calendar: the warning, in `lang`.
+fn calendar_missing(lang: Lang, last_year: i32) -> String {
+    match lang {
+        Lang::Zh => format!(
+            "工作日历只到{last_year}年：请载入{}年的国务院办公厅节假日安排通知（calendar.file）；此后的到期日为暂定。",
+            last_year + 1
+        ),
+        Lang::En => format!(
+            "The working-day calendar ends with {last_year}: load the State Council notice for {} (calendar.file); due dates past it are provisional.",
+            last_year + 1
+        ),
+    }
+}
+
+/// The cases past their due date at the last look at the clocks, most overdue first.
+fn overdue_rows(ctx: &Context<'_>, list: &OverdueList) -> Markup {
+    let lang = ctx.lang;
+    html! {
+        @if list.cases.is_empty() {
+            p.muted { (label(lang, Label::NoOverdueCases)) }
+        } @else {
+            p.muted { (label(lang, Label::OverdueTotal)) ": " (list.total)
+                @if let Some(day) = list.as_of { " (" (day.to_string()) ")" } }
+            div.table-wrap { table.overdue-cases {
+                thead { tr {
+                    th { (label(lang, Label::Bureau)) }
+                    th { (label(lang, Label::What)) }
+                    th { (label(lang, Label::Project)) }
+                    th { (label(lang, Label::Due)) }
+                    th { (label(lang, Label::Overdue)) }
+                    th { (label(lang, Label::JointCases)) }
+                } }
+                tbody {
+                    @for case in &list.cases {
+                        tr.overdue.health-failing {
+                            td { (bureau_name(lang, case.bureau)) " " (case.case_id.as_str()) }
+                            td { (item_name(lang, case.item)) }
+                            td { (case.project.as_str()) }
+                            td { (case.due_on.to_string()) }
+                            td { strong { (case.working_days_overdue) } }
+                            td { small.muted { (case.joint_case_id.as_ref().map_or("", |id| id.as_str())) } }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// An item's name: its characters in Chinese, its code in English.
+fn item_name(lang: Lang, item: schemas::Item) -> &'static str {
+    match lang {
+        Lang::Zh => item.name_zh(),
+        Lang::En => item.code(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Joint cases of one-stop parallel approval: `GET /v1/joint-cases/{id}` and
 //! `GET /v1/joint-cases?project=CODE`, for operators and the bureaus taking part (the window and
 //! the branch bureaus). To any other bureau a joint case does not exist: it is answered like an
-//! unknown id, so nothing tells it which projects have one.
+//! unknown id, so nothing tells it which projects have one. And `GET /v1/clocks/overdue`, for
+//! operators: the cases past their due date at this node's last look at the clocks.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use axum::routing::get;
 use schemas::{JointCaseId, ProjectCode};
 use serde::Deserialize;
 
-use super::caller::OperatorOrBureau;
+use super::caller::{Operator, OperatorOrBureau};
 use super::problem::Problem;
 use super::state::AppState;
 use crate::flows::view::JointView;
@@ -26,6 +27,12 @@ pub(super) fn router<S: Store + Clone>() -> Router<Arc<AppState<S>>> {
     Router::new()
         .route("/v1/joint-cases", get(of_project::<S>))
         .route("/v1/joint-cases/{id}", get(joint_case::<S>))
+        .route("/v1/clocks/overdue", get(overdue::<S>))
+}
+
+/// `GET /v1/clocks/overdue`: the overdue list of the last clock tick, most overdue first.
+async fn overdue<S: Store + Clone>(State(state): State<Arc<AppState<S>>>, _: Operator) -> Response {
+    axum::Json(state.flows.overdue()).into_response()
 }
 
 fn today() -> Result<chrono::NaiveDate, Problem> {

@@ -46,7 +46,7 @@ pub use problem::Problem;
 pub use state::AppState;
 
 /// Every endpoint's path, as documented in `schemas/api/openapi.json` (a test compares them).
-pub const PATHS: [&str; 23] = [
+pub const PATHS: [&str; 24] = [
     "/v1/messages",
     "/v1/feed",
     "/v1/feed/ack",
@@ -62,6 +62,7 @@ pub const PATHS: [&str; 23] = [
     "/v1/admin/cases/{key}",
     "/v1/joint-cases",
     "/v1/joint-cases/{id}",
+    "/v1/clocks/overdue",
     "/v1/reports/monthly",
     "/metrics",
     "/healthz",

@@ -267,6 +267,30 @@ impl Store for AnyStore {
         delegate!(self, s => s.open_joint_cases(after, limit))
     }
 
+    async fn case_clock(
+        &self,
+        bureau: BureauId,
+        case_id: &schemas::BureauCaseId,
+    ) -> Result<Option<super::joint::CaseClock>, StoreError> {
+        delegate!(self, s => s.case_clock(bureau, case_id))
+    }
+
+    async fn case_clocks_of_project(
+        &self,
+        project: &schemas::ProjectCode,
+        limit: usize,
+    ) -> Result<Vec<super::joint::CaseClock>, StoreError> {
+        delegate!(self, s => s.case_clocks_of_project(project, limit))
+    }
+
+    async fn open_case_clocks(
+        &self,
+        after: Option<(BureauId, schemas::BureauCaseId)>,
+        limit: usize,
+    ) -> Result<Vec<super::joint::CaseClock>, StoreError> {
+        delegate!(self, s => s.open_case_clocks(after, limit))
+    }
+
     async fn events_received(
         &self,
         from: Millis,

@@ -143,6 +143,37 @@ pub(crate) fn joint_case(state: &str) -> Result<super::joint::JointCase, StoreEr
     serde_json::from_str(state).map_err(|e| StoreError::corrupt_from("stored joint case", e))
 }
 
+/// The columns a case clock is looked up by, and its state.
+pub(crate) struct ClockColumns {
+    pub bureau: &'static str,
+    pub case_id: String,
+    pub project: String,
+    pub open: bool,
+    pub revision: i64,
+    pub updated_at: i64,
+    pub state: String,
+}
+
+/// A case clock's columns.
+pub(crate) fn clock_columns(clock: &super::joint::CaseClock) -> Result<ClockColumns, StoreError> {
+    Ok(ClockColumns {
+        bureau: clock.bureau.as_str(),
+        case_id: clock.case_id.as_str().to_owned(),
+        project: clock.project.as_str().to_owned(),
+        open: clock.is_open(),
+        revision: i64::try_from(clock.revision)
+            .map_err(|_| StoreError::corrupt("a case clock revision beyond i64"))?,
+        updated_at: clock.updated_at,
+        state: serde_json::to_string(clock)
+            .map_err(|e| StoreError::corrupt_from("cannot encode a case clock", e))?,
+    })
+}
+
+/// A case clock read back from its `state` column.
+pub(crate) fn case_clock(state: &str) -> Result<super::joint::CaseClock, StoreError> {
+    serde_json::from_str(state).map_err(|e| StoreError::corrupt_from("stored case clock", e))
+}
+
 /// An inbox event read back.
 pub(crate) fn flow_event(id: i64, json: &str) -> Result<super::FlowEvent, StoreError> {
     let event = serde_json::from_str(json)

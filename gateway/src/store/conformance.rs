@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             every_change_is_in_the_trail_once,
             the_trail_tells_deliveries_the_cleanup_deleted,
             flow_steps_are_committed_whole_and_once,
+            case_clocks_are_written_over_their_revision,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -2006,6 +2007,7 @@ pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) 
         .commit_flow_step(super::FlowStep {
             event: Some(inbox[0].id),
             cases: vec![case.clone()],
+            clocks: vec![],
             notices: vec![notice],
         })
         .await
@@ -2031,6 +2033,7 @@ pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) 
         .commit_flow_step(super::FlowStep {
             event: Some(inbox[0].id),
             cases: vec![],
+            clocks: vec![],
             notices: vec![again],
         })
         .await;
@@ -2042,6 +2045,7 @@ pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) 
         .commit_flow_step(super::FlowStep {
             event: Some(left[0].id),
             cases: vec![case.clone()],
+            clocks: vec![],
             notices: vec![],
         })
         .await;
@@ -2061,6 +2065,7 @@ pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) 
         .commit_flow_step(super::FlowStep {
             event: Some(left[0].id),
             cases: vec![changed.clone()],
+            clocks: vec![],
             notices: vec![],
         })
         .await
@@ -2069,6 +2074,7 @@ pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) 
         .commit_flow_step(super::FlowStep {
             event: None,
             cases: vec![changed.clone()],
+            clocks: vec![],
             notices: vec![],
         })
         .await;
@@ -2082,6 +2088,7 @@ pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) 
         .commit_flow_step(super::FlowStep {
             event: None,
             cases: others.clone(),
+            clocks: vec![],
             notices: vec![],
         })
         .await
@@ -2105,5 +2112,160 @@ pub(crate) async fn flow_steps_are_committed_whole_and_once<S: Store>(store: S) 
     let mut expected: Vec<_> = others.iter().map(|c| c.id().clone()).collect();
     expected.sort();
     let got: Vec<_> = open.iter().map(|c| c.id().clone()).collect();
+    assert_eq!(got, expected);
+}
+
+/// A case clock as the flows would store it: of a generated case event of `bureau`.
+fn case_clock(seed: u64, bureau: BureauId, revision: u64, at: Millis) -> super::joint::CaseClock {
+    let event = adapters::sample::case_event(&mut fastrand::Rng::with_seed(seed), bureau);
+    let case = event.case().cloned().unwrap();
+    super::joint::CaseClock {
+        bureau,
+        case_id: event.case_id.clone(),
+        item: case.item,
+        project: case.project.code,
+        status: case.status,
+        clock: super::joint::Clock {
+            limit: 6,
+            ..Default::default()
+        },
+        last_sequence: event.sequence,
+        joint_case_id: None,
+        updated_at: at,
+        revision,
+    }
+}
+
+/// Case clocks are written in a flow step like joint cases: a new one once, a change only over
+/// the revision it was read at (and not at all when the step's notices fail); they are found by
+/// project, and the open ones page by (bureau, case) until a decided or taken-in one drops out.
+pub(crate) async fn case_clocks_are_written_over_their_revision<S: Store>(store: S) {
+    let t0 = 1_000;
+    let first = case_clock(21, BureauId::Water, 1, t0);
+    store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: vec![],
+            clocks: vec![first.clone()],
+            notices: vec![],
+        })
+        .await
+        .unwrap();
+    let again = store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: vec![],
+            clocks: vec![first.clone()],
+            notices: vec![],
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store
+            .case_clocks_of_project(&first.project, 10)
+            .await
+            .unwrap(),
+        vec![first.clone()]
+    );
+
+    let mut started = first.clone();
+    started.revision = 2;
+    started.clock.started_on = Some(schemas::ShanghaiDate::new(
+        chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+    ));
+    store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: vec![],
+            clocks: vec![started.clone()],
+            notices: vec![],
+        })
+        .await
+        .unwrap();
+    let stale = store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: vec![],
+            clocks: vec![started.clone()],
+            notices: vec![],
+        })
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(
+        store
+            .case_clock(first.bureau, &first.case_id)
+            .await
+            .unwrap(),
+        Some(started.clone())
+    );
+    assert_eq!(
+        store
+            .case_clock(BureauId::Greenery, &first.case_id)
+            .await
+            .unwrap(),
+        None,
+        "a case id is the bureau's own"
+    );
+
+    // A step whose later part conflicts writes none of its clocks.
+    let mut whole = started.clone();
+    whole.revision = 3;
+    whole.clock.notices_sent = 1;
+    let taken = store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: vec![],
+            clocks: vec![whole.clone(), first.clone()],
+            notices: vec![],
+        })
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(
+        store
+            .case_clocks_of_project(&first.project, 10)
+            .await
+            .unwrap(),
+        vec![started.clone()]
+    );
+
+    // The open ones, page by page; a decided one and a taken-in one are not open.
+    let mut others: Vec<_> = [
+        BureauId::TrafficPolice,
+        BureauId::Greenery,
+        BureauId::Transport,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, bureau)| case_clock(30 + i as u64, bureau, 1, t0))
+    .collect();
+    others[1].clock.stopped_on = started.clock.started_on;
+    others[2].joint_case_id =
+        Some(adapters::sample::joint_notice(&mut fastrand::Rng::with_seed(5)).joint_case_id);
+    store
+        .commit_flow_step(super::FlowStep {
+            event: None,
+            cases: vec![],
+            clocks: others.clone(),
+            notices: vec![],
+        })
+        .await
+        .unwrap();
+    let mut open = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.open_case_clocks(after.clone(), 1).await.unwrap();
+        after = page.last().map(|c| (c.bureau, c.case_id.clone()));
+        let done = page.is_empty();
+        open.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mut expected = vec![
+        (started.bureau, started.case_id.clone()),
+        (others[0].bureau, others[0].case_id.clone()),
+    ];
+    expected.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
+    let got: Vec<_> = open.iter().map(|c| (c.bureau, c.case_id.clone())).collect();
     assert_eq!(got, expected);
 }

@@ -1,9 +1,11 @@
 //! What the store keeps of a joint case (one-stop parallel approval): the notice as last sent
-//! and the clocks behind it. The flows engine (`gateway::flows`) decides every change; the store
+//! and the clocks behind it; and of every other case, its own clock (`clocks.every_case`). The flows engine (`gateway::flows`) decides every change; the store
 //! keeps the record whole (one JSON document beside the columns it is searched by) and refuses a
 //! change written over a newer one (`revision`).
 
-use schemas::{JointCaseId, JointNotice, ShanghaiDate};
+use schemas::{
+    BureauCaseId, BureauId, CaseStatus, Item, JointCaseId, JointNotice, ProjectCode, ShanghaiDate,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
@@ -93,4 +95,40 @@ pub struct SupplyLater {
     pub since: ShanghaiDate,
     /// The last working day to supply it.
     pub until: ShanghaiDate,
+}
+
+/// The clock of one bureau's case, on the time limit its events carry, kept while the case is
+/// not a branch of a joint case (a branch's clock is the joint case's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseClock {
+    /// The bureau handling the case.
+    pub bureau: BureauId,
+    /// Its case.
+    pub case_id: BureauCaseId,
+    /// The case's item.
+    pub item: Item,
+    /// The case's project.
+    pub project: ProjectCode,
+    /// The case's status as last applied.
+    pub status: CaseStatus,
+    /// The clock.
+    pub clock: Clock,
+    /// The last sequence of the case applied (older events are ignored).
+    pub last_sequence: u64,
+    /// The joint case that took the case in as a branch (the clock then lives on there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joint_case_id: Option<JointCaseId>,
+    /// When it last changed.
+    pub updated_at: Millis,
+    /// Counts every stored change; a change is written only over the revision it was computed
+    /// from.
+    pub revision: u64,
+}
+
+impl CaseClock {
+    /// Whether the clock may still run or send notices: its case undecided and not taken in by
+    /// a joint case.
+    pub fn is_open(&self) -> bool {
+        self.joint_case_id.is_none() && self.clock.stopped_on.is_none()
+    }
 }

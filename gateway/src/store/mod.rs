@@ -170,6 +170,9 @@ pub struct FlowStep {
     /// Joint cases to write: new ones (`revision` 1) or changes of the stored revision
     /// `revision - 1`.
     pub cases: Vec<joint::JointCase>,
+    /// Case clocks to write, like the joint cases: new ones (`revision` 1) or changes of the
+    /// stored revision `revision - 1`.
+    pub clocks: Vec<joint::CaseClock>,
     /// The notices to deliver, each a message from the gateway in the name of the bureau it
     /// is about (its key derived from what it tells: a repeated step writes it once).
     pub notices: Vec<NewMessage>,
@@ -1039,6 +1042,28 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&schemas::JointCaseId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<joint::JointCase>, StoreError>> + Send;
+
+    /// The clock of a bureau's case.
+    fn case_clock(
+        &self,
+        bureau: BureauId,
+        case_id: &schemas::BureauCaseId,
+    ) -> impl Future<Output = Result<Option<joint::CaseClock>, StoreError>> + Send;
+
+    /// Up to `limit` case clocks of a project, by bureau and case.
+    fn case_clocks_of_project(
+        &self,
+        project: &schemas::ProjectCode,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<joint::CaseClock>, StoreError>> + Send;
+
+    /// Up to `limit` open case clocks whose (bureau, case) sorts after `after` (paging through
+    /// them all).
+    fn open_case_clocks(
+        &self,
+        after: Option<(BureauId, schemas::BureauCaseId)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<joint::CaseClock>, StoreError>> + Send;
 
     /// Up to `limit` events whose message was received in `[from, to)`, after the row id
     /// `after`, in row order (page by the last id).

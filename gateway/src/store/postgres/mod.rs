@@ -38,7 +38,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
 };
-use schemas::{BureauId, JointCaseId, ProjectCode, SurveyId, SurveyKind};
+use schemas::{BureauCaseId, BureauId, JointCaseId, ProjectCode, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Config, Row};
@@ -46,7 +46,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::audit::{self, Link};
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
-use super::joint::JointCase;
+use super::joint::{CaseClock, JointCase};
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
     IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
@@ -1165,13 +1165,14 @@ async fn maintain(pool: Pool, alive: mpsc::WeakSender<IngestJob>) {
 }
 
 /// The tables [`maintain`] looks after: the queue, what every ingest appends (and the flows'
-/// inbox flag clears on `events`), and the joint cases every flow step rewrites.
-const MAINTAINED: [&str; 5] = [
+/// inbox flag clears on `events`), and the joint cases and case clocks every flow step rewrites.
+const MAINTAINED: [&str; 6] = [
     "deliveries",
     "delivery_attempts",
     "events",
     "messages",
     "joint_cases",
+    "case_clocks",
 ];
 
 /// One round of [`maintain`].
@@ -1597,6 +1598,51 @@ async fn commit_flow_step_in(
             )));
         }
     }
+    for clock in &step.clocks {
+        let c = codec::clock_columns(clock)?;
+        let written = if c.revision == 1 {
+            client
+                .execute(
+                    "INSERT INTO case_clocks (bureau, case_id, project, is_open, revision,
+                         updated_at, state)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (bureau, case_id) DO NOTHING",
+                    &[
+                        &c.bureau,
+                        &c.case_id,
+                        &c.project,
+                        &c.open,
+                        &c.revision,
+                        &c.updated_at,
+                        &c.state,
+                    ],
+                )
+                .await
+        } else {
+            client
+                .execute(
+                    "UPDATE case_clocks SET is_open = $3, revision = $4::bigint, updated_at = $5,
+                         state = $6
+                     WHERE bureau = $1 AND case_id = $2 AND revision = $4::bigint - 1",
+                    &[
+                        &c.bureau,
+                        &c.case_id,
+                        &c.open,
+                        &c.revision,
+                        &c.updated_at,
+                        &c.state,
+                    ],
+                )
+                .await
+        }
+        .map_err(pg_err)?;
+        if written == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the clock of {}:{} changed since it was read",
+                c.bureau, c.case_id
+            )));
+        }
+    }
     let mut accepted = false;
     for message in step.notices {
         let rows = codec::ingest_rows(&message)?;
@@ -1614,6 +1660,17 @@ async fn joint_cases_where(
     let rows = client.query(sql, args).await.map_err(pg_err)?;
     rows.iter()
         .map(|row| codec::joint_case(get(row, 0)?))
+        .collect()
+}
+
+async fn case_clocks_where(
+    client: &Object,
+    sql: &str,
+    args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<CaseClock>, StoreError> {
+    let rows = client.query(sql, args).await.map_err(pg_err)?;
+    rows.iter()
+        .map(|row| codec::case_clock(get(row, 0)?))
         .collect()
 }
 
@@ -1789,6 +1846,54 @@ impl Store for PgStore {
             &client,
             "SELECT state FROM joint_cases WHERE status = 'open' AND id > $1 ORDER BY id LIMIT $2",
             &[&after, &sql_limit(limit)],
+        )
+        .await
+    }
+
+    async fn case_clock(
+        &self,
+        bureau: BureauId,
+        case_id: &BureauCaseId,
+    ) -> Result<Option<CaseClock>, StoreError> {
+        let client = self.client().await?;
+        let mut found = case_clocks_where(
+            &client,
+            "SELECT state FROM case_clocks WHERE bureau = $1 AND case_id = $2",
+            &[&bureau.as_str(), &case_id.as_str()],
+        )
+        .await?;
+        Ok(found.pop())
+    }
+
+    async fn case_clocks_of_project(
+        &self,
+        project: &ProjectCode,
+        limit: usize,
+    ) -> Result<Vec<CaseClock>, StoreError> {
+        let client = self.client().await?;
+        case_clocks_where(
+            &client,
+            "SELECT state FROM case_clocks WHERE project = $1
+             ORDER BY bureau, case_id LIMIT $2",
+            &[&project.as_str(), &sql_limit(limit)],
+        )
+        .await
+    }
+
+    async fn open_case_clocks(
+        &self,
+        after: Option<(BureauId, BureauCaseId)>,
+        limit: usize,
+    ) -> Result<Vec<CaseClock>, StoreError> {
+        let client = self.client().await?;
+        let (bureau, case_id) = after
+            .as_ref()
+            .map_or(("", ""), |(b, c)| (b.as_str(), c.as_str()));
+        case_clocks_where(
+            &client,
+            "SELECT state FROM case_clocks WHERE is_open AND (bureau, case_id) > ($1, $2)
+             ORDER BY bureau, case_id LIMIT $3",
+            &[&bureau, &case_id, &sql_limit(limit)],
         )
         .await
     }

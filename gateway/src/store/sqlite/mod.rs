@@ -21,12 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use schemas::{BureauId, JointCaseId, MessageId, ProjectCode, SurveyId, SurveyKind};
+use schemas::{BureauCaseId, BureauId, JointCaseId, MessageId, ProjectCode, SurveyId, SurveyKind};
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit;
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
-use super::joint::JointCase;
+use super::joint::{CaseClock, JointCase};
 use super::{
     AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
     IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
@@ -631,10 +631,70 @@ fn commit_flow_step_in(conn: &Connection, step: FlowStep) -> Result<(), StoreErr
             )));
         }
     }
+    for clock in &step.clocks {
+        let c = codec::clock_columns(clock)?;
+        let written = if c.revision == 1 {
+            conn.prepare_cached(
+                "INSERT INTO case_clocks (bureau, case_id, project, is_open, revision,
+                     updated_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (bureau, case_id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    c.bureau,
+                    c.case_id,
+                    c.project,
+                    c.open,
+                    c.revision,
+                    c.updated_at,
+                    c.state
+                ])
+            })
+        } else {
+            conn.prepare_cached(
+                "UPDATE case_clocks SET is_open = ?3, revision = ?4, updated_at = ?5, state = ?6
+                 WHERE bureau = ?1 AND case_id = ?2 AND revision = ?4 - 1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    c.bureau,
+                    c.case_id,
+                    c.open,
+                    c.revision,
+                    c.updated_at,
+                    c.state
+                ])
+            })
+        }
+        .map_err(db_err)?;
+        if written == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the clock of {}:{} changed since it was read",
+                c.bureau, c.case_id
+            )));
+        }
+    }
     for message in step.notices {
         ingest_in(conn, message)?;
     }
     Ok(())
+}
+
+fn case_clocks_where(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<CaseClock>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = statement
+        .query_map(args, |r| r.get::<_, String>(0))
+        .map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(codec::case_clock(&row.map_err(db_err)?)?);
+    }
+    Ok(out)
 }
 
 fn joint_cases_where(
@@ -1180,6 +1240,61 @@ impl Store for SqliteStore {
                 "SELECT state FROM joint_cases INDEXED BY joint_cases_open
                  WHERE status = 'open' AND id > ?1 ORDER BY id LIMIT ?2",
                 params![after, sql_limit(limit)],
+            )
+        })
+        .await
+    }
+
+    async fn case_clock(
+        &self,
+        bureau: BureauId,
+        case_id: &BureauCaseId,
+    ) -> Result<Option<CaseClock>, StoreError> {
+        let case_id = case_id.as_str().to_owned();
+        self.read(move |conn| {
+            case_clocks_where(
+                conn,
+                "SELECT state FROM case_clocks WHERE bureau = ?1 AND case_id = ?2",
+                params![bureau.as_str(), case_id],
+            )
+            .map(|mut found| found.pop())
+        })
+        .await
+    }
+
+    async fn case_clocks_of_project(
+        &self,
+        project: &ProjectCode,
+        limit: usize,
+    ) -> Result<Vec<CaseClock>, StoreError> {
+        let project = project.as_str().to_owned();
+        self.read(move |conn| {
+            case_clocks_where(
+                conn,
+                "SELECT state FROM case_clocks WHERE project = ?1
+                 ORDER BY bureau, case_id LIMIT ?2",
+                params![project, sql_limit(limit)],
+            )
+        })
+        .await
+    }
+
+    async fn open_case_clocks(
+        &self,
+        after: Option<(BureauId, BureauCaseId)>,
+        limit: usize,
+    ) -> Result<Vec<CaseClock>, StoreError> {
+        let (bureau, case_id) = after.map_or_else(
+            || (String::new(), String::new()),
+            |(b, c)| (b.as_str().to_owned(), c.as_str().to_owned()),
+        );
+        self.read(move |conn| {
+            case_clocks_where(
+                conn,
+                "SELECT state FROM case_clocks INDEXED BY case_clocks_open
+                 WHERE is_open AND (bureau, case_id) > (?1, ?2)
+                 ORDER BY bureau, case_id LIMIT ?3",
+                params![bureau, case_id, sql_limit(limit)],
             )
         })
         .await
