@@ -97,6 +97,11 @@ pub struct BenchArgs {
     /// Deliveries per push to each subscriber (their `push_batch`; 1: one per request).
     #[arg(long, default_value_t = 1)]
     pub push_batch: usize,
+    /// Runs every case on its own working-day clock (`clocks.every_case`, the product's
+    /// default): each case event then also passes through the flows' inbox and writes its clock.
+    /// Off by default, so the bench measures the exchange itself; on, what the clocks cost.
+    #[arg(long)]
+    pub case_clocks: bool,
 }
 
 /// The bench's own processes.
@@ -281,13 +286,15 @@ fn config_file(args: &BenchArgs, store: &str, endpoints: &[(BureauId, String)]) 
     let mut text = format!(
         "node = \"gw-bench\"\nlisten = \"{}\"\nstore = \"{store}\"\n\
          [tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-         [surveys]\nblob_dir = \"{}\"\n[audit]\ncheckpoint_dir = \"{}\"\n",
+         [surveys]\nblob_dir = \"{}\"\n[audit]\ncheckpoint_dir = \"{}\"\n\
+         [clocks]\nevery_case = {}\n",
         args.listen,
         pki.join("ca.pem").display(),
         pki.join("gateway.pem").display(),
         pki.join("gateway.key").display(),
         args.data.join("blobs").display(),
         args.data.join("audit").display(),
+        args.case_clocks,
     );
     for (bureau, url) in endpoints {
         text.push_str(&format!(
