@@ -8,6 +8,7 @@
 //! the case (a deadline notice), delivered with the normal retry machinery in each bureau's own
 //! format; their ids and idempotency keys are derived from what they tell.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use crate::clock::{Millis, now_ms};
 use crate::delivery::wakers::Wakers;
 use crate::ids::{self, IdempotencyKey};
 use crate::store::joint::{CaseClock, Clock, JointCase};
-use crate::store::{FlowStep, NewEvent, NewMessage, Store, StoreError};
+use crate::store::{FlowEvent, FlowStep, NewEvent, NewMessage, Store, StoreError};
 
 /// Inbox events taken per store call.
 const INBOX_BATCH: usize = 64;
@@ -44,10 +45,90 @@ pub struct FlowEngine<S> {
 pub struct Pass {
     /// Inbox events taken out.
     pub events: usize,
-    /// Joint cases written.
+    /// Joint cases and case clocks written.
     pub cases: usize,
     /// Notices sent.
     pub notices: usize,
+    /// Events applied again on their own after their batch conflicted.
+    pub alone: usize,
+}
+
+impl Pass {
+    /// Adds what `other` wrote and sent (the events are counted where they are taken).
+    fn add(&mut self, other: Pass) {
+        self.cases += other.cases;
+        self.notices += other.notices;
+        self.alone += other.alone;
+    }
+}
+
+/// What the earlier steps of a batch wrote, not committed yet: the later steps read through it.
+#[derive(Default)]
+struct Overlay {
+    cases: HashMap<schemas::JointCaseId, JointCase>,
+    clocks: HashMap<(BureauId, schemas::BureauCaseId), CaseClock>,
+}
+
+impl Overlay {
+    /// `read` (a project's joint cases as stored) with the batch's versions and new ones.
+    fn joint_cases(&self, project: &schemas::ProjectCode, read: Vec<JointCase>) -> Vec<JointCase> {
+        let mut cases: Vec<JointCase> = read
+            .into_iter()
+            .map(|case| self.cases.get(case.id()).cloned().unwrap_or(case))
+            .collect();
+        for case in self.cases.values() {
+            if &case.notice.project.code == project && !cases.iter().any(|c| c.id() == case.id()) {
+                cases.push(case.clone());
+            }
+        }
+        cases.sort_by(|a, b| a.id().cmp(b.id()));
+        cases
+    }
+
+    /// `read` (a project's case clocks as stored) with the batch's versions and new ones.
+    fn clocks_of_project(
+        &self,
+        project: &schemas::ProjectCode,
+        read: Vec<CaseClock>,
+    ) -> Vec<CaseClock> {
+        let mut clocks: Vec<CaseClock> = read
+            .into_iter()
+            .map(|clock| {
+                self.clocks
+                    .get(&(clock.bureau, clock.case_id.clone()))
+                    .cloned()
+                    .unwrap_or(clock)
+            })
+            .collect();
+        for clock in self.clocks.values() {
+            if &clock.project == project
+                && !clocks
+                    .iter()
+                    .any(|c| c.bureau == clock.bureau && c.case_id == clock.case_id)
+            {
+                clocks.push(clock.clone());
+            }
+        }
+        clocks
+    }
+
+    /// What a step writes.
+    fn record(&mut self, step: &FlowStep) {
+        for case in &step.cases {
+            self.cases.insert(case.id().clone(), case.clone());
+        }
+        for clock in &step.clocks {
+            self.clocks
+                .insert((clock.bureau, clock.case_id.clone()), clock.clone());
+        }
+    }
+}
+
+/// A step computed and ready for the store, with what it did and whom its notices wake.
+struct Prepared {
+    step: FlowStep,
+    subscribers: Vec<BureauId>,
+    done: Pass,
 }
 
 impl<S: Store> FlowEngine<S> {
@@ -61,55 +142,107 @@ impl<S: Store> FlowEngine<S> {
     }
 
     /// Takes every event out of the inbox (in batches), applying each; returns what it did.
+    ///
+    /// The steps of a batch are computed one after the other, each reading the store as it was
+    /// before the batch and, over it, what the batch's earlier steps wrote (an [`Overlay`]), and
+    /// committed together in one transaction. Should the batch conflict (another node was first
+    /// with one of its events, joint cases or clocks), each of its events is applied again on
+    /// its own.
     pub async fn drain(&self, now: Millis) -> Result<Pass, StoreError> {
         let mut pass = Pass::default();
         loop {
             let batch = self.store.flow_inbox(INBOX_BATCH).await?;
             let full = batch.len() == INBOX_BATCH;
-            for item in batch {
-                let done = self.apply(item.id, &item.event, now).await?;
-                pass.events += 1;
-                pass.cases += done.cases;
-                pass.notices += done.notices;
-            }
+            pass.events += batch.len();
+            pass.add(self.apply_batch(&batch, now).await?);
             if !full {
                 return Ok(pass);
             }
         }
     }
 
-    /// Applies one inbox event, reading the joint cases again after a conflict.
+    /// Computes the steps of a batch over one overlay and commits them in one transaction;
+    /// after a conflict, applies each of its events alone.
+    async fn apply_batch(&self, batch: &[FlowEvent], now: Millis) -> Result<Pass, StoreError> {
+        if batch.is_empty() {
+            return Ok(Pass::default());
+        }
+        let mut overlay = Overlay::default();
+        let mut prepared = Vec::with_capacity(batch.len());
+        for item in batch {
+            let step = self.compute(item.id, &item.event, now, &overlay).await?;
+            overlay.record(&step.step);
+            prepared.push(step);
+        }
+        match self.commit_all(prepared).await {
+            Err(StoreError::Conflict(reason)) => {
+                tracing::debug!(message = "a batch of flow steps conflicted; applying each alone", %reason);
+                let mut pass = Pass {
+                    alone: batch.len(),
+                    ..Pass::default()
+                };
+                for item in batch {
+                    pass.add(self.apply(item.id, &item.event, now).await?);
+                }
+                Ok(pass)
+            }
+            other => other,
+        }
+    }
+
+    /// Reads what `event` bears on (its project's joint cases, its case's clock and, when it
+    /// opens a joint case, the project's case clocks), as `overlay` changes them, and computes
+    /// its step.
+    async fn compute(
+        &self,
+        id: i64,
+        event: &Event,
+        now: Millis,
+        overlay: &Overlay,
+    ) -> Result<Prepared, StoreError> {
+        let project = event.project();
+        let existing = overlay.joint_cases(
+            project,
+            self.store
+                .joint_cases_of_project(project, CASES_PER_PROJECT)
+                .await?,
+        );
+        let own = if self.table.clocks_every_case() && event.case().is_some() {
+            let key = (event.source, event.case_id.clone());
+            match overlay.clocks.get(&key) {
+                Some(clock) => Some(clock.clone()),
+                None => self.store.case_clock(event.source, &event.case_id).await?,
+            }
+        } else {
+            None
+        };
+        // Only an event that opens a joint case takes in the project's case clocks.
+        let of_project = if self.table.opened_by(event).next().is_some() {
+            overlay.clocks_of_project(
+                project,
+                self.store
+                    .case_clocks_of_project(project, CASES_PER_PROJECT)
+                    .await?,
+            )
+        } else {
+            Vec::new()
+        };
+        let step = rules::apply_event(
+            &self.table,
+            event,
+            &existing,
+            own.as_ref(),
+            &of_project,
+            now,
+        );
+        self.prepare(Some(id), step.changes, step.clocks, Vec::new(), now)
+    }
+
+    /// Applies one inbox event alone, reading again after a conflict.
     async fn apply(&self, id: i64, event: &Event, now: Millis) -> Result<Pass, StoreError> {
         for _ in 0..CONFLICT_RETRIES {
-            let existing = self
-                .store
-                .joint_cases_of_project(event.project(), CASES_PER_PROJECT)
-                .await?;
-            let own = if self.table.clocks_every_case() && event.case().is_some() {
-                self.store.case_clock(event.source, &event.case_id).await?
-            } else {
-                None
-            };
-            // Only an event that opens a joint case takes in the project's case clocks.
-            let of_project = if self.table.opened_by(event).next().is_some() {
-                self.store
-                    .case_clocks_of_project(event.project(), CASES_PER_PROJECT)
-                    .await?
-            } else {
-                Vec::new()
-            };
-            let step = rules::apply_event(
-                &self.table,
-                event,
-                &existing,
-                own.as_ref(),
-                &of_project,
-                now,
-            );
-            match self
-                .commit(Some(id), step.changes, step.clocks, Vec::new(), now)
-                .await
-            {
+            let prepared = self.compute(id, event, now, &Overlay::default()).await?;
+            match self.commit_all(vec![prepared]).await {
                 Err(StoreError::Conflict(reason)) => {
                     tracing::debug!(message = "flow step conflicted; reading again", %reason);
                     // Another node may have taken the event itself: then it is gone.
@@ -218,6 +351,19 @@ impl<S: Store> FlowEngine<S> {
         clock_deadlines: Vec<rules::Deadline>,
         now: Millis,
     ) -> Result<Pass, StoreError> {
+        let prepared = self.prepare(event, changes, clocks, clock_deadlines, now)?;
+        self.commit_all(vec![prepared]).await
+    }
+
+    /// A step as the store takes it: its notices made.
+    fn prepare(
+        &self,
+        event: Option<i64>,
+        changes: Vec<Change>,
+        clocks: Vec<CaseClock>,
+        clock_deadlines: Vec<rules::Deadline>,
+        now: Millis,
+    ) -> Result<Prepared, StoreError> {
         let mut notices = Vec::new();
         let stamp = || {
             notice_time(now).ok_or_else(|| {
@@ -245,16 +391,36 @@ impl<S: Store> FlowEngine<S> {
             events: usize::from(event.is_some()),
             cases: changes.len() + clocks.len(),
             notices: notices.len(),
+            alone: 0,
         };
-        self.store
-            .commit_flow_step(FlowStep {
+        Ok(Prepared {
+            step: FlowStep {
                 event,
                 cases: changes.into_iter().map(|c| c.case).collect(),
                 clocks,
                 notices,
-            })
-            .await?;
+            },
+            subscribers,
+            done,
+        })
+    }
+
+    /// Commits prepared steps in one transaction, then wakes the delivery workers of their
+    /// notices' subscribers.
+    async fn commit_all(&self, prepared: Vec<Prepared>) -> Result<Pass, StoreError> {
+        let mut done = Pass::default();
+        let mut subscribers = Vec::new();
+        let mut steps = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            done.events += p.done.events;
+            done.add(p.done);
+            subscribers.extend(p.subscribers);
+            steps.push(p.step);
+        }
+        self.store.commit_flow_steps(steps).await?;
         if let Some(wakers) = &self.wakers {
+            subscribers.sort_unstable_by_key(|b| b.as_str());
+            subscribers.dedup();
             wakers.wake_for(subscribers);
         }
         for _ in 0..done.notices {
@@ -924,6 +1090,95 @@ mod tests {
                 schemas::BranchStatus::Approved
             );
             assert!(store.open_case_clocks(None, 10).await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_drain_of_a_whole_application_applies_each_event_over_the_ones_before_it() {
+        let table = table();
+        for (_schema, _dir, store) in stores("flows-batch").await {
+            let engine = FlowEngine::new(store.clone(), table.clone(), None);
+            let events = [
+                (
+                    BureauId::Planning,
+                    Item::ConstructionPlanningPermit,
+                    CaseStatus::Accepted,
+                    "GH2026000123",
+                    2,
+                ),
+                (
+                    BureauId::CivilDefense,
+                    Item::CivilDefenseDesignReview,
+                    CaseStatus::Accepted,
+                    "RF2026000457",
+                    1,
+                ),
+                (
+                    BureauId::Water,
+                    Item::WaterSupplyConnection,
+                    CaseStatus::Accepted,
+                    "SW2026001024",
+                    1,
+                ),
+                (
+                    BureauId::TrafficPolice,
+                    Item::RoadWorksTrafficSafety,
+                    CaseStatus::Accepted,
+                    "JJ2026000077",
+                    1,
+                ),
+                (
+                    BureauId::CivilDefense,
+                    Item::CivilDefenseDesignReview,
+                    CaseStatus::Approved,
+                    "RF2026000457",
+                    2,
+                ),
+                (
+                    BureauId::Water,
+                    Item::WaterSupplyConnection,
+                    CaseStatus::Approved,
+                    "SW2026001024",
+                    2,
+                ),
+                (
+                    BureauId::TrafficPolice,
+                    Item::RoadWorksTrafficSafety,
+                    CaseStatus::Approved,
+                    "JJ2026000077",
+                    2,
+                ),
+                // A case of the same project outside the flow: its own clock, in the same batch.
+                (
+                    BureauId::Greenery,
+                    Item::TreeFelling,
+                    CaseStatus::Accepted,
+                    "LH2026000999",
+                    1,
+                ),
+            ];
+            for (i, (bureau, item, status, id, seq)) in events.into_iter().enumerate() {
+                let event = case_event(bureau, item, status, id, seq, "2026-02-24");
+                send(&store, &table, &format!("b-{i}"), event).await;
+            }
+            let pass = engine.drain(10).await.unwrap();
+            // Every event applied over the ones before it: the joint case written 7 times in
+            // the batch, one clock, 7 versions told.
+            assert_eq!((pass.events, pass.cases, pass.notices), (8, 8, 7));
+            assert_eq!(pass.alone, 0, "the batch did not conflict with itself");
+            let joint = store.open_joint_cases(None, 10).await.unwrap();
+            assert!(joint.is_empty(), "approved, so not open: {joint:?}");
+            let told = told(&store, BureauId::Planning).await;
+            let versions: Vec<u64> = told.iter().map(|(sequence, _)| *sequence).collect();
+            assert_eq!(versions, (1..=7).collect::<Vec<_>>());
+            assert_eq!(
+                told.last().map(|(_, kind)| *kind),
+                Some(EventKind::JointApproved)
+            );
+            let own = store.open_case_clocks(None, 10).await.unwrap();
+            assert_eq!(own.len(), 1);
+            assert_eq!(own[0].case_id.as_str(), "LH2026000999");
+            assert!(store.flow_inbox(10).await.unwrap().is_empty());
         }
     }
 }

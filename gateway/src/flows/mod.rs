@@ -9,8 +9,8 @@
 //! - `bulletin`: the monthly bulletin (月度通報) per bureau and per flow, frozen once the month
 //!   is over.
 //! - `overdue`: the overdue list each clock tick makes (for the API, `ctl` and the dashboard).
-//! - `engine`: the task every node runs: it takes events out of the store's inbox, applies
-//!   them and commits each step whole (the joint cases over the revision they were read at,
+//! - `engine`: the task every node runs: it takes events out of the store's inbox (a batch at a
+//!   time), applies them and commits each batch of steps whole (the joint cases over the revision they were read at,
 //!   the notices as one message through the normal routing and retry machinery); it looks at
 //!   the open clocks every `clocks.check_interval_seconds` and sends the deadline notices.
 //!

@@ -240,8 +240,8 @@ impl Store for AnyStore {
         delegate!(self, s => s.flow_inbox(limit))
     }
 
-    async fn commit_flow_step(&self, step: super::FlowStep) -> Result<(), StoreError> {
-        delegate!(self, s => s.commit_flow_step(step))
+    async fn commit_flow_steps(&self, steps: Vec<super::FlowStep>) -> Result<(), StoreError> {
+        delegate!(self, s => s.commit_flow_steps(steps))
     }
 
     async fn joint_case(

@@ -2228,6 +2228,34 @@ pub(crate) async fn case_clocks_are_written_over_their_revision<S: Store>(store:
         vec![started.clone()]
     );
 
+    // Several steps in one transaction: all or none.
+    let fresh = case_clock(40, BureauId::Planning, 1, t0);
+    let batch = store
+        .commit_flow_steps(vec![
+            super::FlowStep {
+                event: None,
+                cases: vec![],
+                clocks: vec![fresh.clone()],
+                notices: vec![],
+            },
+            super::FlowStep {
+                event: None,
+                cases: vec![],
+                clocks: vec![started.clone()], // stale
+                notices: vec![],
+            },
+        ])
+        .await;
+    assert!(matches!(batch, Err(StoreError::Conflict(_))), "{batch:?}");
+    assert_eq!(
+        store
+            .case_clock(fresh.bureau, &fresh.case_id)
+            .await
+            .unwrap(),
+        None,
+        "the first step of a batch that conflicts is not written"
+    );
+
     // The open ones, page by page; a decided one and a taken-in one are not open.
     let mut others: Vec<_> = [
         BureauId::TrafficPolice,

@@ -1016,11 +1016,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<FlowEvent>, StoreError>> + Send;
 
     /// Commits a step of the flows (see [`FlowStep`]). `Conflict` when another node took the
-    /// inbox event first or wrote one of the joint cases since it was read: read again and
-    /// recompute.
+    /// inbox event first or wrote one of the joint cases or case clocks since it was read: read
+    /// again and recompute.
     fn commit_flow_step(
         &self,
         step: FlowStep,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.commit_flow_steps(vec![step])
+    }
+
+    /// Commits several steps of the flows in one transaction, all or none (one `Conflict`
+    /// writes nothing): what the flows computed from one read of the store, for events of
+    /// distinct projects.
+    fn commit_flow_steps(
+        &self,
+        steps: Vec<FlowStep>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A joint case.

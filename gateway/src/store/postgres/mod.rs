@@ -1779,7 +1779,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn commit_flow_step(&self, step: FlowStep) -> Result<(), StoreError> {
+    async fn commit_flow_steps(&self, steps: Vec<FlowStep>) -> Result<(), StoreError> {
         let client = self.client().await?;
         let mut lane = self.lanes.lock(trail::LaneId::Ops).await;
         let result = async {
@@ -1789,7 +1789,10 @@ impl Store for PgStore {
                 .batch_execute("BEGIN; SET LOCAL synchronous_commit = on")
                 .await
                 .map_err(pg_err)?;
-            let accepted = commit_flow_step_in(&client, step, &chain, &mut head).await?;
+            let mut accepted = false;
+            for step in steps {
+                accepted |= commit_flow_step_in(&client, step, &chain, &mut head).await?;
+            }
             client.batch_execute("COMMIT").await.map_err(pg_err)?;
             Ok::<_, StoreError>((head, accepted))
         }

@@ -1194,9 +1194,14 @@ impl Store for SqliteStore {
         self.read(move |conn| flow_inbox_in(conn, limit)).await
     }
 
-    async fn commit_flow_step(&self, step: FlowStep) -> Result<(), StoreError> {
-        self.call_durable(move |conn| commit_flow_step_in(conn, step))
-            .await
+    async fn commit_flow_steps(&self, steps: Vec<FlowStep>) -> Result<(), StoreError> {
+        // One job: a failing step rolls the job's savepoint back, the earlier steps with it.
+        self.call_durable(move |conn| {
+            steps
+                .into_iter()
+                .try_for_each(|step| commit_flow_step_in(conn, step))
+        })
+        .await
     }
 
     async fn joint_case(&self, id: &JointCaseId) -> Result<Option<JointCase>, StoreError> {
