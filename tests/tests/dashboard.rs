@@ -31,7 +31,31 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const SETTINGS: &str = "[ops]\nreport_interval_seconds = 1\n\
-                        [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\nmax_attempts = 3\n";
+                        [retry]\ninitial_delay_ms = 20\nmax_delay_seconds = 1\nmax_attempts = 3\n\
+                        [clocks]\ncheck_interval_seconds = 1\n";
+
+/// A planning case of `item` accepted on 24 February 2026, long before today.
+fn accepted_in_february(
+    rng: &mut fastrand::Rng,
+    item: schemas::Item,
+    case_id: &str,
+) -> schemas::Event {
+    let mut event = adapters::sample::case_event(rng, BureauId::Planning);
+    let Some(mut case) = event.case().cloned() else {
+        unreachable!("a case event")
+    };
+    case.item = item;
+    case.stage = schemas::Stage::ConstructionPermit;
+    case.status = schemas::CaseStatus::Accepted;
+    case.submitted_at =
+        schemas::ShanghaiTime::parse_rfc3339("2026-02-23T09:00:00+08:00").expect("a time");
+    event.case_id = schemas::BureauCaseId::parse(case_id).expect("a case id");
+    event.occurred_at =
+        schemas::ShanghaiTime::parse_rfc3339("2026-02-24T09:00:00+08:00").expect("a time");
+    event.kind = schemas::EventKind::CaseAccepted;
+    event.payload = schemas::Payload::Case(case);
+    event
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -329,6 +353,56 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines(
     );
     let kept = browser.run(json!({"cmd": "scroll_y"})).await;
     assert_eq!(kept["y"].as_i64(), Some(y), "the place is kept");
+
+    // The working-day clocks: an application opens a joint case, and a case accepted in
+    // February on its own clock is long overdue; both show on the page once the clocks are
+    // looked at (every second here).
+    for event in [
+        accepted_in_february(
+            &mut rng,
+            schemas::Item::ConstructionPlanningPermit,
+            "GH2026000901",
+        ),
+        accepted_in_february(
+            &mut rng,
+            schemas::Item::LandUsePlanningPermit,
+            "GH2026000902",
+        ),
+    ] {
+        assert_eq!(planning.send(&event).await.status, StatusCode::ACCEPTED);
+    }
+    let mut overdue = Vec::new();
+    for _ in 0..60 {
+        browser
+            .run(json!({"cmd": "open", "path": "/ops?lang=en"}))
+            .await;
+        let rows = browser
+            .run(json!({"cmd": "texts", "selector": "#overdue-list tr.overdue"}))
+            .await;
+        overdue = rows["texts"].as_array().cloned().unwrap_or_default();
+        if overdue
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| t.contains("GH2026000902")))
+        {
+            break;
+        }
+        browser.run(json!({"cmd": "sleep", "ms": 500})).await;
+    }
+    assert!(
+        overdue
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| t.contains("GH2026000902"))),
+        "the case on its own clock is listed overdue: {overdue:?}"
+    );
+    let joint = browser
+        .run(json!({"cmd": "texts", "selector": "#joint-case-list tr.joint"}))
+        .await;
+    assert!(
+        joint["texts"].as_array().is_some_and(|rows| rows
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| t.contains("GH2026000901")))),
+        "the joint case is listed: {joint}"
+    );
 
     // Chinese, by the toggle, on a narrow screen.
     browser
