@@ -144,7 +144,7 @@ impl<S: Store> FlowEngine<S> {
     /// Takes every event out of the inbox (in batches), applying each; returns what it did.
     ///
     /// The steps of a batch are computed one after the other, each reading the store as it was
-    /// before the batch and, over it, what the batch's earlier steps wrote (an [`Overlay`]), and
+    /// before the batch and, over it, what the batch's earlier steps wrote (an `Overlay`), and
     /// committed together in one transaction. Should the batch conflict (another node was first
     /// with one of its events, joint cases or clocks), each of its events is applied again on
     /// its own.
