@@ -65,7 +65,7 @@ use schemas::{
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, survey_event};
 use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
-use crate::vocabulary::{code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use schemas::survey::{parse_size, parse_version};
 use schemas::{BranchStatus, DeadlineState, JointStatus};
@@ -79,15 +79,8 @@ const DEADLINE: &str = "deadline";
 /// The attributes of a joint or deadline entry: the header every entry carries.
 const NOTICE_ATTRIBUTES: [&str; 3] = ["messageId", "sender", "eventTime"];
 
-/// Bureaus by their canonical ids.
-const BUREAUS: [(BureauId, &str); 6] = [
-    (BureauId::Planning, "planning"),
-    (BureauId::Water, "water"),
-    (BureauId::Transport, "transport"),
-    (BureauId::TrafficPolice, "traffic_police"),
-    (BureauId::CivilDefense, "civil_defense"),
-    (BureauId::Greenery, "greenery"),
-];
+/// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
+const BUREAUS: BureauSpelling = BureauSpelling::Id;
 
 /// How the office's batches carry the gateway's joint-case and deadline notices: `joint` and
 /// `deadline` entries among the records, the header as attributes, canonical codes in
@@ -117,7 +110,7 @@ const NOTICES: Dialect = Dialect {
         state: "state",
         working_days: "workingDays",
     },
-    bureaus: &BUREAUS,
+    bureaus: BUREAUS,
     item_text: notices::item_code,
     parse_item: Item::parse_code,
     joint_statuses: &[
@@ -259,9 +252,9 @@ fn parse_figure(name: FigureName, text: &str) -> Result<FigureValue, Problem> {
 
 /// A bureau id as the project spells it (`civil_defense`).
 fn parse_bureau(text: &str) -> Result<BureauId, Problem> {
-    clean(text).parse().map_err(|_| Problem::UnknownCode {
-        vocabulary: "bureau id (planning, water, transport, traffic_police, civil_defense, greenery)",
-    })
+    static EXPECTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let vocabulary = EXPECTED.get_or_init(|| format!("bureau id ({})", BUREAUS.all()));
+    BUREAUS.parse(text, vocabulary)
 }
 
 /// The batch's `count`: digits only.
@@ -1082,8 +1075,8 @@ mod tests {
     #[test]
     fn notice_tables_are_complete_and_distinct() {
         crate::notices::tests::dialect_tables_are_complete(&NOTICES);
-        for (bureau, id) in BUREAUS {
-            assert_eq!(parse_bureau(id), Ok(bureau));
+        for bureau in BureauId::ALL {
+            assert_eq!(parse_bureau(BUREAUS.code(bureau)), Ok(bureau));
         }
     }
 

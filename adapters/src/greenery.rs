@@ -70,7 +70,7 @@ use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, S
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty};
 use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
-use crate::vocabulary::{code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 use schemas::{BranchStatus, DeadlineState, JointStatus, Payload};
 use std::borrow::Cow;
@@ -89,15 +89,8 @@ const TIME: LocalFormat = LocalFormat::DashedWithSpace;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Greenery;
 
-/// Senders by the short simplified names the greenery system writes.
-const SENDERS: [(BureauId, &str); 6] = [
-    (BureauId::Planning, "市规资局"),
-    (BureauId::Water, "市水务局"),
-    (BureauId::Transport, "市交通委"),
-    (BureauId::TrafficPolice, "市交警总队"),
-    (BureauId::CivilDefense, "市民防办"),
-    (BureauId::Greenery, "市绿化市容局"),
-];
+/// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
+const SENDERS: BureauSpelling = BureauSpelling::ShortZhSimplified;
 
 /// Items by their simplified names (the canonical model keeps the traditional ones).
 const ITEMS: [(Item, &str); 13] = [
@@ -310,7 +303,7 @@ const NOTICES: Dialect = Dialect {
         state: "提醒类型",
         working_days: "工作日数",
     },
-    bureaus: &SENDERS,
+    bureaus: SENDERS,
     item_text: |item| Cow::Borrowed(code_of(&ITEMS, item)),
     parse_item: |text| lookup(&ITEMS, text, "item name (simplified)"),
     joint_statuses: &[
@@ -434,7 +427,7 @@ impl Greenery {
     ) -> Result<Encoded, EncodeError> {
         let mut header = Ordered(Vec::with_capacity(3));
         header.push("编号", event.message_id.as_str());
-        header.push("发送部门", code_of(&SENDERS, event.source));
+        header.push("发送部门", SENDERS.code(event.source));
         header.push("时间", event.occurred_at.format_local(TIME));
         let message = Ordered(vec![
             ("报文", Json::Object(header)),
@@ -451,7 +444,7 @@ impl Greenery {
                 (
                     h.string(n, F::MessageId, "编号", MessageId::parse),
                     h.string(n, F::Source, "发送部门", |t| {
-                        lookup(&SENDERS, t, "sending department")
+                        SENDERS.parse(t, "sending department")
                     }),
                     h.string(n, F::OccurredAt, "时间", parse_time),
                 )
@@ -665,7 +658,7 @@ impl Adapter for Greenery {
         let message = Message {
             header: Header {
                 message_id: event.message_id.as_str(),
-                sender: code_of(&SENDERS, event.source),
+                sender: SENDERS.code(event.source),
                 time: event.occurred_at.format_local(TIME),
             },
             case: CaseOut {
@@ -718,7 +711,7 @@ impl Greenery {
         let message = SurveyMessage {
             header: Header {
                 message_id: event.message_id.as_str(),
-                sender: code_of(&SENDERS, event.source),
+                sender: SENDERS.code(event.source),
                 time: event.occurred_at.format_local(TIME),
             },
             survey: SurveyOut {
@@ -775,15 +768,11 @@ mod tests {
             );
         }
         for bureau in BureauId::ALL {
-            assert_eq!(
-                lookup(&SENDERS, code_of(&SENDERS, bureau), "sender"),
-                Ok(bureau)
-            );
+            assert_eq!(SENDERS.parse(SENDERS.code(bureau), "sender"), Ok(bureau));
         }
         assert!(all_distinct(&ITEMS.map(|(_, name)| name)));
         assert!(all_distinct(&STAGES.map(|(_, name)| name)));
         assert!(all_distinct(&STATUSES.map(|(_, name)| name)));
-        assert!(all_distinct(&SENDERS.map(|(_, name)| name)));
         for kind in SurveyKind::ALL {
             assert_eq!(
                 lookup(&SURVEY_KINDS, code_of(&SURVEY_KINDS, kind), "kind"),

@@ -27,7 +27,7 @@ use serde::ser::SerializeMap;
 use serde_json::Value;
 
 use crate::json::{Bounds, Obj, bounds};
-use crate::vocabulary::{code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, lookup};
 use crate::xml::{Element, XmlWriter};
 
 /// How dates are written.
@@ -104,8 +104,8 @@ pub(crate) struct Names {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dialect {
     pub(crate) names: Names,
-    /// The format's codes of the bureaus (its sender table).
-    pub(crate) bureaus: &'static [(BureauId, &'static str)],
+    /// How the format spells a bureau (as in its own header).
+    pub(crate) bureaus: BureauSpelling,
     pub(crate) item_text: fn(Item) -> Cow<'static, str>,
     pub(crate) parse_item: fn(&str) -> Result<Item, Problem>,
     pub(crate) joint_statuses: &'static [(JointStatus, &'static str); 5],
@@ -231,10 +231,9 @@ fn yes_no(dialect: &Dialect, text: &str) -> Result<bool, Problem> {
     lookup(dialect.yes_no, text, "yes or no")
 }
 
-/// The dialect's code of a bureau (every dialect's tables are checked complete by
-/// `tests::dialect_tables_are_complete`).
+/// The dialect's code of a bureau.
 fn bureau_code(dialect: &Dialect, bureau: BureauId) -> &'static str {
-    code_of(dialect.bureaus, bureau)
+    dialect.bureaus.code(bureau)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,7 +416,7 @@ fn read_branch_xml(
         path,
     };
     let bureau = x.read(n, F::JointBranchBureau, d.bureau, |t| {
-        lookup(dialect.bureaus, t, "bureau code")
+        dialect.bureaus.parse(t, "bureau code")
     });
     let item = x.read(n, F::JointBranchItem, d.item, dialect.parse_item);
     let required = x.read(n, F::JointBranchRequired, d.required, |t| {
@@ -766,7 +765,7 @@ pub(crate) fn read_joint_json(
                         n,
                     );
                     let bureau = branch.string(n, F::JointBranchBureau, d.bureau, |t| {
-                        lookup(dialect.bureaus, t, "bureau code")
+                        dialect.bureaus.parse(t, "bureau code")
                     });
                     let item = branch.string(n, F::JointBranchItem, d.item, dialect.parse_item);
                     let required = dialect.json_bool(branch, n, F::JointBranchRequired, d.required);
@@ -1016,7 +1015,6 @@ pub(crate) mod tests {
                 );
             }
         }
-        distinct(dialect.bureaus, &BureauId::ALL, "bureau");
         distinct(dialect.joint_statuses, &JointStatus::ALL, "joint status");
         distinct(dialect.branch_statuses, &BranchStatus::ALL, "branch status");
         distinct(dialect.states, &DeadlineState::ALL, "deadline state");

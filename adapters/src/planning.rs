@@ -54,7 +54,7 @@ use schemas::{
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
-use crate::vocabulary::{code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text};
 use schemas::survey::parse_version;
 use schemas::{BranchStatus, DeadlineState, JointStatus};
@@ -92,7 +92,7 @@ const NOTICES: Dialect = Dialect {
         state: "DeadlineCode",
         working_days: "WorkingDays",
     },
-    bureaus: &SENDERS,
+    bureaus: SENDERS,
     item_text: notices::item_code_upper,
     parse_item,
     joint_statuses: &[
@@ -130,15 +130,8 @@ const FORMAT: NativeFormat = NativeFormat {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Planning;
 
-/// Department codes of the city's exchange catalogue, as the planning system writes senders.
-const SENDERS: [(BureauId, &str); 6] = [
-    (BureauId::Planning, "SHGHZY"),
-    (BureauId::Water, "SHSWJ"),
-    (BureauId::Transport, "SHJTW"),
-    (BureauId::TrafficPolice, "SHJJZD"),
-    (BureauId::CivilDefense, "SHMFB"),
-    (BureauId::Greenery, "SHLHSR"),
-];
+/// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
+const SENDERS: BureauSpelling = BureauSpelling::DepartmentCode;
 
 const STATUSES: [(CaseStatus, &str); 6] = [
     (CaseStatus::Submitted, "01"),
@@ -253,7 +246,7 @@ impl Planning {
             F::Source,
             || h("Sender"),
             header.text_of("Sender"),
-            |t| lookup(&SENDERS, t, "department code"),
+            |t| SENDERS.parse(t, "department code"),
         );
         let occurred_at = n.field(
             F::OccurredAt,
@@ -674,7 +667,7 @@ impl Planning {
     fn write_header(w: &mut XmlWriter, event: &Event) {
         w.open("Header", &[]);
         w.leaf("MessageId", event.message_id.as_str());
-        w.leaf("Sender", code_of(&SENDERS, event.source));
+        w.leaf("Sender", SENDERS.code(event.source));
         w.leaf("SendTime", &event.occurred_at.to_rfc3339());
         w.close("Header");
     }

@@ -76,7 +76,7 @@ use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, S
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{FinalNewline, Obj, decode_value, encode_pretty};
 use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
-use crate::vocabulary::{code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 use schemas::{BranchStatus, DeadlineState, JointStatus};
 use std::borrow::Cow;
@@ -92,15 +92,8 @@ const FORMAT: NativeFormat = NativeFormat {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TrafficPolice;
 
-/// 發送部門 codes.
-const SENDERS: [(BureauId, &str); 6] = [
-    (BureauId::Planning, "GHZY"),
-    (BureauId::Water, "SWJ"),
-    (BureauId::Transport, "JTW"),
-    (BureauId::TrafficPolice, "JJZD"),
-    (BureauId::CivilDefense, "MFB"),
-    (BureauId::Greenery, "LHSR"),
-];
+/// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
+const SENDERS: BureauSpelling = BureauSpelling::Initials;
 
 /// 事項編碼: the corps' own catalogue, in the order of [`Item::ALL`].
 const ITEMS: [(Item, &str); 13] = [
@@ -193,7 +186,7 @@ const NOTICES: Dialect = Dialect {
         state: "TXLX",        // 提醒類型
         working_days: "GZRS", // 工作日數
     },
-    bureaus: &SENDERS,
+    bureaus: SENDERS,
     item_text: |item| Cow::Borrowed(code_of(&ITEMS, item)),
     parse_item: |text| lookup(&ITEMS, text, "item code (事項編碼 SX01-SX13)"),
     joint_statuses: &[
@@ -258,7 +251,7 @@ impl TrafficPolice {
         root.check_keys(&["BWBH", "FSBM", "FSSJ", body], n);
         let message_id = root.string(n, F::MessageId, "BWBH", MessageId::parse);
         let source = root.string(n, F::Source, "FSBM", |t| {
-            lookup(&SENDERS, t, "department code (發送部門)")
+            SENDERS.parse(t, "department code (發送部門)")
         });
         let occurred_at = root.string(n, F::OccurredAt, "FSSJ", parse_time);
         if body == "LHSP" || body == "QXTX" {
@@ -459,7 +452,7 @@ fn survey_message<'a>(event: &'a Event, notice: &'a SurveyNotice) -> SurveyMessa
     let result = &notice.result;
     SurveyMessage {
         bwbh: event.message_id.as_str(),
-        fsbm: code_of(&SENDERS, event.source),
+        fsbm: SENDERS.code(event.source),
         fssj: event.occurred_at.format_local(LocalFormat::Compact),
         chcg: SurveyRecord {
             cgbh: notice.survey_id.as_str(),
@@ -502,7 +495,7 @@ fn to_json(message: &impl Serialize) -> Result<Encoded, EncodeError> {
 fn notice_message(event: &Event, key: &'static str, body: Ordered) -> Ordered {
     let mut message = Ordered(Vec::with_capacity(4));
     message.push("BWBH", event.message_id.as_str());
-    message.push("FSBM", code_of(&SENDERS, event.source));
+    message.push("FSBM", SENDERS.code(event.source));
     message.push("FSSJ", event.occurred_at.format_local(LocalFormat::Compact));
     message.0.push((key, Json::Object(body)));
     message
@@ -568,7 +561,7 @@ impl Adapter for TrafficPolice {
         };
         let message = Message {
             bwbh: event.message_id.as_str(),
-            fsbm: code_of(&SENDERS, event.source),
+            fsbm: SENDERS.code(event.source),
             fssj: event.occurred_at.format_local(LocalFormat::Compact),
             aj: CaseRecord {
                 ajbh: event.case_id.as_str(),
@@ -618,10 +611,10 @@ mod tests {
             assert_eq!(code_of(&STATUSES, status), (i + 1).to_string());
         }
         for bureau in BureauId::ALL {
-            let code = code_of(&SENDERS, bureau);
-            assert_eq!(lookup(&SENDERS, code, "sender"), Ok(bureau));
+            let code = SENDERS.code(bureau);
+            assert_eq!(SENDERS.parse(code, "sender"), Ok(bureau));
         }
-        assert_eq!(code_of(&SENDERS, BureauId::TrafficPolice), "JJZD");
+        assert_eq!(SENDERS.code(BureauId::TrafficPolice), "JJZD");
     }
 
     #[test]

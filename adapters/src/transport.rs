@@ -75,7 +75,7 @@ use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, S
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty};
 use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
-use crate::vocabulary::{code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, lookup};
 use schemas::survey::{parse_size, parse_version};
 use schemas::{BranchStatus, DeadlineState, JointStatus};
 
@@ -93,15 +93,8 @@ const SCHEMA_VERSION: &str = "2.1";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Transport;
 
-/// Senders: the source bureau's id in upper case.
-const SENDERS: [(BureauId, &str); 6] = [
-    (BureauId::Planning, "PLANNING"),
-    (BureauId::Water, "WATER"),
-    (BureauId::Transport, "TRANSPORT"),
-    (BureauId::TrafficPolice, "TRAFFIC_POLICE"),
-    (BureauId::CivilDefense, "CIVIL_DEFENSE"),
-    (BureauId::Greenery, "GREENERY"),
-];
+/// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
+const SENDERS: BureauSpelling = BureauSpelling::IdUpper;
 
 const STAGES: [(Stage, &str); 4] = [
     (Stage::LandUsePlanning, "LAND_USE_PLANNING"),
@@ -217,7 +210,7 @@ const NOTICES: Dialect = Dialect {
         state: "deadlineState",
         working_days: "workingDays",
     },
-    bureaus: &SENDERS,
+    bureaus: SENDERS,
     item_text: notices::item_code,
     parse_item: Item::parse_code,
     joint_statuses: &[
@@ -295,7 +288,7 @@ impl Transport {
         let header = Header {
             message_id: root.string(n, F::MessageId, "messageId", MessageId::parse),
             source: root.string(n, F::Source, "sender", |t| {
-                lookup(&SENDERS, t, "sender (bureau id in upper case)")
+                SENDERS.parse(t, "sender (bureau id in upper case)")
             }),
             occurred_at: root.string(n, F::OccurredAt, "eventTime", ShanghaiTime::parse_rfc3339),
         };
@@ -595,7 +588,7 @@ fn notice_message(event: &Event, key: &'static str, body: Ordered) -> Ordered {
     let mut message = Ordered(Vec::with_capacity(5));
     message.push("schemaVersion", SCHEMA_VERSION);
     message.push("messageId", event.message_id.as_str());
-    message.push("sender", code_of(&SENDERS, event.source));
+    message.push("sender", SENDERS.code(event.source));
     message.push("eventTime", event.occurred_at.to_rfc3339());
     message.0.push((key, Json::Object(body)));
     message
@@ -611,7 +604,7 @@ fn encode_survey(event: &Event, notice: &SurveyNotice) -> Result<Encoded, Encode
     to_json(&SurveyMessage {
         schema_version: SCHEMA_VERSION,
         message_id: event.message_id.as_str(),
-        sender: code_of(&SENDERS, event.source),
+        sender: SENDERS.code(event.source),
         event_time: event.occurred_at.to_rfc3339(),
         survey_notice: WireSurveyNotice {
             survey_id: notice.survey_id.as_str(),
@@ -677,7 +670,7 @@ impl Adapter for Transport {
         let message = Message {
             schema_version: SCHEMA_VERSION,
             message_id: event.message_id.as_str(),
-            sender: code_of(&SENDERS, event.source),
+            sender: SENDERS.code(event.source),
             event_time: event.occurred_at.to_rfc3339(),
             case: WireCase {
                 case_id: event.case_id.as_str(),
@@ -725,11 +718,8 @@ mod tests {
     #[test]
     fn code_tables_are_complete_and_distinct() {
         for bureau in BureauId::ALL {
-            assert_eq!(lookup(&SENDERS, code_of(&SENDERS, bureau), "x"), Ok(bureau));
-            assert_eq!(
-                code_of(&SENDERS, bureau),
-                bureau.as_str().to_ascii_uppercase()
-            );
+            assert_eq!(SENDERS.parse(SENDERS.code(bureau), "x"), Ok(bureau));
+            assert_eq!(SENDERS.code(bureau), bureau.as_str().to_ascii_uppercase());
         }
         for stage in Stage::ALL {
             assert_eq!(lookup(&STAGES, code_of(&STAGES, stage), "x"), Ok(stage));
@@ -751,7 +741,7 @@ mod tests {
             assert!(FIGURE_UNITS.split(", ").any(|u| u == figure_unit(name)));
         }
         assert!(lookup(&STAGES, "construction_permit", "x").is_err());
-        assert!(lookup(&SENDERS, "transport", "x").is_err());
+        assert!(SENDERS.parse("transport", "x").is_err());
     }
 
     #[test]

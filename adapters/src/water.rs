@@ -64,7 +64,7 @@ use schemas::{
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
-use crate::vocabulary::{code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use schemas::survey::{parse_size, parse_version};
 use schemas::{BranchStatus, DeadlineState, JointStatus};
@@ -75,15 +75,8 @@ const SURVEY_ROOT: &str = "多測合一成果通知";
 const JOINT_ROOT: &str = "並聯審批通知";
 const DEADLINE_ROOT: &str = "辦理時限提醒";
 
-/// The bureaus by short name, as the header's 發送單位 writes them.
-const BUREAUS: [(BureauId, &str); 6] = [
-    (BureauId::Planning, "市規資局"),
-    (BureauId::Water, "市水務局"),
-    (BureauId::Transport, "市交通委"),
-    (BureauId::TrafficPolice, "市交警總隊"),
-    (BureauId::CivilDefense, "市民防辦"),
-    (BureauId::Greenery, "市綠化市容局"),
-];
+/// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
+const BUREAUS: BureauSpelling = BureauSpelling::ShortZh;
 
 /// How the authority's system spells the gateway's joint-case and deadline notices: element
 /// names and every code in traditional Chinese, items by name, bureaus by short name, ISO
@@ -113,7 +106,7 @@ const NOTICES: Dialect = Dialect {
         state: "提醒類型",
         working_days: "工作日數",
     },
-    bureaus: &BUREAUS,
+    bureaus: BUREAUS,
     item_text: |item| Cow::Borrowed(item.name_zh()),
     parse_item,
     joint_statuses: &[
@@ -230,13 +223,9 @@ const STATUSES: [(CaseStatus, &str); 6] = [
 
 /// The sending bureau, by the short name its peers write (`市水務局`).
 fn parse_sender(text: &str) -> Result<BureauId, Problem> {
-    let text = clean(text);
-    BureauId::ALL
-        .into_iter()
-        .find(|bureau| bureau.short_name_zh() == text)
-        .ok_or(Problem::UnknownCode {
-            vocabulary: "bureau short name (市規資局, 市水務局, 市交通委, 市交警總隊, 市民防辦, 市綠化市容局)",
-        })
+    static EXPECTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let vocabulary = EXPECTED.get_or_init(|| format!("bureau short name ({})", BUREAUS.all()));
+    BUREAUS.parse(text, vocabulary)
 }
 
 /// The item, by its name in traditional characters (`排水許可`).
@@ -819,7 +808,8 @@ mod tests {
     #[test]
     fn notice_tables_are_complete_and_distinct() {
         crate::notices::tests::dialect_tables_are_complete(&NOTICES);
-        for (bureau, name) in BUREAUS {
+        for bureau in BureauId::ALL {
+            let name = BUREAUS.code(bureau);
             assert_eq!(
                 parse_sender(name),
                 Ok(bureau),

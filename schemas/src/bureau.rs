@@ -53,15 +53,81 @@ impl BureauId {
 
     /// The bureau's short Chinese name as its peers write it, e.g. `市規資局`.
     pub fn short_name_zh(self) -> &'static str {
+        self.names().short_zh
+    }
+
+    /// How the bureau is named and coded: the one table every format's spelling of a bureau
+    /// is taken from (each format picks which of these it writes).
+    pub fn names(self) -> &'static BureauNames {
         match self {
-            Self::Planning => "市規資局",
-            Self::Water => "市水務局",
-            Self::Transport => "市交通委",
-            Self::TrafficPolice => "市交警總隊",
-            Self::CivilDefense => "市民防辦",
-            Self::Greenery => "市綠化市容局",
+            Self::Planning => &BureauNames {
+                full_zh: "市規劃和自然資源局",
+                short_zh: "市規資局",
+                short_zh_simplified: "市规资局",
+                initials: "GHZY",
+                department_code: "SHGHZY",
+                english: "Planning and Natural Resources",
+            },
+            Self::Water => &BureauNames {
+                full_zh: "市水務局",
+                short_zh: "市水務局",
+                short_zh_simplified: "市水务局",
+                initials: "SWJ",
+                department_code: "SHSWJ",
+                english: "Water Authority",
+            },
+            Self::Transport => &BureauNames {
+                full_zh: "市交通委員會",
+                short_zh: "市交通委",
+                short_zh_simplified: "市交通委",
+                initials: "JTW",
+                department_code: "SHJTW",
+                english: "Transport Commission",
+            },
+            Self::TrafficPolice => &BureauNames {
+                full_zh: "市公安局交通警察總隊",
+                short_zh: "市交警總隊",
+                short_zh_simplified: "市交警总队",
+                initials: "JJZD",
+                department_code: "SHJJZD",
+                english: "Traffic Police Corps",
+            },
+            Self::CivilDefense => &BureauNames {
+                full_zh: "市民防辦公室",
+                short_zh: "市民防辦",
+                short_zh_simplified: "市民防办",
+                initials: "MFB",
+                department_code: "SHMFB",
+                english: "Civil Defense Office",
+            },
+            Self::Greenery => &BureauNames {
+                full_zh: "市綠化和市容管理局",
+                short_zh: "市綠化市容局",
+                short_zh_simplified: "市绿化市容局",
+                initials: "LHSR",
+                department_code: "SHLHSR",
+                english: "Greenery and City Appearance",
+            },
         }
     }
+}
+
+/// A bureau's names and codes. Data, not derived: the pinyin initials come from the
+/// department's own abbreviation (規劃資源 → GHZY), not from its short name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BureauNames {
+    /// Its full name, traditional characters (市規劃和自然資源局).
+    pub full_zh: &'static str,
+    /// Its short name as its peers write it, traditional characters (市規資局).
+    pub short_zh: &'static str,
+    /// The same in simplified characters (市规资局).
+    pub short_zh_simplified: &'static str,
+    /// The pinyin initials of its abbreviation, upper case (GHZY).
+    pub initials: &'static str,
+    /// Its code in the city's department catalogue: `SH` and the initials (SHGHZY).
+    pub department_code: &'static str,
+    /// Its name in English.
+    pub english: &'static str,
 }
 
 impl fmt::Display for BureauId {
@@ -100,5 +166,39 @@ mod tests {
             assert_eq!(json, bureau.as_str());
         }
         assert!("housing".parse::<BureauId>().is_err());
+    }
+
+    #[test]
+    fn every_spelling_of_a_bureau_names_one_bureau() {
+        type Spelling = fn(&BureauNames) -> &'static str;
+        let spellings: [(&str, Spelling); 6] = [
+            ("full_zh", |n| n.full_zh),
+            ("short_zh", |n| n.short_zh),
+            ("short_zh_simplified", |n| n.short_zh_simplified),
+            ("initials", |n| n.initials),
+            ("department_code", |n| n.department_code),
+            ("english", |n| n.english),
+        ];
+        for (name, spell) in spellings {
+            let mut seen = std::collections::BTreeSet::new();
+            for bureau in BureauId::ALL {
+                let text = spell(bureau.names());
+                assert!(!text.trim().is_empty(), "{bureau}: {name} is empty");
+                assert!(seen.insert(text), "{name} {text:?} names two bureaus");
+            }
+        }
+        for bureau in BureauId::ALL {
+            let names = bureau.names();
+            assert_eq!(
+                names.department_code,
+                format!("SH{}", names.initials),
+                "{bureau}: the department code is SH and the initials"
+            );
+            assert_eq!(
+                names.short_zh.chars().count(),
+                names.short_zh_simplified.chars().count(),
+                "{bureau}: the simplified short name spells the traditional one"
+            );
+        }
     }
 }

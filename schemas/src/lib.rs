@@ -30,7 +30,7 @@ pub mod survey;
 pub mod text;
 pub mod time;
 
-pub use bureau::BureauId;
+pub use bureau::{BureauId, BureauNames};
 pub use codes::{CreditCode, ProjectCode};
 pub use common::{Applicant, BureauCaseId, MessageId, Name, Organization};
 pub use district::District;

@@ -67,21 +67,12 @@ impl Lang {
     }
 }
 
-/// A bureau's name.
+/// A bureau's name: its short name in simplified characters, or its English name (from the
+/// shared names, `schemas::BureauId::names`).
 pub fn bureau_name(lang: Lang, bureau: BureauId) -> &'static str {
-    match (lang, bureau) {
-        (Lang::Zh, BureauId::Planning) => "市规划资源局",
-        (Lang::Zh, BureauId::Water) => "市水务局",
-        (Lang::Zh, BureauId::Transport) => "市交通委",
-        (Lang::Zh, BureauId::TrafficPolice) => "市交警总队",
-        (Lang::Zh, BureauId::CivilDefense) => "市民防办",
-        (Lang::Zh, BureauId::Greenery) => "市绿化市容局",
-        (Lang::En, BureauId::Planning) => "Planning and Natural Resources",
-        (Lang::En, BureauId::Water) => "Water Authority",
-        (Lang::En, BureauId::Transport) => "Transport Commission",
-        (Lang::En, BureauId::TrafficPolice) => "Traffic Police Corps",
-        (Lang::En, BureauId::CivilDefense) => "Civil Defense Office",
-        (Lang::En, BureauId::Greenery) => "Greenery and City Appearance",
+    match lang {
+        Lang::Zh => bureau.names().short_zh_simplified,
+        Lang::En => bureau.names().english,
     }
 }
 
