@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use gateway::store::Store;
 use schemas::BureauId;
-use support::load::{Accepted, Load, account, send_cases_paced, wait_all_delivered};
+use support::load::{
+    Accepted, Load, WITHOUT_CASE_CLOCKS, account, send_cases_paced, wait_all_delivered,
+};
 use support::pg::{Schema, admin, server};
 use support::{
     Behaviour, ChildGateway, DelayRelay, Receiver, TestPki, push_receivers, receiver,
@@ -143,9 +145,7 @@ async fn killed_repeatedly_under_load(name: &str, store: &str, schema: Option<&S
             &[("lease_seconds", &lease), ("request_timeout_seconds", "10")],
             &[(BureauId::TrafficPolice, slow.url())],
         ) + "[postgres]\npool_size = 4\n"
-            // The generated cases are dated in the past: their own clocks would send deadline
-            // notices, deliveries no receipt promised, which the account below cannot tell.
-            + "[clocks]\nevery_case = false\n",
+            + WITHOUT_CASE_CLOCKS,
     )
     .expect("write the config");
 
@@ -382,7 +382,8 @@ async fn postgres_restarted_repeatedly_under_load_loses_nothing() {
     let receivers = push_receivers(&pki, Behaviour::Healthy).await;
     let all: Vec<&Receiver> = receivers.iter().collect();
     let url = schema.url();
-    let running = start_gateway_on(&pki, &url, &all, "[postgres]\npool_size = 4\n").await;
+    let settings = format!("[postgres]\npool_size = 4\n{WITHOUT_CASE_CLOCKS}");
+    let running = start_gateway_on(&pki, &url, &all, &settings).await;
     let load = Arc::new(Load::default());
     load.set_nodes(vec![running.addr()]);
     let senders = start_senders(&pki, &load);

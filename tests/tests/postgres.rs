@@ -22,8 +22,8 @@ use gateway::store::Store;
 use gateway::store::postgres::PgStore;
 use gateway::testing::pg_explain as explain;
 use support::load::{
-    Accepted, CASE_KINDS, DELIVER_ALL, Load, account, check_deliveries, new_case, send_cases,
-    wait_all_delivered,
+    Accepted, CASE_KINDS, DELIVER_ALL, Load, WITHOUT_CASE_CLOCKS, account, check_deliveries,
+    new_case, send_cases, wait_all_delivered,
 };
 use support::pg::{Schema, admin, server};
 use support::{
@@ -57,7 +57,9 @@ async fn two_nodes_one_killed_midload_lose_nothing() {
     let config = pki.root().join("gateway.toml");
     std::fs::write(
         &config,
-        pki.config_toml_on(&schema.url(), &all) + "[postgres]\npool_size = 4\n",
+        pki.config_toml_on(&schema.url(), &all)
+            + "[postgres]\npool_size = 4\n"
+            + WITHOUT_CASE_CLOCKS,
     )
     .expect("write the config");
 

@@ -342,6 +342,11 @@ pub(crate) async fn send_cases_paced(
     accepted
 }
 
+/// Configuration for a load whose account must hold exactly: the generated cases are dated in
+/// the past, and their own working-day clocks would send deadline notices — deliveries no
+/// receipt promised, which [`account`] cannot tell from the load's.
+pub(crate) const WITHOUT_CASE_CLOCKS: &str = "[clocks]\nevery_case = false\n";
+
 /// The end of a test: everything accepted reached every promised subscriber, the store holds
 /// exactly the promised deliveries, delivered, and the receivers' account checks out. Returns
 /// the number of redeliveries.
