@@ -58,6 +58,7 @@
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
+use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
     FigureName, FigureSet, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, NativeValue,
@@ -92,22 +93,17 @@ pub struct Greenery;
 /// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
 const SENDERS: BureauSpelling = BureauSpelling::ShortZhSimplified;
 
-/// Items by their simplified names (the canonical model keeps the traditional ones).
-const ITEMS: [(Item, &str); 13] = [
-    (Item::LandUsePlanningPermit, "建设用地规划许可证"),
-    (Item::ConstructionPlanningPermit, "建设工程规划许可证"),
-    (Item::PlanningVerification, "规划资源验收"),
-    (Item::WaterSupplyConnection, "供水接入"),
-    (Item::DrainagePermit, "排水许可"),
-    (Item::RoadExcavationPermit, "城市道路挖掘许可"),
-    (Item::TrafficImpactReview, "交通影响评价审查"),
-    (Item::RoadWorksTrafficSafety, "涉路施工交通安全审核"),
-    (Item::CivilDefenseDesignReview, "人防工程设计审查"),
-    (Item::CivilDefenseCompletionFiling, "人防工程竣工验收备案"),
-    (Item::GreenLandOccupation, "临时占用绿地审批"),
-    (Item::TreeFelling, "树木砍伐审批"),
-    (Item::GreeningPlanReview, "绿化配套方案审查"),
-];
+/// An item by its name in simplified characters (`树木砍伐审批`), the shared spelling
+/// `schemas::Item::name_zh_simplified`.
+fn parse_item(text: &str) -> Result<Item, Problem> {
+    let text = clean(text);
+    Item::ALL
+        .into_iter()
+        .find(|item| item.name_zh_simplified() == text)
+        .ok_or(Problem::UnknownCode {
+            vocabulary: "item name (simplified)",
+        })
+}
 
 const STAGES: [(Stage, &str); 4] = [
     (Stage::LandUsePlanning, "立项用地规划许可"),
@@ -304,8 +300,8 @@ const NOTICES: Dialect = Dialect {
         working_days: "工作日数",
     },
     bureaus: SENDERS,
-    item_text: |item| Cow::Borrowed(code_of(&ITEMS, item)),
-    parse_item: |text| lookup(&ITEMS, text, "item name (simplified)"),
+    item_text: |item| Cow::Borrowed(item.name_zh_simplified()),
+    parse_item,
     joint_statuses: &[
         (JointStatus::Open, "审批中"),
         (JointStatus::Approved, "准予许可"),
@@ -573,9 +569,7 @@ impl Greenery {
             bounds!(1, 999999999999999999),
             parse_sequence,
         );
-        let item = c.string(n, F::Item, "事项", |t| {
-            lookup(&ITEMS, t, "item name (simplified)")
-        });
+        let item = c.string(n, F::Item, "事项", parse_item);
         let stage = c.string(n, F::Stage, "阶段", |t| {
             lookup(&STAGES, t, "stage name (simplified)")
         });
@@ -664,7 +658,7 @@ impl Adapter for Greenery {
             case: CaseOut {
                 case_id: event.case_id.as_str(),
                 sequence: event.sequence.to_string(),
-                item: code_of(&ITEMS, case.item),
+                item: case.item.name_zh_simplified(),
                 stage: code_of(&STAGES, case.stage),
                 status: code_of(&STATUSES, case.status),
                 district: case.district.name_simplified(),
@@ -756,7 +750,7 @@ mod tests {
     #[test]
     fn code_tables_cover_every_value_once() {
         for item in Item::ALL {
-            assert_eq!(lookup(&ITEMS, code_of(&ITEMS, item), "item"), Ok(item));
+            assert_eq!(parse_item(item.name_zh_simplified()), Ok(item));
         }
         for stage in Stage::ALL {
             assert_eq!(lookup(&STAGES, code_of(&STAGES, stage), "stage"), Ok(stage));
@@ -770,7 +764,6 @@ mod tests {
         for bureau in BureauId::ALL {
             assert_eq!(SENDERS.parse(SENDERS.code(bureau), "sender"), Ok(bureau));
         }
-        assert!(all_distinct(&ITEMS.map(|(_, name)| name)));
         assert!(all_distinct(&STAGES.map(|(_, name)| name)));
         assert!(all_distinct(&STATUSES.map(|(_, name)| name)));
         for kind in SurveyKind::ALL {
@@ -893,25 +886,13 @@ mod tests {
 
     #[test]
     fn item_names_are_the_simplified_spellings() {
-        assert_eq!(code_of(&ITEMS, Item::TreeFelling), "树木砍伐审批");
+        assert_eq!(parse_item("树木砍伐审批"), Ok(Item::TreeFelling));
         assert_eq!(
-            code_of(&ITEMS, Item::ConstructionPlanningPermit),
-            "建设工程规划许可证"
+            parse_item("建设工程规划许可证"),
+            Ok(Item::ConstructionPlanningPermit)
         );
-        assert_eq!(
-            code_of(&ITEMS, Item::RoadWorksTrafficSafety),
-            "涉路施工交通安全审核"
-        );
-        // A character-for-character transliteration of the traditional name.
-        for (item, simplified) in ITEMS {
-            assert_eq!(
-                simplified.chars().count(),
-                item.name_zh().chars().count(),
-                "{simplified}"
-            );
-        }
         // The traditional spelling is not this format's vocabulary.
-        assert!(lookup(&ITEMS, Item::TreeFelling.name_zh(), "item").is_err());
+        assert!(parse_item(Item::TreeFelling.name_zh()).is_err());
         assert!(lookup(&STATUSES, "审批中", "status").is_err());
     }
 

@@ -128,6 +128,26 @@ impl Item {
         }
     }
 
+    /// The item's name in simplified characters (a character-for-character spelling of
+    /// [`Item::name_zh`]).
+    pub fn name_zh_simplified(self) -> &'static str {
+        match self {
+            Self::LandUsePlanningPermit => "建设用地规划许可证",
+            Self::ConstructionPlanningPermit => "建设工程规划许可证",
+            Self::PlanningVerification => "规划资源验收",
+            Self::WaterSupplyConnection => "供水接入",
+            Self::DrainagePermit => "排水许可",
+            Self::RoadExcavationPermit => "城市道路挖掘许可",
+            Self::TrafficImpactReview => "交通影响评价审查",
+            Self::RoadWorksTrafficSafety => "涉路施工交通安全审核",
+            Self::CivilDefenseDesignReview => "人防工程设计审查",
+            Self::CivilDefenseCompletionFiling => "人防工程竣工验收备案",
+            Self::GreenLandOccupation => "临时占用绿地审批",
+            Self::TreeFelling => "树木砍伐审批",
+            Self::GreeningPlanReview => "绿化配套方案审查",
+        }
+    }
+
     /// Parses the canonical code.
     pub fn parse_code(input: &str) -> Result<Self, Problem> {
         let text = clean(input);
@@ -137,5 +157,37 @@ impl Item {
             .ok_or(Problem::UnknownCode {
                 vocabulary: "item code",
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_of_an_item_names_one_item() {
+        type Spelling = fn(Item) -> &'static str;
+        let spellings: [(&str, Spelling); 3] = [
+            ("code", Item::code),
+            ("name_zh", Item::name_zh),
+            ("name_zh_simplified", Item::name_zh_simplified),
+        ];
+        for (name, spell) in spellings {
+            let mut seen = std::collections::BTreeSet::new();
+            for item in Item::ALL {
+                assert!(
+                    seen.insert(spell(item)),
+                    "{name} {:?} names two items",
+                    spell(item)
+                );
+            }
+        }
+        for item in Item::ALL {
+            assert_eq!(
+                item.name_zh_simplified().chars().count(),
+                item.name_zh().chars().count(),
+                "{item:?}: the simplified name spells the traditional one"
+            );
+        }
     }
 }
