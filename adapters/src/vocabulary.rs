@@ -19,13 +19,22 @@ pub(crate) fn lookup<T: Copy>(
 }
 
 /// The native code of a value. Every table lists every value of its vocabulary; each adapter's
-/// tests check its tables are complete.
-pub(crate) fn code_of<T: Copy + PartialEq>(table: &[(T, &'static str)], value: T) -> &'static str {
+/// tests check its tables are complete (and, should one not be, the panic names the vocabulary
+/// and the missing value).
+pub(crate) fn code_of<T: Copy + PartialEq + std::fmt::Debug>(
+    table: &[(T, &'static str)],
+    value: T,
+) -> &'static str {
     table
         .iter()
         .find(|(v, _)| *v == value)
         .map(|(_, code)| *code)
-        .unwrap_or_else(|| unreachable!("a code table lacks a value"))
+        .unwrap_or_else(|| {
+            unreachable!(
+                "a code table of {} lacks {value:?}",
+                std::any::type_name::<T>()
+            )
+        })
 }
 
 /// How a format spells a bureau: which of the bureau's names and codes it writes. The names
