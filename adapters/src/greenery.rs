@@ -58,7 +58,6 @@
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
-use schemas::text::clean;
 use schemas::{
     Area, BureauCaseId, BureauId, CanonicalField as F, CaseStatus, CreditCode, District, Event,
     FigureName, FigureSet, FigureValue, FileRef, Item, LocalFormat, MessageId, Money, NativeValue,
@@ -71,7 +70,7 @@ use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, S
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::json::{FinalNewline, Obj, bounds, decode_value, encode_pretty};
 use crate::notices::{self, DateStyle, Dialect, Json, JsonScalars, Names, Ordered};
-use crate::vocabulary::{BureauSpelling, code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, item_named, lookup};
 use schemas::survey::{parse_size, parse_version};
 use schemas::{BranchStatus, DeadlineState, JointStatus, Payload};
 use std::borrow::Cow;
@@ -96,13 +95,7 @@ const SENDERS: BureauSpelling = BureauSpelling::ShortZhSimplified;
 /// An item by its name in simplified characters (`树木砍伐审批`), the shared spelling
 /// `schemas::Item::name_zh_simplified`.
 fn parse_item(text: &str) -> Result<Item, Problem> {
-    let text = clean(text);
-    Item::ALL
-        .into_iter()
-        .find(|item| item.name_zh_simplified() == text)
-        .ok_or(Problem::UnknownCode {
-            vocabulary: "item name (simplified)",
-        })
+    item_named(text, Item::name_zh_simplified, "item name (simplified)")
 }
 
 const STAGES: [(Stage, &str); 4] = [

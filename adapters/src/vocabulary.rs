@@ -37,6 +37,21 @@ pub(crate) fn code_of<T: Copy + PartialEq + std::fmt::Debug>(
         })
 }
 
+/// The item whose name, as `name` spells it, is `text` (full-width folded, trimmed), or
+/// `UnknownCode` of `vocabulary`: for the formats that write an item by one of its shared names
+/// (`schemas::Item::name_zh`, `name_zh_simplified`).
+pub(crate) fn item_named(
+    text: &str,
+    name: fn(schemas::Item) -> &'static str,
+    vocabulary: &'static str,
+) -> Result<schemas::Item, Problem> {
+    let text = clean(text);
+    schemas::Item::ALL
+        .into_iter()
+        .find(|item| name(*item) == text)
+        .ok_or(Problem::UnknownCode { vocabulary })
+}
+
 /// How a format spells a bureau: which of the bureau's names and codes it writes. The names
 /// themselves are kept once, in `schemas::BureauId::names`; a format only chooses, so a new
 /// bureau is spelled by every format without an edit to any of them.

@@ -64,7 +64,7 @@ use schemas::{
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
-use crate::vocabulary::{BureauSpelling, code_of, lookup};
+use crate::vocabulary::{BureauSpelling, code_of, item_named, lookup};
 use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
 use schemas::survey::{parse_size, parse_version};
 use schemas::{BranchStatus, DeadlineState, JointStatus};
@@ -230,13 +230,11 @@ fn parse_sender(text: &str) -> Result<BureauId, Problem> {
 
 /// The item, by its name in traditional characters (`排水許可`).
 fn parse_item(text: &str) -> Result<Item, Problem> {
-    let text = clean(text);
-    Item::ALL
-        .into_iter()
-        .find(|item| item.name_zh() == text)
-        .ok_or(Problem::UnknownCode {
-            vocabulary: "item name in traditional characters (e.g. 排水許可)",
-        })
+    item_named(
+        text,
+        Item::name_zh,
+        "item name in traditional characters (e.g. 排水許可)",
+    )
 }
 
 fn parse_local_time(text: &str) -> Result<ShanghaiTime, Problem> {

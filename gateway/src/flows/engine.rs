@@ -282,18 +282,17 @@ impl<S: Store> FlowEngine<S> {
                 let clock = match rules::tick_case_clock(&self.table, &clock, today, now) {
                     None => clock,
                     Some((next, deadline)) => {
-                        let kept = next.clone();
-                        match self
-                            .commit(None, Vec::new(), vec![next], vec![deadline], now)
-                            .await
-                        {
-                            Ok(done) => {
-                                pass.cases += done.cases;
-                                pass.notices += done.notices;
-                                kept
-                            }
-                            Err(StoreError::Conflict(_)) => clock,
-                            Err(error) => return Err(error),
+                        let step = self.prepare(
+                            None,
+                            Vec::new(),
+                            vec![next.clone()],
+                            vec![deadline],
+                            now,
+                        )?;
+                        if self.commit_tick(step, &mut pass).await? {
+                            next
+                        } else {
+                            clock
                         }
                     }
                 };
@@ -316,18 +315,11 @@ impl<S: Store> FlowEngine<S> {
                     None => case,
                     Some(change) => {
                         let next = change.case.clone();
-                        match self
-                            .commit(None, vec![change], Vec::new(), Vec::new(), now)
-                            .await
-                        {
-                            Ok(done) => {
-                                pass.cases += done.cases;
-                                pass.notices += done.notices;
-                                next
-                            }
-                            // Another node changed it: the next tick looks again.
-                            Err(StoreError::Conflict(_)) => case,
-                            Err(error) => return Err(error),
+                        let step = self.prepare(None, vec![change], Vec::new(), Vec::new(), now)?;
+                        if self.commit_tick(step, &mut pass).await? {
+                            next
+                        } else {
+                            case
                         }
                     }
                 };
@@ -341,18 +333,17 @@ impl<S: Store> FlowEngine<S> {
         Ok(pass)
     }
 
-    /// Commits one step: the inbox event out, the joint cases and case clocks, their notices
-    /// (`clock_deadlines`: the case clocks' deadline notices).
-    async fn commit(
-        &self,
-        event: Option<i64>,
-        changes: Vec<Change>,
-        clocks: Vec<CaseClock>,
-        clock_deadlines: Vec<rules::Deadline>,
-        now: Millis,
-    ) -> Result<Pass, StoreError> {
-        let prepared = self.prepare(event, changes, clocks, clock_deadlines, now)?;
-        self.commit_all(vec![prepared]).await
+    /// Commits what a tick changed of one joint case or clock, adding it to `pass`: `false`
+    /// when another node changed it first (the next tick looks again).
+    async fn commit_tick(&self, step: Prepared, pass: &mut Pass) -> Result<bool, StoreError> {
+        match self.commit_all(vec![step]).await {
+            Ok(done) => {
+                pass.add(done);
+                Ok(true)
+            }
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     /// A step as the store takes it: its notices made.
