@@ -716,7 +716,7 @@ impl Water {
     fn write_header(w: &mut XmlWriter, event: &Event) {
         w.open(HEADER, &[]);
         w.leaf("報文編號", event.message_id.as_str());
-        w.leaf("發送單位", event.source.short_name_zh());
+        w.leaf("發送單位", BUREAUS.code(event.source));
         w.leaf("發生時間", &event.occurred_at.format_local(LOCAL));
         w.close(HEADER);
     }

@@ -6,9 +6,10 @@
 //! processing instructions, and nesting or element counts beyond fixed limits.
 //!
 //! Namespaces: a format without them ([`parse`]) refuses any namespace declaration or prefixed
-//! name; a format that declares them ([`parse_namespaced`]) gets each element's namespace URI
-//! (resolved, so the prefix a sender chose does not matter) and refuses an undeclared prefix or
-//! a namespace it does not list.
+//! name (but `xml:lang`, bound by XML itself); a format that declares them
+//! ([`parse_namespaced`]) gets each element's namespace URI (resolved, so the prefix a sender
+//! chose does not matter) and refuses an element with an undeclared prefix or in a namespace it
+//! does not list. Attributes are read by their local names.
 
 use std::borrow::Cow;
 
@@ -292,7 +293,8 @@ fn start_element<'a>(
                 "namespace declarations are not part of this format",
             ));
         }
-        if !namespaced && attribute.key.prefix().is_some() {
+        // `xml:` (xml:lang, xml:space) is bound by XML itself, in every document.
+        if !namespaced && attribute.key.prefix().is_some_and(|p| p.as_ref() != "xml") {
             return Err(malformed(
                 &child_path(stack, start),
                 "prefixed names are not part of this format",
@@ -822,6 +824,8 @@ mod tests {
             }
         }
         assert!(parse("<a><b>1</b></a>").is_ok_and(|root| root.namespace.is_none()));
+        // `xml:` is bound by XML itself.
+        assert!(parse(r#"<a><b xml:lang="zh">1</b></a>"#).is_ok());
     }
 
     #[test]

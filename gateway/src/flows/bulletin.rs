@@ -32,6 +32,28 @@ const PAGE: usize = 1000;
 const CASE_HISTORY: usize = 200;
 /// Overdue cases listed per bureau.
 const OVERDUE_LISTED: usize = 100;
+/// Open joint cases or case clocks read per store call.
+const OPEN_PAGE: usize = 256;
+
+/// Adds an overdue case to a bureau's list, keeping memory bounded: past twice the listed
+/// number, only the most overdue are kept.
+fn keep_most_overdue(list: &mut Vec<Overdue>, case: Overdue) {
+    list.push(case);
+    if list.len() >= 2 * OVERDUE_LISTED {
+        settle_overdue(list);
+    }
+}
+
+/// Most overdue first (then by joint case and case), the listed number.
+fn settle_overdue(list: &mut Vec<Overdue>) {
+    list.sort_by(|a, b| {
+        b.working_days_overdue
+            .cmp(&a.working_days_overdue)
+            .then_with(|| a.joint_case_id.cmp(&b.joint_case_id))
+            .then_with(|| a.case_id.as_str().cmp(b.case_id.as_str()))
+    });
+    list.truncate(OVERDUE_LISTED);
+}
 
 /// A calendar month, `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,8 +380,8 @@ pub async fn make<S: Store>(
     let last = month.last_day();
     let mut after = None;
     loop {
-        let page = store.open_joint_cases(after.as_ref(), 256).await?;
-        let full = page.len() == 256;
+        let page = store.open_joint_cases(after.as_ref(), OPEN_PAGE).await?;
+        let full = page.len() == OPEN_PAGE;
         after = page.last().map(|c| c.id().clone());
         for case in &page {
             let view = JointView::of(case, table, last);
@@ -373,13 +395,15 @@ pub async fn make<S: Store>(
                     continue;
                 };
                 let row = rows.entry(branch.bureau).or_default();
-                if left < 0 && clock.stopped_on.is_none() && row.open_overdue.len() < OVERDUE_LISTED
-                {
-                    row.open_overdue.push(Overdue {
-                        case_id: case_id.clone(),
-                        joint_case_id: Some(view.notice.joint_case_id.as_str().to_owned()),
-                        working_days_overdue: -left,
-                    });
+                if left < 0 && clock.stopped_on.is_none() {
+                    keep_most_overdue(
+                        &mut row.open_overdue,
+                        Overdue {
+                            case_id: case_id.clone(),
+                            joint_case_id: Some(view.notice.joint_case_id.as_str().to_owned()),
+                            working_days_overdue: -left,
+                        },
+                    );
                 }
             }
         }
@@ -390,20 +414,23 @@ pub async fn make<S: Store>(
     // Cases on their own clock overdue on the month's last day.
     let mut after = None;
     loop {
-        let page = store.open_case_clocks(after.clone(), 256).await?;
-        let full = page.len() == 256;
+        let page = store.open_case_clocks(after.clone(), OPEN_PAGE).await?;
+        let full = page.len() == OPEN_PAGE;
         after = page.last().map(|c| (c.bureau, c.case_id.clone()));
         for clock in &page {
             let Some((_, left)) = super::rules::standing(&clock.clock, calendar, last) else {
                 continue;
             };
             let row = rows.entry(clock.bureau).or_default();
-            if left < 0 && row.open_overdue.len() < OVERDUE_LISTED {
-                row.open_overdue.push(Overdue {
-                    case_id: clock.case_id.clone(),
-                    joint_case_id: None,
-                    working_days_overdue: -left,
-                });
+            if left < 0 {
+                keep_most_overdue(
+                    &mut row.open_overdue,
+                    Overdue {
+                        case_id: clock.case_id.clone(),
+                        joint_case_id: None,
+                        working_days_overdue: -left,
+                    },
+                );
             }
         }
         if !full {
@@ -411,10 +438,7 @@ pub async fn make<S: Store>(
         }
     }
     for row in rows.values_mut() {
-        row.open_overdue.sort_by(|a, b| {
-            (a.joint_case_id.as_deref(), a.case_id.as_str())
-                .cmp(&(b.joint_case_id.as_deref(), b.case_id.as_str()))
-        });
+        settle_overdue(&mut row.open_overdue);
     }
     Ok(Bulletin {
         month: month.to_string(),

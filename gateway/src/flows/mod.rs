@@ -157,7 +157,7 @@ impl FlowTable {
         let mut lines = Vec::new();
         if self.every_case {
             lines.push(format!(
-                "moves the case's own clock, on the limit the event carries, unless the case is a branch of a joint case{}",
+                "moves the case's own clock, on the limit the event carries, unless the case is the window or a branch of an open joint case{}",
                 match status {
                     CaseStatus::Accepted => ": it starts on the next working day",
                     CaseStatus::SupplementRequested if self.pause_on_supplement =>
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(
             own,
             [
-                "moves the case's own clock, on the limit the event carries, unless the case is a branch of a joint case: it stops for good"
+                "moves the case's own clock, on the limit the event carries, unless the case is the window or a branch of an open joint case: it stops for good"
             ]
         );
         let mut config = Config::from_layers(&[], &[]).unwrap();

@@ -137,11 +137,17 @@ pub fn apply_event(
         .iter()
         .flat_map(|c| c.adopted.iter().cloned())
         .collect();
+    // The joint case whose clock the event's case counts on: one this event changed (it may have
+    // just closed it), or an open one; a case of a joint case closed before runs its own clock.
     let taken_in =
         step.changes
             .iter()
             .map(|c| &c.case)
-            .chain(existing.iter())
+            .chain(
+                existing
+                    .iter()
+                    .filter(|c| c.notice.status == JointStatus::Open),
+            )
             .find(|c| {
                 (c.notice.window == event.source && c.notice.window_case_id == event.case_id)
                     || c.notice.branches.iter().any(|b| {
@@ -293,15 +299,17 @@ fn adopt_branches(
 ) -> Vec<CaseClock> {
     let mut adopted = Vec::new();
     for (branch, clock) in case.notice.branches.iter_mut().zip(case.clocks.iter_mut()) {
+        // Only an undecided case is taken in (an old decision is not this application's), the
+        // latest accepted first.
         let candidate = of_project
             .iter()
             .filter(|c| {
                 c.bureau == branch.bureau
                     && c.item == branch.item
-                    && c.joint_case_id.is_none()
+                    && c.is_open()
                     && !taken.contains(&(c.bureau, c.case_id.clone()))
             })
-            .max_by_key(|c| c.updated_at);
+            .max_by_key(|c| (c.clock.started_on, c.updated_at));
         let Some(found) = candidate else {
             continue;
         };
@@ -371,25 +379,30 @@ pub fn apply_case_clock(
     if !table.clocks_every_case() {
         return None;
     }
-    if let Some(stored) = stored
-        && (stored.joint_case_id.is_some() || event.sequence <= stored.last_sequence)
-    {
+    if stored.is_some_and(|s| s.joint_case_id.is_some()) {
         return None;
     }
     let mut clock = match (stored, taken_in) {
         (None, Some(_)) => return None,
+        // Handed over whatever the event's sequence: the joint case counts from now on.
         (Some(stored), Some(joint)) => {
             let mut next = stored.clone();
             next.joint_case_id = Some(joint);
-            next.last_sequence = event.sequence;
-            next.status = case.status;
+            if event.sequence > next.last_sequence {
+                next.last_sequence = event.sequence;
+                next.status = case.status;
+            }
             next.updated_at = now;
             next.revision += 1;
             return Some(next);
         }
+        (Some(stored), None) if event.sequence <= stored.last_sequence => return None,
         (Some(stored), None) => {
             let mut next = stored.clone();
             next.revision += 1;
+            // A corrected project or item is the case's latest word.
+            next.project = case.project.code.clone();
+            next.item = case.item;
             next
         }
         (None, None) => CaseClock {
@@ -1052,5 +1065,74 @@ pub(crate) mod tests {
 
     fn stored_joint_id() -> JointCaseId {
         run(&[window(Accepted, 2, "2026-02-13")]).0[0].id().clone()
+    }
+
+    #[test]
+    fn a_joint_case_takes_in_only_undecided_cases_and_a_closed_one_leaves_its_cases_their_own_clocks()
+     {
+        let table = table();
+        // A water case decided long before the application: not taken in.
+        let accepted = branch(Water, Accepted, 1, "2026-01-05");
+        let started = apply_case_clock(&table, &accepted, None, None, 1).unwrap();
+        let approved = branch(Water, Approved, 2, "2026-01-09");
+        let decided = apply_case_clock(&table, &approved, Some(&started), None, 2).unwrap();
+        let opened = apply_event(
+            &table,
+            &window(Accepted, 2, "2026-02-13"),
+            &[],
+            None,
+            &[decided],
+            3,
+        );
+        let case = &opened.changes[0].case;
+        let w = case
+            .notice
+            .branches
+            .iter()
+            .position(|b| b.bureau == Water)
+            .unwrap();
+        assert_eq!(case.notice.branches[w].status, BranchStatus::Waiting);
+        assert_eq!(case.notice.status, JointStatus::Open);
+        assert!(opened.clocks.is_empty(), "nothing taken in");
+        // An undecided one is.
+        let opened = apply_event(
+            &table,
+            &window(Accepted, 2, "2026-02-13"),
+            &[],
+            None,
+            &[started.clone()],
+            3,
+        );
+        assert_eq!(opened.clocks.len(), 1);
+        assert_eq!(
+            opened.changes[0].case.notice.branches[w].status,
+            BranchStatus::Accepted
+        );
+
+        // Once the joint case is closed, a later case event of its branch runs its own clock.
+        let (stored, _) = run(&[
+            window(Accepted, 2, "2026-02-13"),
+            branch(Water, Accepted, 1, "2026-02-24"),
+            window(Withdrawn, 3, "2026-02-25"),
+        ]);
+        assert_eq!(stored[0].notice.status, JointStatus::Withdrawn);
+        let later = branch(Water, SupplementRequested, 2, "2026-02-26");
+        let step = apply_event(&table, &later, &stored, None, &[], 4);
+        assert!(step.changes.is_empty());
+        assert_eq!(step.clocks.len(), 1, "its own clock");
+        assert_eq!(step.clocks[0].joint_case_id, None);
+
+        // A case matched to an open joint case hands its clock over even for an older event.
+        let mut newer = started.clone();
+        newer.last_sequence = 5;
+        let (open, _) = run(&[
+            window(Accepted, 2, "2026-02-13"),
+            branch(Water, Accepted, 1, "2026-02-24"),
+        ]);
+        let older = branch(Water, Accepted, 1, "2026-02-24");
+        let step = apply_event(&table, &older, &open, Some(&newer), &[], 5);
+        assert_eq!(step.clocks.len(), 1);
+        assert_eq!(step.clocks[0].joint_case_id.as_ref(), Some(open[0].id()));
+        assert_eq!(step.clocks[0].last_sequence, 5);
     }
 }

@@ -1026,8 +1026,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Commits several steps of the flows in one transaction, all or none (one `Conflict`
-    /// writes nothing): what the flows computed from one read of the store, for events of
-    /// distinct projects.
+    /// writes nothing), in order: a later step may write a joint case or clock an earlier one
+    /// wrote (its revision the next).
     fn commit_flow_steps(
         &self,
         steps: Vec<FlowStep>,
@@ -1060,7 +1060,8 @@ pub trait Store: Send + Sync + 'static {
         case_id: &schemas::BureauCaseId,
     ) -> impl Future<Output = Result<Option<joint::CaseClock>, StoreError>> + Send;
 
-    /// Up to `limit` case clocks of a project, by bureau and case.
+    /// Up to `limit` open case clocks of a project (undecided, not taken in by a joint case),
+    /// by bureau and case.
     fn case_clocks_of_project(
         &self,
         project: &schemas::ProjectCode,

@@ -1876,7 +1876,7 @@ impl Store for PgStore {
         let client = self.client().await?;
         case_clocks_where(
             &client,
-            "SELECT state FROM case_clocks WHERE project = $1
+            "SELECT state FROM case_clocks WHERE project = $1 AND is_open
              ORDER BY bureau, case_id LIMIT $2",
             &[&project.as_str(), &sql_limit(limit)],
         )

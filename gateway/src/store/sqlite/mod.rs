@@ -1276,7 +1276,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             case_clocks_where(
                 conn,
-                "SELECT state FROM case_clocks WHERE project = ?1
+                "SELECT state FROM case_clocks WHERE project = ?1 AND is_open
                  ORDER BY bureau, case_id LIMIT ?2",
                 params![project, sql_limit(limit)],
             )

@@ -203,9 +203,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         body       TEXT    NOT NULL
     );",
-    // 12: the clocks of the cases outside joint cases (`clocks.every_case`), one
-    // JSON document per (bureau, case) beside the columns they are looked up by: a project's
-    // (a joint case opening takes in its branches filed before it) and the open ones (ticked).
+    // 12: the clocks of the cases outside joint cases (`clocks.every_case`), one JSON document
+    // per (bureau, case) beside the columns they are looked up by: the open ones of a project
+    // (a joint case opening takes in its branches filed before it) and all open ones (ticked).
     "CREATE TABLE case_clocks (
         bureau     TEXT    NOT NULL,
         case_id    TEXT    NOT NULL,
@@ -216,6 +216,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         state      TEXT    NOT NULL,
         PRIMARY KEY (bureau, case_id)
     );
-    CREATE INDEX case_clocks_project ON case_clocks (project, bureau, case_id);
+    CREATE INDEX case_clocks_project ON case_clocks (project, bureau, case_id) WHERE is_open;
     CREATE INDEX case_clocks_open ON case_clocks (bureau, case_id) WHERE is_open;",
 ];
