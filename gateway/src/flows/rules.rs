@@ -1100,7 +1100,7 @@ pub(crate) mod tests {
             &window(Accepted, 2, "2026-02-13"),
             &[],
             None,
-            &[started.clone()],
+            std::slice::from_ref(&started),
             3,
         );
         assert_eq!(opened.clocks.len(), 1);
