@@ -1552,96 +1552,77 @@ async fn commit_flow_step_in(
     }
     for case in &step.cases {
         let c = codec::joint_columns(case)?;
-        let written = if c.revision == 1 {
-            client
-                .execute(
-                    "INSERT INTO joint_cases (id, flow, project, window_bureau, window_case_id,
-                         status, due_on, revision, updated_at, state)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (id) DO NOTHING",
-                    &[
-                        &c.id,
-                        &c.flow,
-                        &c.project,
-                        &c.window,
-                        &c.window_case_id,
-                        &c.status,
-                        &c.due_on,
-                        &c.revision,
-                        &c.updated_at,
-                        &c.state,
-                    ],
-                )
-                .await
-        } else {
-            client
-                .execute(
-                    "UPDATE joint_cases SET status = $2, due_on = $3, revision = $4::bigint,
-                         updated_at = $5, state = $6
-                     WHERE id = $1 AND revision = $4::bigint - 1",
-                    &[
-                        &c.id,
-                        &c.status,
-                        &c.due_on,
-                        &c.revision,
-                        &c.updated_at,
-                        &c.state,
-                    ],
-                )
-                .await
-        }
-        .map_err(pg_err)?;
-        if written == 0 {
-            return Err(StoreError::Conflict(format!(
-                "joint case {} changed since it was read",
-                c.id
-            )));
-        }
+        write_over_revision(
+            client,
+            c.revision,
+            "INSERT INTO joint_cases (id, flow, project, window_bureau, window_case_id,
+                 status, due_on, revision, updated_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &c.id,
+                &c.flow,
+                &c.project,
+                &c.window,
+                &c.window_case_id,
+                &c.status,
+                &c.due_on,
+                &c.revision,
+                &c.updated_at,
+                &c.state,
+            ],
+            "UPDATE joint_cases SET status = $2, due_on = $3, revision = $4::bigint,
+                 updated_at = $5, state = $6
+             WHERE id = $1 AND revision = $4::bigint - 1",
+            &[
+                &c.id,
+                &c.status,
+                &c.due_on,
+                &c.revision,
+                &c.updated_at,
+                &c.state,
+            ],
+            || format!("joint case {} changed since it was read", c.id),
+        )
+        .await?;
     }
     for clock in &step.clocks {
         let c = codec::clock_columns(clock)?;
-        let written = if c.revision == 1 {
-            client
-                .execute(
-                    "INSERT INTO case_clocks (bureau, case_id, project, is_open, revision,
-                         updated_at, state)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (bureau, case_id) DO NOTHING",
-                    &[
-                        &c.bureau,
-                        &c.case_id,
-                        &c.project,
-                        &c.open,
-                        &c.revision,
-                        &c.updated_at,
-                        &c.state,
-                    ],
+        write_over_revision(
+            client,
+            c.revision,
+            "INSERT INTO case_clocks (bureau, case_id, project, is_open, revision,
+                 updated_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (bureau, case_id) DO NOTHING",
+            &[
+                &c.bureau,
+                &c.case_id,
+                &c.project,
+                &c.open,
+                &c.revision,
+                &c.updated_at,
+                &c.state,
+            ],
+            "UPDATE case_clocks SET is_open = $3, revision = $4::bigint, updated_at = $5,
+                 state = $6
+             WHERE bureau = $1 AND case_id = $2 AND revision = $4::bigint - 1",
+            &[
+                &c.bureau,
+                &c.case_id,
+                &c.open,
+                &c.revision,
+                &c.updated_at,
+                &c.state,
+            ],
+            || {
+                format!(
+                    "the clock of {}:{} changed since it was read",
+                    c.bureau, c.case_id
                 )
-                .await
-        } else {
-            client
-                .execute(
-                    "UPDATE case_clocks SET is_open = $3, revision = $4::bigint, updated_at = $5,
-                         state = $6
-                     WHERE bureau = $1 AND case_id = $2 AND revision = $4::bigint - 1",
-                    &[
-                        &c.bureau,
-                        &c.case_id,
-                        &c.open,
-                        &c.revision,
-                        &c.updated_at,
-                        &c.state,
-                    ],
-                )
-                .await
-        }
-        .map_err(pg_err)?;
-        if written == 0 {
-            return Err(StoreError::Conflict(format!(
-                "the clock of {}:{} changed since it was read",
-                c.bureau, c.case_id
-            )));
-        }
+            },
+        )
+        .await?;
     }
     let mut accepted = false;
     for message in step.notices {
@@ -1652,15 +1633,48 @@ async fn commit_flow_step_in(
     Ok(accepted)
 }
 
+/// Writes a record kept over its revision (a joint case, a case clock): revision 1 inserted
+/// unless one is there, any other only over the revision before it; `Conflict` (`changed` says
+/// what) when nothing was written.
+async fn write_over_revision(
+    client: &Object,
+    revision: i64,
+    insert: &str,
+    insert_args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    update: &str,
+    update_args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    changed: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    let (sql, args) = if revision == 1 {
+        (insert, insert_args)
+    } else {
+        (update, update_args)
+    };
+    let written = client.execute(sql, args).await.map_err(pg_err)?;
+    if written == 0 {
+        return Err(StoreError::Conflict(changed()));
+    }
+    Ok(())
+}
+
+/// The JSON documents (`state`) the query selects, each read back by `decode`: joint cases and
+/// case clocks alike.
+async fn states_where<T>(
+    client: &Object,
+    sql: &str,
+    args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    decode: fn(&str) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = client.query(sql, args).await.map_err(pg_err)?;
+    rows.iter().map(|row| decode(get(row, 0)?)).collect()
+}
+
 async fn joint_cases_where(
     client: &Object,
     sql: &str,
     args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<JointCase>, StoreError> {
-    let rows = client.query(sql, args).await.map_err(pg_err)?;
-    rows.iter()
-        .map(|row| codec::joint_case(get(row, 0)?))
-        .collect()
+    states_where(client, sql, args, codec::joint_case).await
 }
 
 async fn case_clocks_where(
@@ -1668,10 +1682,7 @@ async fn case_clocks_where(
     sql: &str,
     args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<CaseClock>, StoreError> {
-    let rows = client.query(sql, args).await.map_err(pg_err)?;
-    rows.iter()
-        .map(|row| codec::case_clock(get(row, 0)?))
-        .collect()
+    states_where(client, sql, args, codec::case_clock).await
 }
 
 impl Store for PgStore {

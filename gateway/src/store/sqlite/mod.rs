@@ -585,95 +585,67 @@ fn commit_flow_step_in(conn: &Connection, step: FlowStep) -> Result<(), StoreErr
     }
     for case in &step.cases {
         let c = codec::joint_columns(case)?;
-        let written = if c.revision == 1 {
-            conn.prepare_cached(
-                "INSERT INTO joint_cases (id, flow, project, window_bureau, window_case_id,
-                     status, due_on, revision, updated_at, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    c.id,
-                    c.flow,
-                    c.project,
-                    c.window,
-                    c.window_case_id,
-                    c.status,
-                    c.due_on,
-                    c.revision,
-                    c.updated_at,
-                    c.state
-                ])
-            })
-        } else {
-            conn.prepare_cached(
-                "UPDATE joint_cases SET status = ?2, due_on = ?3, revision = ?4,
-                     updated_at = ?5, state = ?6
-                 WHERE id = ?1 AND revision = ?4 - 1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    c.id,
-                    c.status,
-                    c.due_on,
-                    c.revision,
-                    c.updated_at,
-                    c.state
-                ])
-            })
-        }
-        .map_err(db_err)?;
-        if written == 0 {
-            return Err(StoreError::Conflict(format!(
-                "joint case {} changed since it was read",
-                c.id
-            )));
-        }
+        write_over_revision(
+            conn,
+            c.revision,
+            "INSERT INTO joint_cases (id, flow, project, window_bureau, window_case_id,
+                 status, due_on, revision, updated_at, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO NOTHING",
+            params![
+                c.id,
+                c.flow,
+                c.project,
+                c.window,
+                c.window_case_id,
+                c.status,
+                c.due_on,
+                c.revision,
+                c.updated_at,
+                c.state
+            ],
+            "UPDATE joint_cases SET status = ?2, due_on = ?3, revision = ?4,
+                 updated_at = ?5, state = ?6
+             WHERE id = ?1 AND revision = ?4 - 1",
+            params![c.id, c.status, c.due_on, c.revision, c.updated_at, c.state],
+            || format!("joint case {} changed since it was read", c.id),
+        )?;
     }
     for clock in &step.clocks {
         let c = codec::clock_columns(clock)?;
-        let written = if c.revision == 1 {
-            conn.prepare_cached(
-                "INSERT INTO case_clocks (bureau, case_id, project, is_open, revision,
-                     updated_at, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (bureau, case_id) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    c.bureau,
-                    c.case_id,
-                    c.project,
-                    c.open,
-                    c.revision,
-                    c.updated_at,
-                    c.state
-                ])
-            })
-        } else {
-            conn.prepare_cached(
-                "UPDATE case_clocks SET is_open = ?3, revision = ?4, updated_at = ?5, state = ?6
-                 WHERE bureau = ?1 AND case_id = ?2 AND revision = ?4 - 1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    c.bureau,
-                    c.case_id,
-                    c.open,
-                    c.revision,
-                    c.updated_at,
-                    c.state
-                ])
-            })
-        }
-        .map_err(db_err)?;
-        if written == 0 {
-            return Err(StoreError::Conflict(format!(
-                "the clock of {}:{} changed since it was read",
-                c.bureau, c.case_id
-            )));
-        }
+        write_over_revision(
+            conn,
+            c.revision,
+            "INSERT INTO case_clocks (bureau, case_id, project, is_open, revision,
+                 updated_at, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (bureau, case_id) DO NOTHING",
+            params![
+                c.bureau,
+                c.case_id,
+                c.project,
+                c.open,
+                c.revision,
+                c.updated_at,
+                c.state
+            ],
+            "UPDATE case_clocks SET is_open = ?3, revision = ?4, updated_at = ?5, state = ?6
+             WHERE bureau = ?1 AND case_id = ?2 AND revision = ?4 - 1",
+            params![
+                c.bureau,
+                c.case_id,
+                c.open,
+                c.revision,
+                c.updated_at,
+                c.state
+            ],
+            || {
+                format!(
+                    "the clock of {}:{} changed since it was read",
+                    c.bureau, c.case_id
+                )
+            },
+        )?;
     }
     for message in step.notices {
         ingest_in(conn, message)?;
@@ -681,18 +653,48 @@ fn commit_flow_step_in(conn: &Connection, step: FlowStep) -> Result<(), StoreErr
     Ok(())
 }
 
-fn case_clocks_where(
+/// Writes a record kept over its revision (a joint case, a case clock): revision 1 inserted
+/// unless one is there, any other only over the revision before it; `Conflict` (`changed` says
+/// what) when nothing was written.
+fn write_over_revision(
+    conn: &Connection,
+    revision: i64,
+    insert: &str,
+    insert_args: &[&dyn rusqlite::ToSql],
+    update: &str,
+    update_args: &[&dyn rusqlite::ToSql],
+    changed: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    let (sql, args) = if revision == 1 {
+        (insert, insert_args)
+    } else {
+        (update, update_args)
+    };
+    let written = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute(args))
+        .map_err(db_err)?;
+    if written == 0 {
+        return Err(StoreError::Conflict(changed()));
+    }
+    Ok(())
+}
+
+/// The JSON documents (`state`) the query selects, each read back by `decode`: joint cases and
+/// case clocks alike.
+fn states_where<T>(
     conn: &Connection,
     sql: &str,
     args: impl rusqlite::Params,
-) -> Result<Vec<CaseClock>, StoreError> {
+    decode: fn(&str) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut statement = conn.prepare_cached(sql).map_err(db_err)?;
     let rows = statement
         .query_map(args, |r| r.get::<_, String>(0))
         .map_err(db_err)?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(codec::case_clock(&row.map_err(db_err)?)?);
+        out.push(decode(&row.map_err(db_err)?)?);
     }
     Ok(out)
 }
@@ -702,15 +704,15 @@ fn joint_cases_where(
     sql: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<JointCase>, StoreError> {
-    let mut statement = conn.prepare_cached(sql).map_err(db_err)?;
-    let rows = statement
-        .query_map(args, |r| r.get::<_, String>(0))
-        .map_err(db_err)?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(codec::joint_case(&row.map_err(db_err)?)?);
-    }
-    Ok(out)
+    states_where(conn, sql, args, codec::joint_case)
+}
+
+fn case_clocks_where(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<CaseClock>, StoreError> {
+    states_where(conn, sql, args, codec::case_clock)
 }
 
 /// One subscriber's due heads, oldest due first: flagged the head of their (subscriber, case)
