@@ -173,6 +173,46 @@ pub trait Adapter: Send + Sync {
         Ok(events)
     }
 
+    /// The HTTP headers a message of this format travels with besides its `Content-Type`, as
+    /// (name, value): SOAP 1.1's `SOAPAction`, which names the operation, say. None by default.
+    /// Push delivery sends them with each message; ingest refuses a message whose request does
+    /// not carry them ([`check_message_headers`](Self::check_message_headers)).
+    fn message_headers(&self, _event: &Event) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Refuses a received message whose request headers (`header(name)`) do not carry what
+    /// [`message_headers`](Self::message_headers) gives for each of its events, naming the header,
+    /// what was sent and what is expected.
+    fn check_message_headers(
+        &self,
+        events: &[Event],
+        header: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), DecodeError> {
+        let mut errors = Vec::new();
+        for event in events {
+            for (name, expected) in self.message_headers(event) {
+                let sent = header(name);
+                if sent.as_deref().map(str::trim) != Some(expected.as_str()) {
+                    errors.push(NormalizeError {
+                        field: schemas::CanonicalField::Document,
+                        path: format!("header {name}"),
+                        text: sent.unwrap_or_default(),
+                        problem: schemas::Problem::Inconsistent {
+                            reason: "the header must name the operation of the message's body",
+                        },
+                    });
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            errors.dedup();
+            Err(DecodeError::Invalid(errors))
+        }
+    }
+
     /// A realistic native message as this bureau's system would send it, drawn from `rng`: for
     /// the demo, tests and benchmarks.
     fn sample(&self, rng: &mut fastrand::Rng) -> Encoded {

@@ -46,16 +46,11 @@ fn pick<'a, T>(rng: &mut fastrand::Rng, items: &'a [T]) -> &'a T {
     &items[rng.usize(..items.len())]
 }
 
-/// A prefix of the bureau's own message and case ids, as its system numbers them.
+/// A prefix of the bureau's own message and case ids, as its system numbers them: the first two
+/// of its pinyin initials (GH, SW, JT ...).
 fn id_prefix(bureau: BureauId) -> &'static str {
-    match bureau {
-        BureauId::Planning => "GH",
-        BureauId::Water => "SW",
-        BureauId::Transport => "JT",
-        BureauId::TrafficPolice => "JJ",
-        BureauId::CivilDefense => "RF",
-        BureauId::Greenery => "LH",
-    }
+    let initials = bureau.names().initials;
+    initials.get(..2).unwrap_or(initials)
 }
 
 /// The statutory limit a bureau applies to an item, in working days (from the seed where it

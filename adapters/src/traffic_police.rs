@@ -14,7 +14,7 @@
 //!       Asia/Shanghai)
 //! AJ    案件 case:
 //!   AJBH 案件編號 case id          XH   序號 sequence (digits, from 1)
-//!   SXBM 事項編碼 SX01..SX13       JD   階段 01..04
+//!   SXBM 事項編碼 SX01, SX02 ...    JD   階段 01..04
 //!   ZT   狀態 1..6                 XZQH 行政區劃 district code (310115, 3101LG, ...)
 //!   XMDM 項目代碼 project code     XMMC 項目名稱 project name
 //!   SQDW 申請單位 applicant name   TYSHXYDM 統一社會信用代碼 credit code
@@ -24,8 +24,9 @@
 //!   ZTZ  總投資 investment in 萬元 (optional, plain decimal)
 //! ```
 //!
-//! Item codes follow the order of [`Item::ALL`]: SX01 建設用地規劃許可證 ... SX08 涉路施工交通安全審核
-//! ... SX13 綠化配套方案審查. Stages: 01 立項用地規劃許可, 02 工程建設許可, 03 施工許可, 04 竣工驗收.
+//! Item codes number the items in the order of [`Item::ALL`]: SX01 建設用地規劃許可證 ... SX08
+//! 涉路施工交通安全審核 ... SX13 綠化配套方案審查, SX14 商品房預售許可 ... Stages: 01 立項用地規劃許可,
+//! 02 工程建設許可, 03 施工許可, 04 竣工驗收.
 //! Statuses: 1 已申報, 2 已受理, 3 補正, 4 準予許可, 5 不予許可, 6 撤回.
 //!
 //! A survey notice (多測合一 測繪成果通知) is the same document with `CHCG` in place of `AJ`;
@@ -95,22 +96,34 @@ pub struct TrafficPolice;
 /// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
 const SENDERS: BureauSpelling = BureauSpelling::Initials;
 
-/// 事項編碼: the corps' own catalogue, in the order of [`Item::ALL`].
-const ITEMS: [(Item, &str); 13] = [
-    (Item::LandUsePlanningPermit, "SX01"),
-    (Item::ConstructionPlanningPermit, "SX02"),
-    (Item::PlanningVerification, "SX03"),
-    (Item::WaterSupplyConnection, "SX04"),
-    (Item::DrainagePermit, "SX05"),
-    (Item::RoadExcavationPermit, "SX06"),
-    (Item::TrafficImpactReview, "SX07"),
-    (Item::RoadWorksTrafficSafety, "SX08"),
-    (Item::CivilDefenseDesignReview, "SX09"),
-    (Item::CivilDefenseCompletionFiling, "SX10"),
-    (Item::GreenLandOccupation, "SX11"),
-    (Item::TreeFelling, "SX12"),
-    (Item::GreeningPlanReview, "SX13"),
-];
+/// 事項編碼: the corps' catalogue numbers the items in the order of [`Item::ALL`] (SX01, SX02
+/// ...), so an item the model adds at its end is numbered here without an edit.
+fn item_code(item: Item) -> &'static str {
+    static CODES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let codes = CODES.get_or_init(|| {
+        (1..=Item::ALL.len())
+            .map(|number| format!("SX{number:02}"))
+            .collect()
+    });
+    Item::ALL
+        .iter()
+        .position(|i| *i == item)
+        .and_then(|index| codes.get(index))
+        .map_or("", String::as_str)
+}
+
+/// The item an 事項編碼 numbers (`SX` and two digits), or `UnknownCode`.
+fn parse_item_code(text: &str) -> Result<Item, Problem> {
+    let text = clean(text);
+    text.strip_prefix("SX")
+        .filter(|digits| digits.len() == 2 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<usize>().ok())
+        .and_then(|number| number.checked_sub(1))
+        .and_then(|index| Item::ALL.get(index).copied())
+        .ok_or(Problem::UnknownCode {
+            vocabulary: "item code (事項編碼 SX01, SX02 ... in the order of the item catalogue)",
+        })
+}
 
 /// 階段 codes.
 const STAGES: [(Stage, &str); 4] = [
@@ -187,8 +200,8 @@ const NOTICES: Dialect = Dialect {
         working_days: "GZRS", // 工作日數
     },
     bureaus: SENDERS,
-    item_text: |item| Cow::Borrowed(code_of(&ITEMS, item)),
-    parse_item: |text| lookup(&ITEMS, text, "item code (事項編碼 SX01-SX13)"),
+    item_text: |item| Cow::Borrowed(item_code(item)),
+    parse_item: parse_item_code,
     joint_statuses: &[
         (JointStatus::Open, "1"),
         (JointStatus::Approved, "2"),
@@ -288,9 +301,7 @@ impl TrafficPolice {
         aj.check_keys(&CASE_KEYS, n);
         let case_id = aj.string(n, F::CaseId, "AJBH", BureauCaseId::parse);
         let sequence = aj.string(n, F::Sequence, "XH", parse_sequence);
-        let item = aj.string(n, F::Item, "SXBM", |t| {
-            lookup(&ITEMS, t, "item code (事項編碼 SX01-SX13)")
-        });
+        let item = aj.string(n, F::Item, "SXBM", parse_item_code);
         let stage = aj.string(n, F::Stage, "JD", |t| {
             lookup(&STAGES, t, "stage code (01-04)")
         });
@@ -566,7 +577,7 @@ impl Adapter for TrafficPolice {
             aj: CaseRecord {
                 ajbh: event.case_id.as_str(),
                 xh: event.sequence.to_string(),
-                sxbm: code_of(&ITEMS, case.item),
+                sxbm: item_code(case.item),
                 jd: code_of(&STAGES, case.stage),
                 zt: code_of(&STATUSES, case.status),
                 xzqh: case.district.code(),
@@ -595,11 +606,22 @@ mod tests {
     #[test]
     fn item_codes_follow_the_canonical_order() {
         for (i, item) in Item::ALL.into_iter().enumerate() {
-            assert_eq!(code_of(&ITEMS, item), format!("SX{:02}", i + 1));
-            assert_eq!(lookup(&ITEMS, &format!("SX{:02}", i + 1), "item"), Ok(item));
+            assert_eq!(item_code(item), format!("SX{:02}", i + 1));
+            assert_eq!(parse_item_code(&format!("SX{:02}", i + 1)), Ok(item));
         }
-        assert_eq!(code_of(&ITEMS, Item::RoadWorksTrafficSafety), "SX08");
-        assert!(lookup(&ITEMS, "SX14", "item").is_err());
+        assert_eq!(item_code(Item::RoadWorksTrafficSafety), "SX08");
+        assert_eq!(parse_item_code("ＳＸ08"), Ok(Item::RoadWorksTrafficSafety));
+        let past_the_end = format!("SX{:02}", Item::ALL.len() + 1);
+        for unknown in [
+            "SX00",
+            past_the_end.as_str(),
+            "SX8",
+            "SX008",
+            "sx08",
+            "SX+8",
+        ] {
+            assert!(parse_item_code(unknown).is_err(), "{unknown}");
+        }
     }
 
     #[test]

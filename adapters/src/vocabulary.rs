@@ -155,7 +155,7 @@ mod tests {
             "full-width forms fold"
         );
         assert_eq!(
-            BureauSpelling::Id.parse("housing", "sender"),
+            BureauSpelling::Id.parse("police", "sender"),
             Err(Problem::UnknownCode {
                 vocabulary: "sender"
             })

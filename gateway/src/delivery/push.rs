@@ -109,11 +109,16 @@ pub async fn push(
         .encode(&delivery.event)
         .map_err(|e| PushFailure::permanent(format!("cannot encode: {e}")))?;
     let message_id = delivery.event.message_id.as_str();
-    let request = hyper::Request::post(endpoint)
+    let mut request = hyper::Request::post(endpoint)
         .header(hyper::header::CONTENT_TYPE, encoded.content_type)
         .header("message-id", message_id)
         .header("idempotency-key", message_id)
-        .header("source-bureau", delivery.event.source.as_str())
+        .header("source-bureau", delivery.event.source.as_str());
+    // The format's own headers (a SOAP service's SOAPAction).
+    for (name, value) in adapter.message_headers(&delivery.event) {
+        request = request.header(name, value);
+    }
+    let request = request
         .body(Full::new(Bytes::from(encoded.body)))
         .map_err(|e| PushFailure::permanent(format!("cannot build request: {e}")))?;
     let timeout = Duration::from_secs(config.delivery.request_timeout_seconds);

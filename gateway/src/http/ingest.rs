@@ -128,24 +128,34 @@ async fn parse(sender: BureauId, headers: &HeaderMap, body: Bytes) -> Result<Sub
     } else {
         adapter.decode(&body, &content_type)
     };
-    let events = decoded.map_err(|error| {
-        tracing::info!(message = "message rejected", bureau = %sender, %error);
-        match error {
-            DecodeError::Invalid(errors) => Refusal::new("invalid", Problem::invalid(errors)),
-            DecodeError::TooLarge { .. } => {
-                Refusal::new("too_large", Problem::too_large(error.to_string()))
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+    };
+    let events = decoded
+        .and_then(|events| {
+            adapter.check_message_headers(&events, &header)?;
+            Ok(events)
+        })
+        .map_err(|error| {
+            tracing::info!(message = "message rejected", bureau = %sender, %error);
+            match error {
+                DecodeError::Invalid(errors) => Refusal::new("invalid", Problem::invalid(errors)),
+                DecodeError::TooLarge { .. } => {
+                    Refusal::new("too_large", Problem::too_large(error.to_string()))
+                }
+                DecodeError::UnsupportedContentType { .. } => Refusal::new(
+                    "unsupported",
+                    Problem::unsupported_media_type(error.to_string()),
+                ),
+                DecodeError::Encoding(_)
+                | DecodeError::DtdForbidden
+                | DecodeError::Malformed { .. } => {
+                    Refusal::new("malformed", Problem::malformed(error.to_string()))
+                }
             }
-            DecodeError::UnsupportedContentType { .. } => Refusal::new(
-                "unsupported",
-                Problem::unsupported_media_type(error.to_string()),
-            ),
-            DecodeError::Encoding(_)
-            | DecodeError::DtdForbidden
-            | DecodeError::Malformed { .. } => {
-                Refusal::new("malformed", Problem::malformed(error.to_string()))
-            }
-        }
-    })?;
+        })?;
     if events.iter().any(|e| e.survey().is_some()) {
         return Err(Refusal::new(
             "invalid",

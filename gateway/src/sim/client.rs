@@ -276,6 +276,15 @@ impl BureauClient {
         if let Some(key) = idempotency_key {
             headers.push(("idempotency-key", key));
         }
+        // The format's own headers (a SOAP service's SOAPAction) name what the message carries,
+        // as the bureau's system knows; a message that does not decode goes without them.
+        let (_, adapter) = self.adapter()?;
+        let format_headers = adapter
+            .decode(&message.body, &message.content_type)
+            .ok()
+            .and_then(|events| events.first().map(|event| adapter.message_headers(event)))
+            .unwrap_or_default();
+        headers.extend(format_headers.iter().map(|(k, v)| (*k, v.as_str())));
         self.request(Method::POST, "/v1/messages", &headers, message.body.clone())
             .await
     }

@@ -219,7 +219,14 @@ async fn deliver(
         inbox.refuse();
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let answer = match adapter.decode(&body, header("content-type")) {
+    let checked = adapter
+        .decode(&body, header("content-type"))
+        .and_then(|events| {
+            let sent = |name: &str| Some(header(name).to_owned()).filter(|v| !v.is_empty());
+            adapter.check_message_headers(&events, &sent)?;
+            Ok(events)
+        });
+    let answer = match checked {
         Ok(events) if events.len() == 1 => {
             inbox.record(header("message-id"), events);
             StatusCode::OK
