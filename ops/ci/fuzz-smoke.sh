@@ -17,7 +17,11 @@ seconds="${1:-25}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(planning water transport traffic_police civil_defense greenery)
+  # One target per adapter, each in its own file.
+  for file in fuzz/fuzz_targets/*.rs; do
+    name="${file##*/}"
+    targets+=("${name%.rs}")
+  done
 fi
 
 export RUSTC_BOOTSTRAP=1

@@ -143,4 +143,27 @@ mod tests {
         served.sort_unstable();
         assert_eq!(documented, served);
     }
+
+    #[test]
+    fn openapi_names_every_bureau_and_nothing_else() {
+        let text = include_str!("../../../schemas/api/openapi.json");
+        let openapi: serde_json::Value = serde_json::from_str(text).unwrap();
+        let documented: Vec<&str> = openapi["components"]["schemas"]["BureauId"]["enum"]
+            .as_array()
+            .expect("schemas/api/openapi.json: components.schemas.BureauId.enum")
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        for bureau in schemas::BureauId::ALL {
+            assert!(
+                documented.contains(&bureau.as_str()),
+                "schemas/api/openapi.json: the BureauId enum lacks {bureau:?}"
+            );
+        }
+        assert_eq!(
+            documented.len(),
+            schemas::BureauId::ALL.len(),
+            "{documented:?}"
+        );
+    }
 }
