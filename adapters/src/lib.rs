@@ -18,6 +18,7 @@ pub mod civil_defense;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod greenery;
+pub mod housing;
 mod json;
 mod notices;
 pub mod planning;
@@ -36,6 +37,7 @@ pub static ALL: &[&dyn Adapter] = &[
     &traffic_police::TrafficPolice,
     &civil_defense::CivilDefense,
     &greenery::Greenery,
+    &housing::Housing,
 ];
 
 /// The adapter of a bureau (every bureau has one; `registry_is_complete` checks it).

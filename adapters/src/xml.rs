@@ -244,8 +244,15 @@ fn open_element<'a>(
             ));
         }
         (Some(allowed), Some(uri)) if !allowed.contains(&uri.as_str()) => {
+            // Paths of a namespaced format name elements by their local names, as its decoder
+            // does: the prefix is the sender's choice.
+            let parent = if stack.is_empty() {
+                String::new()
+            } else {
+                path_of(stack)
+            };
             return Err(malformed(
-                &path(),
+                &format!("{parent}/{}", element.name),
                 &format!(
                     "namespace {uri} is not this format's (expected {})",
                     allowed.join(" or ")
@@ -432,13 +439,6 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, DecodeError> {
     parse_with(text, None)
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the SOAP format of the housing administration (issue 14) is its first user; tested here"
-    )
-)]
 /// [`parse`] for a format whose elements are in the namespaces `allowed` (or in none): each
 /// element carries its namespace URI, whatever prefix names it; an undeclared prefix or another
 /// namespace is refused at the element's path.
@@ -856,7 +856,7 @@ mod tests {
         let other = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"/>"#;
         match parse_namespaced(other, &[SOAP, OWN]) {
             Err(DecodeError::Malformed { path: at, message }) => {
-                assert_eq!(at, "/s:Envelope");
+                assert_eq!(at, "/Envelope", "by its local name, as the decoder's paths");
                 assert!(message.contains("soap-envelope"), "{message}");
             }
             got => panic!("{got:?}"),

@@ -26,17 +26,20 @@ pub enum BureauId {
     CivilDefense,
     /// 市綠化市容局, Greenery and City Appearance.
     Greenery,
+    /// 市房管局, Housing Administration.
+    Housing,
 }
 
 impl BureauId {
     /// Every bureau, in a fixed order.
-    pub const ALL: [BureauId; 6] = [
+    pub const ALL: [BureauId; 7] = [
         Self::Planning,
         Self::Water,
         Self::Transport,
         Self::TrafficPolice,
         Self::CivilDefense,
         Self::Greenery,
+        Self::Housing,
     ];
 
     /// The project's id, e.g. `traffic_police`.
@@ -48,6 +51,7 @@ impl BureauId {
             Self::TrafficPolice => "traffic_police",
             Self::CivilDefense => "civil_defense",
             Self::Greenery => "greenery",
+            Self::Housing => "housing",
         }
     }
 
@@ -108,6 +112,14 @@ impl BureauId {
                 department_code: "SHLHSR",
                 english: "Greenery and City Appearance",
             },
+            Self::Housing => &BureauNames {
+                full_zh: "市房屋管理局",
+                short_zh: "市房管局",
+                short_zh_simplified: "市房管局",
+                initials: "FGJ",
+                department_code: "SHFGJ",
+                english: "Housing Administration",
+            },
         }
     }
 }
@@ -138,9 +150,7 @@ impl fmt::Display for BureauId {
 
 /// The text is not a bureau id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown bureau id {0:?} (expected one of planning, water, transport, traffic_police, civil_defense, greenery)"
-)]
+#[error("unknown bureau id {0:?} (expected one of {ids})", ids = BureauId::ALL.map(BureauId::as_str).join(", "))]
 pub struct UnknownBureau(pub String);
 
 impl FromStr for BureauId {
@@ -165,7 +175,12 @@ mod tests {
             let json = serde_json::to_value(bureau).unwrap();
             assert_eq!(json, bureau.as_str());
         }
-        assert!("housing".parse::<BureauId>().is_err());
+        assert!("police".parse::<BureauId>().is_err());
+        assert_eq!(
+            "police".parse::<BureauId>().unwrap_err().to_string(),
+            "unknown bureau id \"police\" (expected one of planning, water, transport, \
+             traffic_police, civil_defense, greenery, housing)"
+        );
     }
 
     #[test]

@@ -52,11 +52,15 @@ pub enum Item {
     TreeFelling,
     /// 綠化配套方案審查.
     GreeningPlanReview,
+    /// 商品房預售許可 (pre-sale permit of a new building's units).
+    PreSalePermit,
+    /// 不動產首次登記 (the first title registration of a new building).
+    TitleRegistration,
 }
 
 impl Item {
     /// Every item.
-    pub const ALL: [Item; 13] = [
+    pub const ALL: [Item; 15] = [
         Self::LandUsePlanningPermit,
         Self::ConstructionPlanningPermit,
         Self::PlanningVerification,
@@ -70,6 +74,8 @@ impl Item {
         Self::GreenLandOccupation,
         Self::TreeFelling,
         Self::GreeningPlanReview,
+        Self::PreSalePermit,
+        Self::TitleRegistration,
     ];
 
     /// The bureau that handles cases of this item.
@@ -87,6 +93,7 @@ impl Item {
             Self::GreenLandOccupation | Self::TreeFelling | Self::GreeningPlanReview => {
                 BureauId::Greenery
             }
+            Self::PreSalePermit | Self::TitleRegistration => BureauId::Housing,
         }
     }
 
@@ -106,6 +113,8 @@ impl Item {
             Self::GreenLandOccupation => "green_land_occupation",
             Self::TreeFelling => "tree_felling",
             Self::GreeningPlanReview => "greening_plan_review",
+            Self::PreSalePermit => "pre_sale_permit",
+            Self::TitleRegistration => "title_registration",
         }
     }
 
@@ -125,6 +134,8 @@ impl Item {
             Self::GreenLandOccupation => "臨時佔用綠地審批",
             Self::TreeFelling => "樹木砍伐審批",
             Self::GreeningPlanReview => "綠化配套方案審查",
+            Self::PreSalePermit => "商品房預售許可",
+            Self::TitleRegistration => "不動產首次登記",
         }
     }
 
@@ -145,6 +156,8 @@ impl Item {
             Self::GreenLandOccupation => "临时占用绿地审批",
             Self::TreeFelling => "树木砍伐审批",
             Self::GreeningPlanReview => "绿化配套方案审查",
+            Self::PreSalePermit => "商品房预售许可",
+            Self::TitleRegistration => "不动产首次登记",
         }
     }
 

@@ -293,6 +293,96 @@ async fn invalid_payload_is_422_with_paths() {
     running.shutdown().await;
 }
 
+/// The housing administration's SOAP service over mutual TLS: its envelope is accepted with the
+/// `SOAPAction` naming the body's operation and refused (a problem naming the header) without it
+/// or with another operation's; the pre-sale permit it sends reaches planning in planning's
+/// format, and an acceptance outcome of another bureau reaches housing's own endpoint as a SOAP
+/// envelope with its `SOAPAction` (the simulated endpoint checks it).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_housing_soap_service_exchanges_with_its_action_header() {
+    let pki = TestPki::new("housing-soap");
+    let receivers = push_receivers(&pki, Behaviour::Healthy).await;
+    let all: Vec<&Receiver> = receivers.iter().collect();
+    let running = start_gateway(&pki, &all, "").await;
+    let housing = BureauClient::new(&pki, running.addr(), BureauId::Housing);
+    let mut rng = fastrand::Rng::with_seed(14);
+    let permit = case_event(
+        &mut rng,
+        BureauId::Housing,
+        Item::PreSalePermit,
+        CaseStatus::Approved,
+    );
+    let message = housing.encode(&permit);
+    assert_eq!(message.content_type, "text/xml; charset=utf-8");
+    let action = "\"urn:fgj.sh.gov.cn:exchange:1#CaseReport\"";
+    for (sent, what) in [
+        (None, "no SOAPAction"),
+        (
+            Some("\"urn:fgj.sh.gov.cn:exchange:1#SurveyShare\""),
+            "another operation",
+        ),
+    ] {
+        let mut headers = vec![("content-type", message.content_type.as_str())];
+        headers.extend(sent.map(|value| ("soapaction", value)));
+        let reply = housing
+            .request("POST", "/v1/messages", &headers, message.body.clone())
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{what}");
+        let problem = reply.json();
+        let error = &problem["errors"][0];
+        assert_eq!(error["path"], "header SOAPAction", "{what}: {problem}");
+        assert_eq!(error["text"], sent.unwrap_or(""), "{what}");
+    }
+    let stats = running.store().queue_stats().await.expect("queue stats");
+    assert!(stats.is_empty(), "nothing stored: {stats:?}");
+
+    let headers = [
+        ("content-type", message.content_type.as_str()),
+        ("soapaction", action),
+    ];
+    let reply = housing
+        .request("POST", "/v1/messages", &headers, message.body.clone())
+        .await;
+    let receipt = reply.receipt();
+    assert_eq!(
+        receipt.deliveries, 1,
+        "the pre-sale permit reaches planning"
+    );
+    let id = receipt.message_ids[0].as_str().to_owned();
+    let planning = receiver(&receivers, BureauId::Planning);
+    wait_until("planning receives the pre-sale permit", async || {
+        planning.copies_of(&id) > 0
+    })
+    .await;
+    let got = planning.received();
+    let got = got.iter().find(|g| g.header_id == id).expect("just seen");
+    assert_eq!(got.event, as_delivered(&permit, &id));
+
+    let mut accepted = case_event(
+        &mut rng,
+        BureauId::Water,
+        Item::DrainagePermit,
+        CaseStatus::Approved,
+    );
+    if let schemas::Payload::Case(case) = &mut accepted.payload {
+        case.stage = schemas::Stage::CompletionAcceptance;
+    }
+    let water = BureauClient::new(&pki, running.addr(), BureauId::Water);
+    let id = water.send(&accepted).await.receipt().message_ids[0]
+        .as_str()
+        .to_owned();
+    let housing_endpoint = receiver(&receivers, BureauId::Housing);
+    wait_until(
+        "housing receives the completion-acceptance outcome",
+        async || housing_endpoint.copies_of(&id) > 0,
+    )
+    .await;
+    let got = housing_endpoint.received();
+    let got = got.iter().find(|g| g.header_id == id).expect("just seen");
+    assert_eq!(got.event, as_delivered(&accepted, &id));
+    running.shutdown().await;
+}
+
 /// Who may do what is decided by the client certificate alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn identities_are_enforced() {
@@ -302,12 +392,16 @@ async fn identities_are_enforced() {
     let running = start_gateway(&pki, &all, "").await;
     let addr = running.addr();
     let mut rng = fastrand::Rng::with_seed(44);
-    let event = case_event(
+    let mut event = case_event(
         &mut rng,
         BureauId::Planning,
         Item::LandUsePlanningPermit,
         CaseStatus::Approved,
     );
+    // In its own stage, the permit is routed to water, transport and greenery only.
+    if let schemas::Payload::Case(case) = &mut event.payload {
+        case.stage = schemas::Stage::LandUsePlanning;
+    }
     let planning_message = BureauClient::new(&pki, addr, BureauId::Planning).encode(&event);
     let headers = [("content-type", planning_message.content_type.as_str())];
 

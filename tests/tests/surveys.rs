@@ -326,7 +326,8 @@ async fn publish_notifies_every_entitled_bureau_in_its_own_format() {
             BureauId::Transport,
             BureauId::TrafficPolice,
             BureauId::CivilDefense,
-            BureauId::Greenery
+            BureauId::Greenery,
+            BureauId::Housing
         ]),
         "the default entitlements to planning verification"
     );
@@ -388,6 +389,16 @@ async fn publish_notifies_every_entitled_bureau_in_its_own_format() {
     assert_eq!(
         figures_of(BureauId::TrafficPolice),
         [FigureName::LandArea, FigureName::BuildingHeight]
+    );
+    assert_eq!(
+        figures_of(BureauId::Housing),
+        [
+            FigureName::LandArea,
+            FigureName::FloorAreaAboveGround,
+            FigureName::FloorAreaBelowGround,
+            FigureName::PropertyUnits
+        ],
+        "housing registers the floor areas and the property units"
     );
     let greening_ratio = survey_events(receiver(&receivers, BureauId::Greenery))[0]
         .1
@@ -582,10 +593,11 @@ async fn invalid_figures_are_rejected_with_paths() {
     running.shutdown().await;
 }
 
-/// A real-estate result reaches nobody but planning: no notices, 403 to other bureaus'
-/// reads, and only planning may publish at all.
+/// A real-estate result reaches the housing administration alone: one notice, in its SOAP
+/// format, with the floor areas and property units; 403 to every other bureau's reads; housing
+/// reads it and downloads its file; and only planning may publish at all.
 #[tokio::test(flavor = "multi_thread")]
-async fn non_entitled_bureaus_get_nothing_and_403() {
+async fn a_real_estate_result_reaches_housing_alone_and_403_to_the_rest() {
     let pki = TestPki::new("survey-unentitled");
     let receivers = push_receivers(&pki, Behaviour::Healthy).await;
     let all: Vec<&Receiver> = receivers.iter().collect();
@@ -595,7 +607,8 @@ async fn non_entitled_bureaus_get_nothing_and_403() {
     let civil = BureauClient::new(&pki, running.addr(), BureauId::CivilDefense);
     let mut rng = fastrand::Rng::with_seed(303);
 
-    assert!(entitled_to(SurveyKind::RealEstate).is_empty());
+    let housing_only = BTreeSet::from([BureauId::Housing]);
+    assert_eq!(entitled_to(SurveyKind::RealEstate), housing_only);
     let re_figures = [
         (FigureName::FloorAreaAboveGround, "45210.5m2"),
         (FigureName::PropertyUnits, "480"),
@@ -608,12 +621,12 @@ async fn non_entitled_bureaus_get_nothing_and_403() {
     )];
     let real_estate = result_of(&mut rng, SurveyKind::RealEstate, &re_figures, &re_files);
     let re = published(&publish(&planning, &metadata(&real_estate, &re_figures), &re_files).await);
-    assert!(re.notified.is_empty(), "{re:?}");
-    assert_eq!(re.deliveries, 0);
-    assert!(re.message_ids.is_empty());
+    assert_eq!(re.notified, housing_only, "{re:?}");
+    assert_eq!(re.deliveries, 1);
+    assert_eq!(re.message_ids.len(), 1);
 
     // A later result every other bureau is entitled to: once it has arrived everywhere, the
-    // real-estate result has demonstrably reached nobody.
+    // real-estate result has demonstrably reached housing alone.
     let pv_figures = [(FigureName::LandArea, "12345.67m2")];
     let pv = result_of(&mut rng, SurveyKind::PlanningVerification, &pv_figures, &[]);
     let later = published(&publish(&planning, &metadata(&pv, &pv_figures), &[]).await);
@@ -628,7 +641,11 @@ async fn non_entitled_bureaus_get_nothing_and_403() {
     {
         let r = receiver(&receivers, *bureau);
         wait_until(&format!("{bureau} receives the later notice"), async || {
-            !r.received().is_empty()
+            r.received().iter().any(|g| {
+                g.event
+                    .survey()
+                    .is_some_and(|n| n.survey_id == later.survey_id)
+            })
         })
         .await;
     }
@@ -645,9 +662,17 @@ async fn non_entitled_bureaus_get_nothing_and_403() {
     for r in &receivers {
         everything.extend(r.received().into_iter().map(|g| (r.bureau(), g.event)));
     }
-    assert_eq!(everything.len(), later.notified.len(), "{everything:?}");
+    assert_eq!(everything.len(), later.notified.len() + 1, "{everything:?}");
     for (bureau, event) in &everything {
         let notice = event.survey().expect("a survey notice");
+        if *bureau == BureauId::Housing && notice.survey_id == re.survey_id {
+            let figures: Vec<FigureName> = notice.result.figures.iter().map(|f| f.name).collect();
+            assert_eq!(
+                figures,
+                [FigureName::FloorAreaAboveGround, FigureName::PropertyUnits]
+            );
+            continue;
+        }
         assert_eq!(
             notice.survey_id, later.survey_id,
             "{bureau} got only the later result"
@@ -678,6 +703,20 @@ async fn non_entitled_bureaus_get_nothing_and_403() {
     }
     let own = notice_of(&planning.get(&format!("/v1/surveys/{id}")).await);
     assert_eq!(own.result, real_estate);
+    let housing = BureauClient::new(&pki, running.addr(), BureauId::Housing);
+    assert_eq!(
+        housing.get(&format!("/v1/surveys/{id}")).await.status,
+        StatusCode::OK
+    );
+    let file = housing
+        .get(&format!("/v1/surveys/{id}/files/{}", re_files[0].sha256()))
+        .await;
+    assert_eq!(
+        file.status,
+        StatusCode::OK,
+        "housing may download the drawings"
+    );
+    assert_eq!(file.body.len(), 80_000);
 
     // Only planning publishes.
     let mut water_result = real_estate.clone();
@@ -691,8 +730,8 @@ async fn non_entitled_bureaus_get_nothing_and_403() {
     let reads = operator.get(&format!("/v1/surveys/{id}/reads")).await;
     assert_eq!(
         reads.json()["bureaus"],
-        serde_json::json!(["planning"]),
-        "refused reads are not reads"
+        serde_json::json!(["planning", "housing"]),
+        "refused reads are not reads; housing's are"
     );
     // A survey notice is published through /v1/surveys only: sent as a message, it is refused.
     let notice = adapters::sample::survey_event(&mut rng);

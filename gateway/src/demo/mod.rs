@@ -246,7 +246,8 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
         pki.dir.display()
     ));
     console.line(&format!(
-        "six bureaus send {} msg/s each for {} s; water fails 30% of deliveries, transport is down for {} s, civil defense pulls",
+        "{} bureaus send {} msg/s each for {} s; water fails 30% of deliveries, transport is down for {} s, civil defense pulls",
+        BureauId::ALL.len(),
         args.rate,
         args.duration,
         transport_down_for.as_secs()

@@ -84,7 +84,7 @@ mod tests {
         ] {
             assert_eq!(Identity::from_uri(&identity.uri()), Some(identity));
         }
-        assert_eq!(Identity::from_uri("urn:bureau:housing"), None);
+        assert_eq!(Identity::from_uri("urn:bureau:tax"), None);
         assert_eq!(Identity::from_uri("urn:operator:"), None);
         assert_eq!(Identity::from_uri("urn:operator:a b"), None);
         assert_eq!(Identity::from_uri("https://example.com"), None);

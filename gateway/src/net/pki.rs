@@ -556,7 +556,13 @@ mod tests {
         let dir = temp.path().join("nested");
         let layout = init(&dir, "node-1").unwrap();
         assert!(layout.ca_created);
-        assert_eq!(layout.created.len(), 8, "{:?}", layout.created);
+        // The CA, the gateway, every bureau and an operator.
+        assert_eq!(
+            layout.created.len(),
+            BureauId::ALL.len() + 2,
+            "{:?}",
+            layout.created
+        );
 
         assert_eq!(
             identity_of(&layout.gateway().0),
