@@ -216,7 +216,8 @@ impl<'e> At<'e> {
     }
 }
 
-/// Rejects an element of `element`'s subtree outside the administration's namespace.
+/// Rejects the topmost elements of `element`'s subtree outside the administration's namespace
+/// (what they hold is out of it too, and would only repeat the error).
 fn check_namespace(element: &Element, path: &str, n: &mut Normalizer) {
     if element.namespace.as_deref() != Some(NS) {
         n.reject(
@@ -227,6 +228,7 @@ fn check_namespace(element: &Element, path: &str, n: &mut Normalizer) {
                 expected: "an element in the namespace urn:fgj.sh.gov.cn:exchange:1",
             },
         );
+        return;
     }
     for child in &element.children {
         check_namespace(child, &format!("{path}/{}", child.name), n);
@@ -691,15 +693,25 @@ mod tests {
     #[test]
     fn an_element_outside_the_administrations_namespace_is_refused_at_its_path() {
         let text = sample_text();
-        // The case body moved into no namespace; the envelope's elements into the housing one.
+        // The case body moved into no namespace (its children with it).
         let unqualified = text.replace(&format!("<{CASE} xmlns=\"{NS}\">"), &format!("<{CASE}>"));
         let error = Housing
             .decode(unqualified.as_bytes(), "text/xml")
             .unwrap_err();
+        // Once, at the topmost element out of the namespace (not again for each it holds).
+        let DecodeError::Invalid(errors) = &error else {
+            panic!("{error:?}")
+        };
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/Envelope/Body/CaseReport"]);
+        // An element in another namespace inside a right one is named where it is.
+        let inner = text.replace("<CaseNo>", "<CaseNo xmlns=\"urn:other\">");
         assert!(
-            matches!(&error, DecodeError::Invalid(errors)
-                if errors.iter().any(|e| e.path == "/Envelope/Body/CaseReport/CaseNo")),
-            "{error:?}"
+            matches!(
+                Housing.decode(inner.as_bytes(), "text/xml"),
+                Err(DecodeError::Malformed { path, .. }) if path == "/Envelope/Body/CaseReport/CaseNo"
+            ),
+            "a namespace the format does not list is refused by the reader"
         );
         let other = text.replace(
             &format!("xmlns:soap=\"{SOAP}\""),

@@ -83,6 +83,10 @@ impl DemoArgs {
 /// How long a bureau's system waits for an answer before it counts a transport error.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the exchange must stay quiet to count as drained: longer than the demo's clock
+/// interval (`clocks.check_interval_seconds = 2` below), so a tick's notices are not missed.
+const QUIET_FOR: Duration = Duration::from_secs(3);
+
 /// The longest wait, after the backlog drained, for the bureaus to finish reading the survey
 /// results they were notified of.
 const READS_WAIT: Duration = Duration::from_secs(10);
@@ -341,11 +345,25 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
         "sending stopped after {sending_seconds:.0} s; draining the backlog"
     ));
     let drain_until = Instant::now() + Duration::from_secs(args.drain);
+    // Drained is quiet for longer than a clock tick: nothing pending, the flows' inbox empty,
+    // and no tick since has raised a deadline or joint-case notice.
+    let mut quiet_since: Option<Instant> = None;
     loop {
         let stats = queue_stats(running.store()).await;
         let pending: u64 = stats.iter().map(|s| s.pending).sum();
+        let flows_idle = running
+            .store()
+            .flow_inbox(1)
+            .await
+            .is_ok_and(|inbox| inbox.is_empty());
         status.show("draining", &stats, &tallies);
-        if pending == 0 || Instant::now() >= drain_until || interrupted {
+        let quiet = pending == 0 && flows_idle;
+        let since = *quiet_since.get_or_insert_with(Instant::now);
+        if !quiet {
+            quiet_since = None;
+        }
+        let settled = quiet && since.elapsed() > QUIET_FOR;
+        if settled || Instant::now() >= drain_until || interrupted {
             break;
         }
         tokio::select! {

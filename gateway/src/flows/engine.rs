@@ -424,6 +424,9 @@ impl<S: Store> FlowEngine<S> {
     /// commit of this node), ticks the clocks every `interval`.
     pub async fn run(self, interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut next_tick = tokio::time::Instant::now();
+        // The calendar warning is logged when it first appears or changes, not every tick (the
+        // readiness check, the metric and the dashboard keep showing it).
+        let mut warned: Option<String> = None;
         loop {
             if let Err(error) = self.drain(now_ms()).await {
                 error.count();
@@ -434,9 +437,13 @@ impl<S: Store> FlowEngine<S> {
             }
             if tokio::time::Instant::now() >= next_tick {
                 next_tick += interval;
-                if let Some(warning) = self.table.calendar_warning() {
-                    tracing::warn!(message = "next year's working-day calendar is missing", %warning);
+                let warning = self.table.calendar_warning();
+                if let Some(text) = &warning
+                    && warned.as_ref() != Some(text)
+                {
+                    tracing::warn!(message = "next year's working-day calendar is missing", warning = %text);
                 }
+                warned = warning;
                 match crate::clock::shanghai_now() {
                     Some(now) => {
                         if let Err(error) = self.tick(now.naive_local().date(), now_ms()).await {
