@@ -40,13 +40,12 @@ use schemas::{
     Money, NativeValue, Normalizer, Payload, Problem, ProjectCode, Sha256Hex, ShanghaiDate,
     ShanghaiTime, Stage, SurveyId, SurveyKind, SurveyNotice, SurveyNoticeParts, WorkingDays,
 };
-use std::borrow::Cow;
 
 use crate::adapter::{Adapter, DecodeError, EncodeError, Encoded, NativeFormat, Syntax};
 use crate::assemble::{CaseParts, one_event, survey_event};
 use crate::notices::{self, DateStyle, Dialect, JsonScalars, Names};
 use crate::vocabulary::{BureauSpelling, code_of, lookup};
-use crate::xml::{self, Element, XmlWriter, decode_text, truncate};
+use crate::xml::{self, Element, Fields, XmlWriter, decode_text, truncate};
 
 const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const NS: &str = "urn:fgj.sh.gov.cn:exchange:1";
@@ -158,67 +157,10 @@ const NOTICES: Dialect = Dialect {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Housing;
 
-/// Stands in for an element the message lacks (its absence is reported once, where noticed).
-static ABSENT: Element<'static> = Element {
-    name: String::new(),
-    namespace: None,
-    attributes: Vec::new(),
-    children: Vec::new(),
-    text: Cow::Borrowed(""),
-};
-
-/// An element and its path, so that each value is read in one line.
-struct At<'e> {
-    element: &'e Element<'e>,
-    path: String,
-}
-
-impl<'e> At<'e> {
-    /// Its child `name`, or [`ABSENT`] after rejecting the absence under `field`.
-    fn child(&self, name: &str, field: F, n: &mut Normalizer) -> At<'e> {
-        let path = format!("{}/{name}", self.path);
-        let element = self.element.child(name).unwrap_or_else(|| {
-            n.reject(field, path.clone(), "", Problem::Missing);
-            &ABSENT
-        });
-        At { element, path }
-    }
-
-    /// The text of the leaf `name` (attributes and elements inside it are not the format's).
-    fn text(&self, name: &str, n: &mut Normalizer) -> Option<&'e str> {
-        let leaf = self.element.child(name)?;
-        let path = format!("{}/{name}", self.path);
-        leaf.check_attributes(&path, &[], n);
-        leaf.check_children(&path, &[], &[], n);
-        Some(leaf.text.as_ref())
-    }
-
-    fn read<T>(
-        &self,
-        n: &mut Normalizer,
-        field: F,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, Problem>,
-    ) -> Option<T> {
-        let text = self.text(name, n);
-        n.field(field, || format!("{}/{name}", self.path), text, parse)
-    }
-
-    fn optional<T>(
-        &self,
-        n: &mut Normalizer,
-        field: F,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, Problem>,
-    ) -> Option<Option<T>> {
-        let text = self.text(name, n);
-        n.optional(field, || format!("{}/{name}", self.path), text, parse)
-    }
-}
-
 /// Rejects the topmost elements of `element`'s subtree outside the administration's namespace
-/// (what they hold is out of it too, and would only repeat the error).
-fn check_namespace(element: &Element, path: &str, n: &mut Normalizer) {
+/// (what they hold is out of it too, and would only repeat the error), and with `leaves`, any
+/// attribute of a leaf but an `Indicator`'s `name`: a value is its element's text.
+fn check_elements(element: &Element, path: &str, leaves: bool, n: &mut Normalizer) {
     if element.namespace.as_deref() != Some(NS) {
         n.reject(
             F::Document,
@@ -230,8 +172,26 @@ fn check_namespace(element: &Element, path: &str, n: &mut Normalizer) {
         );
         return;
     }
-    for child in &element.children {
-        check_namespace(child, &format!("{path}/{}", child.name), n);
+    if leaves && element.children.is_empty() {
+        let allowed: &[&str] = if element.name == "Indicator" {
+            &["name"]
+        } else {
+            &[]
+        };
+        element.check_attributes(path, allowed, n);
+    }
+    for (i, child) in element.children.iter().enumerate() {
+        // Repeated elements are named by their place, as their readers name them.
+        let path = if ["Indicator", "Attachment"].contains(&child.name.as_str()) {
+            let place = element.children[..i]
+                .iter()
+                .filter(|c| c.name == child.name)
+                .count();
+            format!("{path}/{}[{}]", child.name, place + 1)
+        } else {
+            format!("{path}/{}", child.name)
+        };
+        check_elements(child, &path, leaves, n);
     }
 }
 
@@ -257,11 +217,12 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
     }
     root.check_children(&r, &["Header", "Body"], &[], n);
     root.check_attributes(&r, &[], n);
-    let envelope = At {
+    let envelope = Fields {
         element: root,
-        path: r,
+        path: r.into(),
     };
     let header = envelope.child("Header", F::Document, n);
+    header.element.check_attributes(&header.path, &[], n);
     header
         .element
         .check_children(&header.path, &[HEADER_BLOCK], &[], n);
@@ -271,9 +232,9 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
         .element
         .check_children(&block.path, &["From", "MessageID", "Timestamp"], &[], n);
     let body = envelope.child("Body", F::Document, n);
-    body.element
-        .check_children(&body.path, &[CASE, SURVEY, JOINT, DEADLINE], &[], n);
+    body.element.check_attributes(&body.path, &[], n);
     let operations = [CASE, SURVEY, JOINT, DEADLINE];
+    body.element.check_children(&body.path, &operations, &[], n);
     let Some(operation) = body
         .element
         .children
@@ -298,7 +259,7 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
             },
         );
     }
-    check_namespace(block.element, &block.path, n);
+    check_elements(block.element, &block.path, true, n);
     let head = notices::Header {
         message_id: block.read(n, F::MessageId, "MessageID", MessageId::parse),
         source: block.read(n, F::Source, "From", |t| {
@@ -306,12 +267,16 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
         }),
         occurred_at: block.read(n, F::OccurredAt, "Timestamp", ShanghaiTime::parse_rfc3339),
     };
-    let at = At {
+    let at = Fields {
         element: operation,
-        path: format!("{}/{}", body.path, operation.name),
+        path: format!("{}/{}", body.path, operation.name).into(),
     };
-    check_namespace(operation, &at.path, n);
-    at.element.check_attributes(&at.path, &[], n);
+    // The notices' reader checks the attributes of its own elements.
+    let notice = [JOINT, DEADLINE].contains(&operation.name.as_str());
+    check_elements(operation, &at.path, !notice, n);
+    if !notice {
+        at.element.check_attributes(&at.path, &[], n);
+    }
     match operation.name.as_str() {
         CASE => decode_case(&at, head, &block, n),
         SURVEY => decode_survey(&at, head, n),
@@ -320,7 +285,12 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
     }
 }
 
-fn decode_case(c: &At, head: notices::Header, block: &At, n: &mut Normalizer) -> Option<Event> {
+fn decode_case(
+    c: &Fields,
+    head: notices::Header,
+    block: &Fields,
+    n: &mut Normalizer,
+) -> Option<Event> {
     c.element.check_children(
         &c.path,
         &[
@@ -372,10 +342,10 @@ fn decode_case(c: &At, head: notices::Header, block: &At, n: &mut Normalizer) ->
             ShanghaiTime::parse_rfc3339,
         ),
         time_limit: c.read(n, F::TimeLimit, "PromisedDays", WorkingDays::parse),
-        floor_area: c.optional(n, F::FloorArea, "FloorAreaSqm", |t| {
+        floor_area: c.read_optional(n, F::FloorArea, "FloorAreaSqm", |t| {
             Area::from_number_and_unit(t, "㎡")
         }),
-        investment: c.optional(n, F::Investment, "InvestmentYuan", |t| {
+        investment: c.read_optional(n, F::Investment, "InvestmentYuan", |t| {
             Money::from_number_and_unit(t, "元")
         }),
     };
@@ -385,7 +355,7 @@ fn decode_case(c: &At, head: notices::Header, block: &At, n: &mut Normalizer) ->
     })
 }
 
-fn decode_survey(s: &At, head: notices::Header, n: &mut Normalizer) -> Option<Event> {
+fn decode_survey(s: &Fields, head: notices::Header, n: &mut Normalizer) -> Option<Event> {
     s.element.check_children(
         &s.path,
         &[
@@ -406,12 +376,14 @@ fn decode_survey(s: &At, head: notices::Header, n: &mut Normalizer) -> Option<Ev
     let indicators = s.child("Indicators", F::SurveyFigure, n);
     indicators
         .element
+        .check_attributes(&indicators.path, &[], n);
+    indicators
+        .element
         .check_children(&indicators.path, &[], &["Indicator"], n);
     let mut figures = FigureSet::new();
     for (i, figure) in indicators.element.children_named("Indicator").enumerate() {
         let path = format!("{}/Indicator[{}]", indicators.path, i + 1);
         figure.check_children(&path, &[], &[], n);
-        figure.check_attributes(&path, &["name"], n);
         let name = n.field(
             F::SurveyFigure,
             || format!("{path}/@name"),
@@ -436,12 +408,15 @@ fn decode_survey(s: &At, head: notices::Header, n: &mut Normalizer) -> Option<Ev
     let attachments = s.child("Attachments", F::SurveyFile, n);
     attachments
         .element
+        .check_attributes(&attachments.path, &[], n);
+    attachments
+        .element
         .check_children(&attachments.path, &[], &["Attachment"], n);
     let mut files = Vec::new();
     for (i, file) in attachments.element.children_named("Attachment").enumerate() {
-        let f = At {
+        let f = Fields {
             element: file,
-            path: format!("{}/Attachment[{}]", attachments.path, i + 1),
+            path: format!("{}/Attachment[{}]", attachments.path, i + 1).into(),
         };
         file.check_attributes(&f.path, &[], n);
         file.check_children(
@@ -466,7 +441,7 @@ fn decode_survey(s: &At, head: notices::Header, n: &mut Normalizer) -> Option<Ev
     let supersedes_text = s.element.text_of("SupersedesId").unwrap_or("");
     let notice = SurveyNoticeParts {
         survey_id: s.read(n, F::SurveyId, "SurveyId", SurveyId::parse),
-        supersedes: s.optional(n, F::SurveySupersedes, "SupersedesId", SurveyId::parse),
+        supersedes: s.read_optional(n, F::SurveySupersedes, "SupersedesId", SurveyId::parse),
         project: s.read(n, F::SurveyProject, "ProjectCode", ProjectCode::parse),
         kind: s.read(n, F::SurveyKind, "SurveyType", |t| {
             lookup(&SURVEY_KINDS, t, "survey type (FC, HS, RF, LH)")

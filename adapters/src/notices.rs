@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::json::{Bounds, Obj, bounds};
 use crate::vocabulary::{BureauSpelling, code_of, lookup};
-use crate::xml::{Element, XmlWriter};
+use crate::xml::{Element, Fields, XmlWriter};
 
 /// How dates are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,46 +239,6 @@ fn bureau_code(dialect: &Dialect, bureau: BureauId) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // XML
 
-/// The child elements of one XML element, read as fields at their paths.
-struct XmlFields<'e, 'a> {
-    element: &'e Element<'a>,
-    path: &'e str,
-}
-
-impl XmlFields<'_, '_> {
-    /// The required child `name`, parsed, under `field`.
-    fn read<T>(
-        &self,
-        n: &mut Normalizer,
-        field: F,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, Problem>,
-    ) -> Option<T> {
-        n.field(
-            field,
-            || format!("{}/{name}", self.path),
-            self.element.text_of(name),
-            parse,
-        )
-    }
-
-    /// The optional child `name`: `Some(None)` when absent.
-    fn read_optional<T>(
-        &self,
-        n: &mut Normalizer,
-        field: F,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, Problem>,
-    ) -> Option<Option<T>> {
-        n.optional(
-            field,
-            || format!("{}/{name}", self.path),
-            self.element.text_of(name),
-            parse,
-        )
-    }
-}
-
 /// Reads the joint notice in `body` (at `path`), whose own attributes may be `attributes`.
 pub(crate) fn read_joint_xml(
     dialect: &Dialect,
@@ -312,9 +272,9 @@ pub(crate) fn read_joint_xml(
     body.check_children(path, &single, repeated, n);
     let at = |name: &str| format!("{path}/{name}");
     let text = |name: &str| body.text_of(name);
-    let x = XmlFields {
+    let x = Fields {
         element: body,
-        path,
+        path: path.into(),
     };
     let values = JointValues {
         joint_case_id: x.read(n, F::JointCaseId, d.joint_case_id, JointCaseId::parse),
@@ -411,9 +371,9 @@ fn read_branch_xml(
         n,
     );
     let at = |name: &str| format!("{path}/{name}");
-    let x = XmlFields {
+    let x = Fields {
         element: branch,
-        path,
+        path: path.into(),
     };
     let bureau = x.read(n, F::JointBranchBureau, d.bureau, |t| {
         dialect.bureaus.parse(t, "bureau code")
@@ -509,9 +469,9 @@ pub(crate) fn read_deadline_xml(
     );
     let at = |name: &str| format!("{path}/{name}");
     let text = |name: &str| body.text_of(name);
-    let x = XmlFields {
+    let x = Fields {
         element: body,
-        path,
+        path: path.into(),
     };
     let values = DeadlineValues {
         case_id: x.read(n, F::CaseId, d.case_id, BureauCaseId::parse),

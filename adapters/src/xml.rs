@@ -580,6 +580,70 @@ fn parse_with<'t>(text: &'t str, namespaces: Option<&[&str]>) -> Result<Element<
     root.ok_or_else(|| malformed("/", "no root element"))
 }
 
+/// The child elements of one element, read as fields at their paths (`<path>/<name>`), so that
+/// each value of a format is read in one line.
+pub(crate) struct Fields<'e, 'a> {
+    pub(crate) element: &'e Element<'a>,
+    pub(crate) path: Cow<'e, str>,
+}
+
+/// Stands in for an element a message lacks (its absence is reported once, where noticed).
+static ABSENT: Element<'static> = Element {
+    name: String::new(),
+    namespace: None,
+    attributes: Vec::new(),
+    children: Vec::new(),
+    text: Cow::Borrowed(""),
+};
+
+impl<'e, 'a> Fields<'e, 'a> {
+    /// The required child `name`, parsed, under `field`.
+    pub(crate) fn read<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        n.field(
+            field,
+            || format!("{}/{name}", self.path),
+            self.element.text_of(name),
+            parse,
+        )
+    }
+
+    /// The optional child `name`: `Some(None)` when absent.
+    pub(crate) fn read_optional<T>(
+        &self,
+        n: &mut Normalizer,
+        field: CanonicalField,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        n.optional(
+            field,
+            || format!("{}/{name}", self.path),
+            self.element.text_of(name),
+            parse,
+        )
+    }
+
+    /// The child element `name` as fields of its own; when it is absent, its absence is
+    /// rejected under `field` and an empty element stands in (whose fields are then missing).
+    pub(crate) fn child(&self, name: &str, field: CanonicalField, n: &mut Normalizer) -> Self {
+        let path = format!("{}/{name}", self.path);
+        let element = self.element.child(name).unwrap_or_else(|| {
+            n.reject(field, path.clone(), "", Problem::Missing);
+            &ABSENT
+        });
+        Fields {
+            element,
+            path: path.into(),
+        }
+    }
+}
+
 /// Writes a native XML document: declaration, indented elements, then the bytes in the format's
 /// encoding.
 pub(crate) struct XmlWriter {

@@ -298,6 +298,12 @@ const REFUSED_BY_BOTH: &[(&str, &str)] = &[
     ("greenery", "survey-supersedes-null.json"),
     ("greenery", "survey-agency-name-a-number.json"),
     ("greenery", "sender-given-twice.json"),
+    ("housing", "lower-case-credit-code.xml"),
+    ("housing", "case-report-in-no-namespace.xml"),
+    ("housing", "attribute-on-a-value.xml"),
+    ("housing", "unit-beside-an-indicator.xml"),
+    ("housing", "two-operations-in-body.xml"),
+    ("housing", "status-code-of-planning.xml"),
     ("greenery", "survey-version-above-maximum.json"),
 ];
 
