@@ -177,13 +177,13 @@ pub trait Adapter: Send + Sync {
     /// (name, value): SOAP 1.1's `SOAPAction`, which names the operation, say. None by default.
     /// Push delivery sends them with each message; ingest refuses a message whose request does
     /// not carry them ([`check_message_headers`](Self::check_message_headers)).
-    fn message_headers(&self, _event: &Event) -> Vec<(&'static str, String)> {
+    fn message_headers(&self, _event: &Event) -> Vec<(&'static str, &'static str)> {
         Vec::new()
     }
 
     /// Refuses a received message whose request headers (`header(name)`) do not carry what
-    /// [`message_headers`](Self::message_headers) gives for each of its events, naming the header,
-    /// what was sent and what is expected.
+    /// [`message_headers`](Self::message_headers) gives for each of its events: an error at
+    /// `header <name>` with what was sent and what is expected.
     fn check_message_headers(
         &self,
         events: &[Event],
@@ -193,14 +193,12 @@ pub trait Adapter: Send + Sync {
         for event in events {
             for (name, expected) in self.message_headers(event) {
                 let sent = header(name);
-                if sent.as_deref().map(str::trim) != Some(expected.as_str()) {
+                if sent.as_deref().map(str::trim) != Some(expected) {
                     errors.push(NormalizeError {
                         field: schemas::CanonicalField::Document,
                         path: format!("header {name}"),
                         text: sent.unwrap_or_default(),
-                        problem: schemas::Problem::Inconsistent {
-                            reason: "the header must name the operation of the message's body",
-                        },
+                        problem: schemas::Problem::BadFormat { expected },
                     });
                 }
             }

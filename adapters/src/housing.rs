@@ -205,6 +205,16 @@ fn operation(payload: &Payload) -> &'static str {
     }
 }
 
+/// The `SOAPAction` of a message: the namespace and its operation, quoted (SOAP 1.1 §6.1.1).
+fn action(payload: &Payload) -> &'static str {
+    match payload {
+        Payload::Case(_) => "\"urn:fgj.sh.gov.cn:exchange:1#CaseReport\"",
+        Payload::Survey(_) => "\"urn:fgj.sh.gov.cn:exchange:1#SurveyShare\"",
+        Payload::Joint(_) => "\"urn:fgj.sh.gov.cn:exchange:1#JointApproval\"",
+        Payload::Deadline(_) => "\"urn:fgj.sh.gov.cn:exchange:1#DeadlineAlert\"",
+    }
+}
+
 fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
     let r = format!("/{}", root.name);
     for (element, path) in [(root, r.clone())]
@@ -579,9 +589,8 @@ impl Adapter for Housing {
         })
     }
 
-    fn message_headers(&self, event: &Event) -> Vec<(&'static str, String)> {
-        let action = format!("\"{NS}#{}\"", operation(&event.payload));
-        vec![("SOAPAction", action)]
+    fn message_headers(&self, event: &Event) -> Vec<(&'static str, &'static str)> {
+        vec![("SOAPAction", action(&event.payload))]
     }
 }
 
@@ -708,15 +717,44 @@ mod tests {
     #[test]
     fn the_soap_action_names_the_operation_of_the_body() {
         let mut rng = fastrand::Rng::with_seed(3);
-        let case = crate::sample::case_event(&mut rng, BureauId::Housing);
-        assert_eq!(
-            Housing.message_headers(&case),
-            vec![("SOAPAction", format!("\"{NS}#CaseReport\""))]
-        );
-        let survey = crate::sample::survey_event(&mut rng);
-        assert_eq!(
-            Housing.message_headers(&survey)[0].1,
-            format!("\"{NS}#SurveyShare\"")
-        );
+        let events = [
+            crate::sample::case_event(&mut rng, BureauId::Housing),
+            crate::sample::survey_event(&mut rng),
+            crate::sample::joint_event(&mut rng),
+            crate::sample::deadline_event(&mut rng),
+        ];
+        for event in &events {
+            let text = String::from_utf8(Housing.encode(event).unwrap().body).unwrap();
+            let operation = operation(&event.payload);
+            assert!(text.contains(&format!("<{operation} xmlns=\"{NS}\">")));
+            let expected = format!("\"{NS}#{operation}\"");
+            assert_eq!(
+                Housing.message_headers(event),
+                vec![("SOAPAction", expected.as_str())]
+            );
+            let sent = |name: &str| (name == "SOAPAction").then(|| expected.clone());
+            assert_eq!(
+                Housing.check_message_headers(std::slice::from_ref(event), &sent),
+                Ok(())
+            );
+        }
+        // Missing, or naming another operation: refused at the header, saying what it must be.
+        for sent in [None, Some("\"urn:fgj.sh.gov.cn:exchange:1#SurveyShare\"")] {
+            let header = |_: &str| sent.map(str::to_owned);
+            let Err(DecodeError::Invalid(errors)) =
+                Housing.check_message_headers(&events[..1], &header)
+            else {
+                panic!("{sent:?} is refused")
+            };
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].path, "header SOAPAction");
+            assert_eq!(errors[0].text, sent.unwrap_or(""));
+            assert_eq!(
+                errors[0].problem,
+                Problem::BadFormat {
+                    expected: "\"urn:fgj.sh.gov.cn:exchange:1#CaseReport\""
+                }
+            );
+        }
     }
 }

@@ -332,6 +332,7 @@ async fn the_housing_soap_service_exchanges_with_its_action_header() {
         let error = &problem["errors"][0];
         assert_eq!(error["path"], "header SOAPAction", "{what}: {problem}");
         assert_eq!(error["text"], sent.unwrap_or(""), "{what}");
+        assert_eq!(error["problem"]["expected"], action, "{what}: {problem}");
     }
     let stats = running.store().queue_stats().await.expect("queue stats");
     assert!(stats.is_empty(), "nothing stored: {stats:?}");

@@ -284,7 +284,7 @@ impl BureauClient {
             .ok()
             .and_then(|events| events.first().map(|event| adapter.message_headers(event)))
             .unwrap_or_default();
-        headers.extend(format_headers.iter().map(|(k, v)| (*k, v.as_str())));
+        headers.extend(format_headers);
         self.request(Method::POST, "/v1/messages", &headers, message.body.clone())
             .await
     }
