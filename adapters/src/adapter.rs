@@ -129,7 +129,10 @@ pub trait Adapter: Send + Sync {
     fn encode_batch(&self, batch_id: &str, events: &[Event]) -> Result<Encoded, EncodeError> {
         let parts = events
             .iter()
-            .map(|event| Ok((event.message_id.as_str(), self.encode(event)?)))
+            .map(|event| {
+                let warning = schemas::credit::warning_header(&event.credit_warnings);
+                Ok((event.message_id.as_str(), warning, self.encode(event)?))
+            })
             .collect::<Result<Vec<_>, EncodeError>>()?;
         Ok(multipart(batch_id, &parts))
     }
@@ -236,6 +239,15 @@ pub(crate) fn check_rules(bureau: BureauId, event: &Event) -> Result<(), EncodeE
             Some(violation) => Err(refuse(violation.field, violation.problem)),
         };
     }
+    let credit = event
+        .credit()
+        .or(event.credit_match().map(|notice| &notice.entry));
+    if let Some(entry) = credit {
+        return match entry.violations().into_iter().next() {
+            None => Ok(()),
+            Some(violation) => Err(refuse(violation.field, violation.problem)),
+        };
+    }
     if let Some(notice) = event.deadline() {
         return match notice.violation(event.source) {
             None => Ok(()),
@@ -257,9 +269,9 @@ pub(crate) fn check_rules(bureau: BureauId, event: &Event) -> Result<(), EncodeE
 
 /// Writes `multipart/mixed` with one part per encoded event. The boundary is derived from the
 /// batch id and lengthened until no part contains it.
-fn multipart(batch_id: &str, parts: &[(&str, Encoded)]) -> Encoded {
+fn multipart(batch_id: &str, parts: &[(&str, Option<String>, Encoded)]) -> Encoded {
     let mut boundary = format!("=_exchange_batch_{batch_id}");
-    while parts.iter().any(|(_, part)| {
+    while parts.iter().any(|(_, _, part)| {
         part.body
             .windows(boundary.len())
             .any(|w| w == boundary.as_bytes())
@@ -267,10 +279,15 @@ fn multipart(batch_id: &str, parts: &[(&str, Encoded)]) -> Encoded {
         boundary.push('_');
     }
     let mut body = Vec::new();
-    for (message_id, part) in parts {
+    for (message_id, warning, part) in parts {
+        // A listed applicant's case carries its warning on its own part.
+        let warning = warning
+            .as_ref()
+            .map(|w| format!("{}: {w}\r\n", schemas::credit::WARNING_HEADER))
+            .unwrap_or_default();
         body.extend_from_slice(
             format!(
-                "--{boundary}\r\nContent-Type: {}\r\nMessage-Id: {message_id}\r\n\r\n",
+                "--{boundary}\r\nContent-Type: {}\r\nMessage-Id: {message_id}\r\n{warning}\r\n",
                 part.content_type
             )
             .as_bytes(),

@@ -51,6 +51,7 @@
 use std::collections::HashSet;
 
 use encoding_rs::UTF_8;
+use schemas::CreditList;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
@@ -76,6 +77,10 @@ const RECORD: &str = "record";
 const SURVEY: &str = "survey";
 const JOINT: &str = "joint";
 const DEADLINE: &str = "deadline";
+const CREDIT: &str = "creditEntry";
+const CREDIT_MATCH: &str = "creditMatch";
+/// Every kind of entry a batch holds.
+const ENTRIES: [&str; 6] = [RECORD, SURVEY, JOINT, DEADLINE, CREDIT, CREDIT_MATCH];
 /// The attributes of a joint or deadline entry: the header every entry carries.
 const NOTICE_ATTRIBUTES: [&str; 3] = ["messageId", "sender", "eventTime"];
 
@@ -109,6 +114,21 @@ const NOTICES: Dialect = Dialect {
         sequence: "seq",
         state: "state",
         working_days: "workingDays",
+        credit: CREDIT,
+        credit_match: CREDIT_MATCH,
+        entry_id: "entryNo",
+        list: "list",
+        subject_name: "subjectName",
+        credit_code: "creditCode",
+        measures: "measures",
+        issued_by: "issuedBy",
+        legal_basis: "legalBasis",
+        document_number: "documentNo",
+        valid_from: "validFrom",
+        valid_to: "validTo",
+        removed_on: "removedOn",
+        removal_reason: "removalReason",
+        publisher: "publisher",
     },
     bureaus: BUREAUS,
     item_text: notices::item_code,
@@ -132,6 +152,11 @@ const NOTICES: Dialect = Dialect {
     states: &[
         (DeadlineState::Approaching, "approaching"),
         (DeadlineState::Passed, "passed"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "dishonest"),
+        (CreditList::KeySupervision, "keySupervision"),
+        (CreditList::Red, "red"),
     ],
     yes_no: &[(true, "true"), (false, "false")],
     dates: DateStyle::Iso,
@@ -735,7 +760,7 @@ impl CivilDefense {
     fn decode_entries(root: &Element, n: &mut Normalizer) -> Vec<Event> {
         root.check_attributes(ROOT_PATH, &["batchId", "count"], n);
         check_no_text(root, ROOT_PATH, n);
-        root.check_children(ROOT_PATH, &[], &[RECORD, SURVEY, JOINT, DEADLINE], n);
+        root.check_children(ROOT_PATH, &[], &ENTRIES, n);
         // The batch id names the delivery; it is checked but carried by no event.
         let _ = n.field(
             F::Document,
@@ -752,7 +777,7 @@ impl CivilDefense {
         let entries: Vec<&Element> = root
             .children
             .iter()
-            .filter(|c| [RECORD, SURVEY, JOINT, DEADLINE].contains(&c.name.as_str()))
+            .filter(|c| ENTRIES.contains(&c.name.as_str()))
             .collect();
         if count.is_some_and(|count| count != entries.len()) {
             n.reject(
@@ -788,29 +813,32 @@ impl CivilDefense {
         let mut events = Vec::with_capacity(entries.len());
         let mut seen = HashSet::with_capacity(entries.len());
         let (mut records, mut surveys, mut joints, mut deadlines) = (0, 0, 0, 0);
+        let (mut credits, mut matches) = (0, 0);
         for entry in entries {
             let mut entry_n = Normalizer::new();
-            let (path, event) = if entry.name == JOINT || entry.name == DEADLINE {
-                let counter = if entry.name == JOINT {
-                    &mut joints
+            let (path, event) =
+                if [JOINT, DEADLINE, CREDIT, CREDIT_MATCH].contains(&entry.name.as_str()) {
+                    let counter = match entry.name.as_str() {
+                        JOINT => &mut joints,
+                        CREDIT => &mut credits,
+                        CREDIT_MATCH => &mut matches,
+                        _ => &mut deadlines,
+                    };
+                    *counter += 1;
+                    let path = format!("{ROOT_PATH}/{}[{counter}]", entry.name);
+                    let event = Self::decode_notice(entry, &path, &mut entry_n);
+                    (path, event)
+                } else if entry.name == SURVEY {
+                    surveys += 1;
+                    let path = format!("{ROOT_PATH}/{SURVEY}[{surveys}]");
+                    let event = Self::decode_survey(entry, &path, &mut entry_n);
+                    (path, event)
                 } else {
-                    &mut deadlines
+                    records += 1;
+                    let path = format!("{ROOT_PATH}/{RECORD}[{records}]");
+                    let event = Self::decode_record(entry, &path, &mut entry_n);
+                    (path, event)
                 };
-                *counter += 1;
-                let path = format!("{ROOT_PATH}/{}[{counter}]", entry.name);
-                let event = Self::decode_notice(entry, &path, &mut entry_n);
-                (path, event)
-            } else if entry.name == SURVEY {
-                surveys += 1;
-                let path = format!("{ROOT_PATH}/{SURVEY}[{surveys}]");
-                let event = Self::decode_survey(entry, &path, &mut entry_n);
-                (path, event)
-            } else {
-                records += 1;
-                let path = format!("{ROOT_PATH}/{RECORD}[{records}]");
-                let event = Self::decode_record(entry, &path, &mut entry_n);
-                (path, event)
-            };
             match entry_n.finish(|| event) {
                 Ok(event) => {
                     if !seen.insert(event.message_id.clone()) {
@@ -854,20 +882,23 @@ impl CivilDefense {
                 ShanghaiTime::parse_rfc3339,
             ),
         };
-        if entry.name == JOINT {
-            notices::read_joint_xml(&NOTICES, entry, p, &NOTICE_ATTRIBUTES, header, n)
-        } else {
-            notices::read_deadline_xml(&NOTICES, entry, p, &NOTICE_ATTRIBUTES, header, n)
-        }
+        let read = match entry.name.as_str() {
+            JOINT => notices::read_joint_xml,
+            CREDIT => notices::read_credit_xml,
+            CREDIT_MATCH => notices::read_credit_match_xml,
+            _ => notices::read_deadline_xml,
+        };
+        read(&NOTICES, entry, p, &NOTICE_ATTRIBUTES, header, n)
     }
 
     /// Writes one joint or deadline entry.
     fn write_notice(w: &mut XmlWriter, event: &Event) {
         let event_time = event.occurred_at.to_rfc3339();
-        let name = if event.joint().is_some() {
-            JOINT
-        } else {
-            DEADLINE
+        let name = match &event.payload {
+            Payload::Joint(_) => JOINT,
+            Payload::Credit(_) => CREDIT,
+            Payload::CreditMatch(_) => CREDIT_MATCH,
+            _ => DEADLINE,
         };
         w.open(
             name,
@@ -880,6 +911,9 @@ impl CivilDefense {
         match &event.payload {
             Payload::Joint(notice) => notices::write_joint_xml(&NOTICES, w, notice),
             Payload::Deadline(notice) => notices::write_deadline_xml(&NOTICES, w, event, notice),
+            Payload::Credit(_) | Payload::CreditMatch(_) => {
+                notices::write_credit_xml(&NOTICES, w, event)
+            }
             Payload::Case(_) | Payload::Survey(_) => {}
         }
         w.close(name);
@@ -950,7 +984,10 @@ impl CivilDefense {
                     Self::write_survey(&mut w, event, notice);
                     continue;
                 }
-                Payload::Joint(_) | Payload::Deadline(_) => {
+                Payload::Joint(_)
+                | Payload::Deadline(_)
+                | Payload::Credit(_)
+                | Payload::CreditMatch(_) => {
                     Self::write_notice(&mut w, event);
                     continue;
                 }

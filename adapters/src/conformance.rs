@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use schemas::{
     BranchStatus, BureauId, CanonicalField, Event, FigureName, Item, JointNotice, JointStatus,
-    SurveyFigure, SurveyId, SurveyNotice,
+    ShanghaiDate, SurveyFigure, SurveyId, SurveyNotice,
 };
 
 use crate::adapter::{Adapter, DecodeError, Syntax, parse_content_type};
@@ -71,6 +71,8 @@ fn strictness_documents(adapter: &dyn Adapter, valid: &[(PathBuf, Vec<u8>)]) -> 
         crate::sample::survey_event(&mut rng),
         crate::sample::joint_event(&mut rng),
         crate::sample::deadline_event(&mut rng),
+        crate::sample::credit_event(&mut rng),
+        crate::sample::credit_match_event(&mut rng),
     ] {
         let written = adapter.encode(&event).expect("a notice encodes");
         documents.push(decode(&written.body));
@@ -641,6 +643,8 @@ fn check_batch_round_trip(adapter: &dyn Adapter) {
     events.push(crate::sample::survey_event(&mut rng));
     events.push(crate::sample::joint_event(&mut rng));
     events.push(crate::sample::deadline_event(&mut rng));
+    events.push(crate::sample::credit_event(&mut rng));
+    events.push(crate::sample::credit_match_event(&mut rng));
     for size in [1, events.len()] {
         let batch = adapter
             .encode_batch("conformance-1", &events[..size])
@@ -670,6 +674,8 @@ fn check_survey_notices(adapter: &dyn Adapter) {
         check_round_trip(adapter, &crate::sample::survey_event(&mut rng));
         check_round_trip(adapter, &crate::sample::joint_event(&mut rng));
         check_round_trip(adapter, &crate::sample::deadline_event(&mut rng));
+        check_round_trip(adapter, &crate::sample::credit_event(&mut rng));
+        check_round_trip(adapter, &crate::sample::credit_match_event(&mut rng));
     }
 }
 
@@ -682,6 +688,17 @@ fn rule_breaking_joint_events() -> Vec<(&'static str, Event, CanonicalField)> {
         let mut notice = base.joint().expect("a joint event").clone();
         change(&mut notice);
         Event::for_joint(base.message_id.clone(), base.occurred_at, notice)
+    };
+    let credit = crate::sample::credit_event(&mut rng);
+    let credit_with = |change: &dyn Fn(&mut schemas::CreditEntry)| {
+        let mut entry = credit.credit().expect("a credit event").clone();
+        change(&mut entry);
+        Event::for_credit(
+            credit.message_id.clone(),
+            credit.source,
+            credit.occurred_at,
+            entry,
+        )
     };
     let deadline = crate::sample::deadline_event(&mut rng);
     let mut foreign = deadline.deadline().expect("a deadline event").clone();
@@ -710,6 +727,25 @@ fn rule_breaking_joint_events() -> Vec<(&'static str, Event, CanonicalField)> {
                 n.status = JointStatus::Approved;
             }),
             CanonicalField::JointVersion,
+        ),
+        (
+            "a credit entry ending before it starts",
+            credit_with(&|entry| {
+                entry.removal = None;
+                entry.valid_to = entry.valid_from.get().pred_opt().map(ShanghaiDate::new);
+            }),
+            CanonicalField::CreditValidTo,
+        ),
+        (
+            "a credit entry removed before it starts",
+            credit_with(&|entry| {
+                entry.valid_to = None;
+                entry.removal = Some(schemas::CreditRemoval {
+                    on: ShanghaiDate::new(entry.valid_from.get() - chrono::Duration::days(3)),
+                    reason: schemas::CreditText::parse("信用修复").expect("a reason"),
+                });
+            }),
+            CanonicalField::CreditRemovedOn,
         ),
         (
             "a deadline notice about another bureau's item",

@@ -55,6 +55,7 @@
 //! (审批中 / 准予许可 / 不予许可 / 已撤回 / 已终止, 待申报, 临近到期 / 已超期), `到期日期` with `暂定`
 //! 是/否, numbers as strings (whole JSON numbers read too).
 
+use schemas::CreditList;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
@@ -291,6 +292,21 @@ const NOTICES: Dialect = Dialect {
         sequence: "序号",
         state: "提醒类型",
         working_days: "工作日数",
+        credit: "信用名单",
+        credit_match: "信用名单匹配",
+        entry_id: "名单编号",
+        list: "名单类型",
+        subject_name: "主体名称",
+        credit_code: "统一社会信用代码",
+        measures: "惩戒措施",
+        issued_by: "认定部门",
+        legal_basis: "认定依据",
+        document_number: "文书号",
+        valid_from: "有效期起",
+        valid_to: "有效期止",
+        removed_on: "移出日期",
+        removal_reason: "移出原因",
+        publisher: "发布部门",
     },
     bureaus: SENDERS,
     item_text: |item| Cow::Borrowed(item.name_zh_simplified()),
@@ -314,6 +330,11 @@ const NOTICES: Dialect = Dialect {
     states: &[
         (DeadlineState::Approaching, "临近到期"),
         (DeadlineState::Passed, "已超期"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "失信名单"),
+        (CreditList::KeySupervision, "重点监管名单"),
+        (CreditList::Red, "红名单"),
     ],
     yes_no: &[(true, "是"), (false, "否")],
     dates: DateStyle::Iso,
@@ -381,15 +402,23 @@ fn organization(
 
 impl Greenery {
     fn decode_document(root: &Obj<'_>, n: &mut Normalizer) -> Option<Event> {
-        const BODIES: [&str; 4] = ["办件", "测绘成果", "联合审批", "办理时限提醒"];
+        const BODIES: [&str; 6] = [
+            "办件",
+            "测绘成果",
+            "联合审批",
+            "办理时限提醒",
+            "信用名单",
+            "信用名单匹配",
+        ];
         let body = root.bodies(
             &BODIES,
-            "a message carries one of 办件 (a case), 测绘成果 (a survey notice), 联合审批 (a joint case) and 办理时限提醒 (a deadline notice)",
+            "a message carries one of 办件 (a case), 测绘成果 (a survey notice), 联合审批 (a joint case), 办理时限提醒 (a deadline notice), 信用名单 (a credit-list entry) and 信用名单匹配 (a credit match)",
             n,
         )?;
         match body {
             Some("测绘成果") => Self::decode_survey(root, n),
-            Some(key @ ("联合审批" | "办理时限提醒")) => {
+            Some(key @ ("联合审批" | "办理时限提醒" | "信用名单" | "信用名单匹配")) =>
+            {
                 root.check_keys(&["报文", key], n);
                 let header = Self::decode_header(root, n);
                 let header = notices::Header {
@@ -398,11 +427,7 @@ impl Greenery {
                     occurred_at: header.occurred_at,
                 };
                 let body = root.object(key, F::Document, n)?;
-                if key == NOTICES.names.joint {
-                    notices::read_joint_json(&NOTICES, &body, header, n)
-                } else {
-                    notices::read_deadline_json(&NOTICES, &body, header, n)
-                }
+                notices::read_notice_json(&NOTICES, key, &body, header, n)
             }
             _ => Self::decode_case(root, n),
         }
@@ -633,13 +658,14 @@ impl Adapter for Greenery {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return Self::encode_survey(event, notice),
-            Payload::Joint(notice) => {
-                let body = notices::write_joint_json(&NOTICES, notice);
-                return Self::encode_notice(event, NOTICES.names.joint, body);
-            }
-            Payload::Deadline(notice) => {
-                let body = notices::write_deadline_json(&NOTICES, event, notice);
-                return Self::encode_notice(event, NOTICES.names.deadline, body);
+            Payload::Joint(_)
+            | Payload::Deadline(_)
+            | Payload::Credit(_)
+            | Payload::CreditMatch(_) => {
+                let Some((key, body)) = notices::write_notice_json(&NOTICES, event) else {
+                    unreachable!("a notice payload has a notice body")
+                };
+                return Self::encode_notice(event, key, body);
             }
         };
         let message = Message {

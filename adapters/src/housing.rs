@@ -31,6 +31,7 @@
 //! sender gives it.
 
 use encoding_rs::UTF_8;
+use schemas::CreditList;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::{parse_media_type, parse_size, parse_version};
@@ -53,6 +54,8 @@ const CASE: &str = "CaseReport";
 const SURVEY: &str = "SurveyShare";
 const JOINT: &str = "JointApproval";
 const DEADLINE: &str = "DeadlineAlert";
+const CREDIT: &str = "CreditListing";
+const CREDIT_MATCH: &str = "CreditMatchAlert";
 const HEADER_BLOCK: &str = "ExchangeHeader";
 
 const FORMAT: NativeFormat = NativeFormat {
@@ -124,6 +127,21 @@ const NOTICES: Dialect = Dialect {
         sequence: "Seq",
         state: "AlertType",
         working_days: "WorkingDays",
+        credit: CREDIT,
+        credit_match: CREDIT_MATCH,
+        entry_id: "EntryNo",
+        list: "ListType",
+        subject_name: "SubjectName",
+        credit_code: "CreditCode",
+        measures: "Measures",
+        issued_by: "IssuingAuthority",
+        legal_basis: "LegalBasis",
+        document_number: "DocumentNo",
+        valid_from: "EffectiveFrom",
+        valid_to: "EffectiveTo",
+        removed_on: "RemovalDate",
+        removal_reason: "RemovalReason",
+        publisher: "Publisher",
     },
     bureaus: SENDERS,
     item_text: notices::item_code,
@@ -147,6 +165,11 @@ const NOTICES: Dialect = Dialect {
     states: &[
         (DeadlineState::Approaching, "APPROACHING"),
         (DeadlineState::Passed, "OVERDUE"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "BLACKLIST"),
+        (CreditList::KeySupervision, "KEY_SUPERVISION"),
+        (CreditList::Red, "REDLIST"),
     ],
     yes_no: &[(true, "1"), (false, "0")],
     dates: DateStyle::Iso,
@@ -202,6 +225,8 @@ fn operation(payload: &Payload) -> &'static str {
         Payload::Survey(_) => SURVEY,
         Payload::Joint(_) => JOINT,
         Payload::Deadline(_) => DEADLINE,
+        Payload::Credit(_) => CREDIT,
+        Payload::CreditMatch(_) => CREDIT_MATCH,
     }
 }
 
@@ -212,6 +237,8 @@ fn action(payload: &Payload) -> &'static str {
         Payload::Survey(_) => "\"urn:fgj.sh.gov.cn:exchange:1#SurveyShare\"",
         Payload::Joint(_) => "\"urn:fgj.sh.gov.cn:exchange:1#JointApproval\"",
         Payload::Deadline(_) => "\"urn:fgj.sh.gov.cn:exchange:1#DeadlineAlert\"",
+        Payload::Credit(_) => "\"urn:fgj.sh.gov.cn:exchange:1#CreditListing\"",
+        Payload::CreditMatch(_) => "\"urn:fgj.sh.gov.cn:exchange:1#CreditMatchAlert\"",
     }
 }
 
@@ -243,7 +270,7 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
         .check_children(&block.path, &["From", "MessageID", "Timestamp"], &[], n);
     let body = envelope.child("Body", F::Document, n);
     body.element.check_attributes(&body.path, &[], n);
-    let operations = [CASE, SURVEY, JOINT, DEADLINE];
+    let operations = [CASE, SURVEY, JOINT, DEADLINE, CREDIT, CREDIT_MATCH];
     body.element.check_children(&body.path, &operations, &[], n);
     let Some(operation) = body
         .element
@@ -282,7 +309,7 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
         path: format!("{}/{}", body.path, operation.name).into(),
     };
     // The notices' reader checks the attributes of its own elements.
-    let notice = [JOINT, DEADLINE].contains(&operation.name.as_str());
+    let notice = [JOINT, DEADLINE, CREDIT, CREDIT_MATCH].contains(&operation.name.as_str());
     check_elements(operation, &at.path, !notice, n);
     if !notice {
         at.element.check_attributes(&at.path, &[], n);
@@ -291,6 +318,8 @@ fn decode_envelope(root: &Element, n: &mut Normalizer) -> Option<Event> {
         CASE => decode_case(&at, head, &block, n),
         SURVEY => decode_survey(&at, head, n),
         JOINT => notices::read_joint_xml(&NOTICES, operation, &at.path, &[], head, n),
+        CREDIT => notices::read_credit_xml(&NOTICES, operation, &at.path, &[], head, n),
+        CREDIT_MATCH => notices::read_credit_match_xml(&NOTICES, operation, &at.path, &[], head, n),
         _ => notices::read_deadline_xml(&NOTICES, operation, &at.path, &[], head, n),
     }
 }
@@ -578,6 +607,9 @@ impl Adapter for Housing {
             Payload::Joint(notice) => notices::write_joint_xml(&NOTICES, &mut w, notice),
             Payload::Deadline(notice) => {
                 notices::write_deadline_xml(&NOTICES, &mut w, event, notice)
+            }
+            Payload::Credit(_) | Payload::CreditMatch(_) => {
+                notices::write_credit_xml(&NOTICES, &mut w, event)
             }
         }
         w.close(operation);

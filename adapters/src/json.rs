@@ -152,6 +152,15 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
 
 /// Parses a whole JSON document (nothing but white space after the value), refusing duplicate
 /// keys: a key given twice is reported at the JSON pointer of its second occurrence.
+/// Parses one JSON value of the gateway's own API (UTF-8, no byte order mark), as strictly as
+/// every format.
+pub(crate) fn parse_upload(body: &[u8]) -> Result<Value, DecodeError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(DecodeError::Encoding("bytes are not valid UTF-8".into()));
+    }
+    parse_strict(body)
+}
+
 fn parse_strict(body: &[u8]) -> Result<Value, DecodeError> {
     let duplicate = RefCell::new(None);
     let mut deserializer = serde_json::Deserializer::from_slice(body);

@@ -50,6 +50,7 @@ pub fn for_bureau(bureau: BureauId) -> Option<&'static dyn Adapter> {
 pub use adapter::{
     Adapter, DecodeError, EncodeError, Encoded, MAX_BATCH_PARTS, NativeFormat, Syntax,
 };
+pub use notices::{read_credit_upload, write_credit_upload};
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
-//! The gateway's own notices — joint cases (one-stop parallel approval) and deadline notices —
-//! read and written once for every format, spelt each bureau's way.
+//! The notices the gateway relays or makes — joint cases (one-stop parallel approval), deadline
+//! notices, credit-list entries and credit matches — read and written once for every format,
+//! spelt each bureau's way.
 //!
 //! A bureau's format says how it spells a notice in a [`Dialect`]: the element or key name of
 //! every field, its code for every status and bureau, its item names, its date style, how it
@@ -8,19 +9,24 @@
 //! format's notice support is its dialect, its header and one dispatch line each way; the
 //! conformance kit checks every dialect like the rest of the format.
 //!
-//! The window bureau of a joint notice is the message's sender; the bureau a deadline notice is
-//! about is its sender too.
+//! The window bureau of a joint notice is the message's sender; the bureau a deadline notice or a
+//! credit match is about is its sender too, and a credit-list entry's sender is its publisher.
+//! A credit entry's fields are flat in its body (a removal is two fields, given both or
+//! neither); a match notice's body is the entry's fields and the case's.
 
 use std::borrow::Cow;
 
+use schemas::credit::{CreditPart, parse_credit_version};
 use schemas::joint::{JointPart, parse_deadline_days};
 use schemas::model::parse_sequence;
 use schemas::survey::parse_version;
 use schemas::text::clean;
 use schemas::{
-    BranchStatus, BureauCaseId, BureauId, CanonicalField as F, DeadlineNotice, DeadlineState,
-    DueDate, Event, FlowName, Item, JointBranch, JointCaseId, JointNotice, JointStatus, MessageId,
-    Name, NativeValue, Normalizer, Problem, Project, ProjectCode, ShanghaiDate, ShanghaiTime,
+    BranchStatus, BureauCaseId, BureauId, CanonicalField as F, CreditEntry, CreditList,
+    CreditMatch, CreditRemoval, CreditText, DeadlineNotice, DeadlineState, DueDate, Event,
+    FlowName, Item, JointBranch, JointCaseId, JointNotice, JointStatus, MessageId, Name,
+    NativeValue, Normalizer, Organization, Payload, Problem, Project, ProjectCode, ShanghaiDate,
+    ShanghaiTime,
 };
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -98,6 +104,24 @@ pub(crate) struct Names {
     pub(crate) sequence: &'static str,
     pub(crate) state: &'static str,
     pub(crate) working_days: &'static str,
+    /// The body of a credit-list entry.
+    pub(crate) credit: &'static str,
+    /// The body of a credit match notice.
+    pub(crate) credit_match: &'static str,
+    pub(crate) entry_id: &'static str,
+    pub(crate) list: &'static str,
+    pub(crate) subject_name: &'static str,
+    pub(crate) credit_code: &'static str,
+    pub(crate) measures: &'static str,
+    pub(crate) issued_by: &'static str,
+    pub(crate) legal_basis: &'static str,
+    pub(crate) document_number: &'static str,
+    pub(crate) valid_from: &'static str,
+    pub(crate) valid_to: &'static str,
+    pub(crate) removed_on: &'static str,
+    pub(crate) removal_reason: &'static str,
+    /// A match notice's publisher of the entry (a bureau code).
+    pub(crate) publisher: &'static str,
 }
 
 /// How one format spells the notices.
@@ -111,6 +135,7 @@ pub(crate) struct Dialect {
     pub(crate) joint_statuses: &'static [(JointStatus, &'static str); 5],
     pub(crate) branch_statuses: &'static [(BranchStatus, &'static str); 7],
     pub(crate) states: &'static [(DeadlineState, &'static str); 2],
+    pub(crate) lists: &'static [(CreditList, &'static str); 3],
     /// How yes and no are written (in XML always; in JSON unless [`JsonScalars::Typed`]).
     pub(crate) yes_no: &'static [(bool, &'static str); 2],
     pub(crate) dates: DateStyle,
@@ -929,6 +954,577 @@ pub(crate) fn write_deadline_json(
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// Credit-list entries and match notices, for XML and JSON alike
+
+/// Where a credit body's fields are read from: an XML element's children or a JSON object's
+/// keys.
+trait CreditSource {
+    fn text<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T>;
+    fn optional<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>>;
+    fn number<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        bounds: Bounds,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T>;
+    fn native(&self, name: &str) -> NativeValue;
+}
+
+impl CreditSource for Fields<'_, '_> {
+    fn text<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        self.read(n, field, name, parse)
+    }
+    fn optional<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        self.read_optional(n, field, name, parse)
+    }
+    fn number<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        _: Bounds,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        self.read(n, field, name, parse)
+    }
+    fn native(&self, name: &str) -> NativeValue {
+        NativeValue::new(
+            format!("{}/{name}", self.path),
+            self.element.text_of(name).unwrap_or(""),
+        )
+    }
+}
+
+/// A JSON body with the dialect that says how its numbers are written.
+struct JsonCredit<'o, 'a> {
+    dialect: &'o Dialect,
+    obj: &'o Obj<'a>,
+}
+
+impl CreditSource for JsonCredit<'_, '_> {
+    fn text<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        self.obj.string(n, field, name, parse)
+    }
+    fn optional<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        self.obj.string_opt(n, field, name, parse)
+    }
+    fn number<T>(
+        &self,
+        n: &mut Normalizer,
+        field: F,
+        name: &str,
+        bounds: Bounds,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        self.dialect
+            .json_number(self.obj, n, field, name, bounds, parse)
+    }
+    fn native(&self, name: &str) -> NativeValue {
+        self.obj.native(name)
+    }
+}
+
+/// The names of an entry's fields, in the documented order.
+fn credit_entry_names(d: &Names) -> [&'static str; 13] {
+    [
+        d.entry_id,
+        d.version,
+        d.list,
+        d.subject_name,
+        d.credit_code,
+        d.measures,
+        d.issued_by,
+        d.legal_basis,
+        d.document_number,
+        d.valid_from,
+        d.valid_to,
+        d.removed_on,
+        d.removal_reason,
+    ]
+}
+
+/// The names of a match notice's fields: the case's, then the entry's.
+fn credit_match_names(d: &Names) -> Vec<&'static str> {
+    let mut names = vec![d.case_id, d.sequence, d.item, d.project_code, d.publisher];
+    names.extend(credit_entry_names(d));
+    names
+}
+
+/// Reads an entry's fields and checks its rules, each broken one at its field.
+fn read_credit_entry(
+    dialect: &Dialect,
+    src: &impl CreditSource,
+    n: &mut Normalizer,
+) -> Option<CreditEntry> {
+    let d = &dialect.names;
+    let entry_id = src.text(n, F::CreditEntryId, d.entry_id, BureauCaseId::parse);
+    let version = src.number(
+        n,
+        F::CreditVersion,
+        d.version,
+        VERSION_BOUNDS,
+        parse_credit_version,
+    );
+    let list = src.text(n, F::CreditList, d.list, |t| {
+        lookup(dialect.lists, t, "credit list")
+    });
+    let subject_name = src.text(n, F::CreditSubjectName, d.subject_name, Name::parse);
+    let credit_code = src.text(
+        n,
+        F::CreditSubjectCode,
+        d.credit_code,
+        schemas::CreditCode::parse,
+    );
+    let measures = src.text(n, F::CreditMeasures, d.measures, CreditText::parse);
+    let issued_by = src.text(n, F::CreditIssuedBy, d.issued_by, Name::parse);
+    let legal_basis = src.text(n, F::CreditLegalBasis, d.legal_basis, CreditText::parse);
+    let document_number = src.text(n, F::CreditDocumentNumber, d.document_number, Name::parse);
+    let valid_from = src.text(n, F::CreditValidFrom, d.valid_from, |t| {
+        dialect.dates.parse(t)
+    });
+    let valid_to = src.optional(n, F::CreditValidTo, d.valid_to, |t| dialect.dates.parse(t));
+    let removed_on = src.optional(n, F::CreditRemovedOn, d.removed_on, |t| {
+        dialect.dates.parse(t)
+    });
+    let reason = src.optional(
+        n,
+        F::CreditRemovalReason,
+        d.removal_reason,
+        CreditText::parse,
+    );
+    let removal = match (removed_on, reason) {
+        (Some(Some(on)), Some(Some(reason))) => Some(Some(CreditRemoval { on, reason })),
+        (Some(None), Some(None)) => Some(None),
+        (Some(Some(_)), Some(None)) => {
+            let at = src.native(d.removal_reason);
+            n.reject(F::CreditRemovalReason, at.path, "", Problem::Missing);
+            None
+        }
+        (Some(None), Some(Some(_))) => {
+            let at = src.native(d.removed_on);
+            n.reject(F::CreditRemovedOn, at.path, "", Problem::Missing);
+            None
+        }
+        _ => None,
+    };
+    let entry = CreditEntry {
+        entry_id: entry_id?,
+        version: version?,
+        list: list?,
+        subject: Organization {
+            name: subject_name?,
+            credit_code: credit_code?,
+        },
+        measures: measures?,
+        issued_by: issued_by?,
+        legal_basis: legal_basis?,
+        document_number: document_number?,
+        valid_from: valid_from?,
+        valid_to: valid_to?,
+        removal: removal?,
+    };
+    for violation in entry.violations() {
+        let at = src.native(match violation.part {
+            CreditPart::ValidTo => d.valid_to,
+            CreditPart::RemovedOn => d.removed_on,
+        });
+        n.reject(violation.field, at.path, at.text, violation.problem);
+    }
+    Some(entry)
+}
+
+/// Reads a credit-list entry's body into its event (the header's sender is the publisher).
+fn read_credit(
+    dialect: &Dialect,
+    src: &impl CreditSource,
+    header: Header,
+    n: &mut Normalizer,
+) -> Option<Event> {
+    let entry = read_credit_entry(dialect, src, n);
+    if !n.is_clean() {
+        return None;
+    }
+    Some(Event::for_credit(
+        header.message_id?,
+        header.source?,
+        header.occurred_at?,
+        entry?,
+    ))
+}
+
+/// Reads a match notice's body into its event (the header's sender is the case's bureau).
+fn read_credit_match(
+    dialect: &Dialect,
+    src: &impl CreditSource,
+    header: Header,
+    n: &mut Normalizer,
+) -> Option<Event> {
+    let d = &dialect.names;
+    let case_id = src.text(n, F::CaseId, d.case_id, BureauCaseId::parse);
+    let sequence = src.number(n, F::Sequence, d.sequence, SEQUENCE_BOUNDS, parse_sequence);
+    let item = src.text(n, F::CreditMatchItem, d.item, dialect.parse_item);
+    let project = src.text(n, F::CreditMatchProject, d.project_code, ProjectCode::parse);
+    let publisher = src.text(n, F::CreditPublisher, d.publisher, |t| {
+        dialect.bureaus.parse(t, "bureau code")
+    });
+    let entry = read_credit_entry(dialect, src, n);
+    if !n.is_clean() {
+        return None;
+    }
+    Some(Event::for_credit_match(
+        header.message_id?,
+        header.source?,
+        case_id?,
+        sequence?,
+        header.occurred_at?,
+        CreditMatch {
+            publisher: publisher?,
+            entry: entry?,
+            item: item?,
+            project: project?,
+        },
+    ))
+}
+
+/// A credit body's fields are plain values: an attribute on any is refused at its path.
+fn check_leaf_attributes(body: &Element<'_>, path: &str, n: &mut Normalizer) {
+    for child in &body.children {
+        child.check_attributes(&format!("{path}/{}", child.name), &[], n);
+    }
+}
+
+/// Reads the credit-list entry in `body` (at `path`).
+pub(crate) fn read_credit_xml(
+    dialect: &Dialect,
+    body: &Element<'_>,
+    path: &str,
+    attributes: &[&str],
+    header: Header,
+    n: &mut Normalizer,
+) -> Option<Event> {
+    body.check_attributes(path, attributes, n);
+    body.check_children(path, &credit_entry_names(&dialect.names), &[], n);
+    check_leaf_attributes(body, path, n);
+    let src = Fields {
+        element: body,
+        path: path.into(),
+    };
+    read_credit(dialect, &src, header, n)
+}
+
+/// Reads the credit match notice in `body` (at `path`).
+pub(crate) fn read_credit_match_xml(
+    dialect: &Dialect,
+    body: &Element<'_>,
+    path: &str,
+    attributes: &[&str],
+    header: Header,
+    n: &mut Normalizer,
+) -> Option<Event> {
+    body.check_attributes(path, attributes, n);
+    body.check_children(path, &credit_match_names(&dialect.names), &[], n);
+    check_leaf_attributes(body, path, n);
+    let src = Fields {
+        element: body,
+        path: path.into(),
+    };
+    read_credit_match(dialect, &src, header, n)
+}
+
+/// Reads the credit-list entry in `body` (the object under the dialect's `credit` key).
+pub(crate) fn read_credit_json(
+    dialect: &Dialect,
+    body: &Obj<'_>,
+    header: Header,
+    n: &mut Normalizer,
+) -> Option<Event> {
+    body.check_keys(&credit_entry_names(&dialect.names), n);
+    read_credit(dialect, &JsonCredit { dialect, obj: body }, header, n)
+}
+
+/// Reads the credit match notice in `body`.
+pub(crate) fn read_credit_match_json(
+    dialect: &Dialect,
+    body: &Obj<'_>,
+    header: Header,
+    n: &mut Normalizer,
+) -> Option<Event> {
+    body.check_keys(&credit_match_names(&dialect.names), n);
+    read_credit_match(dialect, &JsonCredit { dialect, obj: body }, header, n)
+}
+
+/// Where a credit body's fields are written: XML leaves or JSON keys.
+trait CreditSink {
+    fn text(&mut self, name: &'static str, text: &str);
+    fn number(&mut self, name: &'static str, number: u64);
+}
+
+impl CreditSink for XmlWriter {
+    fn text(&mut self, name: &'static str, text: &str) {
+        self.leaf(name, text);
+    }
+    fn number(&mut self, name: &'static str, number: u64) {
+        self.leaf(name, &number.to_string());
+    }
+}
+
+struct JsonSink<'d> {
+    dialect: &'d Dialect,
+    out: Ordered,
+}
+
+impl CreditSink for JsonSink<'_> {
+    fn text(&mut self, name: &'static str, text: &str) {
+        self.out.push(name, text);
+    }
+    fn number(&mut self, name: &'static str, number: u64) {
+        let value = self.dialect.number_value(number);
+        self.out.push(name, value);
+    }
+}
+
+fn write_credit_entry(dialect: &Dialect, out: &mut impl CreditSink, entry: &CreditEntry) {
+    let d = &dialect.names;
+    out.text(d.entry_id, entry.entry_id.as_str());
+    out.number(d.version, u64::from(entry.version));
+    out.text(d.list, code_of(dialect.lists, entry.list));
+    out.text(d.subject_name, entry.subject.name.as_str());
+    out.text(d.credit_code, entry.subject.credit_code.as_str());
+    out.text(d.measures, entry.measures.as_str());
+    out.text(d.issued_by, entry.issued_by.as_str());
+    out.text(d.legal_basis, entry.legal_basis.as_str());
+    out.text(d.document_number, entry.document_number.as_str());
+    out.text(d.valid_from, &dialect.dates.write(entry.valid_from));
+    if let Some(to) = entry.valid_to {
+        out.text(d.valid_to, &dialect.dates.write(to));
+    }
+    if let Some(removal) = &entry.removal {
+        out.text(d.removed_on, &dialect.dates.write(removal.on));
+        out.text(d.removal_reason, removal.reason.as_str());
+    }
+}
+
+fn write_credit_match(
+    dialect: &Dialect,
+    out: &mut impl CreditSink,
+    event: &Event,
+    notice: &CreditMatch,
+) {
+    let d = &dialect.names;
+    out.text(d.case_id, event.case_id.as_str());
+    out.number(d.sequence, event.sequence);
+    out.text(d.item, &(dialect.item_text)(notice.item));
+    out.text(d.project_code, notice.project.as_str());
+    out.text(d.publisher, bureau_code(dialect, notice.publisher));
+    write_credit_entry(dialect, out, &notice.entry);
+}
+
+/// Writes the body element's children of a credit-list entry or match notice (the caller opened
+/// the body, named by the dialect's `credit` or `credit_match`, and closes it).
+pub(crate) fn write_credit_xml(dialect: &Dialect, w: &mut XmlWriter, event: &Event) {
+    match &event.payload {
+        Payload::Credit(entry) => write_credit_entry(dialect, w, entry),
+        Payload::CreditMatch(notice) => write_credit_match(dialect, w, event, notice),
+        _ => {}
+    }
+}
+
+/// The body of a credit-list entry or match notice as a JSON object.
+pub(crate) fn write_credit_json(dialect: &Dialect, event: &Event) -> Ordered {
+    let mut sink = JsonSink {
+        dialect,
+        out: Ordered(Vec::with_capacity(18)),
+    };
+    match &event.payload {
+        Payload::Credit(entry) => write_credit_entry(dialect, &mut sink, entry),
+        Payload::CreditMatch(notice) => write_credit_match(dialect, &mut sink, event, notice),
+        _ => {}
+    }
+    sink.out
+}
+
+/// Reads the notice under `key` of a JSON format, whichever of the four the key names (a key
+/// that names none is read as a deadline notice, whose body then fails its checks).
+pub(crate) fn read_notice_json(
+    dialect: &Dialect,
+    key: &str,
+    body: &Obj<'_>,
+    header: Header,
+    n: &mut Normalizer,
+) -> Option<Event> {
+    let d = &dialect.names;
+    if key == d.joint {
+        read_joint_json(dialect, body, header, n)
+    } else if key == d.credit {
+        read_credit_json(dialect, body, header, n)
+    } else if key == d.credit_match {
+        read_credit_match_json(dialect, body, header, n)
+    } else {
+        read_deadline_json(dialect, body, header, n)
+    }
+}
+
+/// The body key and body of a notice event in a JSON format; `None` for a case or a survey
+/// notice, which each format writes itself.
+pub(crate) fn write_notice_json(
+    dialect: &Dialect,
+    event: &Event,
+) -> Option<(&'static str, Ordered)> {
+    let d = &dialect.names;
+    Some(match &event.payload {
+        Payload::Joint(notice) => (d.joint, write_joint_json(dialect, notice)),
+        Payload::Deadline(notice) => (d.deadline, write_deadline_json(dialect, event, notice)),
+        Payload::Credit(_) => (d.credit, write_credit_json(dialect, event)),
+        Payload::CreditMatch(_) => (d.credit_match, write_credit_json(dialect, event)),
+        Payload::Case(_) | Payload::Survey(_) => return None,
+    })
+}
+
+/// The gateway's own API spells an entry with the canonical names and codes (what
+/// `POST /v1/credit/entries` takes, one entry per line): snake_case keys, canonical list codes,
+/// ISO dates, JSON integers. Only its credit names are read; the rest complete the dialect.
+const CANONICAL: Dialect = Dialect {
+    names: Names {
+        joint: "joint",
+        deadline: "deadline",
+        joint_case_id: "joint_case_id",
+        flow: "flow",
+        version: "version",
+        project_code: "project",
+        project_name: "project_name",
+        window_case_id: "window_case_id",
+        status: "status",
+        opened_on: "opened_on",
+        due: "due",
+        provisional: "provisional",
+        calendar: "calendar",
+        branches: Some("branches"),
+        branch: "branch",
+        bureau: "bureau",
+        item: "item",
+        required: "required",
+        case_id: "case_id",
+        sequence: "sequence",
+        state: "state",
+        working_days: "working_days",
+        credit: "credit",
+        credit_match: "credit_match",
+        entry_id: "entry_id",
+        list: "list",
+        subject_name: "subject_name",
+        credit_code: "credit_code",
+        measures: "measures",
+        issued_by: "issued_by",
+        legal_basis: "legal_basis",
+        document_number: "document_number",
+        valid_from: "valid_from",
+        valid_to: "valid_to",
+        removed_on: "removed_on",
+        removal_reason: "removal_reason",
+        publisher: "publisher",
+    },
+    bureaus: BureauSpelling::Id,
+    item_text: item_code,
+    parse_item: Item::parse_code,
+    joint_statuses: &[
+        (JointStatus::Open, "open"),
+        (JointStatus::Approved, "approved"),
+        (JointStatus::Rejected, "rejected"),
+        (JointStatus::Withdrawn, "withdrawn"),
+        (JointStatus::Terminated, "terminated"),
+    ],
+    branch_statuses: &[
+        (BranchStatus::Waiting, "waiting"),
+        (BranchStatus::Submitted, "submitted"),
+        (BranchStatus::Accepted, "accepted"),
+        (BranchStatus::SupplementRequested, "supplement_requested"),
+        (BranchStatus::Approved, "approved"),
+        (BranchStatus::Rejected, "rejected"),
+        (BranchStatus::Withdrawn, "withdrawn"),
+    ],
+    states: &[
+        (DeadlineState::Approaching, "approaching"),
+        (DeadlineState::Passed, "passed"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "dishonest"),
+        (CreditList::KeySupervision, "key_supervision"),
+        (CreditList::Red, "red"),
+    ],
+    yes_no: &[(true, "true"), (false, "false")],
+    dates: DateStyle::Iso,
+    json: JsonScalars::Typed,
+};
+
+/// Reads one entry of a bulk upload (one line of `POST /v1/credit/entries`): a JSON object with
+/// the canonical names, strict like every format (a key given twice, an unknown key, a wrong
+/// type, a value out of its rules: each refused at its JSON pointer).
+pub fn read_credit_upload(line: &[u8]) -> Result<CreditEntry, crate::DecodeError> {
+    let value = crate::json::parse_upload(line)?;
+    let mut n = Normalizer::new();
+    let entry = Obj::root(&value, &mut n).and_then(|obj| {
+        obj.check_keys(&credit_entry_names(&CANONICAL.names), &mut n);
+        read_credit_entry(
+            &CANONICAL,
+            &JsonCredit {
+                dialect: &CANONICAL,
+                obj: &obj,
+            },
+            &mut n,
+        )
+    });
+    n.finish(|| entry).map_err(crate::DecodeError::Invalid)
+}
+
+/// The canonical upload line of `entry` (what [`read_credit_upload`] reads back).
+pub fn write_credit_upload(entry: &CreditEntry) -> String {
+    let mut sink = JsonSink {
+        dialect: &CANONICAL,
+        out: Ordered(Vec::with_capacity(13)),
+    };
+    write_credit_entry(&CANONICAL, &mut sink, entry);
+    serde_json::to_string(&sink.out).unwrap_or_default()
+}
+
 /// The item's canonical snake_case code, for dialects that write it.
 pub(crate) fn item_code(item: Item) -> Cow<'static, str> {
     Cow::Borrowed(item.code())
@@ -978,6 +1574,7 @@ pub(crate) mod tests {
         distinct(dialect.joint_statuses, &JointStatus::ALL, "joint status");
         distinct(dialect.branch_statuses, &BranchStatus::ALL, "branch status");
         distinct(dialect.states, &DeadlineState::ALL, "deadline state");
+        distinct(dialect.lists, &CreditList::ALL, "credit list");
         distinct(dialect.yes_no, &[true, false], "yes/no");
         for item in Item::ALL {
             assert_eq!(

@@ -40,6 +40,7 @@
 //! deadline approaching or passed, `DueDate[@provisional]`, `true`/`false`.
 
 use encoding_rs::UTF_8;
+use schemas::CreditList;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
@@ -63,6 +64,8 @@ const ROOT: &str = "GhzyExchange";
 const SURVEY_ROOT: &str = "GhzySurveyNotice";
 const JOINT_ROOT: &str = "GhzyJointCase";
 const DEADLINE_ROOT: &str = "GhzyDeadlineNotice";
+const CREDIT_ROOT: &str = "GhzyCreditEntry";
+const CREDIT_MATCH_ROOT: &str = "GhzyCreditMatch";
 
 /// How the planning system spells the gateway's joint-case and deadline notices: element names
 /// in its English style, two-digit status codes continuing its case codes, upper-case item
@@ -91,6 +94,21 @@ const NOTICES: Dialect = Dialect {
         sequence: "Sequence",
         state: "DeadlineCode",
         working_days: "WorkingDays",
+        credit: "CreditEntry",
+        credit_match: "CreditMatch",
+        entry_id: "EntryNo",
+        list: "ListCode",
+        subject_name: "SubjectName",
+        credit_code: "CreditCode",
+        measures: "Measures",
+        issued_by: "IssuingDept",
+        legal_basis: "LegalBasis",
+        document_number: "DocumentNo",
+        valid_from: "ValidFrom",
+        valid_to: "ValidTo",
+        removed_on: "RemovedOn",
+        removal_reason: "RemovalReason",
+        publisher: "PublisherCode",
     },
     bureaus: SENDERS,
     item_text: notices::item_code_upper,
@@ -114,6 +132,11 @@ const NOTICES: Dialect = Dialect {
     states: &[
         (DeadlineState::Approaching, "D1"),
         (DeadlineState::Passed, "D2"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "C1"),
+        (CreditList::KeySupervision, "C2"),
+        (CreditList::Red, "C3"),
     ],
     yes_no: &[(true, "true"), (false, "false")],
     dates: DateStyle::Iso,
@@ -616,11 +639,12 @@ impl Planning {
 
     /// A joint-case or deadline notice: `Header` and the body the dialect names.
     fn decode_notice(root: &Element, n: &mut Normalizer) -> Option<Event> {
-        let joint = root.name == JOINT_ROOT;
-        let body_name = if joint {
-            NOTICES.names.joint
-        } else {
-            NOTICES.names.deadline
+        let names = &NOTICES.names;
+        let body_name = match root.name.as_str() {
+            JOINT_ROOT => names.joint,
+            CREDIT_ROOT => names.credit,
+            CREDIT_MATCH_ROOT => names.credit_match,
+            _ => names.deadline,
         };
         let path = format!("/{}", root.name);
         root.check_children(&path, &["Header", body_name], &[], n);
@@ -636,16 +660,20 @@ impl Planning {
             occurred_at,
         };
         let body_path = format!("{path}/{body_name}");
-        if joint {
-            notices::read_joint_xml(&NOTICES, body, &body_path, &[], header, n)
-        } else {
-            notices::read_deadline_xml(&NOTICES, body, &body_path, &[], header, n)
-        }
+        let read = match root.name.as_str() {
+            JOINT_ROOT => notices::read_joint_xml,
+            CREDIT_ROOT => notices::read_credit_xml,
+            CREDIT_MATCH_ROOT => notices::read_credit_match_xml,
+            _ => notices::read_deadline_xml,
+        };
+        read(&NOTICES, body, &body_path, &[], header, n)
     }
 
     fn encode_notice(event: &Event) -> Vec<u8> {
         let (root, body) = match &event.payload {
             Payload::Joint(_) => (JOINT_ROOT, NOTICES.names.joint),
+            Payload::Credit(_) => (CREDIT_ROOT, NOTICES.names.credit),
+            Payload::CreditMatch(_) => (CREDIT_MATCH_ROOT, NOTICES.names.credit_match),
             _ => (DEADLINE_ROOT, NOTICES.names.deadline),
         };
         let mut w = XmlWriter::new(UTF_8);
@@ -656,6 +684,9 @@ impl Planning {
             Payload::Joint(notice) => notices::write_joint_xml(&NOTICES, &mut w, notice),
             Payload::Deadline(notice) => {
                 notices::write_deadline_xml(&NOTICES, &mut w, event, notice)
+            }
+            Payload::Credit(_) | Payload::CreditMatch(_) => {
+                notices::write_credit_xml(&NOTICES, &mut w, event)
             }
             Payload::Case(_) | Payload::Survey(_) => {}
         }
@@ -734,12 +765,12 @@ impl Adapter for Planning {
         let decode_document = match root.name.as_str() {
             ROOT => Self::decode_case,
             SURVEY_ROOT => Self::decode_survey,
-            JOINT_ROOT | DEADLINE_ROOT => Self::decode_notice,
+            JOINT_ROOT | DEADLINE_ROOT | CREDIT_ROOT | CREDIT_MATCH_ROOT => Self::decode_notice,
             _ => {
                 return Err(DecodeError::Malformed {
                     path: format!("/{}", root.name),
                     message: format!(
-                        "root element must be {ROOT}, {SURVEY_ROOT}, {JOINT_ROOT} or {DEADLINE_ROOT}"
+                        "root element must be {ROOT}, {SURVEY_ROOT}, {JOINT_ROOT}, {DEADLINE_ROOT}, {CREDIT_ROOT} or {CREDIT_MATCH_ROOT}"
                     ),
                 });
             }
@@ -756,7 +787,10 @@ impl Adapter for Planning {
                     body: Self::encode_survey(event, notice),
                 });
             }
-            Payload::Joint(_) | Payload::Deadline(_) => {
+            Payload::Joint(_)
+            | Payload::Deadline(_)
+            | Payload::Credit(_)
+            | Payload::CreditMatch(_) => {
                 return Ok(Encoded {
                     content_type: FORMAT.media_type.to_owned(),
                     body: Self::encode_notice(event),

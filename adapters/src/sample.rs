@@ -14,6 +14,7 @@ use schemas::{
     BranchStatus, DeadlineNotice, DeadlineState, DueDate, FlowName, JointBranch, JointCaseId,
     JointNotice, JointStatus,
 };
+use schemas::{CreditEntry, CreditList, CreditMatch, CreditRemoval, CreditText};
 
 const PROJECT_KINDS: [&str; 10] = [
     "科創園一期工程",
@@ -424,6 +425,123 @@ pub fn deadline_event(rng: &mut fastrand::Rng) -> Event {
     )
 }
 
+/// What an entry of each list (in `CreditList::ALL`'s order) rests on: (issuing department,
+/// legal basis, measures).
+const LISTINGS: [(&str, &str, &str); 3] = [
+    (
+        "上海市住房和城乡建设管理委员会",
+        "《上海市社会信用条例》第三十条",
+        "限制参与政府投资项目招标；不适用容缺后补",
+    ),
+    (
+        "上海市市场监督管理局",
+        "《严重违法失信名单管理办法》第二条",
+        "列为重点监管对象，提高抽查比例",
+    ),
+    (
+        "上海市发展和改革委员会",
+        "《上海市守信激励办法》第十二条",
+        "优先办理，适用告知承诺",
+    ),
+];
+
+/// A credit-list entry of `subject` at `version` (a removal from version 2 on, at random).
+pub fn credit_entry(rng: &mut fastrand::Rng, subject: Organization, version: u32) -> CreditEntry {
+    // The listings are in the lists' order: each list with a basis of its own.
+    let which = rng.usize(..CreditList::ALL.len());
+    let list = CreditList::ALL[which];
+    let (issued_by, legal_basis, measures) = LISTINGS[which];
+    let from = NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap_or_default()
+        .checked_add_signed(Duration::days(rng.i64(0..300)))
+        .unwrap_or_default();
+    let valid_from = ShanghaiDate::new(from);
+    let valid_to = rng
+        .bool()
+        .then(|| ShanghaiDate::new(from + Duration::days(rng.i64(180..1100))));
+    let removal = (version > 1 && rng.bool()).then(|| CreditRemoval {
+        on: ShanghaiDate::new(from + Duration::days(rng.i64(1..180))),
+        reason: parsed(CreditText::parse("信用修复完成"), "removal reason"),
+    });
+    CreditEntry {
+        entry_id: parsed(
+            BureauCaseId::parse(&format!("XY-2026-{:05}", rng.u32(1..100_000))),
+            "entry id",
+        ),
+        version,
+        list,
+        subject,
+        measures: parsed(CreditText::parse(measures), "measures"),
+        issued_by: parsed(Name::parse(issued_by), "issuing department"),
+        legal_basis: parsed(CreditText::parse(legal_basis), "legal basis"),
+        document_number: parsed(
+            Name::parse(&format!("沪信〔2026〕{}号", rng.u32(1..400))),
+            "document number",
+        ),
+        valid_from,
+        valid_to,
+        removal,
+    }
+}
+
+fn notice_time(rng: &mut fastrand::Rng, day: ShanghaiDate) -> ShanghaiTime {
+    let at = day
+        .get()
+        .and_time(NaiveTime::from_hms_opt(rng.u32(8..18), rng.u32(0..60), 0).unwrap_or_default());
+    parsed(ShanghaiTime::from_local(at), "notice time")
+}
+
+/// A credit-list event as a listing bureau publishes it and every receiver gets it.
+pub fn credit_event(rng: &mut fastrand::Rng) -> Event {
+    let publisher = *pick(rng, &BureauId::ALL);
+    let case = case_event(rng, publisher);
+    let subject = case
+        .case()
+        .map(|c| c.applicant.clone())
+        .unwrap_or_else(|| unreachable!("a case event carries a case"));
+    let version = rng.u32(1..=3);
+    let entry = credit_entry(rng, subject, version);
+    let at = notice_time(rng, entry.valid_from);
+    Event::for_credit(
+        parsed(
+            MessageId::parse(&format!("gw-{}", hex(rng, 32))),
+            "message id",
+        ),
+        publisher,
+        at,
+        entry,
+    )
+}
+
+/// A credit match notice about a case of a listed applicant.
+pub fn credit_match_event(rng: &mut fastrand::Rng) -> Event {
+    let source = *pick(rng, &BureauId::ALL);
+    let case_event = case_event(rng, source);
+    let case = case_event
+        .case()
+        .cloned()
+        .unwrap_or_else(|| unreachable!("a case event carries a case"));
+    let version = rng.u32(1..=2);
+    let mut entry = credit_entry(rng, case.applicant.clone(), version);
+    entry.removal = None;
+    Event::for_credit_match(
+        parsed(
+            MessageId::parse(&format!("gw-{}", hex(rng, 32))),
+            "message id",
+        ),
+        source,
+        case_event.case_id,
+        case_event.sequence,
+        case_event.occurred_at,
+        CreditMatch {
+            publisher: *pick(rng, &BureauId::ALL),
+            entry,
+            item: case.item,
+            project: case.project.code,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +568,16 @@ mod tests {
             let notice = event.joint().unwrap();
             assert_eq!(notice.violations(), vec![], "{notice:#?}");
             assert_eq!(event.source, notice.window);
+            let back: Event =
+                serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+            assert_eq!(back, event);
+            let event = credit_event(&mut rng);
+            assert_eq!(event.credit().unwrap().violations(), vec![]);
+            let back: Event =
+                serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+            assert_eq!(back, event);
+            let event = credit_match_event(&mut rng);
+            assert_eq!(event.credit_match().unwrap().violations(), vec![]);
             let back: Event =
                 serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
             assert_eq!(back, event);

@@ -60,6 +60,7 @@
 //! 必辦標誌, ZT, AJBH], TXLX 提醒類型, GZRS 工作日數), digit codes, dates YYYYMMDD, 1/0, every value
 //! a string.
 
+use schemas::CreditList;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
 use schemas::survey::parse_media_type;
@@ -169,7 +170,7 @@ const FIGURES: [(FigureName, &str); 8] = [
 ];
 
 /// The bodies a message may carry, exactly one of them.
-const BODIES: [&str; 4] = ["AJ", "CHCG", "LHSP", "QXTX"];
+const BODIES: [&str; 6] = ["AJ", "CHCG", "LHSP", "QXTX", "XYMD", "XYPP"];
 
 /// How the corps' system spells the gateway's joint-case (聯合審批, LHSP) and deadline (期限提醒,
 /// QXTX) notices: pinyin-initial keys, digit codes, its 事項編碼, compact dates YYYYMMDD, every
@@ -198,6 +199,21 @@ const NOTICES: Dialect = Dialect {
         sequence: "XH",       // 序號
         state: "TXLX",        // 提醒類型
         working_days: "GZRS", // 工作日數
+        credit: "XYMD",
+        credit_match: "XYPP",
+        entry_id: "MDBH",
+        list: "MDLX",
+        subject_name: "ZTMC",
+        credit_code: "TYXYDM",
+        measures: "CJCS",
+        issued_by: "RDBM",
+        legal_basis: "RDYJ",
+        document_number: "WSH",
+        valid_from: "YXQQ",
+        valid_to: "YXQZ",
+        removed_on: "YCRQ",
+        removal_reason: "YCYY",
+        publisher: "FBBM",
     },
     bureaus: SENDERS,
     item_text: |item| Cow::Borrowed(item_code(item)),
@@ -221,6 +237,11 @@ const NOTICES: Dialect = Dialect {
     states: &[
         (DeadlineState::Approaching, "1"),
         (DeadlineState::Passed, "2"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "1"),
+        (CreditList::KeySupervision, "2"),
+        (CreditList::Red, "3"),
     ],
     yes_no: &[(true, "1"), (false, "0")],
     dates: DateStyle::Compact,
@@ -257,7 +278,7 @@ impl TrafficPolice {
         let root = Obj::root(value, n)?;
         let present = root.bodies(
             &BODIES,
-            "a message carries one of a case (AJ), a survey result (CHCG), a joint case (LHSP) and a deadline notice (QXTX)",
+            "a message carries one of a case (AJ), a survey result (CHCG), a joint case (LHSP), a deadline notice (QXTX), a credit-list entry (XYMD) and a credit match (XYPP)",
             n,
         )?;
         let body = present.unwrap_or("AJ");
@@ -267,18 +288,15 @@ impl TrafficPolice {
             SENDERS.parse(t, "department code (發送部門)")
         });
         let occurred_at = root.string(n, F::OccurredAt, "FSSJ", parse_time);
-        if body == "LHSP" || body == "QXTX" {
+        if ["LHSP", "QXTX", "XYMD", "XYPP"].contains(&body) {
             let header = notices::Header {
                 message_id,
                 source,
                 occurred_at,
             };
-            let body = root.object(body, F::Document, n)?;
-            return if body.pointer == "/LHSP" {
-                notices::read_joint_json(&NOTICES, &body, header, n)
-            } else {
-                notices::read_deadline_json(&NOTICES, &body, header, n)
-            };
+            let key = body;
+            let body = root.object(key, F::Document, n)?;
+            return notices::read_notice_json(&NOTICES, key, &body, header, n);
         }
         if body == "CHCG" {
             let notice = root.object("CHCG", F::Document, n);
@@ -561,13 +579,14 @@ impl Adapter for TrafficPolice {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return to_json(&survey_message(event, notice)),
-            Payload::Joint(notice) => {
-                let body = notices::write_joint_json(&NOTICES, notice);
-                return to_json(&notice_message(event, NOTICES.names.joint, body));
-            }
-            Payload::Deadline(notice) => {
-                let body = notices::write_deadline_json(&NOTICES, event, notice);
-                return to_json(&notice_message(event, NOTICES.names.deadline, body));
+            Payload::Joint(_)
+            | Payload::Deadline(_)
+            | Payload::Credit(_)
+            | Payload::CreditMatch(_) => {
+                let Some((key, body)) = notices::write_notice_json(&NOTICES, event) else {
+                    unreachable!("a notice payload has a notice body")
+                };
+                return to_json(&notice_message(event, key, body));
             }
         };
         let message = Message {

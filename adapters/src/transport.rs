@@ -58,6 +58,7 @@
 //! `PASSED`; `dueOn` with `dueProvisional` a JSON boolean; `version`, `seq` and `workingDays`
 //! JSON integers). Exactly one body is present.
 
+use schemas::CreditList;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit, parse_plain_decimal};
 use schemas::survey::parse_media_type;
@@ -168,7 +169,7 @@ fn parse_figure_value(name: FigureName, text: &str) -> Result<FigureValue, Probl
 }
 
 /// The header keys, then the two bodies: exactly one of `case` and `surveyNotice` is present.
-const ROOT_KEYS: [&str; 8] = [
+const ROOT_KEYS: [&str; 10] = [
     "schemaVersion",
     "messageId",
     "sender",
@@ -177,10 +178,19 @@ const ROOT_KEYS: [&str; 8] = [
     "surveyNotice",
     "jointCase",
     "deadlineNotice",
+    "creditEntry",
+    "creditMatch",
 ];
 
 /// The bodies a document may carry, exactly one of them.
-const BODIES: [&str; 4] = ["case", "surveyNotice", "jointCase", "deadlineNotice"];
+const BODIES: [&str; 6] = [
+    "case",
+    "surveyNotice",
+    "jointCase",
+    "deadlineNotice",
+    "creditEntry",
+    "creditMatch",
+];
 
 /// How the commission's system spells the gateway's joint-case and deadline notices: camelCase
 /// keys, upper-case enumeration names, canonical item codes, ISO dates, JSON integers and
@@ -209,6 +219,21 @@ const NOTICES: Dialect = Dialect {
         sequence: "seq",
         state: "deadlineState",
         working_days: "workingDays",
+        credit: "creditEntry",
+        credit_match: "creditMatch",
+        entry_id: "entryId",
+        list: "listType",
+        subject_name: "subjectName",
+        credit_code: "creditCode",
+        measures: "measures",
+        issued_by: "issuedBy",
+        legal_basis: "legalBasis",
+        document_number: "documentNumber",
+        valid_from: "validFrom",
+        valid_to: "validTo",
+        removed_on: "removedOn",
+        removal_reason: "removalReason",
+        publisher: "publisher",
     },
     bureaus: SENDERS,
     item_text: notices::item_code,
@@ -232,6 +257,11 @@ const NOTICES: Dialect = Dialect {
     states: &[
         (DeadlineState::Approaching, "APPROACHING"),
         (DeadlineState::Passed, "PASSED"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "DISHONEST"),
+        (CreditList::KeySupervision, "KEY_SUPERVISION"),
+        (CreditList::Red, "RED"),
     ],
     yes_no: &[(true, "true"), (false, "false")],
     dates: DateStyle::Iso,
@@ -294,23 +324,19 @@ impl Transport {
         };
         let body = root.bodies(
             &BODIES,
-            "a message carries one of case, surveyNotice, jointCase and deadlineNotice",
+            "a message carries one of case, surveyNotice, jointCase, deadlineNotice, creditEntry and creditMatch",
             n,
         )?;
         match body {
             Some("surveyNotice") => Self::decode_survey(&root, header, n),
-            Some(key @ ("jointCase" | "deadlineNotice")) => {
+            Some(key @ ("jointCase" | "deadlineNotice" | "creditEntry" | "creditMatch")) => {
                 let body = root.object(key, F::Document, n)?;
                 let header = notices::Header {
                     message_id: header.message_id,
                     source: header.source,
                     occurred_at: header.occurred_at,
                 };
-                if key == "jointCase" {
-                    notices::read_joint_json(&NOTICES, &body, header, n)
-                } else {
-                    notices::read_deadline_json(&NOTICES, &body, header, n)
-                }
+                notices::read_notice_json(&NOTICES, key, &body, header, n)
             }
             // Without any, the case format's own report: `/case` is missing.
             _ => Self::decode_case(&root, header, n),
@@ -658,13 +684,14 @@ impl Adapter for Transport {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return encode_survey(event, notice),
-            Payload::Joint(notice) => {
-                let body = notices::write_joint_json(&NOTICES, notice);
-                return to_json(&notice_message(event, NOTICES.names.joint, body));
-            }
-            Payload::Deadline(notice) => {
-                let body = notices::write_deadline_json(&NOTICES, event, notice);
-                return to_json(&notice_message(event, NOTICES.names.deadline, body));
+            Payload::Joint(_)
+            | Payload::Deadline(_)
+            | Payload::Credit(_)
+            | Payload::CreditMatch(_) => {
+                let Some((key, body)) = notices::write_notice_json(&NOTICES, event) else {
+                    unreachable!("a notice payload has a notice body")
+                };
+                return to_json(&notice_message(event, key, body));
             }
         };
         let message = Message {

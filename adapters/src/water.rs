@@ -50,6 +50,7 @@
 //! status; 臨近到期 / 已超期), items by name, bureaus by short name, `到期日期[@暫定]` with 是/否.
 
 use encoding_rs::GB18030;
+use schemas::CreditList;
 use schemas::model::{Name, parse_sequence};
 use schemas::quantity::{AreaUnit, MoneyUnit};
 use schemas::survey::parse_media_type;
@@ -74,6 +75,8 @@ const ROOT: &str = "水務辦件報文";
 const SURVEY_ROOT: &str = "多測合一成果通知";
 const JOINT_ROOT: &str = "並聯審批通知";
 const DEADLINE_ROOT: &str = "辦理時限提醒";
+const CREDIT_ROOT: &str = "信用名單通知";
+const CREDIT_MATCH_ROOT: &str = "信用名單匹配通知";
 
 /// How the format spells a bureau (from the shared names, `schemas::BureauId::names`).
 const BUREAUS: BureauSpelling = BureauSpelling::ShortZh;
@@ -105,6 +108,21 @@ const NOTICES: Dialect = Dialect {
         sequence: "序號",
         state: "提醒類型",
         working_days: "工作日數",
+        credit: "信用名單",
+        credit_match: "信用名單匹配",
+        entry_id: "名單編號",
+        list: "名單類型",
+        subject_name: "主體名稱",
+        credit_code: "統一社會信用代碼",
+        measures: "懲戒措施",
+        issued_by: "認定部門",
+        legal_basis: "認定依據",
+        document_number: "文書號",
+        valid_from: "有效期起",
+        valid_to: "有效期止",
+        removed_on: "移出日期",
+        removal_reason: "移出原因",
+        publisher: "發布部門",
     },
     bureaus: BUREAUS,
     item_text: |item| Cow::Borrowed(item.name_zh()),
@@ -128,6 +146,11 @@ const NOTICES: Dialect = Dialect {
     states: &[
         (DeadlineState::Approaching, "臨近到期"),
         (DeadlineState::Passed, "已超期"),
+    ],
+    lists: &[
+        (CreditList::Dishonest, "失信名單"),
+        (CreditList::KeySupervision, "重點監管名單"),
+        (CreditList::Red, "紅名單"),
     ],
     yes_no: &[(true, "是"), (false, "否")],
     dates: DateStyle::Iso,
@@ -668,10 +691,12 @@ impl Water {
     /// A joint-case or deadline notice: 報文頭 and the body the dialect names.
     fn decode_notice(root: &Element, n: &mut Normalizer) -> Option<Event> {
         let r = format!("/{}", root.name);
-        let body_name = if root.name == JOINT_ROOT {
-            NOTICES.names.joint
-        } else {
-            NOTICES.names.deadline
+        let names = &NOTICES.names;
+        let body_name = match root.name.as_str() {
+            JOINT_ROOT => names.joint,
+            CREDIT_ROOT => names.credit,
+            CREDIT_MATCH_ROOT => names.credit_match,
+            _ => names.deadline,
         };
         let empty = Element::default();
         let (header, body) = Self::split_root(root, body_name, &empty, n);
@@ -682,16 +707,20 @@ impl Water {
             occurred_at: head.occurred_at,
         };
         let body_path = format!("{r}/{body_name}");
-        if root.name == JOINT_ROOT {
-            notices::read_joint_xml(&NOTICES, body, &body_path, &[], header, n)
-        } else {
-            notices::read_deadline_xml(&NOTICES, body, &body_path, &[], header, n)
-        }
+        let read = match root.name.as_str() {
+            JOINT_ROOT => notices::read_joint_xml,
+            CREDIT_ROOT => notices::read_credit_xml,
+            CREDIT_MATCH_ROOT => notices::read_credit_match_xml,
+            _ => notices::read_deadline_xml,
+        };
+        read(&NOTICES, body, &body_path, &[], header, n)
     }
 
     fn encode_notice(event: &Event) -> Encoded {
         let (root, body) = match &event.payload {
             Payload::Joint(_) => (JOINT_ROOT, NOTICES.names.joint),
+            Payload::Credit(_) => (CREDIT_ROOT, NOTICES.names.credit),
+            Payload::CreditMatch(_) => (CREDIT_MATCH_ROOT, NOTICES.names.credit_match),
             _ => (DEADLINE_ROOT, NOTICES.names.deadline),
         };
         let mut w = XmlWriter::new(GB18030);
@@ -702,6 +731,9 @@ impl Water {
             Payload::Joint(notice) => notices::write_joint_xml(&NOTICES, &mut w, notice),
             Payload::Deadline(notice) => {
                 notices::write_deadline_xml(&NOTICES, &mut w, event, notice)
+            }
+            Payload::Credit(_) | Payload::CreditMatch(_) => {
+                notices::write_credit_xml(&NOTICES, &mut w, event)
             }
             Payload::Case(_) | Payload::Survey(_) => {}
         }
@@ -737,12 +769,12 @@ impl Adapter for Water {
         let decode = match root.name.as_str() {
             ROOT => Self::decode_case,
             SURVEY_ROOT => Self::decode_survey,
-            JOINT_ROOT | DEADLINE_ROOT => Self::decode_notice,
+            JOINT_ROOT | DEADLINE_ROOT | CREDIT_ROOT | CREDIT_MATCH_ROOT => Self::decode_notice,
             _ => {
                 return Err(DecodeError::Malformed {
                     path: format!("/{}", root.name),
                     message: format!(
-                        "root element must be {ROOT}, {SURVEY_ROOT}, {JOINT_ROOT} or {DEADLINE_ROOT}"
+                        "root element must be {ROOT}, {SURVEY_ROOT}, {JOINT_ROOT}, {DEADLINE_ROOT}, {CREDIT_ROOT} or {CREDIT_MATCH_ROOT}"
                     ),
                 });
             }
@@ -754,7 +786,10 @@ impl Adapter for Water {
         let case = match &event.payload {
             Payload::Case(case) => case,
             Payload::Survey(notice) => return self.encode_survey(event, notice),
-            Payload::Joint(_) | Payload::Deadline(_) => return Ok(Self::encode_notice(event)),
+            Payload::Joint(_)
+            | Payload::Deadline(_)
+            | Payload::Credit(_)
+            | Payload::CreditMatch(_) => return Ok(Self::encode_notice(event)),
         };
         let mut w = XmlWriter::new(GB18030);
         w.open(ROOT, &[(VERSION_ATTRIBUTE, "1.0")]);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use schemas::{BureauId, District, EventKind, FigureName, Item, Stage, SurveyKind};
+use schemas::{BureauId, CreditList, District, EventKind, FigureName, Item, Stage, SurveyKind};
 use serde::Deserialize;
 
 use crate::net::Identity;
@@ -80,6 +80,61 @@ pub struct Config {
     pub flows: Vec<Flow>,
     /// When the working-day clocks warn.
     pub clocks: ClocksConfig,
+    /// Shared credit lists: who publishes and who receives each list.
+    pub credit: CreditConfig,
+}
+
+/// Shared credit lists (信用信息共享).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditConfig {
+    /// Largest bulk upload, in bytes (413 beyond).
+    pub max_upload_bytes: usize,
+    /// Most entries one upload may carry (each a line).
+    pub max_entries: usize,
+    /// Per list: who may publish and who receives its entries and match notices. A list
+    /// without an entry is published by no one.
+    #[serde(default)]
+    pub lists: BTreeMap<CreditList, CreditListConfig>,
+}
+
+/// Who publishes one credit list and who is told of it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreditListConfig {
+    /// The bureaus that may publish and remove entries of the list.
+    pub publishers: Vec<BureauId>,
+    /// The bureaus that receive its entries and a match notice for each case of a listed
+    /// applicant (once per case and entry).
+    pub receivers: Vec<BureauId>,
+}
+
+impl CreditConfig {
+    /// Whether `bureau` may publish entries of `list`.
+    pub fn may_publish(&self, bureau: BureauId, list: CreditList) -> bool {
+        self.lists
+            .get(&list)
+            .is_some_and(|l| l.publishers.contains(&bureau))
+    }
+
+    /// The bureaus told of `list`'s entries and matches, in `BureauId` order.
+    pub fn receivers(&self, list: CreditList) -> Vec<BureauId> {
+        let mut out = self
+            .lists
+            .get(&list)
+            .map(|l| l.receivers.clone())
+            .unwrap_or_default();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether `bureau` may look up credit codes: it publishes or receives some list.
+    pub fn may_look_up(&self, bureau: BureauId) -> bool {
+        self.lists
+            .values()
+            .any(|l| l.publishers.contains(&bureau) || l.receivers.contains(&bureau))
+    }
 }
 
 /// A one-stop flow (一口受理、並聯審批): a window bureau's case event opens a joint case whose
@@ -633,6 +688,26 @@ impl Config {
                     "a pull bureau reads batches from its feed; push_batch is for push bureaus",
                 ));
             }
+        }
+        for (list, config) in &self.credit.lists {
+            let key = format!("credit.lists.{}", list.code());
+            for (what, bureaus) in [
+                ("publishers", &config.publishers),
+                ("receivers", &config.receivers),
+            ] {
+                if let Some(bureau) = bureaus.iter().find(|b| !self.bureaus.contains_key(b)) {
+                    return Err(error(
+                        format!("{key}.{what}"),
+                        format!("bureau {bureau} is not configured under [bureaus]"),
+                    ));
+                }
+            }
+        }
+        if self.credit.max_entries == 0 || self.credit.max_upload_bytes == 0 {
+            return Err(error(
+                "credit.max_entries",
+                "an upload must be allowed at least one entry and one byte",
+            ));
         }
         if !self.bureaus.contains_key(&self.surveys.publisher) {
             return Err(error(

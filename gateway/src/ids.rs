@@ -101,6 +101,12 @@ impl IdempotencyKey {
         Self(format!("survey:{}", hex(digest)))
     }
 
+    /// A key derived from the digest of a credit-list upload, so the same upload sent again is
+    /// recognized.
+    pub fn for_credit_upload(digest: &[u8]) -> Self {
+        Self(format!("credit:{}", hex(digest)))
+    }
+
     /// The key of a notice the one-stop flows send (`what` names it: the joint case and its
     /// version, or the case and its deadline notice), so a step committed twice (two nodes, or
     /// a retry) writes it once.

@@ -18,6 +18,7 @@
 //!   exchange-wide picture, case timelines.
 //! - `delivery`: the push engine, retries, breakers, wake-ups.
 //! - `surveys`: multi-survey-in-one, without HTTP.
+//! - `credit`: shared credit lists, without HTTP: uploads planned, case events matched.
 //! - `flows`: one-stop parallel approval: joint cases, their working-day clocks, the notices.
 //! - `http`: the router, callers, handlers, problems.
 //! - `node`: a running node, everything wired together.
@@ -31,6 +32,7 @@ pub mod audit;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod credit;
 pub mod ctl;
 pub mod delivery;
 pub mod demo;

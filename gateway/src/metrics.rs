@@ -56,6 +56,14 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0,
 ];
 
+/// Credit-list entry versions published, by `list` and `change` (`listed`, `removed`).
+pub const CREDIT_ENTRIES: &str = "gateway_credit_entries_total";
+/// Case events accepted whose applicant is on an active credit list, by `bureau` (the case's)
+/// and `list`.
+pub const CREDIT_WARNINGS: &str = "gateway_credit_warnings_total";
+/// Credit match notices made (one per case and entry), by `bureau` (the case's) and `list`.
+pub const CREDIT_MATCHES: &str = "gateway_credit_matches_total";
+
 /// Survey results published (each shared once with every entitled bureau), by `kind`.
 pub const SURVEYS_SHARED: &str = "gateway_survey_results_shared_total";
 /// Survey notices queued for entitled bureaus, by `kind`.
@@ -164,6 +172,18 @@ fn describe() {
         "1 while the working-day calendar lacks next year's State Council notice (from 1 November), else 0."
     );
     describe_counter!(
+        CREDIT_ENTRIES,
+        "Credit-list entry versions published, by list and change (listed, removed)."
+    );
+    describe_counter!(
+        CREDIT_WARNINGS,
+        "Case events accepted from a listed applicant, by the case's bureau and the list."
+    );
+    describe_counter!(
+        CREDIT_MATCHES,
+        "Credit match notices made (once per case and entry), by the case's bureau and the list."
+    );
+    describe_counter!(
         SURVEYS_SHARED,
         "Survey results published, each shared once with every entitled bureau, by kind."
     );
@@ -179,7 +199,7 @@ fn describe() {
 
 /// Every metric this module names, for the test that each has help text.
 #[doc(hidden)] // public for the test that the Grafana dashboard names only these
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 25] = [
     MESSAGES_RECEIVED,
     DELIVERIES,
     QUEUE_DEPTH,
@@ -190,6 +210,9 @@ pub const ALL: [&str; 22] = [
     DELIVERY_SECONDS,
     TLS_HANDSHAKES_REFUSED,
     REQUEST_BODY_BYTES_RESERVED,
+    CREDIT_ENTRIES,
+    CREDIT_WARNINGS,
+    CREDIT_MATCHES,
     SURVEYS_SHARED,
     SURVEY_NOTICES,
     SURVEY_REUSES,

@@ -246,7 +246,7 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
         case.contains(&message_id) && case.contains("dead_lettered"),
         "{case}"
     );
-    let project = event.project().as_str().to_owned();
+    let project = event.project().expect("a case event").as_str().to_owned();
     let by_project = json(
         ctl(&url, &pki, operator, &["case", &project, "--json"]),
         "case by project",

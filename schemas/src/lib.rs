@@ -17,6 +17,7 @@
 pub mod bureau;
 pub mod codes;
 pub mod common;
+pub mod credit;
 pub mod district;
 pub mod fold;
 pub mod item;
@@ -33,6 +34,7 @@ pub mod time;
 pub use bureau::{BureauId, BureauNames};
 pub use codes::{CreditCode, ProjectCode};
 pub use common::{Applicant, BureauCaseId, MessageId, Name, Organization};
+pub use credit::{CreditEntry, CreditList, CreditMatch, CreditRemoval, CreditText, CreditWarning};
 pub use district::District;
 pub use joint::{
     BranchStatus, DeadlineNotice, DeadlineState, DueDate, FlowName, JointBranch, JointCaseId,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bureau::BureauId;
 use crate::codes::ProjectCode;
+use crate::credit::{CreditEntry, CreditMatch, CreditWarning};
 use crate::district::District;
 use crate::joint::{BranchStatus, DeadlineNotice, DeadlineState, JointNotice, JointStatus};
 use crate::normalize::Problem;
@@ -180,11 +181,20 @@ pub enum EventKind {
     /// A case's due date has passed.
     #[serde(rename = "deadline.passed")]
     DeadlinePassed,
+    /// A credit-list entry was published or changed (not removed).
+    #[serde(rename = "credit.listed")]
+    CreditListed,
+    /// A credit-list entry was removed.
+    #[serde(rename = "credit.removed")]
+    CreditRemoved,
+    /// A case's applicant is on an active credit list.
+    #[serde(rename = "credit.matched")]
+    CreditMatched,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 19] = [
         Self::CaseSubmitted,
         Self::CaseAccepted,
         Self::CaseSupplementRequested,
@@ -201,6 +211,9 @@ impl EventKind {
         Self::JointTerminated,
         Self::DeadlineApproaching,
         Self::DeadlinePassed,
+        Self::CreditListed,
+        Self::CreditRemoved,
+        Self::CreditMatched,
     ];
 
     /// The serialized name (`case.accepted`).
@@ -222,6 +235,9 @@ impl EventKind {
             Self::JointTerminated => "joint.terminated",
             Self::DeadlineApproaching => "deadline.approaching",
             Self::DeadlinePassed => "deadline.passed",
+            Self::CreditListed => "credit.listed",
+            Self::CreditRemoved => "credit.removed",
+            Self::CreditMatched => "credit.matched",
         }
     }
 }
@@ -238,6 +254,10 @@ pub enum Payload {
     Joint(JointNotice),
     /// A case's due date approaches or has passed.
     Deadline(DeadlineNotice),
+    /// A credit-list entry at one of its versions.
+    Credit(CreditEntry),
+    /// A case's applicant is on an active credit list.
+    CreditMatch(CreditMatch),
 }
 
 /// The envelope every exchanged message is normalized into: one event about one case.
@@ -258,6 +278,10 @@ pub struct Event {
     pub kind: EventKind,
     /// What it carries.
     pub payload: Payload,
+    /// Set by the gateway on a case event whose applicant is on an active credit list when it
+    /// arrives; delivered in the `Credit-Warning` header, never read from a bureau's message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credit_warnings: Vec<CreditWarning>,
 }
 
 impl Event {
@@ -284,6 +308,7 @@ impl Event {
             occurred_at,
             kind: case.status.event_kind(),
             payload: Payload::Case(case),
+            credit_warnings: Vec::new(),
         })
     }
 
@@ -309,6 +334,7 @@ impl Event {
             occurred_at,
             kind,
             payload: Payload::Survey(notice),
+            credit_warnings: Vec::new(),
         }
     }
 
@@ -328,6 +354,7 @@ impl Event {
             occurred_at,
             kind: notice.event_kind(),
             payload: Payload::Joint(notice),
+            credit_warnings: Vec::new(),
         }
     }
 
@@ -349,17 +376,82 @@ impl Event {
             occurred_at,
             kind: notice.event_kind(),
             payload: Payload::Deadline(notice),
+            credit_warnings: Vec::new(),
+        }
+    }
+
+    /// Builds a credit-list event: the publisher is its source, the entry id its case id (so an
+    /// entry's versions are delivered in order), the version its sequence.
+    pub fn for_credit(
+        message_id: MessageId,
+        publisher: BureauId,
+        occurred_at: ShanghaiTime,
+        entry: CreditEntry,
+    ) -> Self {
+        Self {
+            message_id,
+            source: publisher,
+            case_id: entry.entry_id.clone(),
+            sequence: u64::from(entry.version),
+            occurred_at,
+            kind: if entry.removal.is_some() {
+                EventKind::CreditRemoved
+            } else {
+                EventKind::CreditListed
+            },
+            payload: Payload::Credit(entry),
+            credit_warnings: Vec::new(),
+        }
+    }
+
+    /// Builds a match notice about `source`'s case `case_id`, whose event `sequence` matched.
+    pub fn for_credit_match(
+        message_id: MessageId,
+        source: BureauId,
+        case_id: BureauCaseId,
+        sequence: u64,
+        occurred_at: ShanghaiTime,
+        notice: CreditMatch,
+    ) -> Self {
+        Self {
+            message_id,
+            source,
+            case_id,
+            sequence,
+            occurred_at,
+            kind: EventKind::CreditMatched,
+            payload: Payload::CreditMatch(notice),
+            credit_warnings: Vec::new(),
         }
     }
 
     /// The project the event is about: a case's project, the project a survey result or a
-    /// joint case is for, or a deadline notice's case's project.
-    pub fn project(&self) -> &ProjectCode {
+    /// joint case is for, a deadline notice's or a credit match's case's project; none for a
+    /// credit-list entry.
+    pub fn project(&self) -> Option<&ProjectCode> {
         match &self.payload {
-            Payload::Case(case) => &case.project.code,
-            Payload::Survey(notice) => &notice.result.project,
-            Payload::Joint(notice) => &notice.project.code,
-            Payload::Deadline(notice) => &notice.project,
+            Payload::Case(case) => Some(&case.project.code),
+            Payload::Survey(notice) => Some(&notice.result.project),
+            Payload::Joint(notice) => Some(&notice.project.code),
+            Payload::Deadline(notice) => Some(&notice.project),
+            Payload::CreditMatch(notice) => Some(&notice.project),
+            Payload::Credit(_) => None,
+        }
+    }
+
+    /// The credit-list entry the event carries, if it is a credit-list event.
+    pub fn credit(&self) -> Option<&CreditEntry> {
+        match &self.payload {
+            Payload::Credit(entry) => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// The match notice the event carries, if it is one.
+    pub fn credit_match(&self) -> Option<&CreditMatch> {
+        match &self.payload {
+            Payload::CreditMatch(notice) => Some(notice),
+            _ => None,
         }
     }
 

@@ -121,6 +121,38 @@ pub enum CanonicalField {
     DeadlineCalendar,
     #[serde(rename = "deadline.joint_case_id")]
     DeadlineJointCaseId,
+    #[serde(rename = "credit.entry_id")]
+    CreditEntryId,
+    #[serde(rename = "credit.version")]
+    CreditVersion,
+    #[serde(rename = "credit.list")]
+    CreditList,
+    #[serde(rename = "credit.subject.name")]
+    CreditSubjectName,
+    #[serde(rename = "credit.subject.credit_code")]
+    CreditSubjectCode,
+    #[serde(rename = "credit.measures")]
+    CreditMeasures,
+    #[serde(rename = "credit.issued_by")]
+    CreditIssuedBy,
+    #[serde(rename = "credit.legal_basis")]
+    CreditLegalBasis,
+    #[serde(rename = "credit.document_number")]
+    CreditDocumentNumber,
+    #[serde(rename = "credit.valid_from")]
+    CreditValidFrom,
+    #[serde(rename = "credit.valid_to")]
+    CreditValidTo,
+    #[serde(rename = "credit.removal.on")]
+    CreditRemovedOn,
+    #[serde(rename = "credit.removal.reason")]
+    CreditRemovalReason,
+    #[serde(rename = "credit_match.publisher")]
+    CreditPublisher,
+    #[serde(rename = "credit_match.item")]
+    CreditMatchItem,
+    #[serde(rename = "credit_match.project")]
+    CreditMatchProject,
     /// A count read from free text, such as the number of projects in a report.
     #[serde(rename = "count")]
     Count,
@@ -184,6 +216,22 @@ impl CanonicalField {
             Self::DeadlineDue => "deadline.due",
             Self::DeadlineCalendar => "deadline.calendar",
             Self::DeadlineJointCaseId => "deadline.joint_case_id",
+            Self::CreditEntryId => "credit.entry_id",
+            Self::CreditVersion => "credit.version",
+            Self::CreditList => "credit.list",
+            Self::CreditSubjectName => "credit.subject.name",
+            Self::CreditSubjectCode => "credit.subject.credit_code",
+            Self::CreditMeasures => "credit.measures",
+            Self::CreditIssuedBy => "credit.issued_by",
+            Self::CreditLegalBasis => "credit.legal_basis",
+            Self::CreditDocumentNumber => "credit.document_number",
+            Self::CreditValidFrom => "credit.valid_from",
+            Self::CreditValidTo => "credit.valid_to",
+            Self::CreditRemovedOn => "credit.removal.on",
+            Self::CreditRemovalReason => "credit.removal.reason",
+            Self::CreditPublisher => "credit_match.publisher",
+            Self::CreditMatchItem => "credit_match.item",
+            Self::CreditMatchProject => "credit_match.project",
             Self::Count => "count",
         }
     }

@@ -28,6 +28,7 @@ const GATEWAY_LAYERS: &[&str] = &[
     "ops",
     "delivery",
     "surveys",
+    "credit",
     "flows",
     "http",
     "node",

@@ -79,12 +79,14 @@ fn messages_of(adapter: &dyn Adapter, dir: &Path, extension: &str) -> Vec<PathBu
         let event = adapters::sample::survey_event(&mut rng);
         bodies.push(adapter.encode(&event).expect("survey notice encodes").body);
     }
-    // Joint-case and deadline notices, in the bureau's own format.
+    // Joint-case, deadline, credit-list and credit-match notices, in the bureau's own format.
     let mut rng = fastrand::Rng::with_seed(2024);
     for _ in 0..20 {
         for event in [
             adapters::sample::joint_event(&mut rng),
             adapters::sample::deadline_event(&mut rng),
+            adapters::sample::credit_event(&mut rng),
+            adapters::sample::credit_match_event(&mut rng),
         ] {
             bodies.push(adapter.encode(&event).expect("notice encodes").body);
         }
@@ -304,6 +306,9 @@ const REFUSED_BY_BOTH: &[(&str, &str)] = &[
     ("housing", "unit-beside-an-indicator.xml"),
     ("housing", "two-operations-in-body.xml"),
     ("housing", "status-code-of-planning.xml"),
+    ("transport", "credit-removal-without-reason.json"),
+    ("traffic_police", "credit-removal-without-reason.json"),
+    ("greenery", "credit-removal-without-reason.json"),
     ("greenery", "survey-version-above-maximum.json"),
 ];
 

@@ -115,6 +115,10 @@ pub async fn push(
         .header("idempotency-key", message_id)
         .header("source-bureau", delivery.event.source.as_str());
     // The format's own headers (a SOAP service's SOAPAction).
+    // A listed applicant's case: the warning the receiving bureau can act on.
+    if let Some(warning) = schemas::credit::warning_header(&delivery.event.credit_warnings) {
+        request = request.header(schemas::credit::WARNING_HEADER, warning);
+    }
     for (name, value) in adapter.message_headers(&delivery.event) {
         request = request.header(name, value);
     }

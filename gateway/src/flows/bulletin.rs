@@ -323,7 +323,10 @@ pub async fn make<S: Store>(
                         }
                     }
                 }
-                Payload::Survey(_) | Payload::Deadline(_) => {}
+                Payload::Survey(_)
+                | Payload::Deadline(_)
+                | Payload::Credit(_)
+                | Payload::CreditMatch(_) => {}
             }
         }
         if !full {
@@ -578,6 +581,7 @@ mod tests {
                 for_flows: false,
             }],
             survey: None,
+            credit: Vec::new(),
         };
         store.ingest(message).await.unwrap();
     }

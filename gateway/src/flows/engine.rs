@@ -200,7 +200,10 @@ impl<S: Store> FlowEngine<S> {
         now: Millis,
         overlay: &Overlay,
     ) -> Result<Prepared, StoreError> {
-        let project = event.project();
+        let Some(project) = event.project() else {
+            // Only case events enter the inbox; anything else has nothing to apply.
+            return self.prepare(Some(id), Vec::new(), Vec::new(), Vec::new(), now);
+        };
         let existing = overlay.joint_cases(
             project,
             self.store
@@ -235,7 +238,58 @@ impl<S: Store> FlowEngine<S> {
             &of_project,
             now,
         );
-        self.prepare(Some(id), step.changes, step.clocks, Vec::new(), now)
+        let mut prepared = self.prepare(Some(id), step.changes, step.clocks, Vec::new(), now)?;
+        for notice in self.credit_matches(event, now).await? {
+            prepared.subscribers.extend(
+                notice
+                    .events
+                    .iter()
+                    .flat_map(|e| e.subscribers.iter().copied()),
+            );
+            prepared.done.notices += 1;
+            prepared.step.notices.push(notice);
+        }
+        Ok(prepared)
+    }
+
+    /// The match notices of a case event of a listed applicant: one per entry it was warned
+    /// of, each keyed by (entry, case) so that the case's later events add none.
+    async fn credit_matches(
+        &self,
+        event: &Event,
+        now: Millis,
+    ) -> Result<Vec<NewMessage>, StoreError> {
+        if event.credit_warnings.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = notice_time(now).ok_or_else(|| {
+            StoreError::unavailable("the system clock is outside the years the model accepts")
+        })?;
+        let mut out = Vec::new();
+        for warning in &event.credit_warnings {
+            let versions = self
+                .store
+                .credit_entries(
+                    warning.publisher,
+                    vec![warning.entry_id.clone()],
+                    crate::credit::MAX_VERSIONS_READ,
+                )
+                .await?;
+            let Some(record) = versions.iter().find(|r| r.entry.version == warning.version) else {
+                tracing::error!(message = "a warned entry version is not stored", entry = %warning.entry_id, version = warning.version);
+                continue;
+            };
+            metrics::counter!(crate::metrics::CREDIT_MATCHES, "bureau" => event.source.as_str(), "list" => warning.list.code())
+                .increment(1);
+            out.extend(crate::credit::match_message(
+                self.table.credit(),
+                event,
+                record,
+                at,
+                now,
+            ));
+        }
+        Ok(out)
     }
 
     /// Applies one inbox event alone, reading again after a conflict.
@@ -503,6 +557,7 @@ fn message(
             for_flows: false,
         }],
         survey: None,
+        credit: Vec::new(),
     })
 }
 
@@ -708,6 +763,7 @@ mod tests {
                 routed_by: vec![],
             }],
             survey: None,
+            credit: Vec::new(),
         };
         store.ingest(message).await.unwrap();
     }
@@ -768,7 +824,7 @@ mod tests {
             let pass = engine.drain(10).await.unwrap();
             assert_eq!((pass.events, pass.cases, pass.notices), (2, 1, 1));
             let cases = store
-                .joint_cases_of_project(accepted.project(), 10)
+                .joint_cases_of_project(accepted.project().unwrap(), 10)
                 .await
                 .unwrap();
             assert_eq!(cases.len(), 1);
@@ -1015,7 +1071,7 @@ mod tests {
             send(&store, &table, "gh-1", window.clone()).await;
             engine.drain(40).await.unwrap();
             let joint = store
-                .joint_cases_of_project(window.project(), 10)
+                .joint_cases_of_project(window.project().unwrap(), 10)
                 .await
                 .unwrap()
                 .pop()

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use schemas::{BureauId, CaseStatus, Event, Item};
 
-use crate::config::{Config, Flow};
+use crate::config::{Config, CreditConfig, Flow};
 use crate::workdays::Calendar;
 
 /// The configured flows, with the calendar their clocks count on.
@@ -41,6 +41,8 @@ pub struct FlowTable {
     overdue: Arc<std::sync::RwLock<overdue::OverdueList>>,
     calendar: Arc<Calendar>,
     warn_before: u16,
+    /// Who receives each credit list's match notices.
+    credit: Arc<CreditConfig>,
 }
 
 impl FlowTable {
@@ -53,7 +55,13 @@ impl FlowTable {
             overdue: Arc::default(),
             calendar: Arc::new(calendar),
             warn_before: config.clocks.warn_working_days_before,
+            credit: Arc::new(config.credit.clone()),
         }
+    }
+
+    /// The credit lists' configuration (whom the engine's match notices go to).
+    pub fn credit(&self) -> &CreditConfig {
+        &self.credit
     }
 
     /// Every flow.

@@ -457,6 +457,13 @@ fn apply_window(
         }
         CaseStatus::SupplementRequested => match flow.supply_later_working_days {
             Some(days) if case.supply_later.is_none() => {
+                // "Accept now, supply later" is not for an applicant on the blacklist or the
+                // key-supervision list: no working day of grace, the documents are due today.
+                let listed = event
+                    .credit_warnings
+                    .iter()
+                    .any(|w| w.list.restricts_deferral());
+                let days = if listed { 0 } else { days };
                 let until = calendar.add_working_days(today, u32::from(days)).date;
                 case.supply_later = Some(SupplyLater {
                     since: ShanghaiDate::new(today),

@@ -1,9 +1,10 @@
 //! `POST /v1/messages`: a bureau sends case events in its own format.
 //!
-//! Three steps, each a function: [`parse`] decodes the body with the sender's adapter into a
-//! [`Submission`] (or refuses it, saying why); [`route`] turns it into the [`NewMessage`] the
-//! store commits (gateway ids minted, subscribers from the routes); [`ingest`] commits and
-//! answers 202 only after the commit.
+//! Four steps, each a function: [`parse`] decodes the body with the sender's adapter into a
+//! [`Submission`] (or refuses it, saying why); [`credit_of`] reads the credit-list entries of
+//! its applicants; [`route`] turns it into the [`NewMessage`] the store commits (gateway ids
+//! minted, subscribers from the routes, the credit warnings of listed applicants); [`ingest`]
+//! commits and answers 202 only after the commit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,11 +23,12 @@ use super::caller::Bureau;
 use super::problem::Problem;
 use super::state::AppState;
 use crate::clock::now_ms;
+use crate::credit;
 use crate::flows::FlowTable;
 use crate::ids::{self, IdempotencyKey};
 use crate::metrics as m;
 use crate::routing::RouteTable;
-use crate::store::{IngestOutcome, NewEvent, NewMessage, Store};
+use crate::store::{CreditRecord, IngestOutcome, NewEvent, NewMessage, Store, StoreError};
 
 pub(super) fn router<S: Store + Clone>() -> Router<Arc<AppState<S>>> {
     Router::new().route("/v1/messages", post(ingest::<S>))
@@ -83,7 +85,16 @@ async fn ingest<S: Store + Clone>(
         }
     };
     let response = match parse(sender, &headers, body).await {
-        Ok(submission) => commit(&state, route(submission, &state.routes, &state.flows)).await,
+        Ok(submission) => match credit_of(&state.store, &submission.events).await {
+            Ok(credit) => {
+                let message = route(submission, &state.routes, &state.flows, &credit);
+                commit(&state, message).await
+            }
+            Err(error) => {
+                count(sender, "unavailable");
+                Problem::from(error).into_response()
+            }
+        },
         Err(refusal) => {
             count(sender, refusal.outcome);
             refusal.problem.into_response()
@@ -188,15 +199,34 @@ async fn parse(sender: BureauId, headers: &HeaderMap, body: Bytes) -> Result<Sub
     })
 }
 
+/// Every stored version of the credit-list entries naming the applicants of `events` (none
+/// read when no event is a case event).
+async fn credit_of<S: Store>(store: &S, events: &[Event]) -> Result<Vec<CreditRecord>, StoreError> {
+    let codes = credit::applicant_codes(events);
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    store
+        .credit_entries_of(codes, credit::MAX_VERSIONS_READ)
+        .await
+}
+
 /// What the store commits for a submission: each event under a new gateway id, with the
-/// bureaus the routes send it to.
-fn route(submission: Submission, routes: &RouteTable, flows: &FlowTable) -> NewMessage {
+/// bureaus the routes send it to and, for a listed applicant, its credit warnings (which also
+/// put it in the flows' inbox, whose engine sends the match notices).
+fn route(
+    submission: Submission,
+    routes: &RouteTable,
+    flows: &FlowTable,
+    credit: &[CreditRecord],
+) -> NewMessage {
     let events = submission
         .events
         .into_iter()
         .map(|mut event| {
             let (subscribers, routed_by) = routes.routed(&event).into_iter().unzip();
-            let for_flows = flows.wants(&event);
+            event.credit_warnings = credit::warnings(credit, &event);
+            let for_flows = flows.wants(&event) || !event.credit_warnings.is_empty();
             let source_message_id: MessageId =
                 std::mem::replace(&mut event.message_id, ids::mint_message_id());
             NewEvent {
@@ -210,6 +240,7 @@ fn route(submission: Submission, routes: &RouteTable, flows: &FlowTable) -> NewM
         .collect();
     NewMessage {
         survey: None,
+        credit: Vec::new(),
         sender: submission.sender,
         idempotency_key: submission.key,
         content_type: submission.content_type,
@@ -229,9 +260,18 @@ async fn commit<S: Store + Clone>(state: &AppState<S>, message: NewMessage) -> R
         .iter()
         .flat_map(|e| e.subscribers.iter().copied())
         .collect();
+    let warned: Vec<schemas::CreditList> = message
+        .events
+        .iter()
+        .flat_map(|e| e.event.credit_warnings.iter().map(|w| w.list))
+        .collect();
     match state.store.ingest(message).await {
         Ok(IngestOutcome::Accepted(receipt)) => {
             count(sender, "accepted");
+            for list in warned {
+                metrics::counter!(m::CREDIT_WARNINGS, "bureau" => sender.as_str(), "list" => list.code())
+                    .increment(1);
+            }
             state.activity.received(sender, now_ms());
             tracing::info!(message = "message accepted", bureau = %sender, message_ids = ?receipt.message_ids, deliveries = receipt.deliveries);
             state.wakers.wake_for(subscribers);

@@ -4,6 +4,8 @@
 //! - `ingest`: `POST /v1/messages`.
 //! - `feed`: `GET /v1/feed`, `POST /v1/feed/ack` (pull bureaus).
 //! - `surveys`: `POST /v1/surveys` and the reads of results and files.
+//! - `credit`: `POST /v1/credit/entries` (bulk uploads), `GET /v1/credit/{credit_code}`,
+//!   `GET /v1/credit` (recent listings).
 //! - `operator`: dead letters, replay, purge, `/metrics`.
 //! - `admin`: the admin API (`/v1/admin/…`): status, bureaus, pause / resume, traces, cases.
 //! - `dashboard`: the operators' HTML dashboard, `/ops` (not in the OpenAPI document: pages).
@@ -29,6 +31,7 @@ use crate::store::Store;
 
 mod admin;
 pub mod caller;
+mod credit;
 mod dashboard;
 mod feed;
 mod health;
@@ -108,8 +111,13 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
             Duration::from_secs(uploads.upload_timeout_seconds),
             time_limit,
         ));
+    // Credit uploads: their own body limit (a list of thousands of entries).
+    let credit = credit::router().layer(axum::extract::DefaultBodyLimit::max(
+        state.config.credit.max_upload_bytes,
+    ));
     messages
         .merge(surveys)
+        .merge(credit)
         .with_state(state)
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(middleware::from_fn(limits::single_host))

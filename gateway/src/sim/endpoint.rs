@@ -228,7 +228,8 @@ async fn deliver(
         });
     let answer = match checked {
         Ok(events) if events.len() == 1 => {
-            inbox.record(header("message-id"), events);
+            let warning = Some(header("credit-warning")).filter(|w| !w.is_empty());
+            inbox.record_warned(header("message-id"), warning, events);
             StatusCode::OK
         }
         Ok(events) => {

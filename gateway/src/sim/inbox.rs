@@ -16,6 +16,8 @@ pub struct Received {
     pub header_id: String,
     /// The canonical event decoded from the body with the bureau's own adapter.
     pub event: Event,
+    /// The push's `Credit-Warning` header, if it had one (a listed applicant's case).
+    pub credit_warning: Option<String>,
 }
 
 /// Called with each event whose message id the inbox had not seen before.
@@ -94,6 +96,11 @@ impl Inbox {
 
     /// Records events received in one delivery (`header_id`: its `message-id` header, if any).
     pub fn record(&self, header_id: &str, events: Vec<Event>) {
+        self.record_warned(header_id, None, events);
+    }
+
+    /// Records a push that carried a `Credit-Warning` header (`warning`).
+    pub fn record_warned(&self, header_id: &str, warning: Option<&str>, events: Vec<Event>) {
         let mut first = Vec::new();
         {
             let mut record = self.lock();
@@ -108,6 +115,7 @@ impl Inbox {
                     record.deliveries.push(Received {
                         header_id: header_id.to_owned(),
                         event: event.clone(),
+                        credit_warning: warning.map(str::to_owned),
                     });
                 }
                 if is_first && self.on_first_copy.is_some() {

@@ -2,7 +2,7 @@
 //! `postgres://…` (shared by several nodes). One enum, so the rest of the gateway is written
 //! once against [`Store`].
 
-use schemas::{BureauId, MessageId, ProjectCode, SurveyId, SurveyKind};
+use schemas::{BureauCaseId, BureauId, MessageId, ProjectCode, SurveyId, SurveyKind};
 
 use crate::config::StoreLocation;
 
@@ -10,9 +10,9 @@ use super::audit;
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    Backlog, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage, NodeReport,
-    NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError, SurveyRead,
-    SurveyRecord, TimelineEvent, TimelineKey,
+    Backlog, CreditRecord, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
+    NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
+    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 /// Either backend.
@@ -344,6 +344,27 @@ impl Store for AnyStore {
 
     async fn cleanup(&self, delivered_before: Millis, limit: usize) -> Result<u64, StoreError> {
         delegate!(self, s => s.cleanup(delivered_before, limit))
+    }
+
+    async fn credit_entries(
+        &self,
+        publisher: BureauId,
+        entry_ids: Vec<BureauCaseId>,
+        limit: usize,
+    ) -> Result<Vec<CreditRecord>, StoreError> {
+        delegate!(self, s => s.credit_entries(publisher, entry_ids, limit))
+    }
+
+    async fn credit_entries_of(
+        &self,
+        codes: Vec<schemas::CreditCode>,
+        limit: usize,
+    ) -> Result<Vec<CreditRecord>, StoreError> {
+        delegate!(self, s => s.credit_entries_of(codes, limit))
+    }
+
+    async fn recent_credit_entries(&self, limit: usize) -> Result<Vec<CreditRecord>, StoreError> {
+        delegate!(self, s => s.recent_credit_entries(limit))
     }
 
     async fn survey(&self, id: SurveyId) -> Result<Option<SurveyRecord>, StoreError> {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use schemas::{BureauId, Event, MessageId, SurveyId};
 
-use super::{NewEvent, NewMessage, Receipt, StoreError, SurveyRecord};
+use super::{CreditRecord, NewEvent, NewMessage, Receipt, StoreError, SurveyRecord};
 use crate::clock::Millis;
 
 /// The queue key of a case: per-(subscriber, case) order is kept among deliveries of one key.
@@ -17,9 +17,10 @@ pub(crate) fn case_key(event: &Event) -> String {
     format!("{}:{}", event.source.as_str(), event.case_id.as_str())
 }
 
-/// The project an event is about (`Event::project`).
-pub(crate) fn project_of(event: &Event) -> &schemas::ProjectCode {
-    event.project()
+/// The project an event is about (`Event::project`); empty for a credit-list entry, which is
+/// about no project (no project lookup asks for the empty code).
+pub(crate) fn project_of(event: &Event) -> &str {
+    event.project().map_or("", schemas::ProjectCode::as_str)
 }
 
 /// The case keys a bureau case id can have: one per source bureau (each bureau numbers its own
@@ -97,7 +98,7 @@ fn event_row(new: &NewEvent) -> Result<EventRow, StoreError> {
         source_id: new.source_message_id.as_str().to_owned(),
         source: new.event.source.as_str(),
         case_key: case_key(&new.event),
-        project: project_of(&new.event).as_str().to_owned(),
+        project: project_of(&new.event).to_owned(),
         json: serde_json::to_string(&new.event)
             .map_err(|e| StoreError::corrupt_from("cannot encode an event", e))?,
         subscribers,
@@ -316,5 +317,55 @@ pub(crate) fn survey_record(
         result: serde_json::from_str(result)
             .map_err(|e| StoreError::corrupt_from("stored survey result", e))?,
         published_at,
+    })
+}
+
+/// The columns of `credit_entries` a record is read back from, in this order.
+pub(crate) const CREDIT_COLUMNS: &str = "publisher, listed_at, entry";
+
+/// The row of one credit-entry version.
+pub(crate) struct CreditColumns<'a> {
+    pub(crate) publisher: &'a str,
+    pub(crate) entry_id: &'a str,
+    pub(crate) version: i64,
+    pub(crate) credit_code: &'a str,
+    pub(crate) list: &'static str,
+    pub(crate) listed_at: Millis,
+    pub(crate) entry: String,
+}
+
+pub(crate) fn credit_columns(record: &CreditRecord) -> Result<CreditColumns<'_>, StoreError> {
+    Ok(CreditColumns {
+        publisher: record.publisher.as_str(),
+        entry_id: record.entry.entry_id.as_str(),
+        version: i64::from(record.entry.version),
+        credit_code: record.entry.subject.credit_code.as_str(),
+        list: record.entry.list.code(),
+        listed_at: record.listed_at,
+        entry: serde_json::to_string(&record.entry)
+            .map_err(|e| StoreError::corrupt_from("cannot encode a credit entry", e))?,
+    })
+}
+
+/// The error for an entry version another upload committed first.
+pub(crate) fn credit_version_taken(record: &CreditRecord) -> StoreError {
+    StoreError::Conflict(format!(
+        "version {} of credit entry {} was published concurrently",
+        record.entry.version,
+        record.entry.entry_id.as_str()
+    ))
+}
+
+/// Decodes a credit record from its [`CREDIT_COLUMNS`].
+pub(crate) fn credit_record(
+    publisher: &str,
+    listed_at: Millis,
+    entry: &str,
+) -> Result<CreditRecord, StoreError> {
+    Ok(CreditRecord {
+        publisher: bureau(publisher)?,
+        entry: serde_json::from_str(entry)
+            .map_err(|e| StoreError::corrupt_from("stored credit entry", e))?,
+        listed_at,
     })
 }

@@ -91,6 +91,7 @@ pub(crate) fn next_in_case(event: &Event, id: &str) -> Event {
 pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>) -> NewMessage {
     NewMessage {
         survey: None,
+        credit: Vec::new(),
         sender: BureauId::Planning,
         idempotency_key: IdempotencyKey::from_header(key.as_bytes()).unwrap(),
         content_type: "application/xml".to_owned(),
@@ -1472,7 +1473,7 @@ pub(crate) async fn a_timeline_finds_a_message_a_case_and_a_project<S: Store + C
         .collect();
     assert_eq!(case_ids, vec!["gw-t1", "gw-t2"]);
 
-    let project = super::codec::project_of(&other).clone();
+    let project = other.project().expect("a case event has a project").clone();
     let by_project = store
         .timeline(TimelineKey::Project(project), 10)
         .await

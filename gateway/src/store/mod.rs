@@ -58,6 +58,20 @@ pub struct NewMessage {
     /// A survey result this message publishes, committed in the same transaction as its
     /// notices.
     pub survey: Option<SurveyRecord>,
+    /// The credit-list entry versions this message publishes (a bulk upload), committed in the
+    /// same transaction as the events that share them.
+    pub credit: Vec<CreditRecord>,
+}
+
+/// One version of a credit-list entry, as stored: (publisher, entry id, version) names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreditRecord {
+    /// The bureau that published it (from its certificate).
+    pub publisher: BureauId,
+    /// The entry at this version.
+    pub entry: schemas::CreditEntry,
+    /// When the gateway committed it.
+    pub listed_at: Millis,
 }
 
 /// One published version of a survey result, as stored.
@@ -1008,6 +1022,29 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         limit: usize,
     ) -> impl Future<Output = Result<Option<Anchor>, StoreError>> + Send;
+
+    /// Every stored version of the given entries of `publisher` (at most `limit` rows), by entry
+    /// id then version.
+    fn credit_entries(
+        &self,
+        publisher: BureauId,
+        entry_ids: Vec<BureauCaseId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CreditRecord>, StoreError>> + Send;
+
+    /// Every stored version of every entry listing one of `codes` (at most `limit` rows), by
+    /// publisher, entry id and version.
+    fn credit_entries_of(
+        &self,
+        codes: Vec<schemas::CreditCode>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CreditRecord>, StoreError>> + Send;
+
+    /// The `limit` entry versions committed last, newest first.
+    fn recent_credit_entries(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CreditRecord>, StoreError>> + Send;
 
     /// Up to `limit` committed events still in the flows' inbox, oldest first.
     fn flow_inbox(

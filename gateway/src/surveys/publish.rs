@@ -116,6 +116,7 @@ pub fn plan(
         received_at: now,
         events,
         survey: Some(record.clone()),
+        credit: Vec::new(),
     };
     Ok(Planned {
         record,

@@ -48,10 +48,10 @@ use super::audit::{self, Link};
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
 use super::joint::{CaseClock, JointCase};
 use super::{
-    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
-    IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
-    ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord,
-    TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, CreditRecord, DeadLetter, Delivery, DeliveryId, FlowEvent,
+    FlowStep, IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause,
+    QueueStat, ReadOf, ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead,
+    SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod db;
@@ -386,7 +386,7 @@ async fn commit_batch(
     };
     let (plain, surveys): (Vec<IngestJob>, Vec<IngestJob>) = batch
         .into_iter()
-        .partition(|job| job.message.survey.is_none());
+        .partition(|job| job.message.survey.is_none() && job.message.credit.is_empty());
     let had_plain = !plain.is_empty();
     let rest = match commit_plain(&client, plain, lane).await {
         Ok(()) => {
@@ -911,6 +911,51 @@ async fn insert_survey(
     }
 }
 
+async fn insert_credit(
+    client: &ClientWrapper,
+    message_row: i64,
+    record: &CreditRecord,
+) -> Result<(), StoreError> {
+    let c = codec::credit_columns(record)?;
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO credit_entries
+                (publisher, entry_id, version, credit_code, list, message_id, listed_at, entry)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await
+        .map_err(pg_err)?;
+    let inserted = client
+        .execute(
+            &statement,
+            &[
+                &c.publisher,
+                &c.entry_id,
+                &c.version,
+                &c.credit_code,
+                &c.list,
+                &message_row,
+                &c.listed_at,
+                &c.entry,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Err(codec::credit_version_taken(record))
+        }
+        Err(e) => Err(pg_err(e)),
+    }
+}
+
+/// Reads credit records from rows of [`codec::CREDIT_COLUMNS`].
+fn credit_records(rows: &[Row]) -> Result<Vec<CreditRecord>, StoreError> {
+    rows.iter()
+        .map(|row| codec::credit_record(get(row, 0)?, get(row, 1)?, get(row, 2)?))
+        .collect()
+}
+
 /// Reads a survey record from a row of [`SURVEY_COLUMNS`].
 fn survey_record(row: &Row) -> Result<SurveyRecord, StoreError> {
     codec::survey_record(
@@ -971,6 +1016,9 @@ async fn ingest_in(
     let message_row: i64 = get(&inserted, 0)?;
     if let Some(survey) = &message.survey {
         insert_survey(client, message_row, survey).await?;
+    }
+    for record in &message.credit {
+        insert_credit(client, message_row, record).await?;
     }
     let records = audit::ingest_records(&message, head);
     trail::append(
@@ -2318,6 +2366,65 @@ impl Store for PgStore {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(pg_err)?;
         Ok(())
+    }
+
+    async fn credit_entries(
+        &self,
+        publisher: BureauId,
+        entry_ids: Vec<BureauCaseId>,
+        limit: usize,
+    ) -> Result<Vec<CreditRecord>, StoreError> {
+        let ids: Vec<&str> = entry_ids.iter().map(BureauCaseId::as_str).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM credit_entries WHERE publisher = $1 AND entry_id = ANY($2)
+                     ORDER BY entry_id, version LIMIT $3",
+                    codec::CREDIT_COLUMNS
+                ),
+                &[&publisher.as_str(), &ids, &sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        credit_records(&rows)
+    }
+
+    async fn credit_entries_of(
+        &self,
+        codes: Vec<schemas::CreditCode>,
+        limit: usize,
+    ) -> Result<Vec<CreditRecord>, StoreError> {
+        let codes: Vec<&str> = codes.iter().map(schemas::CreditCode::as_str).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM credit_entries WHERE credit_code = ANY($1)
+                     ORDER BY publisher, entry_id, version LIMIT $2",
+                    codec::CREDIT_COLUMNS
+                ),
+                &[&codes, &sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        credit_records(&rows)
+    }
+
+    async fn recent_credit_entries(&self, limit: usize) -> Result<Vec<CreditRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM credit_entries
+                     ORDER BY listed_at DESC, publisher, entry_id, version DESC LIMIT $1",
+                    codec::CREDIT_COLUMNS
+                ),
+                &[&sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        credit_records(&rows)
     }
 
     async fn survey(&self, id: SurveyId) -> Result<Option<SurveyRecord>, StoreError> {

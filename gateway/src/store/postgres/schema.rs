@@ -230,4 +230,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX case_clocks_project ON case_clocks (project, bureau, case_id) WHERE is_open;
     CREATE INDEX case_clocks_open ON case_clocks (bureau, case_id) WHERE is_open;",
+    // 13: shared credit lists: every version of every entry, looked up by its subject's credit
+    // code (matching, `GET /v1/credit/{code}`) and by time (the operators' recent listings).
+    "CREATE TABLE credit_entries (
+        publisher   TEXT   NOT NULL,
+        entry_id    TEXT   NOT NULL,
+        version     BIGINT NOT NULL,
+        credit_code TEXT   NOT NULL,
+        list        TEXT   NOT NULL,
+        message_id  BIGINT NOT NULL REFERENCES messages (id),
+        listed_at   BIGINT NOT NULL,
+        entry       TEXT   NOT NULL,
+        PRIMARY KEY (publisher, entry_id, version)
+    );
+    CREATE INDEX credit_entries_code ON credit_entries (credit_code);
+    CREATE INDEX credit_entries_listed ON credit_entries (listed_at);",
 ];

@@ -28,10 +28,10 @@ use super::audit;
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
 use super::joint::{CaseClock, JointCase};
 use super::{
-    AfterFailure, Attempt, Backlog, DeadLetter, Delivery, DeliveryId, FlowEvent, FlowStep,
-    IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf,
-    ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead, SurveyRecord,
-    TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, CreditRecord, DeadLetter, Delivery, DeliveryId, FlowEvent,
+    FlowStep, IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause,
+    QueueStat, ReadOf, ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead,
+    SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod schema;
@@ -456,6 +456,58 @@ fn insert_survey(
     }
 }
 
+fn insert_credit(
+    conn: &Connection,
+    message_row: i64,
+    record: &CreditRecord,
+) -> Result<(), StoreError> {
+    let c = codec::credit_columns(record)?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO credit_entries
+                (publisher, entry_id, version, credit_code, list, message_id, listed_at, entry)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                c.publisher,
+                c.entry_id,
+                c.version,
+                c.credit_code,
+                c.list,
+                message_row,
+                c.listed_at,
+                c.entry
+            ])
+        });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+            Err(codec::credit_version_taken(record))
+        }
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+/// Reads the credit records of a query over [`codec::CREDIT_COLUMNS`].
+fn credit_rows(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CreditRecord>, StoreError> {
+    let mut rows = statement.query(params).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let publisher: String = row.get(0).map_err(db_err)?;
+        let entry: String = row.get(2).map_err(db_err)?;
+        out.push(codec::credit_record(
+            &publisher,
+            row.get(1).map_err(db_err)?,
+            &entry,
+        )?);
+    }
+    Ok(out)
+}
+
 /// Reads a survey record from a row of [`SURVEY_COLUMNS`].
 fn survey_row(row: &rusqlite::Row<'_>) -> Result<SurveyRecord, StoreError> {
     let text = |i: usize| row.get::<_, String>(i).map_err(db_err);
@@ -501,6 +553,9 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
     let message_row = conn.last_insert_rowid();
     if let Some(survey) = &message.survey {
         insert_survey(conn, message_row, survey)?;
+    }
+    for record in &message.credit {
+        insert_credit(conn, message_row, record)?;
     }
 
     let mut insert_event = conn
@@ -1423,6 +1478,78 @@ impl Store for SqliteStore {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(drop)
                 .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn credit_entries(
+        &self,
+        publisher: BureauId,
+        entry_ids: Vec<BureauCaseId>,
+        limit: usize,
+    ) -> Result<Vec<CreditRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM credit_entries WHERE publisher = ?1 AND entry_id = ?2
+                     ORDER BY version LIMIT ?3",
+                    codec::CREDIT_COLUMNS
+                ))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for id in &entry_ids {
+                let left = limit.saturating_sub(out.len());
+                if left == 0 {
+                    break;
+                }
+                out.extend(credit_rows(
+                    &mut statement,
+                    params![publisher.as_str(), id.as_str(), sql_limit(left)],
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn credit_entries_of(
+        &self,
+        codes: Vec<schemas::CreditCode>,
+        limit: usize,
+    ) -> Result<Vec<CreditRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM credit_entries WHERE credit_code = ?1
+                     ORDER BY publisher, entry_id, version LIMIT ?2",
+                    codec::CREDIT_COLUMNS
+                ))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for code in &codes {
+                let left = limit.saturating_sub(out.len());
+                if left == 0 {
+                    break;
+                }
+                out.extend(credit_rows(
+                    &mut statement,
+                    params![code.as_str(), sql_limit(left)],
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn recent_credit_entries(&self, limit: usize) -> Result<Vec<CreditRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM credit_entries ORDER BY listed_at DESC, rowid DESC LIMIT ?1",
+                    codec::CREDIT_COLUMNS
+                ))
+                .map_err(db_err)?;
+            credit_rows(&mut statement, params![sql_limit(limit)])
         })
         .await
     }
