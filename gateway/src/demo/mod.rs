@@ -1,4 +1,4 @@
-//! `gateway demo`: the gateway on the embedded store with a generated dev PKI, and six simulated
+//! `gateway demo`: the gateway on the embedded store with a generated dev PKI, and seven simulated
 //! bureau systems that send realistic traffic in their own formats over mutual TLS (including
 //! invalid messages and re-sends) and receive deliveries: water fails intermittently, transport
 //! is down for the first third of the run, civil defense pulls its feed (and sometimes forgets
@@ -10,11 +10,13 @@
 //! - `console`: the live status block on a terminal, plain lines elsewhere; the log writer
 //!   that keeps clear of the block.
 //! - `summary`: the table, the refusals by reason, the loss check, survey reuse.
+//! - `joint`: the one-stop applications; `credit`: one listed applicant and its warned permit.
 //!
 //! The bureaus see the gateway only as `sim` lets them, over the wire; the demo itself reads
 //! the store's queue statistics for progress and the loss check.
 
 mod console;
+mod credit;
 mod joint;
 mod summary;
 mod tally;
@@ -263,6 +265,11 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
         clients.insert(bureau, Arc::new(client));
     }
     let joint_sent = joint::send(&clients, &tallies, today).await;
+    let listed = credit::list(&clients).await;
+    console.line(match &listed {
+        Ok(_) => "credit lists: housing listed one applicant on the dishonest list; planning sent a permit for it (its deliveries carry Credit-Warning)",
+        Err(_) => "credit lists: the listing failed (see the summary)",
+    });
     console.line(&format!(
         "one-stop construction permit: planning accepted 3 applications; {joint_sent} case events of planning and the branch bureaus sent (water asks one applicant for a supplement, the traffic police leave one review undecided past its 1-working-day limit)"
     ));
@@ -398,6 +405,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     )
     .await;
     let joint = joint::summary(running.store(), &flows, today).await;
+    let credit = credit::summary(&clients, &listed).await;
     let bulletin = joint::bulletin(running.store(), &flows, today).await;
     let _ = stop.send(true);
     let _ = feed.await;
@@ -414,8 +422,9 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     println!("{}", trail.0);
     println!("{}", joint.0);
     println!("{bulletin}");
+    println!("{}", credit.0);
     Ok(
-        if reuse.failed(&tallies, &publications) || !trail.1 || !joint.1 {
+        if reuse.failed(&tallies, &publications) || !trail.1 || !joint.1 || !credit.1 {
             ExitCode::FAILURE
         } else {
             code

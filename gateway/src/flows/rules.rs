@@ -968,6 +968,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_listed_applicant_gets_no_supply_later_period() {
+        let table = table();
+        let mut requested = window(SupplementRequested, 3, "2026-02-13");
+        requested.credit_warnings = vec![schemas::CreditWarning {
+            list: schemas::CreditList::Dishonest,
+            publisher: BureauId::Housing,
+            entry_id: schemas::BureauCaseId::parse("FGJ-XY-1").unwrap(),
+            version: 1,
+        }];
+        let (stored, _) = run(&[window(Accepted, 2, "2026-02-13"), requested.clone()]);
+        // Due the same day: the next working day without the documents terminates the case.
+        assert_eq!(stored[0].supply_later.unwrap().until.get(), d("2026-02-13"));
+        let change = tick(&table, &stored[0], d("2026-02-14"), 0).unwrap();
+        assert_eq!(change.case.notice.status, JointStatus::Terminated);
+        // The red list restricts nothing: the flow's five working days.
+        requested.credit_warnings[0].list = schemas::CreditList::Red;
+        let (stored, _) = run(&[window(Accepted, 2, "2026-02-13"), requested]);
+        assert_eq!(stored[0].supply_later.unwrap().until.get(), d("2026-02-27"));
+    }
+
+    #[test]
     fn deadline_notices_go_out_once_before_and_once_after_the_due_date() {
         let table = table(); // warns 1 working day before
         let (stored, _) = run(&[
