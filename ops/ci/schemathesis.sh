@@ -50,7 +50,7 @@ done
 status=0
 for who in civil_defense planning operator; do
   echo "== schemathesis as $who"
-  schemathesis run schemas/api/openapi.json \
+  PYTHONPATH=ops/ci SCHEMATHESIS_HOOKS=schemathesis_hooks schemathesis run schemas/api/openapi.json \
     --url "https://127.0.0.1:$port" \
     --tls-verify "$dir/pki/ca.pem" \
     --request-cert "$dir/pki/$who.pem" --request-cert-key "$dir/pki/$who.key" \

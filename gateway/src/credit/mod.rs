@@ -340,28 +340,16 @@ pub fn match_message(
             project: case.project.code.clone(),
         },
     );
-    let body = serde_json::to_vec(&event).ok()?;
-    let routed_by = subscribers
-        .iter()
-        .map(|_| format!("credit list {}", record.entry.list.code()))
-        .collect();
-    Some(NewMessage {
-        sender: case_event.source,
-        idempotency_key: IdempotencyKey::for_flow_notice(&what),
-        content_type: "application/json".to_owned(),
-        sha256: ids::sha256(&body),
-        body,
-        received_at: now,
-        events: vec![NewEvent {
-            source_message_id: event.message_id.clone(),
-            event,
-            subscribers,
-            routed_by,
-            for_flows: false,
-        }],
-        survey: None,
-        credit: Vec::new(),
-    })
+    let routed_by = format!("credit list {}", record.entry.list.code());
+    NewMessage::notice(
+        case_event.source,
+        &what,
+        event,
+        subscribers,
+        &routed_by,
+        now,
+    )
+    .ok()
 }
 
 #[cfg(test)]

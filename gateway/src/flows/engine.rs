@@ -20,9 +20,9 @@ use super::overdue::{OverdueCase, OverdueList};
 use super::rules::{self, Change};
 use crate::clock::{Millis, now_ms};
 use crate::delivery::wakers::Wakers;
-use crate::ids::{self, IdempotencyKey};
+use crate::ids;
 use crate::store::joint::{CaseClock, Clock, JointCase};
-use crate::store::{FlowEvent, FlowStep, NewEvent, NewMessage, Store, StoreError};
+use crate::store::{FlowEvent, FlowStep, NewMessage, Store, StoreError};
 
 /// Inbox events taken per store call.
 const INBOX_BATCH: usize = 64;
@@ -530,37 +530,6 @@ fn notice_time(now: Millis) -> Option<ShanghaiTime> {
         .and_then(|local| ShanghaiTime::from_local(local).ok())
 }
 
-/// One notice as a message from the gateway, in the name of `sender`.
-fn message(
-    sender: BureauId,
-    what: &str,
-    event: Event,
-    subscribers: Vec<BureauId>,
-    routed_by: String,
-    now: Millis,
-) -> Result<NewMessage, StoreError> {
-    let body = serde_json::to_vec(&event)
-        .map_err(|e| StoreError::corrupt_from("cannot encode a flow notice", e))?;
-    let routed_by = subscribers.iter().map(|_| routed_by.clone()).collect();
-    Ok(NewMessage {
-        sender,
-        idempotency_key: IdempotencyKey::for_flow_notice(what),
-        content_type: "application/json".to_owned(),
-        sha256: ids::sha256(&body),
-        body,
-        received_at: now,
-        events: vec![NewEvent {
-            source_message_id: event.message_id.clone(),
-            event,
-            subscribers,
-            routed_by,
-            for_flows: false,
-        }],
-        survey: None,
-        credit: Vec::new(),
-    })
-}
-
 /// The joint case's new version, for the window and every branch bureau.
 fn joint_message(
     case: &JointCase,
@@ -576,12 +545,12 @@ fn joint_message(
         }
     }
     let event = Event::for_joint(ids::flow_notice_id(&what), at, notice.clone());
-    message(
+    NewMessage::notice(
         notice.window,
         &what,
         event,
         subscribers,
-        format!("flow {}", notice.flow.as_str()),
+        &format!("flow {}", notice.flow.as_str()),
         now,
     )
 }
@@ -613,12 +582,12 @@ fn deadline_message(
         at,
         deadline.notice.clone(),
     );
-    message(
+    NewMessage::notice(
         deadline.bureau,
         &what,
         event,
         vec![deadline.bureau],
-        routed_by,
+        &routed_by,
         now,
     )
 }
@@ -734,6 +703,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::flows::rules::tests::case_event;
+    use crate::ids::IdempotencyKey;
+    use crate::store::NewEvent;
     use crate::store::any::AnyStore;
     use crate::testing::{PgSchema, TempDir, postgres_server};
     use crate::workdays::Calendar;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -216,8 +216,9 @@ fn today() -> Result<ShanghaiDate, Problem> {
 async fn lookup<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     caller: OperatorOrBureau,
-    Path(code): Path<String>,
+    code: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path(code) = code?;
     if let OperatorOrBureau::Bureau(bureau) = caller
         && !state.config.credit.may_look_up(bureau)
     {
@@ -261,9 +262,13 @@ struct Recent {
 async fn recent<S: Store + Clone>(
     State(state): State<Arc<AppState<S>>>,
     Operator(_): Operator,
-    Query(query): Query<RecentQuery>,
+    query: Result<Query<RecentQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let limit = query.limit.unwrap_or(20).clamp(1, 200);
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::bad_request("limit is 1 to 200"));
+    }
     let entries = state.store.recent_credit_entries(limit).await?;
     Ok(axum::Json(Recent { entries }).into_response())
 }

@@ -49,7 +49,7 @@ pub use problem::Problem;
 pub use state::AppState;
 
 /// Every endpoint's path, as documented in `schemas/api/openapi.json` (a test compares them).
-pub const PATHS: [&str; 24] = [
+pub const PATHS: [&str; 27] = [
     "/v1/messages",
     "/v1/feed",
     "/v1/feed/ack",
@@ -74,6 +74,9 @@ pub const PATHS: [&str; 24] = [
     "/v1/surveys/{id}",
     "/v1/surveys/{id}/files/{sha256}",
     "/v1/surveys/{id}/reads",
+    "/v1/credit/entries",
+    "/v1/credit",
+    "/v1/credit/{credit_code}",
 ];
 
 /// The HTTP router of a gateway node.

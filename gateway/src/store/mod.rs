@@ -63,6 +63,42 @@ pub struct NewMessage {
     pub credit: Vec<CreditRecord>,
 }
 
+impl NewMessage {
+    /// A notice the gateway makes itself (a flow's joint-case or deadline notice, a credit
+    /// match) as a message in the name of `sender`, the bureau it is about, for `subscribers`.
+    /// Its key is derived from `what` it tells, so a notice made twice (two nodes, a retried
+    /// step, a case's later events) is written once.
+    pub fn notice(
+        sender: BureauId,
+        what: &str,
+        event: Event,
+        subscribers: Vec<BureauId>,
+        routed_by: &str,
+        now: Millis,
+    ) -> Result<Self, StoreError> {
+        let body = serde_json::to_vec(&event)
+            .map_err(|e| StoreError::corrupt_from("cannot encode a notice", e))?;
+        let routed_by = subscribers.iter().map(|_| routed_by.to_owned()).collect();
+        Ok(Self {
+            sender,
+            idempotency_key: IdempotencyKey::for_flow_notice(what),
+            content_type: "application/json".to_owned(),
+            sha256: crate::ids::sha256(&body),
+            body,
+            received_at: now,
+            events: vec![NewEvent {
+                source_message_id: event.message_id.clone(),
+                event,
+                subscribers,
+                routed_by,
+                for_flows: false,
+            }],
+            survey: None,
+            credit: Vec::new(),
+        })
+    }
+}
+
 /// One version of a credit-list entry, as stored: (publisher, entry id, version) names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CreditRecord {
