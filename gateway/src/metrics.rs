@@ -61,7 +61,8 @@ pub const CREDIT_ENTRIES: &str = "gateway_credit_entries_total";
 /// Case events accepted whose applicant is on an active credit list, by `bureau` (the case's)
 /// and `list`.
 pub const CREDIT_WARNINGS: &str = "gateway_credit_warnings_total";
-/// Credit match notices made (one per case and entry), by `bureau` (the case's) and `list`.
+/// Credit matches committed with their notice (once per case and entry), by `bureau` (the
+/// case's) and `list`.
 pub const CREDIT_MATCHES: &str = "gateway_credit_matches_total";
 
 /// Survey results published (each shared once with every entitled bureau), by `kind`.

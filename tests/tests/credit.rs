@@ -302,6 +302,20 @@ async fn lists_are_shared_matched_and_looked_up(pki: &TestPki, store: &str) {
         Some(3),
         "{recent}"
     );
+    // One match for the case's two events, with the bureaus told.
+    let matched = recent["matches"].as_array().cloned().unwrap_or_default();
+    assert_eq!(matched.len(), 1, "{recent}");
+    assert_eq!(matched[0]["bureau"], "planning");
+    assert_eq!(matched[0]["case_id"], "GH2026CR0001");
+    assert_eq!(matched[0]["found"]["entry"]["entry_id"], "FGJ-XY-0001");
+    for bureau in &pushed {
+        assert!(
+            matched[0]["receivers"]
+                .as_array()
+                .is_some_and(|told| told.contains(&serde_json::json!(bureau))),
+            "{bureau} is among the bureaus told: {recent}"
+        );
+    }
     assert_eq!(
         planning.get("/v1/credit").await.status,
         StatusCode::FORBIDDEN

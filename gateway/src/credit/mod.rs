@@ -25,7 +25,7 @@ use schemas::{
 use crate::clock::Millis;
 use crate::config::CreditConfig;
 use crate::ids::{self, IdempotencyKey};
-use crate::store::{CreditRecord, NewEvent, NewMessage};
+use crate::store::{CreditMatchRecord, CreditRecord, NewEvent, NewMessage, StoreError};
 
 /// Most stored versions read for one lookup or one message's matching.
 pub const MAX_VERSIONS_READ: usize = 1_000;
@@ -296,6 +296,7 @@ pub fn plan_upload(
         events,
         survey: None,
         credit: published.clone(),
+        credit_match: None,
     };
     Ok(PlannedUpload {
         message,
@@ -307,18 +308,20 @@ pub fn plan_upload(
 /// The match notice of `case_event`'s case and `record`'s entry, for the list's receivers: a
 /// message from the gateway in the name of the case's bureau, keyed by (entry, case), so that
 /// however many of the case's events match, and however often a step is committed, it is
-/// written once.
+/// written once, with the match's record (what operators see of matches).
 pub fn match_message(
     config: &CreditConfig,
     case_event: &Event,
     record: &CreditRecord,
     at: ShanghaiTime,
     now: Millis,
-) -> Option<NewMessage> {
-    let case = case_event.case()?;
+) -> Result<Option<NewMessage>, StoreError> {
+    let Some(case) = case_event.case() else {
+        return Ok(None);
+    };
     let subscribers = config.receivers(record.entry.list);
     if subscribers.is_empty() {
-        return None;
+        return Ok(None);
     }
     let what = format!(
         "credit/{}/{}/{}:{}",
@@ -327,29 +330,39 @@ pub fn match_message(
         case_event.source.as_str(),
         case_event.case_id.as_str()
     );
+    let found = CreditMatch {
+        publisher: record.publisher,
+        entry: record.entry.clone(),
+        item: case.item,
+        project: case.project.code.clone(),
+    };
     let event = Event::for_credit_match(
         ids::flow_notice_id(&what),
         case_event.source,
         case_event.case_id.clone(),
         case_event.sequence,
         at,
-        CreditMatch {
-            publisher: record.publisher,
-            entry: record.entry.clone(),
-            item: case.item,
-            project: case.project.code.clone(),
-        },
+        found.clone(),
     );
+    let notice = event.message_id.clone();
     let routed_by = format!("credit list {}", record.entry.list.code());
-    NewMessage::notice(
+    let mut message = NewMessage::notice(
         case_event.source,
         &what,
         event,
-        subscribers,
+        subscribers.clone(),
         &routed_by,
         now,
-    )
-    .ok()
+    )?;
+    message.credit_match = Some(CreditMatchRecord {
+        bureau: case_event.source,
+        case_id: case_event.case_id.clone(),
+        found,
+        notice,
+        receivers: subscribers,
+        matched_at: now,
+    });
+    Ok(Some(message))
 }
 
 #[cfg(test)]

@@ -582,6 +582,7 @@ mod tests {
             }],
             survey: None,
             credit: Vec::new(),
+            credit_match: None,
         };
         store.ingest(message).await.unwrap();
     }

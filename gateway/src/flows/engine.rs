@@ -124,6 +124,16 @@ impl Overlay {
     }
 }
 
+/// What names a credit match: a case matches an entry once.
+fn match_key(found: &crate::store::CreditMatchRecord) -> (BureauId, &str, BureauId, &str) {
+    (
+        found.found.publisher,
+        found.found.entry.entry_id.as_str(),
+        found.bureau,
+        found.case_id.as_str(),
+    )
+}
+
 /// A step computed and ready for the store, with what it did and whom its notices wake.
 struct Prepared {
     step: FlowStep,
@@ -253,7 +263,8 @@ impl<S: Store> FlowEngine<S> {
     }
 
     /// The match notices of a case event of a listed applicant: one per entry it was warned
-    /// of, each keyed by (entry, case) so that the case's later events add none.
+    /// of and the case has not matched before (the case's earlier events sent those), each
+    /// keyed by (entry, case) so that a notice made twice is written once.
     async fn credit_matches(
         &self,
         event: &Event,
@@ -265,8 +276,21 @@ impl<S: Store> FlowEngine<S> {
         let at = notice_time(now).ok_or_else(|| {
             StoreError::unavailable("the system clock is outside the years the model accepts")
         })?;
+        let matched = self
+            .store
+            .credit_matches_of_case(
+                event.source,
+                event.case_id.clone(),
+                crate::credit::MAX_VERSIONS_READ,
+            )
+            .await?;
         let mut out = Vec::new();
         for warning in &event.credit_warnings {
+            if matched.iter().any(|m| {
+                m.found.publisher == warning.publisher && m.found.entry.entry_id == warning.entry_id
+            }) {
+                continue;
+            }
             let versions = self
                 .store
                 .credit_entries(
@@ -279,15 +303,13 @@ impl<S: Store> FlowEngine<S> {
                 tracing::error!(message = "a warned entry version is not stored", entry = %warning.entry_id, version = warning.version);
                 continue;
             };
-            metrics::counter!(crate::metrics::CREDIT_MATCHES, "bureau" => event.source.as_str(), "list" => warning.list.code())
-                .increment(1);
             out.extend(crate::credit::match_message(
                 self.table.credit(),
                 event,
                 record,
                 at,
                 now,
-            ));
+            )?);
         }
         Ok(out)
     }
@@ -456,10 +478,12 @@ impl<S: Store> FlowEngine<S> {
         let mut done = Pass::default();
         let mut subscribers = Vec::new();
         let mut steps = Vec::with_capacity(prepared.len());
+        let mut matches = Vec::new();
         for p in prepared {
             done.events += p.done.events;
             done.add(p.done);
             subscribers.extend(p.subscribers);
+            matches.extend(p.step.notices.iter().filter_map(|n| n.credit_match.clone()));
             steps.push(p.step);
         }
         self.store.commit_flow_steps(steps).await?;
@@ -470,6 +494,14 @@ impl<S: Store> FlowEngine<S> {
         }
         for _ in 0..done.notices {
             metrics::counter!(crate::metrics::FLOW_NOTICES).increment(1);
+        }
+        // Counted once committed, so that a step read again after a conflict counts once, and
+        // once per (entry, case) when a batch holds several events of the case.
+        matches.sort_by(|a, b| match_key(a).cmp(&match_key(b)));
+        matches.dedup_by(|a, b| match_key(a) == match_key(b));
+        for found in matches {
+            metrics::counter!(crate::metrics::CREDIT_MATCHES, "bureau" => found.bureau.as_str(), "list" => found.found.entry.list.code())
+                .increment(1);
         }
         Ok(done)
     }
@@ -735,6 +767,7 @@ mod tests {
             }],
             survey: None,
             credit: Vec::new(),
+            credit_match: None,
         };
         store.ingest(message).await.unwrap();
     }

@@ -1,7 +1,7 @@
 //! Shared credit lists over HTTP: `POST /v1/credit/entries` (a publisher's bulk upload, one
 //! JSON entry per line, all or nothing), `GET /v1/credit/{credit_code}` (the entries of one
 //! enterprise, for the lists' bureaus and operators) and `GET /v1/credit` (the latest
-//! listings, for operators).
+//! listings and matches, for operators: what the dashboard and `gateway ctl credit` show).
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use crate::clock::{Millis, now_ms, shanghai_now};
 use crate::credit::{self, Upload, UploadError};
 use crate::ids::{self, IdempotencyKey};
 use crate::metrics as m;
-use crate::store::{CreditRecord, IngestOutcome, Store};
+use crate::store::{CreditMatchRecord, CreditRecord, IngestOutcome, Store};
 
 /// The media type of an upload: one JSON entry per line.
 const UPLOAD_MEDIA_TYPE: &str = "application/x-ndjson";
@@ -227,12 +227,14 @@ async fn lookup<S: Store + Clone>(
         ));
     }
     let code = CreditCode::parse(&code).map_err(|problem| {
-        Problem::invalid(vec![schemas::NormalizeError {
+        let mut refused = Problem::invalid(vec![schemas::NormalizeError {
             field: schemas::CanonicalField::CreditSubjectCode,
             path: "/credit_code".into(),
             text: code.clone(),
-            problem,
-        }])
+            problem: problem.clone(),
+        }]);
+        refused.detail = format!("{code:?} is not a unified social credit code: {problem}");
+        refused
     })?;
     let records = state
         .store
@@ -257,6 +259,7 @@ struct RecentQuery {
 #[derive(Debug, Serialize)]
 struct Recent {
     entries: Vec<CreditRecord>,
+    matches: Vec<CreditMatchRecord>,
 }
 
 async fn recent<S: Store + Clone>(
@@ -270,5 +273,6 @@ async fn recent<S: Store + Clone>(
         return Err(Problem::bad_request("limit is 1 to 200"));
     }
     let entries = state.store.recent_credit_entries(limit).await?;
-    Ok(axum::Json(Recent { entries }).into_response())
+    let matches = state.store.recent_credit_matches(limit).await?;
+    Ok(axum::Json(Recent { entries, matches }).into_response())
 }

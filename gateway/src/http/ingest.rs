@@ -241,6 +241,7 @@ fn route(
     NewMessage {
         survey: None,
         credit: Vec::new(),
+        credit_match: None,
         sender: submission.sender,
         idempotency_key: submission.key,
         content_type: submission.content_type,

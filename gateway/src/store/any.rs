@@ -10,9 +10,9 @@ use super::audit;
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    Backlog, CreditRecord, DeadLetter, Delivery, DeliveryId, IngestOutcome, Millis, NewMessage,
-    NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector, Store, StoreError,
-    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
+    Backlog, CreditMatchRecord, CreditRecord, DeadLetter, Delivery, DeliveryId, IngestOutcome,
+    Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause, QueueStat, ReadOf, ReplaySelector,
+    Store, StoreError, SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 /// Either backend.
@@ -365,6 +365,22 @@ impl Store for AnyStore {
 
     async fn recent_credit_entries(&self, limit: usize) -> Result<Vec<CreditRecord>, StoreError> {
         delegate!(self, s => s.recent_credit_entries(limit))
+    }
+
+    async fn credit_matches_of_case(
+        &self,
+        bureau: BureauId,
+        case_id: BureauCaseId,
+        limit: usize,
+    ) -> Result<Vec<CreditMatchRecord>, StoreError> {
+        delegate!(self, s => s.credit_matches_of_case(bureau, case_id, limit))
+    }
+
+    async fn recent_credit_matches(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<CreditMatchRecord>, StoreError> {
+        delegate!(self, s => s.recent_credit_matches(limit))
     }
 
     async fn survey(&self, id: SurveyId) -> Result<Option<SurveyRecord>, StoreError> {

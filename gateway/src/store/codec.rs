@@ -8,7 +8,9 @@ use std::str::FromStr;
 
 use schemas::{BureauId, Event, MessageId, SurveyId};
 
-use super::{CreditRecord, NewEvent, NewMessage, Receipt, StoreError, SurveyRecord};
+use super::{
+    CreditMatchRecord, CreditRecord, NewEvent, NewMessage, Receipt, StoreError, SurveyRecord,
+};
 use crate::clock::Millis;
 
 /// The queue key of a case: per-(subscriber, case) order is kept among deliveries of one key.
@@ -354,6 +356,38 @@ pub(crate) fn credit_version_taken(record: &CreditRecord) -> StoreError {
         record.entry.version,
         record.entry.entry_id.as_str()
     ))
+}
+
+/// The columns of `credit_matches` a match is read back from.
+pub(crate) const CREDIT_MATCH_COLUMNS: &str = "record";
+
+/// The row of one credit match: its key, its time and the whole record.
+pub(crate) struct CreditMatchColumns<'a> {
+    pub(crate) publisher: &'a str,
+    pub(crate) entry_id: &'a str,
+    pub(crate) bureau: &'a str,
+    pub(crate) case_id: &'a str,
+    pub(crate) matched_at: Millis,
+    pub(crate) record: String,
+}
+
+pub(crate) fn credit_match_columns(
+    record: &CreditMatchRecord,
+) -> Result<CreditMatchColumns<'_>, StoreError> {
+    Ok(CreditMatchColumns {
+        publisher: record.found.publisher.as_str(),
+        entry_id: record.found.entry.entry_id.as_str(),
+        bureau: record.bureau.as_str(),
+        case_id: record.case_id.as_str(),
+        matched_at: record.matched_at,
+        record: serde_json::to_string(record)
+            .map_err(|e| StoreError::corrupt_from("cannot encode a credit match", e))?,
+    })
+}
+
+/// Decodes a credit match from its [`CREDIT_MATCH_COLUMNS`].
+pub(crate) fn credit_match_record(record: &str) -> Result<CreditMatchRecord, StoreError> {
+    serde_json::from_str(record).map_err(|e| StoreError::corrupt_from("stored credit match", e))
 }
 
 /// Decodes a credit record from its [`CREDIT_COLUMNS`].

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use schemas::{BureauCaseId, BureauId, Event, MessageId, Sha256Hex};
 
 use super::{
-    AfterFailure, Attempt, BureauState, CircuitState, DeadLetter, Delivery, DeliveryId,
-    DeliveryState, IngestOutcome, Millis, MinuteCounts, NewEvent, NewMessage, NodeReport, Outcome,
-    Pause, QueueStat, ReadOf, Receipt, ReplaySelector, Settled, Store, StoreError, TimelineKey,
+    AfterFailure, Attempt, BureauState, CircuitState, CreditMatchRecord, DeadLetter, Delivery,
+    DeliveryId, DeliveryState, IngestOutcome, Millis, MinuteCounts, NewEvent, NewMessage,
+    NodeReport, Outcome, Pause, QueueStat, ReadOf, Receipt, ReplaySelector, Settled, Store,
+    StoreError, TimelineKey,
 };
 use crate::ids::IdempotencyKey;
 
@@ -47,6 +48,7 @@ macro_rules! conformance_tests {
             the_trail_tells_deliveries_the_cleanup_deleted,
             flow_steps_are_committed_whole_and_once,
             case_clocks_are_written_over_their_revision,
+            credit_matches_are_recorded_once_with_their_notice,
         );
     };
     (@each $open:path, $($name:ident),* $(,)?) => {
@@ -92,6 +94,7 @@ pub(crate) fn message(key: &str, at: Millis, events: Vec<(Event, Vec<BureauId>)>
     NewMessage {
         survey: None,
         credit: Vec::new(),
+        credit_match: None,
         sender: BureauId::Planning,
         idempotency_key: IdempotencyKey::from_header(key.as_bytes()).unwrap(),
         content_type: "application/xml".to_owned(),
@@ -2297,4 +2300,75 @@ pub(crate) async fn case_clocks_are_written_over_their_revision<S: Store>(store:
     expected.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
     let got: Vec<_> = open.iter().map(|c| (c.bureau, c.case_id.clone())).collect();
     assert_eq!(got, expected);
+}
+
+/// A credit match is recorded with its notice, once per (entry, case) however often the notice
+/// is made; read by case, and the latest first.
+pub(crate) async fn credit_matches_are_recorded_once_with_their_notice<S: Store + Clone>(store: S) {
+    let t0: Millis = 1_700_000_000_000;
+    let receivers = vec![BureauId::Water, BureauId::Housing];
+    let notice = |seed: u64, at: Millis| {
+        let event = adapters::sample::credit_match_event(&mut fastrand::Rng::with_seed(seed));
+        let found = event.credit_match().cloned().expect("a match notice");
+        let record = CreditMatchRecord {
+            bureau: event.source,
+            case_id: event.case_id.clone(),
+            found,
+            notice: event.message_id.clone(),
+            receivers: receivers.clone(),
+            matched_at: at,
+        };
+        let mut message = NewMessage::notice(
+            event.source,
+            &format!("credit/conformance/{seed}"),
+            event,
+            receivers.clone(),
+            "credit list dishonest",
+            at,
+        )
+        .expect("a notice");
+        message.credit_match = Some(record.clone());
+        (message, record)
+    };
+    let (first, record) = notice(1, t0);
+    let receipt = accept(&store, first.clone()).await;
+    assert_eq!(
+        receipt.deliveries, 2,
+        "the notice is queued for the bureaus told"
+    );
+    // Made again (a later event of the case, another node): the first stays, nothing is added.
+    let mut again = first;
+    if let Some(found) = again.credit_match.as_mut() {
+        found.matched_at = t0 + 500;
+    }
+    assert!(matches!(
+        store.ingest(again).await.expect("ingest"),
+        IngestOutcome::Duplicate(_)
+    ));
+    let (second, later) = notice(2, t0 + 1_000);
+    accept(&store, second).await;
+
+    assert_eq!(
+        store.recent_credit_matches(10).await.expect("matches"),
+        vec![later.clone(), record.clone()]
+    );
+    assert_eq!(
+        store.recent_credit_matches(1).await.expect("matches"),
+        vec![later]
+    );
+    assert_eq!(
+        store
+            .credit_matches_of_case(record.bureau, record.case_id.clone(), 10)
+            .await
+            .expect("matches of the case"),
+        vec![record.clone()]
+    );
+    let other = BureauCaseId::parse("GH2099000000").expect("a case id");
+    assert!(
+        store
+            .credit_matches_of_case(record.bureau, other, 10)
+            .await
+            .expect("matches of another case")
+            .is_empty()
+    );
 }

@@ -61,6 +61,9 @@ pub struct NewMessage {
     /// The credit-list entry versions this message publishes (a bulk upload), committed in the
     /// same transaction as the events that share them.
     pub credit: Vec<CreditRecord>,
+    /// The credit match this message notifies (a match notice), recorded with it: written once
+    /// per (entry, case), as the notice is.
+    pub credit_match: Option<CreditMatchRecord>,
 }
 
 impl NewMessage {
@@ -95,6 +98,7 @@ impl NewMessage {
             }],
             survey: None,
             credit: Vec::new(),
+            credit_match: None,
         })
     }
 }
@@ -108,6 +112,25 @@ pub struct CreditRecord {
     pub entry: schemas::CreditEntry,
     /// When the gateway committed it.
     pub listed_at: Millis,
+}
+
+/// A case's applicant found on a credit list, as recorded with the match notice: (publisher,
+/// entry id, bureau, case id) names it, since a case matches an entry once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditMatchRecord {
+    /// The case's bureau.
+    pub bureau: BureauId,
+    /// The case's id at its bureau.
+    pub case_id: BureauCaseId,
+    /// The entry (the version the case was warned of), its publisher, the case's item and
+    /// project: what the notice tells.
+    pub found: schemas::CreditMatch,
+    /// The gateway id of the notice's event.
+    pub notice: MessageId,
+    /// The bureaus told.
+    pub receivers: Vec<BureauId>,
+    /// When the match was committed.
+    pub matched_at: Millis,
 }
 
 /// One published version of a survey result, as stored.
@@ -1081,6 +1104,20 @@ pub trait Store: Send + Sync + 'static {
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<CreditRecord>, StoreError>> + Send;
+
+    /// The credit matches recorded for one case (at most `limit`), by publisher and entry id.
+    fn credit_matches_of_case(
+        &self,
+        bureau: BureauId,
+        case_id: BureauCaseId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CreditMatchRecord>, StoreError>> + Send;
+
+    /// The `limit` credit matches committed last, newest first.
+    fn recent_credit_matches(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CreditMatchRecord>, StoreError>> + Send;
 
     /// Up to `limit` committed events still in the flows' inbox, oldest first.
     fn flow_inbox(

@@ -117,6 +117,7 @@ pub fn plan(
         events,
         survey: Some(record.clone()),
         credit: Vec::new(),
+        credit_match: None,
     };
     Ok(Planned {
         record,

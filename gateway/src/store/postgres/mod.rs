@@ -48,10 +48,10 @@ use super::audit::{self, Link};
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, sql_limit};
 use super::joint::{CaseClock, JointCase};
 use super::{
-    AfterFailure, Attempt, Backlog, CreditRecord, DeadLetter, Delivery, DeliveryId, FlowEvent,
-    FlowStep, IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause,
-    QueueStat, ReadOf, ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead,
-    SurveyRecord, TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, CreditMatchRecord, CreditRecord, DeadLetter, Delivery,
+    DeliveryId, FlowEvent, FlowStep, IngestOutcome, Millis, NewMessage, NodeReport, NodeReports,
+    Outcome, Pause, QueueStat, ReadOf, ReceivedEvent, ReplaySelector, Settled, Store, StoreError,
+    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod db;
@@ -367,7 +367,8 @@ async fn batcher(
 
 /// Commits a group of ingests: the plain messages with one multi-row statement
 /// ([`INSERT_BATCH`]); if that statement fails (one bad message fails it all), or for messages
-/// that publish a survey, one savepoint per message, so that a failing message fails alone.
+/// that publish a survey or credit entries or record a credit match, one savepoint per message,
+/// so that a failing message fails alone.
 async fn commit_batch(
     pool: &Pool,
     batch: Vec<IngestJob>,
@@ -384,9 +385,12 @@ async fn commit_batch(
             return;
         }
     };
-    let (plain, surveys): (Vec<IngestJob>, Vec<IngestJob>) = batch
-        .into_iter()
-        .partition(|job| job.message.survey.is_none() && job.message.credit.is_empty());
+    let (plain, surveys): (Vec<IngestJob>, Vec<IngestJob>) = batch.into_iter().partition(|job| {
+        // A survey, credit entries or a credit match have rows of their own: one by one.
+        job.message.survey.is_none()
+            && job.message.credit.is_empty()
+            && job.message.credit_match.is_none()
+    });
     let had_plain = !plain.is_empty();
     let rest = match commit_plain(&client, plain, lane).await {
         Ok(()) => {
@@ -949,6 +953,47 @@ async fn insert_credit(
     }
 }
 
+/// Records a credit match with its notice; a match recorded already stays as it was.
+async fn insert_credit_match(
+    client: &ClientWrapper,
+    message_row: i64,
+    record: &CreditMatchRecord,
+) -> Result<(), StoreError> {
+    let c = codec::credit_match_columns(record)?;
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO credit_matches
+                (publisher, entry_id, bureau, case_id, message_id, matched_at, record)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (publisher, entry_id, bureau, case_id) DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &c.publisher,
+                &c.entry_id,
+                &c.bureau,
+                &c.case_id,
+                &message_row,
+                &c.matched_at,
+                &c.record,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(())
+}
+
+/// Reads credit matches from rows of [`codec::CREDIT_MATCH_COLUMNS`].
+fn credit_match_records(rows: &[Row]) -> Result<Vec<CreditMatchRecord>, StoreError> {
+    rows.iter()
+        .map(|row| codec::credit_match_record(get(row, 0)?))
+        .collect()
+}
+
 /// Reads credit records from rows of [`codec::CREDIT_COLUMNS`].
 fn credit_records(rows: &[Row]) -> Result<Vec<CreditRecord>, StoreError> {
     rows.iter()
@@ -1019,6 +1064,9 @@ async fn ingest_in(
     }
     for record in &message.credit {
         insert_credit(client, message_row, record).await?;
+    }
+    if let Some(found) = &message.credit_match {
+        insert_credit_match(client, message_row, found).await?;
     }
     let records = audit::ingest_records(&message, head);
     trail::append(
@@ -2425,6 +2473,46 @@ impl Store for PgStore {
             .await
             .map_err(pg_err)?;
         credit_records(&rows)
+    }
+
+    async fn credit_matches_of_case(
+        &self,
+        bureau: BureauId,
+        case_id: BureauCaseId,
+        limit: usize,
+    ) -> Result<Vec<CreditMatchRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM credit_matches WHERE bureau = $1 AND case_id = $2
+                     ORDER BY publisher, entry_id LIMIT $3",
+                    codec::CREDIT_MATCH_COLUMNS
+                ),
+                &[&bureau.as_str(), &case_id.as_str(), &sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        credit_match_records(&rows)
+    }
+
+    async fn recent_credit_matches(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<CreditMatchRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM credit_matches
+                     ORDER BY matched_at DESC, message_id DESC LIMIT $1",
+                    codec::CREDIT_MATCH_COLUMNS
+                ),
+                &[&sql_limit(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        credit_match_records(&rows)
     }
 
     async fn survey(&self, id: SurveyId) -> Result<Option<SurveyRecord>, StoreError> {

@@ -28,10 +28,10 @@ use super::audit;
 use super::codec::{self, SURVEY_COLUMNS, lease_to_sql, new_lease, sql_limit};
 use super::joint::{CaseClock, JointCase};
 use super::{
-    AfterFailure, Attempt, Backlog, CreditRecord, DeadLetter, Delivery, DeliveryId, FlowEvent,
-    FlowStep, IngestOutcome, Millis, NewMessage, NodeReport, NodeReports, Outcome, Pause,
-    QueueStat, ReadOf, ReceivedEvent, ReplaySelector, Settled, Store, StoreError, SurveyRead,
-    SurveyRecord, TimelineEvent, TimelineKey,
+    AfterFailure, Attempt, Backlog, CreditMatchRecord, CreditRecord, DeadLetter, Delivery,
+    DeliveryId, FlowEvent, FlowStep, IngestOutcome, Millis, NewMessage, NodeReport, NodeReports,
+    Outcome, Pause, QueueStat, ReadOf, ReceivedEvent, ReplaySelector, Settled, Store, StoreError,
+    SurveyRead, SurveyRecord, TimelineEvent, TimelineKey,
 };
 
 mod schema;
@@ -489,6 +489,48 @@ fn insert_credit(
     }
 }
 
+/// Records a credit match with its notice; a match recorded already stays as it was.
+fn insert_credit_match(
+    conn: &Connection,
+    message_row: i64,
+    record: &CreditMatchRecord,
+) -> Result<(), StoreError> {
+    let c = codec::credit_match_columns(record)?;
+    conn.prepare_cached(
+        "INSERT INTO credit_matches
+            (publisher, entry_id, bureau, case_id, message_id, matched_at, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (publisher, entry_id, bureau, case_id) DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            c.publisher,
+            c.entry_id,
+            c.bureau,
+            c.case_id,
+            message_row,
+            c.matched_at,
+            c.record
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Reads the credit matches of a query over [`codec::CREDIT_MATCH_COLUMNS`].
+fn credit_match_rows(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CreditMatchRecord>, StoreError> {
+    let mut rows = statement.query(params).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let record: String = row.get(0).map_err(db_err)?;
+        out.push(codec::credit_match_record(&record)?);
+    }
+    Ok(out)
+}
+
 /// Reads the credit records of a query over [`codec::CREDIT_COLUMNS`].
 fn credit_rows(
     statement: &mut rusqlite::CachedStatement<'_>,
@@ -556,6 +598,9 @@ fn ingest_in(conn: &Connection, message: NewMessage) -> Result<IngestOutcome, St
     }
     for record in &message.credit {
         insert_credit(conn, message_row, record)?;
+    }
+    if let Some(found) = &message.credit_match {
+        insert_credit_match(conn, message_row, found)?;
     }
 
     let mut insert_event = conn
@@ -1550,6 +1595,44 @@ impl Store for SqliteStore {
                 ))
                 .map_err(db_err)?;
             credit_rows(&mut statement, params![sql_limit(limit)])
+        })
+        .await
+    }
+
+    async fn credit_matches_of_case(
+        &self,
+        bureau: BureauId,
+        case_id: BureauCaseId,
+        limit: usize,
+    ) -> Result<Vec<CreditMatchRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM credit_matches WHERE bureau = ?1 AND case_id = ?2
+                     ORDER BY publisher, entry_id LIMIT ?3",
+                    codec::CREDIT_MATCH_COLUMNS
+                ))
+                .map_err(db_err)?;
+            credit_match_rows(
+                &mut statement,
+                params![bureau.as_str(), case_id.as_str(), sql_limit(limit)],
+            )
+        })
+        .await
+    }
+
+    async fn recent_credit_matches(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<CreditMatchRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM credit_matches ORDER BY matched_at DESC, rowid DESC LIMIT ?1",
+                    codec::CREDIT_MATCH_COLUMNS
+                ))
+                .map_err(db_err)?;
+            credit_match_rows(&mut statement, params![sql_limit(limit)])
         })
         .await
     }

@@ -233,4 +233,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX credit_entries_code ON credit_entries (credit_code);
     CREATE INDEX credit_entries_listed ON credit_entries (listed_at);",
+    // 14: credit matches, written with their notice once per (entry, case): the flows look up
+    // a case's before sending another notice; operators see the latest.
+    "CREATE TABLE credit_matches (
+        publisher  TEXT   NOT NULL,
+        entry_id   TEXT   NOT NULL,
+        bureau     TEXT   NOT NULL,
+        case_id    TEXT   NOT NULL,
+        message_id INTEGER NOT NULL REFERENCES messages (id),
+        matched_at INTEGER NOT NULL,
+        record     TEXT   NOT NULL,
+        PRIMARY KEY (publisher, entry_id, bureau, case_id)
+    );
+    CREATE INDEX credit_matches_case ON credit_matches (bureau, case_id);
+    CREATE INDEX credit_matches_at ON credit_matches (matched_at);",
 ];
