@@ -352,6 +352,83 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
         .expect("dead letters");
     assert!(left.is_empty(), "{left:?}");
 
+    // credit: housing lists a planning case's applicant; the case is matched once; `ctl credit`
+    // shows the listing and the match, `ctl credit CODE` the entry in effect.
+    let mut listed_case = event_for_water(900);
+    listed_case.occurred_at = gateway::clock::shanghai_now().expect("a clock");
+    let applicant = listed_case
+        .case()
+        .expect("a case event")
+        .applicant
+        .credit_code
+        .as_str()
+        .to_owned();
+    let line = serde_json::json!({
+        "entry_id": "CTL-XY-1", "version": 1, "list": "dishonest",
+        "subject_name": "上海某某建设工程有限公司", "credit_code": applicant,
+        "measures": "限制参与政府投资项目招标", "issued_by": "上海市住房和城乡建设管理委员会",
+        "legal_basis": "《上海市社会信用条例》第三十条", "document_number": "沪建信〔2026〕12号",
+        "valid_from": "2020-01-01"
+    });
+    let housing = BureauClient::new(&pki, running.addr(), BureauId::Housing).expect("client");
+    let reply = housing
+        .post(
+            "/v1/credit/entries",
+            "application/x-ndjson",
+            format!("{line}\n"),
+        )
+        .await
+        .expect("upload");
+    assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
+    for key in ["ctl-3", "ctl-3-again"] {
+        listed_case.sequence += 1;
+        listed_case.message_id =
+            schemas::MessageId::parse(&format!("CTL-CASE-{}", listed_case.sequence)).expect("id");
+        let reply = planning.send(&listed_case, Some(key)).await.expect("send");
+        assert_eq!(reply.status.as_u16(), 202);
+    }
+    wait_until("both events of the listed case are applied", async || {
+        store.flow_inbox(10).await.expect("inbox").is_empty()
+            && !store
+                .recent_credit_matches(10)
+                .await
+                .expect("matches")
+                .is_empty()
+    })
+    .await;
+    let recent = ok(ctl(&url, &pki, operator, &["credit"]), "credit");
+    assert!(
+        recent.starts_with("latest listings: 1\nLISTED")
+            && recent.contains("CTL-XY-1 v1")
+            && recent.contains(&applicant),
+        "{recent}"
+    );
+    let case_cell = format!("planning:{}", listed_case.case_id.as_str());
+    assert!(
+        recent.contains("latest matches: 1\nMATCHED") && recent.contains(&case_cell),
+        "one match for the case's two events: {recent}"
+    );
+    let looked_up = json(
+        ctl(&url, &pki, operator, &["credit", &applicant, "--json"]),
+        "credit CODE --json",
+    );
+    assert_eq!(looked_up["active"][0]["entry"]["entry_id"], "CTL-XY-1");
+    assert_eq!(looked_up["active"][0]["publisher"], "housing");
+    let table = ok(
+        ctl(&url, &pki, operator, &["credit", &applicant]),
+        "credit CODE",
+    );
+    assert!(
+        table.contains("in effect: 1\nLIST") && table.contains("past: 0"),
+        "{table}"
+    );
+    let mut wrong = applicant.clone();
+    let last = if wrong.ends_with('0') { '1' } else { '0' };
+    wrong.pop();
+    wrong.push(last);
+    let refused = ctl(&url, &pki, operator, &["credit", &wrong]);
+    assert_eq!(refused.status.code(), Some(1), "a wrong check character");
+
     // Usage errors and a bureau's certificate.
     let usage = ctl(&url, &pki, operator, &["dlq", "replay"]);
     assert_eq!(usage.status.code(), Some(2), "neither ids nor --subscriber");

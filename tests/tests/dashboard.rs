@@ -404,6 +404,73 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines(
         "the joint case is listed: {joint}"
     );
 
+    // Credit lists: housing lists a planning applicant, then a case of it arrives; the page
+    // shows the listing and the match once the flows have sent its notices.
+    let listed = accepted_in_february(
+        &mut rng,
+        schemas::Item::LandUsePlanningPermit,
+        "GH2026000903",
+    );
+    let applicant = listed
+        .case()
+        .expect("a case event")
+        .applicant
+        .credit_code
+        .as_str()
+        .to_owned();
+    let line = json!({
+        "entry_id": "FGJ-XY-OPS-1", "version": 1, "list": "dishonest",
+        "subject_name": "上海某某建设工程有限公司", "credit_code": applicant,
+        "measures": "限制参与政府投资项目招标", "issued_by": "上海市住房和城乡建设管理委员会",
+        "legal_basis": "《上海市社会信用条例》第三十条", "document_number": "沪建信〔2026〕12号",
+        "valid_from": "2026-01-01"
+    });
+    let housing = BureauClient::new(pki, running.addr(), BureauId::Housing);
+    let published = housing
+        .post_body(
+            "/v1/credit/entries",
+            "application/x-ndjson",
+            format!("{line}\n").into_bytes(),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::OK, "{published:?}");
+    assert_eq!(planning.send(&listed).await.status, StatusCode::ACCEPTED);
+    let mut matched = Vec::new();
+    for _ in 0..60 {
+        browser
+            .run(json!({"cmd": "open", "path": "/ops?lang=en"}))
+            .await;
+        let rows = browser
+            .run(json!({"cmd": "texts", "selector": "#credit-lists tr.credit-match"}))
+            .await;
+        matched = rows["texts"].as_array().cloned().unwrap_or_default();
+        if !matched.is_empty() {
+            break;
+        }
+        browser.run(json!({"cmd": "sleep", "ms": 500})).await;
+    }
+    assert!(
+        matched.len() == 1
+            && matched[0]
+                .as_str()
+                .is_some_and(|t| t.contains("GH2026000903") && t.contains(&applicant)),
+        "the case is matched once: {matched:?}"
+    );
+    let listings = browser
+        .run(json!({"cmd": "texts", "selector": "#credit-lists tr.credit-listing"}))
+        .await;
+    assert!(
+        listings["texts"][0]
+            .as_str()
+            .is_some_and(|t| t.contains("FGJ-XY-OPS-1 v1")
+                && t.contains("dishonest-entity blacklist")
+                && t.contains("Housing")),
+        "the listing is shown: {listings}"
+    );
+    browser
+        .run(json!({"cmd": "screenshot", "name": format!("ops-credit-1280{suffix}.png"), "full_page": true}))
+        .await;
+
     // Chinese, by the toggle, on a narrow screen.
     browser
         .run(json!({"cmd": "open", "path": "/ops?lang=zh", "width": 390, "height": 844}))
@@ -414,6 +481,15 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines(
     assert_eq!(lang["value"], "zh-CN");
     let title = browser.run(json!({"cmd": "texts", "selector": "h1"})).await;
     assert_eq!(title["texts"][0], "交换运行看板");
+    let listings = browser
+        .run(json!({"cmd": "texts", "selector": "#credit-lists tr.credit-listing"}))
+        .await;
+    assert!(
+        listings["texts"][0]
+            .as_str()
+            .is_some_and(|t| t.contains("严重失信主体名单")),
+        "{listings}"
+    );
     browser
         .run(json!({"cmd": "screenshot", "name": format!("ops-narrow-zh{suffix}.png"), "full_page": true}))
         .await;

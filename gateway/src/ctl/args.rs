@@ -100,6 +100,16 @@ pub enum CtlCommand {
     /// The cases past their working-day due date (branches, applications and cases on their own
     /// clock), most overdue first, as the node's last look at the clocks found them.
     Overdue,
+    /// Shared credit lists: the latest listings and the cases matched against them, or one
+    /// enterprise's entries (active and past) with who listed them.
+    Credit {
+        /// A unified social credit code (18 characters) to look up.
+        #[arg(value_name = "CREDIT_CODE")]
+        code: Option<String>,
+        /// How many of the latest listings and of the latest matches (1-200).
+        #[arg(long, default_value_t = 20, conflicts_with = "code")]
+        limit: usize,
+    },
 }
 
 /// `gateway ctl dlq …`.

@@ -228,6 +228,12 @@ async fn run_inner(args: &CtlArgs, out: &mut dyn std::io::Write) -> Result<ExitC
             None,
         ),
         CtlCommand::Overdue => (Method::GET, "/v1/clocks/overdue".to_owned(), None),
+        CtlCommand::Credit {
+            code: Some(code), ..
+        } => (Method::GET, format!("/v1/credit/{}", segment(code)), None),
+        CtlCommand::Credit { code: None, limit } => {
+            (Method::GET, format!("/v1/credit?limit={limit}"), None)
+        }
     };
     let mut answer = client.call(method.clone(), &path, body.clone()).await?;
     // A subscriber's dead letters go 1000 per call: call again until a call does fewer, and

@@ -3,18 +3,20 @@
 use std::fmt::Write as _;
 
 use serde_json::Value;
+use unicode_width::UnicodeWidthStr;
 
 use super::args::{CtlCommand, DlqCommand};
 use crate::clock::now_ms;
 use crate::ops::words;
 
-/// A table: a header row and rows, each column as wide as its widest cell.
+/// A table: a header row and rows, each column as wide as its widest cell on a terminal (a
+/// Chinese character takes two columns).
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(cell.width());
             }
         }
     }
@@ -25,7 +27,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             if i == last {
                 let _ = write!(text, "{cell}");
             } else {
-                let pad = widths[i] - cell.chars().count();
+                let pad = widths[i] - cell.width();
                 let _ = write!(text, "{cell}{}  ", " ".repeat(pad));
             }
         }
@@ -94,7 +96,129 @@ pub(super) fn human(command: &CtlCommand, body: &Value) -> String {
             view => joint(view),
         },
         CtlCommand::Overdue => overdue(body),
+        CtlCommand::Credit { code: Some(_), .. } => credit_lookup(body),
+        CtlCommand::Credit { code: None, .. } => credit_recent(body),
     }
+}
+
+/// An entry's subject: its name and credit code.
+fn subject(entry: &Value) -> String {
+    format!(
+        "{} {}",
+        text(&entry["subject"]["name"]),
+        text(&entry["subject"]["credit_code"])
+    )
+}
+
+/// When an entry has effect: from, to, or removed on.
+fn validity(entry: &Value) -> String {
+    let from = text(&entry["valid_from"]);
+    match (&entry["removal"], &entry["valid_to"]) {
+        (Value::Object(removal), _) => format!(
+            "{from} – removed {} ({})",
+            text(&removal["on"]),
+            text(&removal["reason"])
+        ),
+        (_, Value::String(to)) => format!("{from} – {to}"),
+        _ => format!("{from} –"),
+    }
+}
+
+/// The latest listings and matches, newest first.
+fn credit_recent(body: &Value) -> String {
+    let empty = Vec::new();
+    let entries = body["entries"].as_array().unwrap_or(&empty);
+    let matches = body["matches"].as_array().unwrap_or(&empty);
+    let mut out = format!("latest listings: {}\n", entries.len());
+    if !entries.is_empty() {
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|record| {
+                let entry = &record["entry"];
+                vec![
+                    when(&record["listed_at"]),
+                    text(&record["publisher"]),
+                    text(&entry["list"]),
+                    format!("{} v{}", text(&entry["entry_id"]), text(&entry["version"])),
+                    subject(entry),
+                    validity(entry),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["LISTED", "BY", "LIST", "ENTRY", "SUBJECT", "IN EFFECT"],
+            &rows,
+        ));
+    }
+    out.push_str(&format!("\nlatest matches: {}\n", matches.len()));
+    if !matches.is_empty() {
+        let rows: Vec<Vec<String>> = matches
+            .iter()
+            .map(|found| {
+                let entry = &found["found"]["entry"];
+                let told: Vec<String> = found["receivers"]
+                    .as_array()
+                    .unwrap_or(&empty)
+                    .iter()
+                    .map(text)
+                    .collect();
+                vec![
+                    when(&found["matched_at"]),
+                    format!("{}:{}", text(&found["bureau"]), text(&found["case_id"])),
+                    text(&found["found"]["item"]),
+                    subject(entry),
+                    format!(
+                        "{} {} ({})",
+                        text(&entry["list"]),
+                        text(&entry["entry_id"]),
+                        text(&found["found"]["publisher"])
+                    ),
+                    told.join(","),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["MATCHED", "CASE", "ITEM", "APPLICANT", "ENTRY", "TOLD"],
+            &rows,
+        ));
+    }
+    out
+}
+
+/// One enterprise's entries: those in effect, then the past ones.
+fn credit_lookup(body: &Value) -> String {
+    let empty = Vec::new();
+    let mut out = format!("{} on {}\n", text(&body["credit_code"]), text(&body["on"]));
+    for (title, key) in [("in effect", "active"), ("past", "past")] {
+        let listings = body[key].as_array().unwrap_or(&empty);
+        out.push_str(&format!("\n{title}: {}\n", listings.len()));
+        if listings.is_empty() {
+            continue;
+        }
+        let rows: Vec<Vec<String>> = listings
+            .iter()
+            .map(|listing| {
+                let entry = &listing["entry"];
+                vec![
+                    text(&entry["list"]),
+                    format!("{} v{}", text(&entry["entry_id"]), text(&entry["version"])),
+                    text(&listing["publisher"]),
+                    format!(
+                        "{} {}",
+                        text(&entry["issued_by"]),
+                        text(&entry["document_number"])
+                    ),
+                    text(&entry["measures"]),
+                    validity(entry),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["LIST", "ENTRY", "BY", "ISSUED", "MEASURES", "IN EFFECT"],
+            &rows,
+        ));
+    }
+    out
 }
 
 /// The overdue list: one row per case, most overdue first.
@@ -506,5 +630,20 @@ mod tests {
             ],
         );
         assert_eq!(text, "A          BB\nlong cell  x\ns          y\n");
+    }
+
+    #[test]
+    fn chinese_cells_take_two_columns_a_character() {
+        let text = table(
+            &["NAME", "CODE"],
+            &[
+                vec!["上海某某公司".into(), "1".into()],
+                vec!["ab".into(), "2".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "NAME          CODE\n上海某某公司  1\nab            2\n"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! dishonest-entity blacklist (one line of `POST /v1/credit/entries`), then planning grants that
 //! applicant a construction planning permit. The permit's deliveries to the five bureaus that
 //! follow it carry the `Credit-Warning` header, and every bureau of the list receives the entry
-//! and one match notice, each in its own format. The summary looks the applicant up.
+//! and one match notice, each in its own format. The summary checks the case matched once and
+//! looks the applicant up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use axum::http::StatusCode;
 use schemas::{BureauCaseId, BureauId, CaseStatus, CreditCode, Item, MessageId, Payload, Stage};
 
 use crate::sim::BureauClient;
+use crate::store::Store;
 
 /// The listed applicant (its check character is right: GB 32100-2015).
 const APPLICANT: &str = "91350100M000100Y43";
@@ -95,8 +97,10 @@ pub(super) async fn list(
     })
 }
 
-/// The lines the demo prints about the list, and whether the lookup shows the entry in effect.
+/// The lines the demo prints about the list, and whether the lookup shows the entry in effect
+/// and the permit's case matched it once.
 pub(super) async fn summary(
+    store: &impl Store,
     clients: &BTreeMap<BureauId, Arc<BureauClient>>,
     listed: &Result<Listed, String>,
 ) -> (String, bool) {
@@ -122,12 +126,36 @@ pub(super) async fn summary(
     let active = lookup["active"]
         .as_array()
         .is_some_and(|a| a.iter().any(|l| l["entry"]["entry_id"] == ENTRY));
+    let matched = match BureauCaseId::parse(CASE) {
+        Ok(case) => {
+            store
+                .credit_matches_of_case(BureauId::Planning, case, 10)
+                .await
+        }
+        Err(problem) => return (format!("credit lists: FAILED: {CASE}: {problem}"), false),
+    };
+    let matched = match matched {
+        Ok(found) => found,
+        Err(error) => return (format!("credit lists: FAILED: {error}"), false),
+    };
+    let told = match matched.as_slice() {
+        [one] if one.found.entry.entry_id.as_str() == ENTRY => one.receivers.len(),
+        _ => {
+            return (
+                format!(
+                    "credit lists: FAILED: the permit's case matched {} time(s), not once",
+                    matched.len()
+                ),
+                false,
+            );
+        }
+    };
     let warning = format!("dishonest;publisher=housing;entry=\"{ENTRY}\";version=1");
     (
         format!(
             "credit lists: housing listed applicant {APPLICANT} on the dishonest list (entry {ENTRY}); {} bureaus told in their own formats; \
              planning's permit {CASE} for it queued to {} bureaus, each delivery with `Credit-Warning: {warning}`; \
-             the list's receivers get one match notice each (once per case and entry); \
+             the case matched once: a match notice to {told} bureaus (`gateway ctl credit` lists it); \
              water's lookup GET /v1/credit/{APPLICANT}: {}",
             listed.told,
             listed.deliveries,

@@ -405,7 +405,7 @@ pub async fn run(args: DemoArgs, console: Console) -> Result<ExitCode> {
     )
     .await;
     let joint = joint::summary(running.store(), &flows, today).await;
-    let credit = credit::summary(&clients, &listed).await;
+    let credit = credit::summary(running.store(), &clients, &listed).await;
     let bulletin = joint::bulletin(running.store(), &flows, today).await;
     let _ = stop.send(true);
     let _ = feed.await;

@@ -34,12 +34,16 @@ use crate::flows::view::{ClockView, JointView};
 use crate::ops::timeline::{self, Entry};
 use crate::ops::view::{BureauHealth, ExchangeView, Health};
 use crate::ops::words::{self, Label, Lang, bureau_name, label};
-use crate::store::{CircuitState, DeadLetter, ReplaySelector, Store};
+use crate::store::{
+    CircuitState, CreditMatchRecord, CreditRecord, DeadLetter, ReplaySelector, Store,
+};
 
 /// Dead letters listed on the page (the oldest first); `gateway ctl dlq list` shows more.
 const DEAD_LETTERS_SHOWN: usize = 50;
 /// Open joint cases the overview shows.
 const JOINT_CASES_SHOWN: usize = 50;
+/// Credit listings and matches the overview shows (the latest); `gateway ctl credit` shows more.
+const CREDIT_SHOWN: usize = 10;
 /// Seconds between the page's refreshes.
 const REFRESH_SECONDS: u32 = 5;
 
@@ -445,6 +449,8 @@ async fn overview<S: Store + Clone>(
         .calendar_warning()
         .map(|_| calendar_missing(lang, state.flows.calendar().last_year()));
     let overdue = state.flows.overdue();
+    let listings = state.store.recent_credit_entries(CREDIT_SHOWN).await?;
+    let matches = state.store.recent_credit_matches(CREDIT_SHOWN).await?;
     let token = form_token(&state.form_key, &operator);
     let ctx = Context {
         lang,
@@ -524,6 +530,10 @@ async fn overview<S: Store + Clone>(
             h2 { (label(lang, Label::OverdueCases)) }
             div id="overdue-list" data-live { (overdue_rows(&ctx, &overdue)) }
         }
+        section #credit {
+            h2 { (label(lang, Label::CreditLists)) }
+            div id="credit-lists" data-live { (credit_rows(&ctx, &listings, &matches, today)) }
+        }
         section #dead-letters {
             h2 { (label(lang, Label::DeadLetters)) }
             div id="dead-letter-list" data-live { (dead_letter_rows(&ctx, &letters)) }
@@ -578,6 +588,90 @@ fn joint_rows(ctx: &Context<'_>, cases: &[JointView]) -> Markup {
                                 td { @if branch.status == schemas::BranchStatus::Waiting { (label(lang, Label::Waiting)) } @else { (branch.status.code()) } }
                                 td { (clock.due_on.map(|d| d.to_string()).unwrap_or_default()) @if clock.provisional { " *" } }
                                 td { (clock_left(lang, clock)) }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// The latest credit listings (removals shown as such) and the latest cases matched.
+fn credit_rows(
+    ctx: &Context<'_>,
+    listings: &[CreditRecord],
+    matches: &[CreditMatchRecord],
+    today: chrono::NaiveDate,
+) -> Markup {
+    let lang = ctx.lang;
+    let today = schemas::ShanghaiDate::new(today);
+    let sep = if lang == Lang::Zh { "、" } else { ", " };
+    html! {
+        h3 { (label(lang, Label::CreditListings)) }
+        @if listings.is_empty() {
+            p.muted { (label(lang, Label::NoCreditListings)) }
+        } @else {
+            div.table-wrap { table.credit-listings {
+                thead { tr {
+                    th { (label(lang, Label::Listed)) }
+                    th { (label(lang, Label::ListedBy)) }
+                    th { (label(lang, Label::List)) }
+                    th { (label(lang, Label::Entry)) }
+                    th { (label(lang, Label::Subject)) }
+                    th { (label(lang, Label::InEffect)) }
+                } }
+                tbody {
+                    @for record in listings {
+                        @let entry = &record.entry;
+                        tr.credit-listing data-entry=(entry.entry_id.as_str()) data-active=(entry.is_active_on(today)) class=[(!entry.is_active_on(today)).then_some("muted")] {
+                            td { (words::date_time(record.listed_at)) }
+                            td { (bureau_name(lang, record.publisher)) }
+                            td { (words::credit_list_name(lang, entry.list)) }
+                            td { (entry.entry_id.as_str()) " v" (entry.version) br; small.muted { (entry.document_number.as_str()) } }
+                            td { (entry.subject.name.as_str()) br; small { (entry.subject.credit_code.as_str()) } }
+                            td {
+                                (entry.valid_from.to_string()) " – "
+                                @if let Some(to) = &entry.valid_to { (to.to_string()) }
+                                @if let Some(removal) = &entry.removal {
+                                    br; strong { (label(lang, Label::RemovedOn)) " " (removal.on.to_string()) }
+                                    br; small.muted { (removal.reason.as_str()) }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+        h3 { (label(lang, Label::CreditMatches)) }
+        @if matches.is_empty() {
+            p.muted { (label(lang, Label::NoCreditMatches)) }
+        } @else {
+            div.table-wrap { table.credit-matches {
+                thead { tr {
+                    th { (label(lang, Label::Matched)) }
+                    th { (label(lang, Label::Case)) }
+                    th { (label(lang, Label::Item)) }
+                    th { (label(lang, Label::Applicant)) }
+                    th { (label(lang, Label::List)) }
+                    th { (label(lang, Label::Told)) }
+                } }
+                tbody {
+                    @for found in matches {
+                        @let entry = &found.found.entry;
+                        tr.credit-match data-case=(found.case_id.as_str()) data-entry=(entry.entry_id.as_str()) {
+                            td { (words::date_time(found.matched_at)) }
+                            td { (bureau_name(lang, found.bureau)) " " (found.case_id.as_str()) br; small.muted { (found.found.project.as_str()) } }
+                            td { (item_name(lang, found.found.item)) }
+                            td { (entry.subject.name.as_str()) br; small { (entry.subject.credit_code.as_str()) } }
+                            td { (words::credit_list_name(lang, entry.list)) br; small.muted { (entry.entry_id.as_str()) " · " (bureau_name(lang, found.found.publisher)) } }
+                            td {
+                                // Seven bureaus' full English names would crowd the row out:
+                                // their codes, as the API and `gateway ctl` name them.
+                                @for (i, bureau) in found.receivers.iter().enumerate() {
+                                    @if i > 0 { (sep) }
+                                    @if lang == Lang::Zh { (bureau_name(lang, *bureau)) } @else { (bureau.as_str()) }
+                                }
                             }
                         }
                     }

@@ -76,6 +76,19 @@ pub fn bureau_name(lang: Lang, bureau: BureauId) -> &'static str {
     }
 }
 
+/// A credit list's name: as the city's documents call it, or in English.
+pub fn credit_list_name(lang: Lang, list: schemas::CreditList) -> &'static str {
+    use schemas::CreditList::*;
+    match (lang, list) {
+        (Lang::Zh, Dishonest) => "严重失信主体名单",
+        (Lang::Zh, KeySupervision) => "重点关注名单",
+        (Lang::Zh, Red) => "守信红名单",
+        (Lang::En, Dishonest) => "dishonest-entity blacklist",
+        (Lang::En, KeySupervision) => "key-supervision list",
+        (Lang::En, Red) => "red list",
+    }
+}
+
 /// A time of day in Shanghai, `HH:MM`.
 pub fn clock(at: Millis) -> String {
     shanghai(at).map_or_else(|| "?".into(), |t| t.format("%H:%M").to_string())
@@ -194,6 +207,23 @@ pub enum Label {
     ChartOut,
     ChartFailed,
     ChartBacklog,
+    CreditLists,
+    CreditListings,
+    CreditMatches,
+    NoCreditListings,
+    NoCreditMatches,
+    Listed,
+    ListedBy,
+    List,
+    Entry,
+    Subject,
+    InEffect,
+    RemovedOn,
+    Matched,
+    Case,
+    Item,
+    Applicant,
+    Told,
 }
 
 /// A label's words.
@@ -275,6 +305,26 @@ pub fn label(lang: Lang, label: Label) -> &'static str {
         ChartOut => ("投递", "out"),
         ChartFailed => ("失败", "failed"),
         ChartBacklog => ("积压", "backlog"),
+        CreditLists => ("信用名单", "Credit lists"),
+        CreditListings => ("最近列入或移出", "Latest listings"),
+        CreditMatches => ("最近命中的办件", "Latest matches"),
+        NoCreditListings => ("还没有名单条目。", "Nothing listed yet."),
+        NoCreditMatches => (
+            "还没有申请人在名单上的办件。",
+            "No case's applicant is on a list.",
+        ),
+        Listed => ("列入时间", "Listed"),
+        ListedBy => ("列入单位", "Listed by"),
+        List => ("名单", "List"),
+        Entry => ("条目", "Entry"),
+        Subject => ("主体", "Subject"),
+        InEffect => ("有效期", "In effect"),
+        RemovedOn => ("移出于", "removed on"),
+        Matched => ("命中时间", "Matched"),
+        Case => ("办件", "Case"),
+        Item => ("事项", "Item"),
+        Applicant => ("申请人", "Applicant"),
+        Told => ("已通知", "Told"),
     };
     match lang {
         Lang::Zh => zh,
