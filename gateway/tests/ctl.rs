@@ -363,22 +363,9 @@ async fn every_subcommand_works_for_an_operator_and_a_bureau_is_refused() {
         .credit_code
         .as_str()
         .to_owned();
-    let line = serde_json::json!({
-        "entry_id": "CTL-XY-1", "version": 1, "list": "dishonest",
-        "subject_name": "上海某某建设工程有限公司", "credit_code": applicant,
-        "measures": "限制参与政府投资项目招标", "issued_by": "上海市住房和城乡建设管理委员会",
-        "legal_basis": "《上海市社会信用条例》第三十条", "document_number": "沪建信〔2026〕12号",
-        "valid_from": "2020-01-01"
-    });
+    let line = gateway::sim::credit_line("CTL-XY-1", 1, "dishonest", &applicant, "2020-01-01");
     let housing = BureauClient::new(&pki, running.addr(), BureauId::Housing).expect("client");
-    let reply = housing
-        .post(
-            "/v1/credit/entries",
-            "application/x-ndjson",
-            format!("{line}\n"),
-        )
-        .await
-        .expect("upload");
+    let reply = housing.publish_credit(&[line]).await.expect("upload");
     assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
     for key in ["ctl-3", "ctl-3-again"] {
         listed_case.sequence += 1;

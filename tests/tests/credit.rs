@@ -25,15 +25,7 @@ fn red_code() -> CreditCode {
 }
 
 fn entry_line(id: &str, version: u32, list: &str, code: &str, removed_on: Option<&str>) -> String {
-    let mut line = serde_json::json!({
-        "entry_id": id, "version": version, "list": list,
-        "subject_name": "上海某某建设工程有限公司", "credit_code": code,
-        "measures": "限制政府投资项目招标；不适用容缺后补",
-        "issued_by": "上海市住房和城乡建设管理委员会",
-        "legal_basis": "《上海市社会信用条例》第三十条",
-        "document_number": "沪建信〔2026〕12号",
-        "valid_from": "2026-01-01"
-    });
+    let mut line = gateway::sim::credit_line(id, version, list, code, "2026-01-01");
     if let Some(on) = removed_on {
         line["removed_on"] = on.into();
         line["removal_reason"] = "信用修复完成".into();

@@ -164,6 +164,34 @@ impl Browser {
         answer["text"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// Opens `/ops?lang=en` again every half second (30 s at most) until the texts of the rows
+    /// `selector` satisfy `until`; returns the last texts read.
+    async fn rows_until(
+        &mut self,
+        selector: &str,
+        until: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let mut rows = Vec::new();
+        for _ in 0..60 {
+            self.run(json!({"cmd": "open", "path": "/ops?lang=en"}))
+                .await;
+            let found = self
+                .run(json!({"cmd": "texts", "selector": selector}))
+                .await;
+            rows = found["texts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
+            if until(&rows) {
+                break;
+            }
+            self.run(json!({"cmd": "sleep", "ms": 500})).await;
+        }
+        rows
+    }
+
     async fn quit(mut self) {
         let _ = self.try_run(json!({"cmd": "quit"})).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
@@ -371,27 +399,13 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines(
     ] {
         assert_eq!(planning.send(&event).await.status, StatusCode::ACCEPTED);
     }
-    let mut overdue = Vec::new();
-    for _ in 0..60 {
-        browser
-            .run(json!({"cmd": "open", "path": "/ops?lang=en"}))
-            .await;
-        let rows = browser
-            .run(json!({"cmd": "texts", "selector": "#overdue-list tr.overdue"}))
-            .await;
-        overdue = rows["texts"].as_array().cloned().unwrap_or_default();
-        if overdue
-            .iter()
-            .any(|t| t.as_str().is_some_and(|t| t.contains("GH2026000902")))
-        {
-            break;
-        }
-        browser.run(json!({"cmd": "sleep", "ms": 500})).await;
-    }
+    let overdue = browser
+        .rows_until("#overdue-list tr.overdue", |rows| {
+            rows.iter().any(|t| t.contains("GH2026000902"))
+        })
+        .await;
     assert!(
-        overdue
-            .iter()
-            .any(|t| t.as_str().is_some_and(|t| t.contains("GH2026000902"))),
+        overdue.iter().any(|t| t.contains("GH2026000902")),
         "the case on its own clock is listed overdue: {overdue:?}"
     );
     let joint = browser
@@ -418,42 +432,18 @@ async fn the_dashboard_shows_failure_and_recovery_replays_and_timelines(
         .credit_code
         .as_str()
         .to_owned();
-    let line = json!({
-        "entry_id": "FGJ-XY-OPS-1", "version": 1, "list": "dishonest",
-        "subject_name": "上海某某建设工程有限公司", "credit_code": applicant,
-        "measures": "限制参与政府投资项目招标", "issued_by": "上海市住房和城乡建设管理委员会",
-        "legal_basis": "《上海市社会信用条例》第三十条", "document_number": "沪建信〔2026〕12号",
-        "valid_from": "2026-01-01"
-    });
+    let line = gateway::sim::credit_line("FGJ-XY-OPS-1", 1, "dishonest", &applicant, "2026-01-01");
     let housing = BureauClient::new(pki, running.addr(), BureauId::Housing);
-    let published = housing
-        .post_body(
-            "/v1/credit/entries",
-            "application/x-ndjson",
-            format!("{line}\n").into_bytes(),
-        )
-        .await;
+    let published = housing.publish_credit(&[line]).await;
     assert_eq!(published.status, StatusCode::OK, "{published:?}");
     assert_eq!(planning.send(&listed).await.status, StatusCode::ACCEPTED);
-    let mut matched = Vec::new();
-    for _ in 0..60 {
-        browser
-            .run(json!({"cmd": "open", "path": "/ops?lang=en"}))
-            .await;
-        let rows = browser
-            .run(json!({"cmd": "texts", "selector": "#credit-lists tr.credit-match"}))
-            .await;
-        matched = rows["texts"].as_array().cloned().unwrap_or_default();
-        if !matched.is_empty() {
-            break;
-        }
-        browser.run(json!({"cmd": "sleep", "ms": 500})).await;
-    }
+    let matched = browser
+        .rows_until("#credit-lists tr.credit-match", |rows| !rows.is_empty())
+        .await;
     assert!(
         matched.len() == 1
-            && matched[0]
-                .as_str()
-                .is_some_and(|t| t.contains("GH2026000903") && t.contains(&applicant)),
+            && matched[0].contains("GH2026000903")
+            && matched[0].contains(&applicant),
         "the case is matched once: {matched:?}"
     );
     let listings = browser

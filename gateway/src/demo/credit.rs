@@ -35,22 +35,15 @@ pub(super) async fn list(
         .ok_or("the clock is outside the model's years")?
         .naive_local()
         .date();
-    let line = serde_json::json!({
-        "entry_id": ENTRY, "version": 1, "list": "dishonest",
-        "subject_name": "上海某某建设工程有限公司", "credit_code": APPLICANT,
-        "measures": "限制参与政府投资项目招标；不适用容缺后补",
-        "issued_by": "上海市住房和城乡建设管理委员会",
-        "legal_basis": "《上海市社会信用条例》第三十条",
-        "document_number": "沪建信〔2026〕12号",
-        "valid_from": today.format("%Y-01-01").to_string()
-    });
-    let housing = &clients[&BureauId::Housing];
-    let reply = housing
-        .post(
-            "/v1/credit/entries",
-            "application/x-ndjson",
-            format!("{line}\n"),
-        )
+    let line = crate::sim::credit_line(
+        ENTRY,
+        1,
+        "dishonest",
+        APPLICANT,
+        &today.format("%Y-01-01").to_string(),
+    );
+    let reply = clients[&BureauId::Housing]
+        .publish_credit(&[line])
         .await
         .map_err(|e| e.to_string())?;
     if reply.status != StatusCode::OK {

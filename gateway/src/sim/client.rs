@@ -15,7 +15,7 @@ use hyper::{Method, StatusCode};
 use schemas::{BureauId, Event};
 
 use super::error::SimError;
-use super::upload::{UploadFile, survey_upload};
+use super::upload::{UploadFile, credit_upload, survey_upload};
 use crate::delivery::{HttpsClient, https_client};
 use crate::net::pki::PkiLayout;
 
@@ -339,6 +339,17 @@ impl BureauClient {
     ) -> Result<Reply, SimError> {
         let (content_type, body) = survey_upload(metadata, files);
         self.post("/v1/surveys", &content_type, body).await
+    }
+
+    /// Publishes credit-list entries (see [`super::upload::credit_line`]): one NDJSON POST to
+    /// `/v1/credit/entries`, all or nothing.
+    pub async fn publish_credit(&self, lines: &[serde_json::Value]) -> Result<Reply, SimError> {
+        self.post(
+            "/v1/credit/entries",
+            "application/x-ndjson",
+            credit_upload(lines),
+        )
+        .await
     }
 
     /// Reads a survey result (`GET /v1/surveys/{id}`).

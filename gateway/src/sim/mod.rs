@@ -10,7 +10,8 @@
 //! - `client`: `BureauClient` (mutual TLS with a bureau's, an operator's or no certificate):
 //!   send messages, pull and acknowledge the feed, publish surveys, read results and files,
 //!   raw and streamed requests; `Reply`, `Feed`.
-//! - `upload`: the `multipart/form-data` body of a survey publication and its metadata.
+//! - `upload`: the `multipart/form-data` body of a survey publication and its metadata, and
+//!   the lines of a credit-list upload.
 //! - `error`: `SimError`.
 //!
 //! Architecture invariant: it never reads the store, nor any gateway state: whatever it knows
@@ -28,4 +29,4 @@ pub use client::{BureauClient, Feed, Reply, StreamingBody};
 pub use endpoint::{Behaviour, Endpoint};
 pub use error::SimError;
 pub use inbox::{Inbox, Received};
-pub use upload::{UploadFile, survey_metadata, survey_upload};
+pub use upload::{UploadFile, credit_line, credit_upload, survey_metadata, survey_upload};

@@ -1,5 +1,6 @@
 //! What a publisher sends to `POST /v1/surveys`: the metadata part (figures as native texts
-//! with their units) and the files, as one `multipart/form-data` body.
+//! with their units) and the files, as one `multipart/form-data` body; and what a listing
+//! department sends to `POST /v1/credit/entries`: one JSON entry per line.
 
 /// A file to upload: its name, media type and content.
 pub type UploadFile = (String, String, Vec<u8>);
@@ -54,4 +55,36 @@ pub fn survey_metadata(result: &schemas::SurveyResult) -> serde_json::Value {
         "surveyed_on": result.surveyed_on.to_string(),
         "figures": figures,
     })
+}
+
+/// One line of a credit-list upload as a listing department writes it: `entry_id` at `version`
+/// on `list` (`dishonest`, `key_supervision`, `red`), listing the enterprise `credit_code` from
+/// `valid_from` (`YYYY-MM-DD`), with a subject name, measures, issuer, legal basis and document
+/// number of the housing and construction commission.
+pub fn credit_line(
+    entry_id: &str,
+    version: u32,
+    list: &str,
+    credit_code: &str,
+    valid_from: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "entry_id": entry_id, "version": version, "list": list,
+        "subject_name": "上海某某建设工程有限公司", "credit_code": credit_code,
+        "measures": "限制参与政府投资项目招标；不适用容缺后补",
+        "issued_by": "上海市住房和城乡建设管理委员会",
+        "legal_basis": "《上海市社会信用条例》第三十条",
+        "document_number": "沪建信〔2026〕12号",
+        "valid_from": valid_from
+    })
+}
+
+/// A credit-list upload's body (`application/x-ndjson`): one line per entry.
+pub fn credit_upload(lines: &[serde_json::Value]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for line in lines {
+        body.extend_from_slice(line.to_string().as_bytes());
+        body.push(b'\n');
+    }
+    body
 }

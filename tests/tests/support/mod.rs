@@ -512,6 +512,14 @@ impl BureauClient {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Publishes credit-list entries (`sim::credit_line`), one NDJSON upload.
+    pub(crate) async fn publish_credit(&self, lines: &[serde_json::Value]) -> Reply {
+        self.0
+            .publish_credit(lines)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub(crate) async fn post_json(&self, path: &str, json: serde_json::Value) -> Reply {
         self.post_body(path, "application/json", json.to_string().into_bytes())
             .await
