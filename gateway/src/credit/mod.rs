@@ -29,6 +29,8 @@ use crate::store::{CreditMatchRecord, CreditRecord, NewEvent, NewMessage, StoreE
 
 /// Most stored versions read for one lookup or one message's matching.
 pub const MAX_VERSIONS_READ: usize = 1_000;
+/// Most recorded matches read for one case (one per entry its applicant was ever warned of).
+pub const MAX_MATCHES_READ: usize = 1_000;
 
 /// The latest stored version of each (publisher, entry id) among `records`.
 pub fn current(records: &[CreditRecord]) -> Vec<&CreditRecord> {

@@ -281,7 +281,7 @@ impl<S: Store> FlowEngine<S> {
             .credit_matches_of_case(
                 event.source,
                 event.case_id.clone(),
-                crate::credit::MAX_VERSIONS_READ,
+                crate::credit::MAX_MATCHES_READ,
             )
             .await?;
         let mut out = Vec::new();

@@ -624,7 +624,8 @@ fn credit_rows(
                 tbody {
                     @for record in listings {
                         @let entry = &record.entry;
-                        tr.credit-listing data-entry=(entry.entry_id.as_str()) data-active=(entry.is_active_on(today)) class=[(!entry.is_active_on(today)).then_some("muted")] {
+                        @let active = entry.is_active_on(today);
+                        tr.credit-listing data-entry=(entry.entry_id.as_str()) data-active=(active) class=[(!active).then_some("muted")] {
                             td { (words::date_time(record.listed_at)) }
                             td { (bureau_name(lang, record.publisher)) }
                             td { (words::credit_list_name(lang, entry.list)) }

@@ -385,30 +385,31 @@ async fn commit_batch(
             return;
         }
     };
-    let (plain, surveys): (Vec<IngestJob>, Vec<IngestJob>) = batch.into_iter().partition(|job| {
-        // A survey, credit entries or a credit match have rows of their own: one by one.
-        job.message.survey.is_none()
-            && job.message.credit.is_empty()
-            && job.message.credit_match.is_none()
-    });
+    let (plain, one_by_one): (Vec<IngestJob>, Vec<IngestJob>) =
+        batch.into_iter().partition(|job| {
+            // A survey, credit entries or a credit match have rows of their own: one by one.
+            job.message.survey.is_none()
+                && job.message.credit.is_empty()
+                && job.message.credit_match.is_none()
+        });
     let had_plain = !plain.is_empty();
     let rest = match commit_plain(&client, plain, lane).await {
         Ok(()) => {
             if had_plain {
                 commits.fetch_add(1, Ordering::Relaxed);
             }
-            surveys
+            one_by_one
         }
         Err((error, plain)) => {
             tracing::debug!(message = "a group commit failed; committing its messages one by one", %error);
             if client.batch_execute("ROLLBACK").await.is_err() {
                 drop(Object::take(client));
                 let mut all = plain;
-                all.extend(surveys);
+                all.extend(one_by_one);
                 return retry_alone(pool, all, commits, lane).await;
             }
             let mut all = plain;
-            all.extend(surveys);
+            all.extend(one_by_one);
             all
         }
     };
